@@ -1,0 +1,49 @@
+/* err.h - the one error type of manta-node.
+ *
+ * Every fallible function takes `mt_error **err` as its last parameter and returns -1 (or NULL)
+ * on failure after setting *err with mt_error_set(). Callers add context on the way up with
+ * mt_error_wrap(); the CLI prints the message once, the daemon logs it once, and whoever
+ * handles the error releases it with mt_error_free().
+ */
+#ifndef MANTA_ERR_H
+#define MANTA_ERR_H
+
+#include <stdarg.h>
+
+/* Error categories; `code` lets callers branch without parsing messages. */
+enum mt_errcode {
+    MT_ERR_GENERIC = 1,
+    MT_ERR_IO,        /* a system call failed; errno-derived text in the message */
+    MT_ERR_PARSE,     /* malformed input (TOML, YAML, JSON, ...) */
+    MT_ERR_CONFIG,    /* a configuration is wrong */
+    MT_ERR_NOTFOUND,  /* a named thing does not exist */
+    MT_ERR_EXISTS,    /* a named thing already exists */
+    MT_ERR_USAGE,     /* the command line is wrong */
+    MT_ERR_NOENV,     /* an environment variable referenced by a config is missing */
+};
+
+typedef struct mt_error {
+    int code;  /* enum mt_errcode */
+    int errnum; /* errno at the failure, 0 if none */
+    char *msg; /* owned; complete sentence(s), context prepended by mt_error_wrap */
+} mt_error;
+
+/* Set *err (must be NULL or point to NULL) to a new error. Returns -1 for `return mt_error_set(...)`.
+ * If err is NULL the error is discarded. */
+int mt_error_set(mt_error **err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Same, appending ": strerror(errnum)". */
+int mt_error_sys(mt_error **err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prepend "context: " to an existing error. Returns -1. No-op if err or *err is NULL. */
+int mt_error_wrap(mt_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Free *err and set it to NULL. Safe on NULL. */
+void mt_error_free(mt_error **err);
+
+/* The message, or "" for no error. Borrowed. */
+const char *mt_error_msg(const mt_error *err);
+
+#endif

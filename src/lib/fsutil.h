@@ -1,0 +1,37 @@
+/* fsutil.h - files and paths: whole-file reads, crash-safe writes, mkdir -p, ~ handling. */
+#ifndef MANTA_FSUTIL_H
+#define MANTA_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Read a whole file (at most max_bytes; larger is an error). Returns owned, NUL-terminated
+ * contents and sets *len_out (may be NULL), or NULL with *err. */
+char *fs_read_file(const char *path, size_t max_bytes, size_t *len_out, mt_error **err);
+
+/* Write data to path crash-safely: path.tmp.<pid>, fsync, rename, fsync the directory.
+ * The file gets `mode` (e.g. 0600 for files holding a token). */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, mt_error **err);
+
+/* mkdir -p with the given mode for directories it creates. */
+int fs_mkdir_p(const char *path, mode_t mode, mt_error **err);
+
+bool fs_exists(const char *path);
+bool fs_is_dir(const char *path);
+
+/* The user's home directory ($HOME, else the passwd entry). Borrowed, never NULL. */
+const char *fs_home(void);
+
+/* "~" or "~/x" -> home-based absolute path; other strings copied. Returns owned. */
+char *fs_expand_tilde(const char *path);
+
+/* Absolute path with the home directory shown as "~" (for messages). Returns owned. */
+char *fs_display_path(const char *path);
+
+/* Join two path components with one '/'. Returns owned. */
+char *fs_join(const char *a, const char *b);
+
+#endif
