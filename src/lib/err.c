@@ -1,5 +1,4 @@
 /* err.c - the one error type; see err.h. */
-#define _GNU_SOURCE
 #include "err.h"
 
 #include <stdio.h>

@@ -1,5 +1,4 @@
 /* fsutil.c - files and paths; see fsutil.h. */
-#define _GNU_SOURCE
 #include "fsutil.h"
 
 #include <errno.h>

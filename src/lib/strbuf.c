@@ -1,5 +1,4 @@
 /* strbuf.c - growable buffer; see strbuf.h. */
-#define _GNU_SOURCE
 #include "strbuf.h"
 
 #include <stdio.h>

@@ -1,0 +1,20 @@
+/* prompt.h - questions on the terminal (config init, confirmations). */
+#ifndef MANTA_PROMPT_H
+#define MANTA_PROMPT_H
+
+#include <stdbool.h>
+
+/* True when both standard input and standard output are terminals. */
+bool prompt_interactive(void);
+
+/* Ask "question [def]: " and read a line. Returns the answer (owned; def if the answer is
+ * empty and def is non-NULL) or NULL at end of input. */
+char *prompt_line(const char *question, const char *def);
+
+/* Ask with echo off (tokens, passwords). Returns owned text ("" if empty) or NULL at EOF. */
+char *prompt_secret(const char *question);
+
+/* Ask "question [y/N]: " (or [Y/n]). Returns 1 for yes, 0 for no, -1 at end of input. */
+int prompt_yes_no(const char *question, bool def);
+
+#endif
