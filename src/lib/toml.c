@@ -1438,24 +1438,32 @@ static toml_value *parse_value(parser *p, int depth)
 
 /* ---- tables and key/value pairs --------------------------------------------------------- */
 
+/* `verb` the key path kp ("define table", ...) failed because kp[0..upto] already exists as kv. */
 static int conflict_error(parser *p, const keypath *kp, size_t upto, const toml_kv *kv,
-                          const char *what)
+                          const char *verb)
 {
+    cleanup_free char *full = disp_path(kp, kp->n);
     cleanup_free char *name = disp_path(kp, upto + 1);
     const toml_value *v = kv->val;
-    const keypart *part = &kp->parts[upto];
+    size_t pos = kp->parts[upto].pos;
     if (v->type == TOML_TABLE && (v->flags & TF_INLINE))
-        return perr(p, part->pos,
-                    "%s: \"%s\" is an inline table (line %d, column %d) and cannot be extended",
-                    what, name, v->line, v->col);
+        return perr(p, pos,
+                    "cannot %s \"%s\": \"%s\" is an inline table (line %d, column %d) and "
+                    "inline tables cannot be extended",
+                    verb, full, name, v->line, v->col);
+    if (v->type == TOML_TABLE && upto + 1 == kp->n)
+        return perr(p, pos, "table \"%s\" is already defined (line %d, column %d)", name, v->line,
+                    v->col);
     if (v->type == TOML_TABLE)
-        return perr(p, part->pos, "%s: table \"%s\" is already defined (line %d, column %d)", what,
-                    name, v->line, v->col);
+        return perr(p, pos,
+                    "cannot %s \"%s\": table \"%s\" is already defined by a [table] header "
+                    "(line %d, column %d)",
+                    verb, full, name, v->line, v->col);
     if (v->type == TOML_ARRAY && (v->flags & TF_AOT))
-        return perr(p, part->pos, "%s: \"%s\" is an array of tables (line %d, column %d)", what,
-                    name, kv->line, kv->col);
-    return perr(p, part->pos, "%s: \"%s\" is already defined as %s (line %d, column %d)", what,
-                name, type_with_article(v->type), kv->line, kv->col);
+        return perr(p, pos, "cannot %s \"%s\": \"%s\" is an array of tables (line %d, column %d)",
+                    verb, full, name, kv->line, kv->col);
+    return perr(p, pos, "cannot %s \"%s\": \"%s\" is already defined as %s (line %d, column %d)",
+                verb, full, name, type_with_article(v->type), kv->line, kv->col);
 }
 
 static int parse_keyval(parser *p, toml_value *tab, int depth)
@@ -1494,7 +1502,7 @@ static int parse_keyval(parser *p, toml_value *tab, int depth)
             d++;
             continue;
         }
-        return conflict_error(p, &kp, i, kv, "cannot add dotted key");
+        return conflict_error(p, &kp, i, kv, "add dotted key");
     }
     keypart *last = &kp.parts[kp.n - 1];
     toml_kv *dup = idx_find(p, t, last->s, last->len);
@@ -1560,7 +1568,7 @@ static int parse_header(parser *p)
             t = v->u.arr.items[v->u.arr.len - 1];
             d += 2;
         } else {
-            return conflict_error(p, &kp, i, kv, "cannot define table");
+            return conflict_error(p, &kp, i, kv, "define table");
         }
     }
 
@@ -1579,7 +1587,7 @@ static int parse_header(parser *p)
         } else if (kv->val->type == TOML_ARRAY && (kv->val->flags & TF_AOT)) {
             arr = kv->val;
         } else {
-            return conflict_error(p, &kp, kp.n - 1, kv, "cannot define array of tables");
+            return conflict_error(p, &kp, kp.n - 1, kv, "define array of tables");
         }
         toml_value *elem = new_value(TOML_TABLE);
         elem->flags = TF_EXPLICIT;
@@ -1618,7 +1626,7 @@ static int parse_header(parser *p)
                     "%d, column %d)",
                     name, v->line, v->col);
     }
-    return conflict_error(p, &kp, kp.n - 1, kv, "cannot define table");
+    return conflict_error(p, &kp, kp.n - 1, kv, "define table");
 }
 
 static int parse_document(parser *p)
