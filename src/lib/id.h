@@ -29,7 +29,8 @@ int node_id_from_alias(const char *alias, node_id *out, mt_error **err);
  * a6e964a2b22b18aeb6c10da8fb1c8094. */
 node_id node_id_from_mac(uint64_t mac48);
 
-/* 128 random bits from getrandom(2). */
+/* A random UUID4 read as a 128-bit number, as the reference does (122 random bits from
+ * getrandom(2), version and variant bits set). */
 int node_id_random(node_id *out, mt_error **err);
 
 /* The "xid" text form: lower-case hex without leading zeros; if that is not 32 characters

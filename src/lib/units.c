@@ -13,11 +13,24 @@ bool parse_size(const char *text, uint64_t *out)
         return false;
     while (isspace((unsigned char)*text))
         text++;
-    if (!isdigit((unsigned char)*text) && *text != '.')
+    /* Decimal digits with an optional fraction; no hex, no exponent, no sign. */
+    const char *p = text;
+    while (isdigit((unsigned char)*p))
+        p++;
+    bool int_digits = p > text;
+    if (*p == '.') {
+        p++;
+        const char *f = p;
+        while (isdigit((unsigned char)*p))
+            p++;
+        if (!int_digits && p == f)
+            return false;
+    } else if (!int_digits) {
         return false;
-    char *end = NULL;
-    double v = strtod(text, &end);
-    if (end == text || !isfinite(v) || v < 0)
+    }
+    double v = strtod(text, NULL);
+    const char *end = p;
+    if (!isfinite(v))
         return false;
     while (isspace((unsigned char)*end))
         end++;

@@ -94,6 +94,10 @@ static void test_parse_rejects(void **state)
     expect_reject("12 34");
     expect_reject("nan");
     expect_reject("inf");
+    expect_reject("0x10"); /* decimal only */
+    expect_reject("1e3");
+    expect_reject(".");
+    expect_reject(".M");
 
     uint64_t got = 7;
     assert_false(parse_size(NULL, &got));
