@@ -400,10 +400,6 @@ static const char *type_with_article(toml_type t)
         return "an integer";
     case TOML_DATETIME:
         return "an offset date-time";
-    default:
-        break;
-    }
-    switch (t) {
     case TOML_TABLE:
         return "a table";
     case TOML_STRING:
@@ -418,9 +414,8 @@ static const char *type_with_article(toml_type t)
         return "a local date";
     case TOML_TIME_LOCAL:
         return "a local time";
-    default:
-        return "a value";
     }
+    return "a value";
 }
 
 /* ---- parser state ----------------------------------------------------------------------- */

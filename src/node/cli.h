@@ -12,6 +12,7 @@
 #define EXIT_USAGE 2
 
 int cli_config(int argc, char **argv);
+int cli_start(int argc, char **argv);
 
 /* "Error: <message>" on stderr; later lines of the message are printed as they are. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -588,7 +588,7 @@ static int config_init(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "+yfh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "yfh", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
         case O_NAME:

@@ -11,6 +11,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"start", cli_start, "Start a node instance"},
     {"config", cli_config, "Manage node configurations"},
 };
 
@@ -23,6 +24,8 @@ static void help(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-10s %s\n", "help", "Show this help message");
     fprintf(out, "\nExamples:\n"
+                 "  manta_node start\n"
+                 "  manta_node start production --alias worker-1\n"
                  "  manta_node config init\n"
                  "  manta_node config init <path/to/config.yaml>\n"
                  "  manta_node config list\n"

@@ -535,3 +535,11 @@ def test_manta_home_is_honoured(node, tmp_path):
     assert p.returncode == 0, p.stderr
     assert (mh / "nodes" / "default.toml").exists()
     assert not (node.home / ".manta").exists()
+
+
+def test_options_after_the_file_argument(node, tmp_path):
+    src = tmp_path / "late.toml"
+    src.write_text('[identity]\nsecured_token = "a.b.c"\n')
+    assert node.run("config", "init", str(src)).returncode == 0
+    p = node.run("config", "init", str(src), "--force")
+    assert p.returncode == 0, p.stderr

@@ -1,0 +1,55 @@
+/* pbcompat.c - wire-compatibility encoders; see pbcompat.h. */
+#include "pbcompat.h"
+
+#include <string.h>
+
+#include "mem.h"
+
+/* Field number of ResultQuery.size; the fields before it and after it are packed by protobuf-c. */
+enum { RESULT_QUERY_SIZE_FIELD = 6 };
+
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+uint8_t *pbcompat_pack_result_query(const Common__Results__ResultQuery *q, int32_t size,
+                                    size_t *len)
+{
+    Common__Results__ResultQuery empty = COMMON__RESULTS__RESULT_QUERY__INIT;
+    if (!q)
+        q = &empty;
+
+    /* Fields 1..5: a copy without size, method and unknown fields. */
+    Common__Results__ResultQuery head = *q;
+    head.size = 0;
+    head.method = COMMON__RESULTS__RESULT_METHOD__UNSPECIFIED;
+    head.base.n_unknown_fields = 0;
+    head.base.unknown_fields = NULL;
+
+    /* Field 7 and the unknown fields: a copy holding nothing else. */
+    Common__Results__ResultQuery tail = COMMON__RESULTS__RESULT_QUERY__INIT;
+    tail.method = q->method;
+    tail.base.n_unknown_fields = q->base.n_unknown_fields;
+    tail.base.unknown_fields = q->base.unknown_fields;
+
+    size_t head_len = protobuf_c_message_get_packed_size(&head.base);
+    size_t tail_len = protobuf_c_message_get_packed_size(&tail.base);
+    /* Tag (1 byte for field 6) + at most 10 varint bytes. */
+    uint8_t *buf = xmalloc(head_len + 11 + tail_len);
+
+    size_t n = protobuf_c_message_pack(&head.base, buf);
+    if (size != 0) {
+        buf[n++] = (uint8_t)(RESULT_QUERY_SIZE_FIELD << 3 | PROTOBUF_C_WIRE_TYPE_VARINT);
+        n += put_varint(buf + n, (uint64_t)(int64_t)size);
+    }
+    n += protobuf_c_message_pack(&tail.base, buf + n);
+    *len = n;
+    return buf;
+}

@@ -1,0 +1,650 @@
+/* agent.c - the node daemon's context, startup sequence and event loop; see agent.h. */
+#include "agent.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "fsutil.h"
+#include "light.h"
+#include "mem.h"
+#include "wire.h"
+
+#define TOPIC_SET_NODE_STATUS "manager/set_node_status"
+#define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
+#define TICK_MS 1000
+#define STOP_PUBACK_WAIT_MS 3000
+
+int64_t agent_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double jitter01(void)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+        r = (uint32_t)agent_now_ms() * 2654435761u;
+    return (double)r / 4294967295.0;
+}
+
+/* ---- MQTT plumbing ------------------------------------------------------------------------- */
+
+static void watch_mqtt(node *n)
+{
+    int fd = n->mqtt ? mqtt_fd(n->mqtt) : -1;
+    bool want_write = fd >= 0 && mqtt_want_write(n->mqtt);
+    if (fd != n->mqtt_watched_fd) {
+        if (n->mqtt_watched_fd >= 0)
+            epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->mqtt_watched_fd, NULL); /* may be closed */
+        n->mqtt_watched_fd = -1;
+        if (fd >= 0) {
+            struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0),
+                                     .data.fd = fd};
+            if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+                n->mqtt_watched_fd = fd;
+                n->mqtt_watch_write = want_write;
+            }
+        }
+        return;
+    }
+    if (fd >= 0 && want_write != n->mqtt_watch_write) {
+        struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0), .data.fd = fd};
+        if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+            epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev);
+        n->mqtt_watch_write = want_write;
+    }
+}
+
+static void schedule_reconnect(node *n)
+{
+    double base = n->cfg.mqtt.reconnect_delay * pow(2.0, n->reconnect_attempt);
+    if (base > n->cfg.mqtt.reconnect_max_delay)
+        base = n->cfg.mqtt.reconnect_max_delay;
+    double delay = base * (0.5 + 0.5 * jitter01()); /* jitter: no synchronised storms */
+    if (n->reconnect_attempt < 30)
+        n->reconnect_attempt++;
+    n->reconnect_at_ms = agent_now_ms() + (int64_t)(delay * 1000);
+    log_warn(n->log, "mqtt", "MQTT connection to %s:%d lost; reconnecting in %.1f s",
+             n->broker_host, n->broker_port, delay);
+}
+
+static void subscribe_all(node *n)
+{
+    n->suback_pending = 0;
+    for (size_t i = 0; i < n->ntopics; i++) {
+        mt_error *e = NULL;
+        if (mqtt_subscribe(n->mqtt, n->topics[i], 1, NULL, &e) < 0) {
+            log_error(n->log, "mqtt", "Cannot subscribe to %s: %s", n->topics[i],
+                      mt_error_msg(e));
+            mt_error_free(&e);
+            continue;
+        }
+        n->suback_pending++;
+    }
+}
+
+static void on_connect(void *ctx, int rc, bool session_present)
+{
+    node *n = ctx;
+    n->last_connack_rc = rc;
+    if (rc != 0) {
+        log_error(n->log, "mqtt", "The broker %s:%d refused the connection (code %d)",
+                  n->broker_host, n->broker_port, rc);
+        return;
+    }
+    n->mqtt_up = true;
+    n->reconnect_attempt = 0;
+    log_info(n->log, "mqtt", "Connected to MQTT broker %s:%d as %s (session %s)", n->broker_host,
+             n->broker_port, n->xid, session_present ? "resumed" : "new");
+    subscribe_all(n);
+}
+
+static void on_disconnect(void *ctx, int rc)
+{
+    node *n = ctx;
+    bool was_up = n->mqtt_up;
+    n->mqtt_up = false;
+    n->disconnects++;
+    if (n->stopping)
+        return;
+    if (was_up || n->reconnect_at_ms == 0)
+        schedule_reconnect(n);
+}
+
+static void on_message(void *ctx, const char *topic, const void *payload, size_t len, int qos)
+{
+    commands_dispatch(ctx, topic, payload, len);
+}
+
+static void on_published(void *ctx, int mid)
+{
+    node *n = ctx;
+    if (n->disconnect_mid >= 0 && mid == n->disconnect_mid)
+        n->disconnect_acked = true;
+}
+
+static void on_subscribed(void *ctx, int mid, int granted_qos)
+{
+    node *n = ctx;
+    if (n->suback_pending)
+        n->suback_pending--;
+    if (granted_qos == 128)
+        log_error(n->log, "mqtt", "The broker refused a subscription (message %d)", mid);
+    else if (!n->suback_pending)
+        log_info(n->log, "mqtt", "Subscribed to %zu topic(s)", n->ntopics);
+}
+
+static bool path_readable(const char *p)
+{
+    return p && access(p, R_OK) == 0;
+}
+
+static int mqtt_setup(node *n, mt_error **err)
+{
+    const node_config *c = &n->cfg;
+    bool tls = c->mqtt.use_tls == 1 ||
+               (c->mqtt.use_tls < 0 && (c->security.use_tls || n->broker_port == 8883));
+    cleanup_free char *ca = NULL;
+    cleanup_free char *cert = NULL;
+    cleanup_free char *key = NULL;
+    if (tls) {
+        if (c->mqtt.ca_file)
+            ca = xstrdup(c->mqtt.ca_file);
+        else if (c->security.use_tls)
+            ca = fs_join(c->security.cert_folder, "ca.crt");
+        if (c->mqtt.cert_file) {
+            cert = xstrdup(c->mqtt.cert_file);
+            key = xstrdup(c->mqtt.key_file);
+        } else if (c->security.use_tls) {
+            cert = fs_join(c->security.cert_folder, "mqtt.crt");
+            key = fs_join(c->security.cert_folder, "mqtt.key");
+            if (!path_readable(cert) || !path_readable(key)) {
+                free(cert);
+                free(key);
+                cert = key = NULL;
+            }
+        }
+    }
+    /* The last will tells the manager this node is gone if the connection drops. */
+    Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
+    Common__System__PairId pid;
+    wire_pair_id(&pid, n->id);
+    st.node_id = &pid;
+    st.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED;
+    size_t will_len = 0;
+    cleanup_free uint8_t *will = wire_pack(&st.base, &will_len);
+    mqtt_options o = {
+        .client_id = n->xid,
+        .clean_session = false, /* commands sent while the node is away wait for it */
+        .keepalive = (int)c->mqtt.keepalive,
+        .username = c->mqtt.username,
+        .password = c->mqtt.password,
+        .tls = tls,
+        .ca_file = ca,
+        .cert_file = cert,
+        .key_file = key,
+        .will_topic = TOPIC_SET_NODE_STATUS,
+        .will_payload = will,
+        .will_len = will_len,
+        .will_qos = 1,
+    };
+    mqtt_callbacks cb = {on_connect, on_disconnect, on_message, on_published, on_subscribed};
+    n->mqtt = mqtt_new(&o, &cb, n, err);
+    return n->mqtt ? 0 : -1;
+}
+
+/* ---- init ---------------------------------------------------------------------------------- */
+
+int agent_init(node *n, node_config *cfg, const char *config_name, mt_error **err)
+{
+    memset(n, 0, sizeof(*n));
+    n->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    n->config_name = xstrdup(config_name);
+    n->out = stdout;
+    n->epfd = n->sigfd = n->mqtt_watched_fd = -1;
+    n->disconnect_mid = -1;
+    metrics_init(&n->metrics, NULL);
+    metrics_platform(&n->platform);
+
+    log_level lvl = LOG_INFO;
+    log_level_parse(n->cfg.logging.level, &lvl);
+    log_options lo = {
+        .level = lvl,
+        .file = n->cfg.logging.filename,
+        .to_file = n->cfg.logging.log_to_file,
+        .to_console = n->cfg.logging.log_to_console,
+        .console = stderr,
+        .max_bytes = n->cfg.logging.max_file_size,
+        .backup_count = (int)n->cfg.logging.backup_count,
+        .program = "manta_node",
+    };
+    n->log = log_open(&lo, err);
+    if (!n->log)
+        return mt_error_wrap(err, "cannot open the log file");
+    log_add_secret(n->log, n->cfg.identity.secured_token);
+    log_add_secret(n->log, n->cfg.mqtt.password);
+    log_add_secret(n->log, n->cfg.containers.registry_password);
+
+    if (!n->cfg.identity.alias && n->cfg.identity.random_id) {
+        if (node_id_random(&n->id, err) < 0)
+            return -1;
+    } else if (node_id_from_alias(config_effective_alias(&n->cfg), &n->id, err) < 0) {
+        return -1;
+    }
+    node_id_to_xid(n->id, n->xid);
+
+    if (datasets_scan(&n->cfg.datasets.mappings, &n->datasets, err) < 0)
+        return mt_error_wrap(err, "Dataset validation failed");
+
+    /* Signals arrive through a signalfd; block them before any thread exists, so that no
+     * library thread can take a SIGTERM with the default action. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    n->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    n->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (n->sigfd < 0 || n->epfd < 0)
+        return mt_error_sys(err, errno, "cannot set up the event loop");
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = n->sigfd};
+    epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sigfd, &ev);
+
+    rpc_init();
+    mqtt_lib_init();
+    n->libs_inited = true;
+    n->wq = workq_start(256);
+    log_info(n->log, "agent", "Node ID: %s", n->xid);
+    log_info(n->log, "agent", "Configuration: %s", n->cfg.metadata.name);
+    return 0;
+}
+
+/* ---- startup ------------------------------------------------------------------------------- */
+
+static void loop_once(node *n, int timeout_ms);
+
+static int auth_or(int code, int other)
+{
+    return code == RPC_UNAUTHENTICATED || code == RPC_PERMISSION_DENIED ? AGENT_STAGE_AUTH : other;
+}
+
+int agent_start(node *n, int *stage, mt_error **err)
+{
+    if (mc_open(&n->mc, &n->cfg, n->log, err) < 0) {
+        *stage = AGENT_STAGE_MANAGER;
+        return -1;
+    }
+    log_info(n->log, "agent", "Checking manager availability at %s://%s",
+             n->mc.tls ? "TLS" : "insecure", n->mc.target);
+    rpc_status st;
+    Common__System__Empty empty = COMMON__SYSTEM__EMPTY__INIT;
+    size_t elen;
+    cleanup_free uint8_t *ebuf = wire_pack(&empty.base, &elen);
+    if (mc_call_raw(&n->mc, "IsAvailable", ebuf, elen, n->cfg.network.connect_timeout * 1000, 3,
+                    NULL, &st) < 0) {
+        *stage = auth_or(st.code, AGENT_STAGE_MANAGER);
+        return mt_error_set(err, MT_ERR_IO, "%s: %s", rpc_code_name(st.code), st.message);
+    }
+
+    /* RegisterNode: ID, platform, dataset overviews. */
+    Common__Informations__NodeOverview ov = COMMON__INFORMATIONS__NODE_OVERVIEW__INIT;
+    Common__System__PairId pid;
+    wire_pair_id(&pid, n->id);
+    Common__Informations__PlatformInfo pi;
+    wire_platform(&pi, &n->platform);
+    wire_overviews wo;
+    wire_overviews_fill(&wo, &n->datasets);
+    ov.node_id = &pid;
+    ov.platform_info = &pi;
+    ov.dataset_overviews = &wo.ov;
+    ProtobufCMessage *resp = NULL;
+    int rc = mc_call(&n->mc, "RegisterNode", &ov.base,
+                     &common__informations__registration__descriptor, &resp, &st);
+    wire_overviews_release(&wo);
+    if (rc < 0) {
+        *stage = auth_or(st.code, AGENT_STAGE_REGISTER);
+        return mt_error_set(err, MT_ERR_IO, "%s: %s", rpc_code_name(st.code), st.message);
+    }
+    Common__Informations__Registration *reg = (Common__Informations__Registration *)resp;
+    n->broker_host = xstrdup(n->cfg.mqtt.broker_host ? n->cfg.mqtt.broker_host
+                                                     : reg->mqtt_broker_host);
+    n->broker_port = n->cfg.mqtt.broker_port ? (int)n->cfg.mqtt.broker_port
+                                             : (int)reg->mqtt_broker_port;
+    n->topics = xcalloc(reg->n_mqtt_topics + 1, sizeof(char *));
+    for (size_t i = 0; i < reg->n_mqtt_topics; i++)
+        n->topics[i] = xstrdup(reg->mqtt_topics[i]);
+    n->ntopics = reg->n_mqtt_topics;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    log_info(n->log, "agent", "Registered with the manager; broker %s:%d, %zu topic(s)",
+             n->broker_host, n->broker_port, n->ntopics);
+    fprintf(n->out, "✓ Node registered with manager\n");
+    fflush(n->out);
+
+    /* The broker: connect and subscribe within connect_timeout. */
+    if (!*n->broker_host || n->broker_port <= 0 || n->broker_port > 65535) {
+        *stage = AGENT_STAGE_BROKER;
+        return mt_error_set(err, MT_ERR_CONFIG, "the manager returned no usable broker address");
+    }
+    if (mqtt_setup(n, err) < 0) {
+        *stage = AGENT_STAGE_BROKER;
+        return -1;
+    }
+    if (mqtt_connect(n->mqtt, n->broker_host, n->broker_port, err) < 0) {
+        *stage = AGENT_STAGE_BROKER;
+        return -1;
+    }
+    int64_t deadline = agent_now_ms() + n->cfg.network.connect_timeout * 1000;
+    n->reconnect_at_ms = -1; /* no automatic reconnect during startup */
+    while (!(n->mqtt_up && n->suback_pending == 0) && agent_now_ms() < deadline &&
+           !n->stopping && n->disconnects == 0 && n->last_connack_rc == 0)
+        loop_once(n, 100);
+    n->reconnect_at_ms = 0;
+    if (!n->mqtt_up || n->suback_pending) {
+        *stage = AGENT_STAGE_BROKER;
+        if (n->last_connack_rc)
+            return mt_error_set(err, MT_ERR_IO, "the broker refused the connection (code %d)",
+                                n->last_connack_rc);
+        return mt_error_set(err, MT_ERR_IO, n->disconnects ? "the connection failed"
+                                                           : "no answer within %lld s",
+                            (long long)n->cfg.network.connect_timeout);
+    }
+    fprintf(n->out, "✓ Connected to MQTT broker\n");
+    fflush(n->out);
+
+    n->light = light_start(n, &n->light_port, err);
+    if (!n->light) {
+        *stage = AGENT_STAGE_LIGHT;
+        return -1;
+    }
+    log_info(n->log, "agent", "Light service listening on %s:%d",
+             n->cfg.network.light_service_host, n->light_port);
+    n->next_heartbeat_ms = agent_now_ms();
+    n->next_tick_ms = agent_now_ms() + TICK_MS;
+    fprintf(n->out, "✓ Ready to execute tasks\n");
+    fflush(n->out);
+    log_info(n->log, "agent", "Node '%s' ready", config_effective_alias(&n->cfg));
+    return 0;
+}
+
+/* ---- heartbeat ----------------------------------------------------------------------------- */
+
+/* Build SetSystemSummaryRequest{node_id, fresh MetricsSnapshot}; owned bytes or NULL. */
+uint8_t *agent_system_summary(node *n, size_t *len)
+{
+    cpu_metrics c;
+    mem_metrics m;
+    mt_error *e = NULL;
+    if (metrics_cpu(&n->metrics, &c, &e) < 0 || metrics_memory(&n->metrics, &m, &e) < 0) {
+        log_warn(n->log, "metrics", "Cannot read metrics: %s", mt_error_msg(e));
+        mt_error_free(&e);
+        return NULL;
+    }
+    wire_metrics w;
+    wire_metrics_fill(&w, &c, &m);
+    metrics_cpu_release(&c);
+    Common__Informations__SetSystemSummaryRequest req =
+        COMMON__INFORMATIONS__SET_SYSTEM_SUMMARY_REQUEST__INIT;
+    Common__System__PairId pid;
+    wire_pair_id(&pid, n->id);
+    req.node_id = &pid;
+    req.metrics_snapshot = &w.snap;
+    uint8_t *buf = wire_pack(&req.base, len);
+    wire_metrics_release(&w);
+    return buf;
+}
+
+static void heartbeat(node *n)
+{
+    if (!n->mqtt_up)
+        return;
+    size_t len;
+    cleanup_free uint8_t *buf = agent_system_summary(n, &len);
+    if (!buf)
+        return;
+    mt_error *e = NULL;
+    if (mqtt_publish(n->mqtt, TOPIC_SET_SYSTEM_SUMMARY, buf, len, 0, false, NULL, &e) < 0) {
+        log_warn(n->log, "mqtt", "Heartbeat not sent: %s", mt_error_msg(e));
+        mt_error_free(&e);
+        return;
+    }
+    n->heartbeats++;
+    log_debug(n->log, "agent", "Heartbeat %llu sent", (unsigned long long)n->heartbeats);
+}
+
+/* ---- errors to the manager ----------------------------------------------------------------- */
+
+struct call_job {
+    node *n;
+    char rpc[32];
+    uint8_t *buf;
+    size_t len;
+};
+
+static void call_job_run(void *arg)
+{
+    struct call_job *j = arg;
+    rpc_status st;
+    if (mc_call_raw(&j->n->mc, j->rpc, j->buf, j->len, 0, 0, NULL, &st) < 0)
+        log_error(j->n->log, "manager", "%s failed: %s: %s", j->rpc, rpc_code_name(st.code),
+                  st.message);
+    else
+        log_debug(j->n->log, "manager", "%s done", j->rpc);
+}
+
+static void call_job_free(void *arg)
+{
+    struct call_job *j = arg;
+    free(j->buf);
+    free(j);
+}
+
+void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len)
+{
+    struct call_job *j = xcalloc(1, sizeof(*j));
+    j->n = n;
+    snprintf(j->rpc, sizeof(j->rpc), "%s", rpc);
+    j->buf = buf;
+    j->len = len;
+    if (!workq_submit(n->wq, call_job_run, call_job_free, j))
+        log_error(n->log, "manager", "%s dropped: too many manager calls waiting", rpc);
+}
+
+void agent_send_error(node *n, int error_id, const char *content)
+{
+    log_error(n->log, "agent", "%s", content);
+    Common__System__Error e = COMMON__SYSTEM__ERROR__INIT;
+    Common__System__PairId pid;
+    wire_pair_id(&pid, n->id);
+    Google__Protobuf__Timestamp ts;
+    wire_timestamp_now(&ts);
+    e.node_id = &pid;
+    e.timestamp = &ts;
+    e.error_id = (uint32_t)error_id;
+    e.content = (char *)content;
+    size_t len;
+    uint8_t *buf = wire_pack(&e.base, &len);
+    agent_call_async(n, "SendError", buf, len);
+}
+
+/* ---- stop ---------------------------------------------------------------------------------- */
+
+void agent_request_stop(node *n, const char *why)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    log_info(n->log, "agent", "Stopping: %s", why);
+    n->stop_deadline_ms = agent_now_ms() + STOP_PUBACK_WAIT_MS;
+    if (n->mqtt && n->mqtt_up) {
+        Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
+        Common__System__PairId pid;
+        wire_pair_id(&pid, n->id);
+        st.node_id = &pid;
+        st.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED;
+        size_t len;
+        cleanup_free uint8_t *buf = wire_pack(&st.base, &len);
+        mt_error *e = NULL;
+        if (mqtt_publish(n->mqtt, TOPIC_SET_NODE_STATUS, buf, len, 1, false, &n->disconnect_mid,
+                         &e) < 0) {
+            log_warn(n->log, "mqtt", "Cannot announce the disconnection: %s", mt_error_msg(e));
+            mt_error_free(&e);
+            n->disconnect_mid = -1;
+        }
+    }
+}
+
+static bool stop_complete(node *n)
+{
+    if (!n->stopping)
+        return false;
+    if (n->disconnect_mid < 0 || n->disconnect_acked || !n->mqtt_up)
+        return true;
+    return agent_now_ms() >= n->stop_deadline_ms;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void handle_signals(node *n)
+{
+    struct signalfd_siginfo si;
+    while (read(n->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGHUP) {
+            mt_error *e = NULL;
+            if (log_reopen(n->log, &e) < 0) {
+                log_error(n->log, "agent", "Cannot reopen the log: %s", mt_error_msg(e));
+                mt_error_free(&e);
+            }
+            log_info(n->log, "agent", "SIGHUP: log file reopened");
+            continue;
+        }
+        n->stop_signals++;
+        if (n->stop_signals > 1) {
+            fprintf(n->out, "Received %s again, exiting now\n", sigabbrev_np(sig));
+            fflush(n->out);
+            log_warn(n->log, "agent", "Second %s: exiting at once", sigabbrev_np(sig));
+            _exit(1);
+        }
+        fprintf(n->out, "Received SIG%s, stopping node...\n", sigabbrev_np(sig));
+        fflush(n->out);
+        char why[32];
+        snprintf(why, sizeof(why), "SIG%s", sigabbrev_np(sig));
+        agent_request_stop(n, why);
+    }
+}
+
+static void loop_once(node *n, int timeout_ms)
+{
+    watch_mqtt(n);
+    struct epoll_event evs[8];
+    int k = epoll_wait(n->epfd, evs, 8, timeout_ms < 0 ? 0 : timeout_ms);
+    for (int i = 0; i < k; i++) {
+        int fd = evs[i].data.fd;
+        if (fd == n->sigfd) {
+            handle_signals(n);
+        } else if (n->mqtt && fd == mqtt_fd(n->mqtt)) {
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                mqtt_on_readable(n->mqtt);
+            if (n->mqtt && mqtt_fd(n->mqtt) >= 0 && (evs[i].events & EPOLLOUT))
+                mqtt_on_writable(n->mqtt);
+        }
+    }
+    int64_t now = agent_now_ms();
+    if (n->mqtt && now >= n->next_tick_ms) {
+        mqtt_tick(n->mqtt);
+        n->next_tick_ms = now + TICK_MS;
+    }
+    if (n->mqtt && n->reconnect_at_ms > 0 && now >= n->reconnect_at_ms && !n->stopping) {
+        n->reconnect_at_ms = 0;
+        mt_error *e = NULL;
+        log_info(n->log, "mqtt", "Reconnecting to %s:%d", n->broker_host, n->broker_port);
+        if (mqtt_connect(n->mqtt, n->broker_host, n->broker_port, &e) < 0) {
+            log_warn(n->log, "mqtt", "Reconnect failed: %s", mt_error_msg(e));
+            mt_error_free(&e);
+            schedule_reconnect(n);
+        }
+    }
+}
+
+int agent_run(node *n)
+{
+    while (!stop_complete(n)) {
+        int64_t now = agent_now_ms();
+        if (!n->stopping && now >= n->next_heartbeat_ms) {
+            heartbeat(n);
+            n->next_heartbeat_ms = now + n->cfg.mqtt.ping_interval * 1000;
+        }
+        int64_t wake = n->next_tick_ms;
+        if (!n->stopping && n->next_heartbeat_ms < wake)
+            wake = n->next_heartbeat_ms;
+        if (n->reconnect_at_ms > 0 && n->reconnect_at_ms < wake)
+            wake = n->reconnect_at_ms;
+        if (n->stopping && n->stop_deadline_ms < wake)
+            wake = n->stop_deadline_ms;
+        int64_t t = wake - agent_now_ms();
+        loop_once(n, t < 0 ? 0 : (int)(t > 60000 ? 60000 : t));
+    }
+    /* Graceful end: a clean DISCONNECT (no will: the status was published), the light
+     * service, then what the worker still has to say to the manager. */
+    if (n->mqtt && n->mqtt_up) {
+        mqtt_disconnect(n->mqtt);
+        for (int i = 0; i < 10 && mqtt_fd(n->mqtt) >= 0 && mqtt_want_write(n->mqtt); i++)
+            loop_once(n, 10);
+    }
+    if (n->light) {
+        light_stop(n->light);
+        n->light = NULL;
+    }
+    if (n->wq && !workq_drain(n->wq, 5000))
+        log_warn(n->log, "agent", "Some manager calls were still pending at exit");
+    log_info(n->log, "agent", "Node stopped");
+    return n->exit_code;
+}
+
+void agent_free(node *n)
+{
+    if (n->light)
+        light_stop(n->light);
+    if (n->wq)
+        workq_stop(n->wq);
+    if (n->mqtt)
+        mqtt_free(n->mqtt);
+    if (n->mc.ch)
+        mc_close(&n->mc);
+    if (n->topics) {
+        for (size_t i = 0; i < n->ntopics; i++)
+            free(n->topics[i]);
+        free(n->topics);
+    }
+    free(n->broker_host);
+    datasets_release(&n->datasets);
+    metrics_release(&n->metrics);
+    if (n->sigfd >= 0)
+        close(n->sigfd);
+    if (n->epfd >= 0)
+        close(n->epfd);
+    if (n->log)
+        log_close(n->log);
+    config_free(&n->cfg);
+    free(n->config_name);
+    if (n->libs_inited) {
+        mqtt_lib_cleanup();
+        rpc_shutdown();
+    }
+    memset(n, 0, sizeof(*n));
+}

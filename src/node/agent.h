@@ -1,0 +1,115 @@
+/* agent.h - the node daemon: one context (struct node) and its event loop.
+ *
+ * The loop is epoll over the MQTT socket and a signalfd; timers are deadlines on the monotonic
+ * clock turned into the epoll timeout (heartbeat every mqtt.ping_interval, MQTT housekeeping
+ * every second, reconnect with jittered exponential backoff). Blocking manager calls run on a
+ * worker thread (workq); the light service runs on gRPC's own threads. Signal handlers do not
+ * exist: signals arrive through the signalfd and only set state the loop acts on.
+ */
+#ifndef MANTA_AGENT_H
+#define MANTA_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "datasets.h"
+#include "id.h"
+#include "log.h"
+#include "manager_client.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "rpc.h"
+#include "workq.h"
+
+struct light_service;
+
+typedef struct node {
+    /* configuration and identity */
+    node_config cfg;          /* owned (loaded by the CLI, handed over) */
+    char *config_name;        /* owned */
+    logger *log;              /* owned */
+    node_id id;
+    char xid[NODE_XID_MAX + 1];
+    dataset_set datasets;
+    metrics_state metrics;
+    platform_info platform;
+    FILE *out;                /* where user-facing progress lines go (stdout) */
+
+    /* the manager */
+    manager_client mc;
+    workq *wq;
+
+    /* registration result */
+    char *broker_host;
+    int broker_port;
+    char **topics;            /* owned NULL-terminated */
+    size_t ntopics;
+
+    /* MQTT */
+    mqtt_client *mqtt;
+    bool mqtt_up;             /* CONNACK accepted and not disconnected since */
+    int mqtt_watched_fd;      /* fd currently registered with epoll, -1 if none */
+    bool mqtt_watch_write;
+    size_t suback_pending;    /* SUBACKs awaited after (re)subscribing */
+    int reconnect_attempt;
+    int64_t reconnect_at_ms;  /* 0 = no reconnect scheduled */
+    int last_connack_rc;
+    uint64_t disconnects;
+
+    /* loop */
+    int epfd;
+    int sigfd;
+    int64_t next_heartbeat_ms;
+    int64_t next_tick_ms;
+    uint64_t heartbeats;
+
+    /* light service */
+    struct light_service *light;
+    int light_port;
+
+    /* shutdown */
+    bool stopping;
+    int stop_signals;         /* signals received so far */
+    int64_t stop_deadline_ms; /* give up waiting for the DISCONNECTED PUBACK then */
+    int disconnect_mid;       /* message id of the DISCONNECTED publish, -1 none */
+    bool disconnect_acked;
+    int exit_code;
+    bool libs_inited;         /* rpc_init / mqtt_lib_init done */
+} node;
+
+/* Milliseconds on the monotonic clock. */
+int64_t agent_now_ms(void);
+
+/* Set up the context from a loaded, finalised, validated configuration (taken over: cfg is
+ * zeroed). Opens the log, computes the ID, scans datasets. Prints nothing. */
+int agent_init(node *n, node_config *cfg, const char *config_name, mt_error **err);
+
+/* The startup sequence: availability, registration, broker connection and subscriptions,
+ * light service. Prints the ✓ lines to n->out. On failure *err says what (code tells which
+ * step: see agent.c) and the caller prints the seed's error block. */
+enum agent_stage { AGENT_STAGE_MANAGER = 1, AGENT_STAGE_AUTH, AGENT_STAGE_REGISTER,
+                   AGENT_STAGE_BROKER, AGENT_STAGE_LIGHT };
+int agent_start(node *n, int *stage, mt_error **err);
+
+/* Run until stopped (signal or stop_node); returns the exit code. */
+int agent_run(node *n);
+
+void agent_free(node *n);
+
+/* SetSystemSummaryRequest{node_id, fresh MetricsSnapshot}, packed; owned, or NULL if the
+ * metrics cannot be read (logged). */
+uint8_t *agent_system_summary(node *n, size_t *len);
+
+/* Call a Node RPC on the worker thread with packed request bytes (taken over); failures are
+ * logged (as the reference does for gRPC failures). */
+void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len);
+
+/* Report an error to the manager (SendError), asynchronously on the worker. */
+void agent_send_error(node *n, int error_id, const char *content);
+
+/* Begin the graceful stop (also used by stop_node). */
+void agent_request_stop(node *n, const char *why);
+
+#endif
