@@ -1,10 +1,11 @@
 /* mqtt.c - MQTT 3.1.1 client over libmosquitto, driven by the caller's event loop; see mqtt.h.
  *
  * No library thread: the client is put in non-threaded mode and every network operation happens
- * inside mqtt_connect / mqtt_on_readable / mqtt_on_writable / mqtt_tick (and the publish,
- * subscribe and disconnect calls, which libmosquitto tries to write at once when it is not
- * inside one of its callbacks). libmosquitto's callbacks are forwarded to the caller's
- * mqtt_callbacks from trampolines that also keep the few facts the wrapper needs:
+ * inside mqtt_connect / mqtt_on_readable / mqtt_on_writable / mqtt_tick, and in the publish,
+ * subscribe and disconnect calls, which libmosquitto writes at once when it is not inside one of
+ * its callbacks (inside one it queues, and mqtt_want_write() turns true). libmosquitto's
+ * callbacks are forwarded to the caller's mqtt_callbacks from trampolines that also keep the few
+ * facts the wrapper needs:
  *
  *  - `live`: a socket was opened by mqtt_connect and its end has not been reported yet. Every
  *    successful mqtt_connect is paired with exactly one on_disconnect: libmosquitto reports most
@@ -14,6 +15,16 @@
  *  - `qos0`: message ids of QoS 0 publishes not yet written. libmosquitto calls its publish
  *    callback both for a QoS 1 PUBACK and when a QoS 0 PUBLISH has been written to the socket;
  *    mqtt.h promises on_published only for the former, so the latter are filtered out.
+ *
+ * Details of the contract beyond mqtt.h:
+ *  - keepalive <= 0 means 60 s; 1-4 and > 65535 are refused (libmosquitto would refuse them).
+ *    The keep-alive also bounds the wait for the TLS handshake and the CONNACK: mqtt_tick then
+ *    reports on_disconnect(MOSQ_ERR_KEEPALIVE = 19).
+ *  - on_disconnect(0) normally fires inside mqtt_disconnect (inside a callback: later, from
+ *    mqtt_on_writable). mqtt_connect is refused inside a callback; mqtt_free must not be called
+ *    from one.
+ *  - The entry points return 0 when there is no socket; -1 only from the call that saw the end.
+ *  - mqtt_new takes a library reference of its own (mqtt_free drops it).
  */
 #include "mqtt.h"
 
@@ -175,11 +186,22 @@ static int no_key_password(char *buf, int size, int rwflag, void *userdata)
 
 /* ---- life cycle ---- */
 
-static int mosq_error(mt_error **err, int rc, const char *what)
+/* *err = "<what>: <libmosquitto's reason>" (errno's text for MOSQ_ERR_ERRNO). Returns -1. */
+static int mosq_error(mt_error **err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int mosq_error(mt_error **err, int rc, const char *fmt, ...)
 {
-    if (rc == MOSQ_ERR_ERRNO)
-        return mt_error_sys(err, errno, "%s", what);
-    return mt_error_set(err, MT_ERR_IO, "%s: %s", what, mosquitto_strerror(rc));
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    char *what = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (rc == MOSQ_ERR_ERRNO && saved)
+        mt_error_sys(err, saved, "%s", what);
+    else
+        mt_error_set(err, MT_ERR_IO, "%s: %s", what, mosquitto_strerror(rc));
+    free(what);
+    return -1;
 }
 
 static int check_readable(const char *path, const char *what, mt_error **err)
@@ -339,13 +361,11 @@ int mqtt_connect(mqtt_client *c, const char *host, int port, mt_error **err)
     int rc = mosquitto_connect_async(c->mosq, host, port, c->keepalive);
     if (rc != MOSQ_ERR_SUCCESS) {
         int saved = errno;
-        /* A socket may have been opened before the failure (e.g. a TLS setup error). */
+        /* A socket may have been opened before the failure (not seen with 2.0.11). */
         if (mosquitto_socket(c->mosq) >= 0)
             mosquitto_disconnect(c->mosq);
-        if (rc == MOSQ_ERR_ERRNO)
-            return mt_error_sys(err, saved, "cannot connect to the MQTT broker %s:%d", host, port);
-        return mt_error_set(err, MT_ERR_IO, "cannot connect to the MQTT broker %s:%d: %s", host,
-                            port, mosquitto_strerror(rc));
+        errno = saved;
+        return mosq_error(err, rc, "cannot connect to the MQTT broker %s:%d", host, port);
     }
     c->live = true;
     c->awaiting_connack = true;
@@ -426,8 +446,7 @@ int mqtt_subscribe(mqtt_client *c, const char *topic, int qos, int *mid, mt_erro
     int local_mid = 0;
     int rc = mosquitto_subscribe(c->mosq, &local_mid, topic, qos);
     if (rc != MOSQ_ERR_SUCCESS)
-        return mt_error_set(err, MT_ERR_IO, "cannot subscribe to MQTT topic %s: %s", topic,
-                            mosquitto_strerror(rc));
+        return mosq_error(err, rc, "cannot subscribe to MQTT topic %s", topic);
     if (mid)
         *mid = local_mid;
     return 0;
@@ -457,8 +476,7 @@ int mqtt_publish(mqtt_client *c, const char *topic, const void *payload, size_t 
             rc = MOSQ_ERR_SUCCESS;
     }
     if (rc != MOSQ_ERR_SUCCESS)
-        return mt_error_set(err, MT_ERR_IO, "cannot publish to MQTT topic %s: %s", topic,
-                            mosquitto_strerror(rc));
+        return mosq_error(err, rc, "cannot publish to MQTT topic %s", topic);
     if (mid)
         *mid = local_mid;
     return 0;

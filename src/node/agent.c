@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "fsutil.h"
+#include "gpu.h"
 #include "light.h"
 #include "mem.h"
 #include "wire.h"
@@ -277,6 +278,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, mt_error **er
 /* ---- startup ------------------------------------------------------------------------------- */
 
 static void loop_once(node *n, int timeout_ms);
+static void monitor(node *n, bool first);
 
 static int auth_or(int code, int other)
 {
@@ -375,6 +377,8 @@ int agent_start(node *n, int *stage, mt_error **err)
              n->cfg.network.light_service_host, n->light_port);
     n->next_heartbeat_ms = agent_now_ms();
     n->next_tick_ms = agent_now_ms() + TICK_MS;
+    monitor(n, true);
+    n->next_monitor_ms = agent_now_ms() + n->cfg.resources.monitor_interval * 1000;
     fprintf(n->out, "✓ Ready to execute tasks\n");
     fflush(n->out);
     log_info(n->log, "agent", "Node '%s' ready", config_effective_alias(&n->cfg));
@@ -424,6 +428,44 @@ static void heartbeat(node *n)
     }
     n->heartbeats++;
     log_debug(n->log, "agent", "Heartbeat %llu sent", (unsigned long long)n->heartbeats);
+}
+
+/* Disk, network and GPUs: collected every resources.monitor_interval and logged (the wire's
+ * MetricsSnapshot has no fields for them; `manta_node status` will show them). */
+static void monitor(node *n, bool first)
+{
+    disk_metrics d;
+    net_metrics nm;
+    uint64_t up = 0;
+    mt_error *e = NULL;
+    const char *where = fs_exists(n->cfg.tasks.state_dir) ? n->cfg.tasks.state_dir : fs_home();
+    if (metrics_disk(where, &d, &e) == 0)
+        log_debug(n->log, "metrics", "Disk %s: %.1f%% used, %llu MiB free", where,
+                  (double)d.percent_used, (unsigned long long)(d.free >> 20));
+    mt_error_free(&e);
+    if (metrics_network(&n->metrics, &nm, &e) == 0 && metrics_uptime(&n->metrics, &up, &e) == 0)
+        log_debug(n->log, "metrics", "Network: %llu bytes sent, %llu received; uptime %llu s",
+                  (unsigned long long)nm.bytes_sent, (unsigned long long)nm.bytes_recv,
+                  (unsigned long long)up);
+    mt_error_free(&e);
+    if (n->cfg.containers.gpu_enabled == 0)
+        return;
+    gpu_report g;
+    gpu_probe(NULL, &g);
+    if (first || g.count != n->gpus) {
+        if (g.count)
+            log_info(n->log, "metrics", "%zu GPU(s): %s%s", g.count, g.devices[0].name,
+                     g.count > 1 ? ", ..." : "");
+        else
+            log_info(n->log, "metrics", "%s", g.note);
+    }
+    for (size_t i = 0; i < g.count; i++)
+        log_debug(n->log, "metrics", "GPU %zu %s: %.0f%% busy, %.1f%% memory, %.0f C, %d/%d W", i,
+                  g.devices[i].name, (double)g.devices[i].usage_percent,
+                  (double)g.devices[i].memory_percent_used, (double)g.devices[i].temperature,
+                  g.devices[i].power_draw, g.devices[i].power_limit);
+    n->gpus = g.count;
+    gpu_report_release(&g);
 }
 
 /* ---- errors to the manager ----------------------------------------------------------------- */
@@ -588,6 +630,10 @@ int agent_run(node *n)
         if (!n->stopping && now >= n->next_heartbeat_ms) {
             heartbeat(n);
             n->next_heartbeat_ms = now + n->cfg.mqtt.ping_interval * 1000;
+        }
+        if (!n->stopping && now >= n->next_monitor_ms) {
+            monitor(n, false);
+            n->next_monitor_ms = now + n->cfg.resources.monitor_interval * 1000;
         }
         int64_t wake = n->next_tick_ms;
         if (!n->stopping && n->next_heartbeat_ms < wake)

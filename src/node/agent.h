@@ -63,7 +63,9 @@ typedef struct node {
     int sigfd;
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
+    int64_t next_monitor_ms;
     uint64_t heartbeats;
+    size_t gpus;              /* GPUs NVML reported at the last probe */
 
     /* light service */
     struct light_service *light;

@@ -368,3 +368,23 @@ def test_second_signal_exits_at_once(node, manager, broker):
     rc = rn.wait(10)
     assert time.monotonic() - t0 < 3
     assert rc in (0, 1)
+
+
+@pytest.mark.parametrize("with_gpu", [True, False])
+def test_gpu_metrics_with_fake_nvml_and_without(node, manager, with_gpu):
+    fake = os.environ.get("MANTA_FAKE_NVML")
+    assert fake, "CTest provides the fake NVML library"
+    env = {"MANTA_NVML_LIBRARY": fake} if with_gpu else {"MANTA_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"}
+    rn = start_default(node, manager, extra='[logging]\nlevel = "DEBUG"\n', env=env)
+    try:
+        rn.wait_line("✓ Ready to execute tasks")
+        log = node.home / ".manta" / "logs" / "nodes" / "default.log"
+        if with_gpu:
+            wait_for(lambda: "2 GPU(s): Fake GPU 0" in log.read_text(), 5, what="GPUs in the log")
+            assert "GPU 1 Fake GPU 1: 40% busy, 25.0% memory, 60 C, 120/250 W" in log.read_text()
+        else:
+            wait_for(lambda: "NVML not found" in log.read_text(), 5, what="the no-GPU note")
+        assert "Disk " in log.read_text() and "Network: " in log.read_text()
+    finally:
+        rn.signal(signal.SIGTERM)
+        assert rn.wait() == 0

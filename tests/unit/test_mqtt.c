@@ -207,6 +207,7 @@ typedef struct tclient {
     int reconnect_port; /* on_disconnect calls mqtt_connect to 127.0.0.1:port */
     int reconnect_rc;
     char *reconnect_err;
+    bool no_tick; /* pump does not call mqtt_tick for this one */
 } tclient;
 
 #define MAX_CLIENTS 8
@@ -363,7 +364,7 @@ static void pump(fixture *f, int timeout_ms)
         }
     }
     for (int i = 0; i < f->nclients; i++)
-        if (mqtt_tick(f->clients[i]->c) < 0)
+        if (!f->clients[i]->no_tick && mqtt_tick(f->clients[i]->c) < 0)
             f->clients[i]->loop_errors++;
 }
 
@@ -537,9 +538,11 @@ static void test_options_rejected(void **state)
                                          "/nonexistent/ca.crt: No such file or directory");
     mt_error_free(&e);
 
+    cleanup_free char *cert = path_in_dir("client.crt");
+    cleanup_free char *key = path_in_dir("client.key");
     o = opts_for("x");
     o.tls = true;
-    o.cert_file = "/etc/hostname";
+    o.cert_file = cert;
     assert_null(mqtt_new(&o, &callbacks, NULL, &e));
     assert_non_null(strstr(mt_error_msg(e), "needs both a certificate and a key"));
     mt_error_free(&e);
@@ -554,8 +557,8 @@ static void test_options_rejected(void **state)
     /* Client certificate with the system's CAs: accepted. */
     o = opts_for("x");
     o.tls = true;
-    o.cert_file = "/etc/hostname"; /* only read at connect time */
-    o.key_file = "/etc/hostname";
+    o.cert_file = cert;
+    o.key_file = key;
     mqtt_client *sysca = mqtt_new(&o, &callbacks, NULL, &e);
     assert_non_null(sysca);
     mqtt_free(sysca);
@@ -1091,10 +1094,24 @@ static void test_mutual_tls(void **state)
 }
 
 /* A server that accepts TCP but never answers: the keep-alive bounds the wait for the CONNACK
- * (plain) and for the TLS handshake, as long as mqtt_tick is called. */
-static void test_connect_timeout(void **state)
+ * (plain) and for the TLS handshake, as long as mqtt_tick is called. Meanwhile, on a real
+ * broker: mqtt_tick sends the PINGREQ of an idle connection; without mqtt_tick none is sent
+ * (and the broker would drop the client after 1.5 keep-alives). */
+static void test_keepalive_and_connect_timeout(void **state)
 {
     fixture *f = *state;
+    broker *b = &f->brokers[0];
+    broker_start(b, 0);
+    mqtt_options ko = opts_for("ka-ticking");
+    ko.keepalive = 5;
+    tclient *ticking = client_new(f, &ko);
+    ko = opts_for("ka-silent");
+    ko.keepalive = 5;
+    tclient *silent = client_new(f, &ko);
+    silent->no_tick = true;
+    connect_ok(f, ticking, "127.0.0.1", b->port);
+    connect_ok(f, silent, "127.0.0.1", b->port);
+
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(lfd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
@@ -1129,6 +1146,13 @@ static void test_connect_timeout(void **state)
     assert_int_equal(tls->loop_errors, 1);
     assert_int_equal(plain->connacks + tls->connacks, 0);
     assert_true(elapsed >= 4000 && elapsed < 8000);
+
+    RUN_UNTIL_MS(f, file_contains(b->log, "Received PINGREQ from ka-ticking"), 3000);
+    assert_true(file_contains(b->log, "Received PINGREQ from ka-ticking"));
+    assert_false(file_contains(b->log, "PINGREQ from ka-silent"));
+    assert_int_equal(ticking->disconnects + silent->disconnects, 0);
+    assert_true(mqtt_connected(ticking->c));
+    assert_true(mqtt_connected(silent->c));
 }
 
 /* mqtt_connect is refused inside a callback; the loop reconnects after it. */
@@ -1226,7 +1250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutual_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_and_connect_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_from_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_from_callback, setup, teardown),
     };
