@@ -122,8 +122,8 @@ static size_t edit_distance(const char *a, const char *b)
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
-                                        tolower((unsigned char)b[j - 1]));
+            size_t sub = prev[j - 1] +
+                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
             size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
             cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
         }
@@ -320,8 +320,8 @@ static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, c
         return 0;
     case CFG_FLOAT:
         if (!parse_float_text(text, f))
-            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be a number, not \"%s\"",
-                                where, k->section, k->name, text);
+            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be a number, not \"%s\"", where,
+                                k->section, k->name, text);
         return 0;
     case CFG_BOOL:
         if (!parse_bool_word(text, f))
@@ -541,8 +541,9 @@ static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
         break;
     case CFG_MAP: {
         if (v->type != TOML_TABLE)
-            return problemf(ld, "%s: %s must be a table of names to paths, e.g. %s = { data = "
-                                "\"/srv/data\" }, not %s",
+            return problemf(ld,
+                            "%s: %s must be a table of names to paths, e.g. %s = { data = "
+                            "\"/srv/data\" }, not %s",
                             where, dotted, k->name, toml_type_name(v->type));
         cfg_map m = {0};
         bool any_env = false;
@@ -559,8 +560,8 @@ static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
                          e2->line, what);
                 continue;
             }
-            cleanup_free char *path = (ld->flags & CFG_LOAD_VERBATIM) ? xstrdup(s)
-                                                                      : expand_path_value(s);
+            cleanup_free char *path =
+                (ld->flags & CFG_LOAD_VERBATIM) ? xstrdup(s) : expand_path_value(s);
             map_add(&m, e2->key, path);
         }
         map_free(f);
@@ -640,8 +641,9 @@ static void unknown_key(struct loader *ld, const char *section, const toml_kv *k
         problemf(ld, "%s:%d: unknown key '%s' in [%s]; it belongs in [%s]", ld->fname, kv->line,
                  kv->key, section, other);
     else
-        problemf(ld, "%s:%d: unknown key '%s' in [%s] (see 'manta_node config show' or "
-                     "docs/configuration.md for the keys)",
+        problemf(ld,
+                 "%s:%d: unknown key '%s' in [%s] (see 'manta_node config show' or "
+                 "docs/configuration.md for the keys)",
                  ld->fname, kv->line, kv->key, section);
 }
 
@@ -669,8 +671,8 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
                     if (strcmp(keys[j].name, sec->key) == 0)
                         owner = keys[j].section;
                 if (owner)
-                    problemf(&ld, "%s:%d: key '%s' must be inside the [%s] table", fname,
-                             sec->line, sec->key, owner);
+                    problemf(&ld, "%s:%d: key '%s' must be inside the [%s] table", fname, sec->line,
+                             sec->key, owner);
                 else
                     problemf(&ld, "%s:%d: unknown key '%s' outside any table", fname, sec->line,
                              sec->key);
@@ -678,16 +680,17 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
                 problemf(&ld, "%s:%d: unknown table [%s]; did you mean [%s]?", fname, sec->line,
                          sec->key, best);
             } else {
-                problemf(&ld, "%s:%d: unknown table [%s]; the tables are [identity], "
-                              "[metadata], [network], [mqtt], [containers], [datasets], "
-                              "[tasks], [resources], [logging] and [security]",
+                problemf(&ld,
+                         "%s:%d: unknown table [%s]; the tables are [identity], "
+                         "[metadata], [network], [mqtt], [containers], [datasets], "
+                         "[tasks], [resources], [logging] and [security]",
                          fname, sec->line, sec->key);
             }
             continue;
         }
         if (sec->val->type != TOML_TABLE) {
-            problemf(&ld, "%s:%d: '%s' must be a table ([%s]), not %s", fname, sec->line,
-                     sec->key, sec->key, toml_type_name(sec->val->type));
+            problemf(&ld, "%s:%d: '%s' must be a table ([%s]), not %s", fname, sec->line, sec->key,
+                     sec->key, toml_type_name(sec->val->type));
             continue;
         }
         for (size_t j = 0; j < sec->val->u.tab.len; j++) {
@@ -707,12 +710,12 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
     for (size_t i = 0; i < n; i++) {
         const cfg_key *k = &keys[i];
         const toml_value *sec = toml_table_get(root, k->section);
-        const toml_kv *kv = sec && sec->type == TOML_TABLE ? toml_table_get_kv(sec, k->name)
-                                                          : NULL;
+        const toml_kv *kv = sec && sec->type == TOML_TABLE ? toml_table_get_kv(sec, k->name) : NULL;
         if (!kv) {
             if (k->flags & CFG_REQUIRED)
-                problemf(&ld, "%s: %s.%s is required: add it under [%s], e.g. %s = "
-                              "\"${MANTA_NODE_TOKEN}\"",
+                problemf(&ld,
+                         "%s: %s.%s is required: add it under [%s], e.g. %s = "
+                         "\"${MANTA_NODE_TOKEN}\"",
                          fname, k->section, k->name, k->section, k->name);
             continue;
         }
@@ -906,8 +909,9 @@ size_t config_validate(const node_config *cfg, char ***out)
         cleanup_free char *name = NULL;
         cleanup_free char *def = NULL;
         parse_env_ref(cfg->written_as[i], &name, &def);
-        issue(&is, "%s.%s is \"%s\" but the environment variable %s is not set; export %s=... "
-                   "before starting the node",
+        issue(&is,
+              "%s.%s is \"%s\" but the environment variable %s is not set; export %s=... "
+              "before starting the node",
               keys[i].section, keys[i].name, cfg->written_as[i], name ? name : "?",
               name ? name : "?");
         if (keys[i].offset == offsetof(node_config, identity.secured_token))
@@ -939,14 +943,16 @@ size_t config_validate(const node_config *cfg, char ***out)
     for (size_t i = 0; i < n; i++)
         check_bounds(&is, cfg, &keys[i]);
     if (cfg->network.light_service_port && cfg->network.light_service_port < 1024)
-        issue(&is, "network.light_service_port (%lld) must be between 1024 and 65535 (or 0 for "
-                   "a free port)",
+        issue(&is,
+              "network.light_service_port (%lld) must be between 1024 and 65535 (or 0 for "
+              "a free port)",
               (long long)cfg->network.light_service_port);
     if (!cfg->network.manager_host || !*cfg->network.manager_host)
         issue(&is, "network.manager_host is empty; give the manager's host name or address");
     if (cfg->containers.docker_network && strcmp(cfg->containers.docker_network, "host") != 0)
-        issue(&is, "containers.docker_network = \"%s\" is not supported: tasks use host "
-                   "networking to reach the node",
+        issue(&is,
+              "containers.docker_network = \"%s\" is not supported: tasks use host "
+              "networking to reach the node",
               cfg->containers.docker_network);
 
     const cfg_map *m = &cfg->datasets.mappings;

@@ -20,17 +20,17 @@
 #include "toml.h"
 
 typedef enum cfg_type {
-    CFG_STRING,   /* char * (NULL = unset) */
-    CFG_PATH,     /* char *, leading ~ expanded at load */
-    CFG_INT,      /* int64_t */
-    CFG_FLOAT,    /* double; accepts integers and numeric strings ("2.0") */
-    CFG_BOOL,     /* bool */
-    CFG_TRIBOOL,  /* int: -1 auto (unset), 0 false, 1 true; accepts "auto" */
-    CFG_SIZE,     /* uint64_t bytes; accepts "100M", "4G", integers */
-    CFG_ENUM,     /* char *, one of key->choices (case-insensitive, stored canonical) */
-    CFG_MAP,      /* struct cfg_map: table of string -> string (dataset mappings) */
-    CFG_STRLIST,  /* struct cfg_strlist */
-    CFG_ANY,      /* toml_value * kept as written (accepted for compatibility) */
+    CFG_STRING,  /* char * (NULL = unset) */
+    CFG_PATH,    /* char *, leading ~ expanded at load */
+    CFG_INT,     /* int64_t */
+    CFG_FLOAT,   /* double; accepts integers and numeric strings ("2.0") */
+    CFG_BOOL,    /* bool */
+    CFG_TRIBOOL, /* int: -1 auto (unset), 0 false, 1 true; accepts "auto" */
+    CFG_SIZE,    /* uint64_t bytes; accepts "100M", "4G", integers */
+    CFG_ENUM,    /* char *, one of key->choices (case-insensitive, stored canonical) */
+    CFG_MAP,     /* struct cfg_map: table of string -> string (dataset mappings) */
+    CFG_STRLIST, /* struct cfg_strlist */
+    CFG_ANY,     /* toml_value * kept as written (accepted for compatibility) */
 } cfg_type;
 
 enum cfg_flags {
@@ -53,16 +53,16 @@ typedef struct cfg_strlist {
 } cfg_strlist;
 
 typedef struct cfg_key {
-    const char *section;  /* "network" */
-    const char *name;     /* "manager_port" */
+    const char *section; /* "network" */
+    const char *name;    /* "manager_port" */
     cfg_type type;
-    size_t offset;        /* offset of the field in struct node_config */
-    const char *def;      /* default as text, converted like a file value; NULL = unset */
-    double min, max;      /* bounds for INT/FLOAT/SIZE when min < max */
+    size_t offset;              /* offset of the field in struct node_config */
+    const char *def;            /* default as text, converted like a file value; NULL = unset */
+    double min, max;            /* bounds for INT/FLOAT/SIZE when min < max */
     const char *const *choices; /* CFG_ENUM: NULL-terminated */
-    unsigned flags;       /* enum cfg_flags */
-    const char *alias_of; /* "resources.max_concurrent_tasks": this name is accepted for it */
-    const char *doc;      /* one or two sentences for `config show` docs and the reference */
+    unsigned flags;             /* enum cfg_flags */
+    const char *alias_of;       /* "resources.max_concurrent_tasks": this name is accepted for it */
+    const char *doc;            /* one or two sentences for `config show` docs and the reference */
 } cfg_key;
 
 /* Where a value came from. */
@@ -100,7 +100,7 @@ typedef struct node_config {
         double reconnect_delay;
         double reconnect_max_delay;
         int64_t reconnect_attempts;
-        char *broker_host; /* NULL = use the broker the manager returns */
+        char *broker_host;   /* NULL = use the broker the manager returns */
         int64_t broker_port; /* 0 = use the manager's */
         cfg_strlist topics;
         char *username;
@@ -186,7 +186,7 @@ const char *const *config_sections(void);
 
 /* Flags for config_from_tree. */
 enum cfg_load_flags {
-    CFG_LOAD_VERBATIM = 1u << 0, /* keep "${VAR}" strings (import): no substitution, no ~ */
+    CFG_LOAD_VERBATIM = 1u << 0,    /* keep "${VAR}" strings (import): no substitution, no ~ */
     CFG_LOAD_LENIENT_ENV = 1u << 1, /* a missing variable leaves the key at its default and is
                                        reported by config_validate (show/list/validate) */
 };

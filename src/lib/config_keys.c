@@ -13,9 +13,9 @@
 static const char *const runtimes[] = {"auto", "docker", "runc", "process", NULL};
 static const char *const levels[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", NULL};
 
-static const char *const sections[] = {"identity", "metadata", "network",   "mqtt",    "containers",
-                                       "datasets", "tasks",    "resources", "logging", "security",
-                                       NULL};
+static const char *const sections[] = {"identity",   "metadata", "network", "mqtt",
+                                       "containers", "datasets", "tasks",   "resources",
+                                       "logging",    "security", NULL};
 
 /* clang-format off */
 static const cfg_key keys[] = {

@@ -13,23 +13,23 @@
 /* Error categories; `code` lets callers branch without parsing messages. */
 enum mt_errcode {
     MT_ERR_GENERIC = 1,
-    MT_ERR_IO,        /* a system call failed; errno-derived text in the message */
-    MT_ERR_PARSE,     /* malformed input (TOML, YAML, JSON, ...) */
-    MT_ERR_CONFIG,    /* a configuration is wrong */
-    MT_ERR_NOTFOUND,  /* a named thing does not exist */
-    MT_ERR_EXISTS,    /* a named thing already exists */
-    MT_ERR_USAGE,     /* the command line is wrong */
-    MT_ERR_NOENV,     /* an environment variable referenced by a config is missing */
+    MT_ERR_IO,       /* a system call failed; errno-derived text in the message */
+    MT_ERR_PARSE,    /* malformed input (TOML, YAML, JSON, ...) */
+    MT_ERR_CONFIG,   /* a configuration is wrong */
+    MT_ERR_NOTFOUND, /* a named thing does not exist */
+    MT_ERR_EXISTS,   /* a named thing already exists */
+    MT_ERR_USAGE,    /* the command line is wrong */
+    MT_ERR_NOENV,    /* an environment variable referenced by a config is missing */
 };
 
 typedef struct mt_error {
-    int code;  /* enum mt_errcode */
+    int code;   /* enum mt_errcode */
     int errnum; /* errno at the failure, 0 if none */
-    char *msg; /* owned; complete sentence(s), context prepended by mt_error_wrap */
+    char *msg;  /* owned; complete sentence(s), context prepended by mt_error_wrap */
 } mt_error;
 
-/* Set *err (must be NULL or point to NULL) to a new error. Returns -1 for `return mt_error_set(...)`.
- * If err is NULL the error is discarded. */
+/* Set *err (must be NULL or point to NULL) to a new error. Returns -1 for `return
+ * mt_error_set(...)`. If err is NULL the error is discarded. */
 int mt_error_set(mt_error **err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -10,12 +10,12 @@
 #include "err.h"
 
 typedef struct jwt_info {
-    char alg[16];   /* header "alg", "" if absent */
+    char alg[16]; /* header "alg", "" if absent */
     bool has_exp;
-    int64_t exp;    /* claims "exp" (seconds since the epoch) */
+    int64_t exp; /* claims "exp" (seconds since the epoch) */
     bool has_iat;
     int64_t iat;
-    char sub[128];  /* claims "sub", truncated; "" if absent */
+    char sub[128]; /* claims "sub", truncated; "" if absent */
 } jwt_info;
 
 /* Number of '.'-separated parts of a token (a JWT has 3). */

@@ -67,5 +67,4 @@ void log_msg(logger *lg, log_level level, const char *component, const char *fmt
 bool log_level_parse(const char *name, log_level *out);
 const char *log_level_name(log_level level);
 
-
 #endif

@@ -9,18 +9,18 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-void *xmalloc(size_t n);                /* returns owned memory */
-void *xcalloc(size_t n, size_t size);   /* returns owned zeroed memory */
-void *xrealloc(void *p, size_t n);      /* takes p, returns owned memory */
-char *xstrdup(const char *s);           /* returns owned copy; NULL in -> NULL out */
+void *xmalloc(size_t n);                 /* returns owned memory */
+void *xcalloc(size_t n, size_t size);    /* returns owned zeroed memory */
+void *xrealloc(void *p, size_t n);       /* takes p, returns owned memory */
+char *xstrdup(const char *s);            /* returns owned copy; NULL in -> NULL out */
 char *xstrndup(const char *s, size_t n); /* returns owned NUL-terminated copy of n bytes */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* owned */
-char *xvasprintf(const char *fmt, va_list ap); /* owned */
+char *xvasprintf(const char *fmt, va_list ap);                               /* owned */
 
-void mem_free_ptr(void *pp);    /* free(*(void **)pp) */
-void mem_close_fd(int *fd);     /* close(*fd) if >= 0 */
-void mem_fclose(void *fpp);     /* fclose(*(FILE **)fpp) if non-NULL */
-void mem_free_strv(void *pp);   /* free a NULL-terminated char ** and its strings */
+void mem_free_ptr(void *pp);  /* free(*(void **)pp) */
+void mem_close_fd(int *fd);   /* close(*fd) if >= 0 */
+void mem_fclose(void *fpp);   /* fclose(*(FILE **)fpp) if non-NULL */
+void mem_free_strv(void *pp); /* free a NULL-terminated char ** and its strings */
 
 #define cleanup_free   __attribute__((cleanup(mem_free_ptr)))
 #define cleanup_close  __attribute__((cleanup(mem_close_fd)))

@@ -16,19 +16,19 @@
 typedef struct mqtt_client mqtt_client;
 
 typedef struct mqtt_options {
-    const char *client_id;    /* required */
-    bool clean_session;       /* false = persistent session (QoS 1 messages kept while away) */
-    int keepalive;            /* seconds */
-    const char *username;     /* NULL = none */
-    const char *password;     /* NULL = none */
+    const char *client_id; /* required */
+    bool clean_session;    /* false = persistent session (QoS 1 messages kept while away) */
+    int keepalive;         /* seconds */
+    const char *username;  /* NULL = none */
+    const char *password;  /* NULL = none */
     /* TLS: off unless tls is true. ca_file NULL = system CAs. cert/key for mutual TLS. */
     bool tls;
     const char *ca_file;
     const char *cert_file;
     const char *key_file;
-    bool tls_insecure;        /* skip host name verification (tests only) */
+    bool tls_insecure; /* skip host name verification (tests only) */
     /* Last will: published by the broker if the connection drops without a DISCONNECT. */
-    const char *will_topic;   /* NULL = none */
+    const char *will_topic; /* NULL = none */
     const void *will_payload;
     size_t will_len;
     int will_qos;

@@ -45,7 +45,7 @@ const char *rpc_code_name(int code);
 
 /* A call's outcome. */
 typedef struct rpc_status {
-    int code;         /* enum rpc_code */
+    int code;          /* enum rpc_code */
     char message[512]; /* grpc-message (truncated), "" if none */
 } rpc_status;
 
@@ -69,9 +69,9 @@ void rpc_shutdown(void);
 /* ---- client ---------------------------------------------------------------------------- */
 
 typedef struct rpc_tls {
-    const char *ca_pem;     /* root certificates (PEM text); NULL = system roots */
-    const char *cert_pem;   /* client certificate for mutual TLS, or NULL */
-    const char *key_pem;    /* its key, or NULL */
+    const char *ca_pem;      /* root certificates (PEM text); NULL = system roots */
+    const char *cert_pem;    /* client certificate for mutual TLS, or NULL */
+    const char *key_pem;     /* its key, or NULL */
     const char *server_name; /* expected name in the server certificate (override), or NULL */
 } rpc_tls;
 

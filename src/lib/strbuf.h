@@ -11,7 +11,10 @@ typedef struct strbuf {
     size_t cap;
 } strbuf;
 
-#define STRBUF_INIT {NULL, 0, 0}
+#define STRBUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void sb_append(strbuf *sb, const void *data, size_t n);
 void sb_puts(strbuf *sb, const char *s);

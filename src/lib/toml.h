@@ -36,26 +36,26 @@ typedef enum toml_type {
 } toml_type;
 
 typedef struct toml_datetime {
-    int year, month, day;            /* unused for TOML_TIME_LOCAL */
-    int hour, minute, second;        /* unused for TOML_DATE_LOCAL */
-    int nanosecond;                  /* fractional seconds, truncated to 9 digits */
-    int frac_digits;                 /* number of fractional digits written (0..9) */
-    int offset_minutes;              /* TOML_DATETIME only; Z -> 0 */
-    bool offset_z;                   /* TOML_DATETIME only: written as 'Z' (or -00:00 / +00:00 if false) */
+    int year, month, day;     /* unused for TOML_TIME_LOCAL */
+    int hour, minute, second; /* unused for TOML_DATE_LOCAL */
+    int nanosecond;           /* fractional seconds, truncated to 9 digits */
+    int frac_digits;          /* number of fractional digits written (0..9) */
+    int offset_minutes;       /* TOML_DATETIME only; Z -> 0 */
+    bool offset_z;            /* TOML_DATETIME only: written as 'Z' (or -00:00 / +00:00 if false) */
 } toml_datetime;
 
 typedef struct toml_value toml_value;
 
 typedef struct toml_kv {
-    char *key;     /* owned, NUL-terminated (a key may contain NUL via \u0000; keylen is exact) */
+    char *key; /* owned, NUL-terminated (a key may contain NUL via \u0000; keylen is exact) */
     size_t keylen;
-    int line, col; /* where the key was written (0 if built in code) */
+    int line, col;   /* where the key was written (0 if built in code) */
     toml_value *val; /* owned */
 } toml_kv;
 
 struct toml_value {
     toml_type type;
-    int line, col; /* where the value (or table header) starts; 0 if built in code */
+    int line, col;  /* where the value (or table header) starts; 0 if built in code */
     unsigned flags; /* parser-internal bookkeeping (explicit/implicit/inline/array-of-tables) */
     union {
         struct {

@@ -42,10 +42,10 @@ static toml_value *scalar_value(yaml_node_t *n)
         } else {
             errno = 0;
             double d = strtod(s, &end);
-            bool is_float = *end == '\0' && errno == 0 &&
-                            (isdigit((unsigned char)s[0]) || s[0] == '.' ||
-                             ((s[0] == '-' || s[0] == '+') &&
-                              (isdigit((unsigned char)s[1]) || s[1] == '.')));
+            bool is_float =
+                *end == '\0' && errno == 0 &&
+                (isdigit((unsigned char)s[0]) || s[0] == '.' ||
+                 ((s[0] == '-' || s[0] == '+') && (isdigit((unsigned char)s[1]) || s[1] == '.')));
             if (is_float && isfinite(d))
                 v = toml_new_float(d);
             else if (strcmp(s, ".inf") == 0 || strcmp(s, "+.inf") == 0)
@@ -84,8 +84,8 @@ static toml_value *convert(yaml_document_t *doc, yaml_node_t *n, const char *nam
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
             bool nul;
-            toml_value *item = convert(doc, yaml_document_get_node(doc, *it), name, depth + 1,
-                                       err, &nul);
+            toml_value *item =
+                convert(doc, yaml_document_get_node(doc, *it), name, depth + 1, err, &nul);
             if (!item && !nul) {
                 toml_free(arr);
                 return NULL;
@@ -102,8 +102,8 @@ static toml_value *convert(yaml_document_t *doc, yaml_node_t *n, const char *nam
              p++) {
             yaml_node_t *kn = yaml_document_get_node(doc, p->key);
             if (!kn || kn->type != YAML_SCALAR_NODE) {
-                mt_error_set(err, MT_ERR_PARSE, "%s:%zu:%zu: mapping keys must be plain text",
-                             name, n->start_mark.line + 1, n->start_mark.column + 1);
+                mt_error_set(err, MT_ERR_PARSE, "%s:%zu:%zu: mapping keys must be plain text", name,
+                             n->start_mark.line + 1, n->start_mark.column + 1);
                 toml_free(tab);
                 return NULL;
             }
@@ -115,8 +115,8 @@ static toml_value *convert(yaml_document_t *doc, yaml_node_t *n, const char *nam
                 return NULL;
             }
             bool nul;
-            toml_value *val = convert(doc, yaml_document_get_node(doc, p->value), name,
-                                      depth + 1, err, &nul);
+            toml_value *val =
+                convert(doc, yaml_document_get_node(doc, p->value), name, depth + 1, err, &nul);
             if (!val && !nul) {
                 toml_free(tab);
                 return NULL;

@@ -20,10 +20,10 @@
 #include "mem.h"
 #include "wire.h"
 
-#define TOPIC_SET_NODE_STATUS "manager/set_node_status"
+#define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
 #define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
-#define TICK_MS 1000
-#define STOP_PUBACK_WAIT_MS 3000
+#define TICK_MS                  1000
+#define STOP_PUBACK_WAIT_MS      3000
 
 int64_t agent_now_ms(void)
 {
@@ -87,8 +87,7 @@ static void subscribe_all(node *n)
     for (size_t i = 0; i < n->ntopics; i++) {
         mt_error *e = NULL;
         if (mqtt_subscribe(n->mqtt, n->topics[i], 1, NULL, &e) < 0) {
-            log_error(n->log, "mqtt", "Cannot subscribe to %s: %s", n->topics[i],
-                      mt_error_msg(e));
+            log_error(n->log, "mqtt", "Cannot subscribe to %s: %s", n->topics[i], mt_error_msg(e));
             mt_error_free(&e);
             continue;
         }
@@ -323,10 +322,10 @@ int agent_start(node *n, int *stage, mt_error **err)
         return mt_error_set(err, MT_ERR_IO, "%s: %s", rpc_code_name(st.code), st.message);
     }
     Common__Informations__Registration *reg = (Common__Informations__Registration *)resp;
-    n->broker_host = xstrdup(n->cfg.mqtt.broker_host ? n->cfg.mqtt.broker_host
-                                                     : reg->mqtt_broker_host);
-    n->broker_port = n->cfg.mqtt.broker_port ? (int)n->cfg.mqtt.broker_port
-                                             : (int)reg->mqtt_broker_port;
+    n->broker_host =
+        xstrdup(n->cfg.mqtt.broker_host ? n->cfg.mqtt.broker_host : reg->mqtt_broker_host);
+    n->broker_port =
+        n->cfg.mqtt.broker_port ? (int)n->cfg.mqtt.broker_port : (int)reg->mqtt_broker_port;
     n->topics = xcalloc(reg->n_mqtt_topics + 1, sizeof(char *));
     for (size_t i = 0; i < reg->n_mqtt_topics; i++)
         n->topics[i] = xstrdup(reg->mqtt_topics[i]);
@@ -352,8 +351,8 @@ int agent_start(node *n, int *stage, mt_error **err)
     }
     int64_t deadline = agent_now_ms() + n->cfg.network.connect_timeout * 1000;
     n->reconnect_at_ms = -1; /* no automatic reconnect during startup */
-    while (!(n->mqtt_up && n->suback_pending == 0) && agent_now_ms() < deadline &&
-           !n->stopping && n->disconnects == 0 && n->last_connack_rc == 0)
+    while (!(n->mqtt_up && n->suback_pending == 0) && agent_now_ms() < deadline && !n->stopping &&
+           n->disconnects == 0 && n->last_connack_rc == 0)
         loop_once(n, 100);
     n->reconnect_at_ms = 0;
     if (!n->mqtt_up || n->suback_pending) {
@@ -361,8 +360,8 @@ int agent_start(node *n, int *stage, mt_error **err)
         if (n->last_connack_rc)
             return mt_error_set(err, MT_ERR_IO, "the broker refused the connection (code %d)",
                                 n->last_connack_rc);
-        return mt_error_set(err, MT_ERR_IO, n->disconnects ? "the connection failed"
-                                                           : "no answer within %lld s",
+        return mt_error_set(err, MT_ERR_IO,
+                            n->disconnects ? "the connection failed" : "no answer within %lld s",
                             (long long)n->cfg.network.connect_timeout);
     }
     fprintf(n->out, "✓ Connected to MQTT broker\n");
@@ -373,8 +372,8 @@ int agent_start(node *n, int *stage, mt_error **err)
         *stage = AGENT_STAGE_LIGHT;
         return -1;
     }
-    log_info(n->log, "agent", "Light service listening on %s:%d",
-             n->cfg.network.light_service_host, n->light_port);
+    log_info(n->log, "agent", "Light service listening on %s:%d", n->cfg.network.light_service_host,
+             n->light_port);
     n->next_heartbeat_ms = agent_now_ms();
     n->next_tick_ms = agent_now_ms() + TICK_MS;
     monitor(n, true);

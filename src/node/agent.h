@@ -27,15 +27,15 @@ struct light_service;
 
 typedef struct node {
     /* configuration and identity */
-    node_config cfg;          /* owned (loaded by the CLI, handed over) */
-    char *config_name;        /* owned */
-    logger *log;              /* owned */
+    node_config cfg;   /* owned (loaded by the CLI, handed over) */
+    char *config_name; /* owned */
+    logger *log;       /* owned */
     node_id id;
     char xid[NODE_XID_MAX + 1];
     dataset_set datasets;
     metrics_state metrics;
     platform_info platform;
-    FILE *out;                /* where user-facing progress lines go (stdout) */
+    FILE *out; /* where user-facing progress lines go (stdout) */
 
     /* the manager */
     manager_client mc;
@@ -44,17 +44,17 @@ typedef struct node {
     /* registration result */
     char *broker_host;
     int broker_port;
-    char **topics;            /* owned NULL-terminated */
+    char **topics; /* owned NULL-terminated */
     size_t ntopics;
 
     /* MQTT */
     mqtt_client *mqtt;
-    bool mqtt_up;             /* CONNACK accepted and not disconnected since */
-    int mqtt_watched_fd;      /* fd currently registered with epoll, -1 if none */
+    bool mqtt_up;        /* CONNACK accepted and not disconnected since */
+    int mqtt_watched_fd; /* fd currently registered with epoll, -1 if none */
     bool mqtt_watch_write;
-    size_t suback_pending;    /* SUBACKs awaited after (re)subscribing */
+    size_t suback_pending; /* SUBACKs awaited after (re)subscribing */
     int reconnect_attempt;
-    int64_t reconnect_at_ms;  /* 0 = no reconnect scheduled */
+    int64_t reconnect_at_ms; /* 0 = no reconnect scheduled */
     int last_connack_rc;
     uint64_t disconnects;
 
@@ -65,7 +65,7 @@ typedef struct node {
     int64_t next_tick_ms;
     int64_t next_monitor_ms;
     uint64_t heartbeats;
-    size_t gpus;              /* GPUs NVML reported at the last probe */
+    size_t gpus; /* GPUs NVML reported at the last probe */
 
     /* light service */
     struct light_service *light;
@@ -78,7 +78,7 @@ typedef struct node {
     int disconnect_mid;       /* message id of the DISCONNECTED publish, -1 none */
     bool disconnect_acked;
     int exit_code;
-    bool libs_inited;         /* rpc_init / mqtt_lib_init done */
+    bool libs_inited; /* rpc_init / mqtt_lib_init done */
 } node;
 
 /* Milliseconds on the monotonic clock. */
@@ -91,8 +91,13 @@ int agent_init(node *n, node_config *cfg, const char *config_name, mt_error **er
 /* The startup sequence: availability, registration, broker connection and subscriptions,
  * light service. Prints the ✓ lines to n->out. On failure *err says what (code tells which
  * step: see agent.c) and the caller prints the seed's error block. */
-enum agent_stage { AGENT_STAGE_MANAGER = 1, AGENT_STAGE_AUTH, AGENT_STAGE_REGISTER,
-                   AGENT_STAGE_BROKER, AGENT_STAGE_LIGHT };
+enum agent_stage {
+    AGENT_STAGE_MANAGER = 1,
+    AGENT_STAGE_AUTH,
+    AGENT_STAGE_REGISTER,
+    AGENT_STAGE_BROKER,
+    AGENT_STAGE_LIGHT
+};
 int agent_start(node *n, int *stage, mt_error **err);
 
 /* Run until stopped (signal or stop_node); returns the exit code. */

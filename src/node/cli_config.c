@@ -313,8 +313,8 @@ static int init_import(const char *file, struct init_opts *o)
         return 1;
     }
     cleanup_free char *shown = fs_display_path(abs);
-    cleanup_toml toml_value *tree = is_toml ? toml_parse(text, len, shown, TOML_1_1, &e)
-                                            : yaml_parse(text, len, shown, &e);
+    cleanup_toml toml_value *tree =
+        is_toml ? toml_parse(text, len, shown, TOML_1_1, &e) : yaml_parse(text, len, shown, &e);
     if (!tree) {
         cli_error_e(e, is_yaml ? "Invalid YAML format" : "Failed to parse configuration file");
         mt_error_free(&e);
@@ -542,8 +542,7 @@ static int init_new(struct init_opts *o)
         toml_table_set(section(root, "containers"), "gpu_enabled", toml_new_bool(gpu == 1));
     if (maps->u.tab.len)
         toml_table_set(section(root, "datasets"), "mappings", toml_clone(maps));
-    toml_table_set(section(root, "resources"), "max_concurrent_tasks",
-                   toml_new_integer(max_tasks));
+    toml_table_set(section(root, "resources"), "max_concurrent_tasks", toml_new_integer(max_tasks));
     cleanup_free char *safe = config_safe_name(alias);
     cleanup_free char *logfile = xasprintf("~/.manta/logs/nodes/%s.log", safe);
     toml_table_set(section(root, "logging"), "filename", toml_new_string(logfile));
@@ -564,8 +563,18 @@ static int init_new(struct init_opts *o)
 
 static int config_init(int argc, char **argv)
 {
-    enum { O_NAME = 1000, O_ALIAS, O_HOST, O_PORT, O_TOKEN, O_TOKEN_ENV, O_DATASET, O_MAX, O_GPU,
-           O_DESC };
+    enum {
+        O_NAME = 1000,
+        O_ALIAS,
+        O_HOST,
+        O_PORT,
+        O_TOKEN,
+        O_TOKEN_ENV,
+        O_DATASET,
+        O_MAX,
+        O_GPU,
+        O_DESC
+    };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, O_NAME},
         {"alias", required_argument, NULL, O_ALIAS},
@@ -605,8 +614,9 @@ static int config_init(int argc, char **argv)
         case O_PORT:
             o.port = strtol(optarg, &end, 10);
             if (*end || o.port < 1 || o.port > 65535)
-                return cli_usage("config init", "--manager-port takes a port from 1 to 65535, "
-                                                "not '%s'",
+                return cli_usage("config init",
+                                 "--manager-port takes a port from 1 to 65535, "
+                                 "not '%s'",
                                  optarg);
             break;
         case O_TOKEN:
@@ -642,8 +652,7 @@ static int config_init(int argc, char **argv)
             return 0;
         default:
             if (optopt)
-                return cli_usage("config init", "Option '-%c' is unknown or needs a value",
-                                 optopt);
+                return cli_usage("config init", "Option '-%c' is unknown or needs a value", optopt);
             return cli_usage("config init", "Option '%s' is unknown or needs a value",
                              argv[optind - 1]);
         }
@@ -715,6 +724,40 @@ static int config_list(int argc, char **argv)
     return 0;
 }
 
+/* The common start of `show` and `validate`: --help, one optional NAME (default "default"),
+ * then load it (printing the seeds' not-found block or the load error). Returns true with *cfg
+ * loaded (release with config_free), or false with *status set to the exit status. */
+static bool load_action(const char *action, const char *help, int argc, char **argv,
+                        const char **name, node_config *cfg, int *status)
+{
+    *status = 0;
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return false;
+    }
+    *name = NULL;
+    if ((*status = simple_args(action, argc, argv, name, NULL, NULL)))
+        return false;
+    if (!*name)
+        *name = "default";
+    *status = 1;
+    if (check_name(*name) < 0)
+        return false;
+    mt_error *e = NULL;
+    bool nf;
+    if (load_named(*name, cfg, &e, &nf) < 0) {
+        if (nf)
+            cli_config_not_found(*name);
+        else
+            cli_error_e(e, "Failed to load configuration '%s'", *name);
+        mt_error_free(&e);
+        config_free(cfg);
+        return false;
+    }
+    *status = 0;
+    return true;
+}
+
 /* ---- show ---------------------------------------------------------------------------------- */
 
 static void show_token(const node_config *cfg)
@@ -755,32 +798,16 @@ static void show_token(const node_config *cfg)
 
 static int config_show(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        printf("Usage: manta_node config show [NAME]\n\nDisplay configuration NAME (default: "
-               "'default'): identity (token masked, expiry decoded), node ID, network, "
-               "datasets, every setting with its source, and validation issues.\n");
-        return 0;
-    }
-    const char *name = NULL;
-    int rc = simple_args("show", argc, argv, &name, NULL, NULL);
-    if (rc)
-        return rc;
-    if (!name)
-        name = "default";
-    if (check_name(name) < 0)
-        return 1;
+    static const char help[] =
+        "Usage: manta_node config show [NAME]\n\nDisplay configuration NAME (default: "
+        "'default'): identity (token masked, expiry decoded), node ID, network, datasets, every "
+        "setting with its source, and validation issues.\n";
+    const char *name;
     node_config cfg;
+    int status;
+    if (!load_action("show", help, argc, argv, &name, &cfg, &status))
+        return status;
     mt_error *e = NULL;
-    bool nf;
-    if (load_named(name, &cfg, &e, &nf) < 0) {
-        if (nf)
-            cli_config_not_found(name);
-        else
-            cli_error_e(e, "Failed to load configuration '%s'", name);
-        mt_error_free(&e);
-        config_free(&cfg);
-        return 1;
-    }
     cleanup_free char *path = paths_config_file(name);
     cleanup_free char *shown = fs_display_path(path);
     printf("Configuration: %s\nPath: %s\n", name, shown);
@@ -868,33 +895,15 @@ static int config_show(int argc, char **argv)
 
 static int config_validate_cmd(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        printf("Usage: manta_node config validate [NAME]\n\nCheck configuration NAME (default: "
-               "'default'): the token (presence, JWT shape, expiry), ports, bounds, dataset "
-               "paths and TLS files. Prints each issue on a line; exit 0 if valid, 1 if "
-               "not.\n");
-        return 0;
-    }
-    const char *name = NULL;
-    int rc = simple_args("validate", argc, argv, &name, NULL, NULL);
-    if (rc)
-        return rc;
-    if (!name)
-        name = "default";
-    if (check_name(name) < 0)
-        return 1;
+    static const char help[] =
+        "Usage: manta_node config validate [NAME]\n\nCheck configuration NAME (default: "
+        "'default'): the token (presence, JWT shape, expiry), ports, bounds, dataset paths and "
+        "TLS files. Prints each issue on a line; exit 0 if valid, 1 if not.\n";
+    const char *name;
     node_config cfg;
-    mt_error *e = NULL;
-    bool nf;
-    if (load_named(name, &cfg, &e, &nf) < 0) {
-        if (nf)
-            cli_config_not_found(name);
-        else
-            cli_error_e(e, "Failed to load configuration '%s'", name);
-        mt_error_free(&e);
-        config_free(&cfg);
-        return 1;
-    }
+    int status;
+    if (!load_action("validate", help, argc, argv, &name, &cfg, &status))
+        return status;
     cleanup_strv char **issues = NULL;
     size_t k = config_validate(&cfg, &issues);
     config_free(&cfg);
@@ -1038,8 +1047,8 @@ static int config_delete(int argc, char **argv)
             fprintf(stderr, "Run 'manta_node config delete %s --yes' to delete it.\n", name);
             return 1;
         }
-        cleanup_free char *q = xasprintf("Are you sure you want to delete configuration '%s'?",
-                                         name);
+        cleanup_free char *q =
+            xasprintf("Are you sure you want to delete configuration '%s'?", name);
         if (prompt_yes_no(q, false) != 1) {
             printf("Deletion cancelled\n");
             return 0;
@@ -1077,8 +1086,9 @@ int cli_config(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } actions[] = {
-        {"init", config_init},         {"list", config_list},     {"show", config_show},
-        {"validate", config_validate_cmd}, {"edit", config_edit}, {"delete", config_delete},
+        {"init", config_init},           {"list", config_list},
+        {"show", config_show},           {"validate", config_validate_cmd},
+        {"edit", config_edit},           {"delete", config_delete},
         {"reference", config_reference},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
@@ -1089,7 +1099,8 @@ int cli_config(int argc, char **argv)
     for (size_t i = 0; i < ARRAY_LEN(actions); i++)
         if (strcmp(argv[1], actions[i].name) == 0)
             return actions[i].run(argc - 1, argv + 1);
-    return cli_usage("config", "Unknown action '%s' (init, list, show, validate, edit, delete, "
-                               "reference)",
+    return cli_usage("config",
+                     "Unknown action '%s' (init, list, show, validate, edit, delete, "
+                     "reference)",
                      argv[1]);
 }

@@ -71,8 +71,7 @@ static void auth_block(const node_config *cfg, const char *name, const char *det
             "  • Set environment variable: export MANTA_NODE_TOKEN=your_jwt_token\n"
             "  • Or edit config file: %s\n"
             "\nDetails: %s\n",
-            cfg->network.manager_host, (long long)cfg->network.manager_port, name, shown,
-            detail);
+            cfg->network.manager_host, (long long)cfg->network.manager_port, name, shown, detail);
 }
 
 static void broker_block(const node *n, const char *detail)
@@ -142,8 +141,7 @@ int cli_start(int argc, char **argv)
             fputs(start_help, stdout);
             return 0;
         default:
-            return cli_usage("start", "Option '%s' is unknown or needs a value",
-                             argv[optind - 1]);
+            return cli_usage("start", "Option '%s' is unknown or needs a value", argv[optind - 1]);
         }
     }
     if (optind < argc - 1)

@@ -90,15 +90,17 @@ static void task_command(node *n, const char *cmd, const ProtobufCMessageDescrip
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, payload);
     char msg[256];
     if (!m) {
-        snprintf(msg, sizeof(msg), "Unable to convert message into '%s': malformed payload (%zu "
-                                   "bytes)",
+        snprintf(msg, sizeof(msg),
+                 "Unable to convert message into '%s': malformed payload (%zu "
+                 "bytes)",
                  type, len);
         agent_send_error(n, WIRE_MQTT_ERROR, msg);
         return;
     }
     protobuf_c_message_free_unpacked(m, NULL);
-    snprintf(msg, sizeof(msg), "Cannot %s: this node does not run tasks yet (task execution is "
-                               "not part of this build)",
+    snprintf(msg, sizeof(msg),
+             "Cannot %s: this node does not run tasks yet (task execution is "
+             "not part of this build)",
              cmd);
     agent_send_error(n, WIRE_NODE_ERROR, msg);
 }
@@ -121,8 +123,8 @@ void commands_dispatch(node *n, const char *topic, const void *payload, size_t l
         task_command(n, "stop the task", &common__system__env_id__descriptor, "EnvId", payload,
                      len);
     } else if (strcmp(cmd, "stop_swarm") == 0) {
-        task_command(n, "stop the swarm", &common__system__pair_id__descriptor, "PairId",
-                     payload, len);
+        task_command(n, "stop the swarm", &common__system__pair_id__descriptor, "PairId", payload,
+                     len);
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "Not allowed method: %.100s", cmd);

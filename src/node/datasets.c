@@ -16,9 +16,9 @@ const char *datasets_dtype(const char *filename)
     static const struct {
         const char *ext, *dtype;
     } table[] = {
-        {".txt", "text"},   {".csv", "csv"},    {".npx", "numpy"},  {".npy", "numpy"},
-        {".npz", "numpy"},  {".np", "numpy"},   {".jpg", "image"},  {".jpeg", "image"},
-        {".png", "image"},  {".tif", "image"},  {".tiff", "image"}, {".bin", "binary"},
+        {".txt", "text"},  {".csv", "csv"},   {".npx", "numpy"},  {".npy", "numpy"},
+        {".npz", "numpy"}, {".np", "numpy"},  {".jpg", "image"},  {".jpeg", "image"},
+        {".png", "image"}, {".tif", "image"}, {".tiff", "image"}, {".bin", "binary"},
     };
     const char *base = strrchr(filename, '/');
     base = base ? base + 1 : filename;
@@ -58,8 +58,7 @@ int datasets_scan(const cfg_map *m, dataset_set *out, mt_error **err)
         else if (access(path, S_ISDIR(st.st_mode) ? R_OK | X_OK : R_OK) != 0)
             why = "is not readable (permission denied)";
         if (why) {
-            sb_printf(&problems, "%sDataset '%s' %s: %s", problems.len ? "\n" : "", key, why,
-                      path);
+            sb_printf(&problems, "%sDataset '%s' %s: %s", problems.len ? "\n" : "", key, why, path);
             continue;
         }
         dataset *d = &out->items[out->len++];

@@ -11,8 +11,8 @@
 #include "err.h"
 
 typedef struct dataset {
-    char *key;         /* the mapping's name: what tasks ask for */
-    char *path;        /* absolute */
+    char *key;  /* the mapping's name: what tasks ask for */
+    char *path; /* absolute */
     bool is_dir;
     char *name;        /* overview name: the file's stem or the folder's name */
     char *description; /* "File in <file name>" / "Folder in <folder name>" */

@@ -12,9 +12,9 @@ typedef struct gpu_device {
     float usage_percent;
     uint64_t memory_total, memory_used;
     float memory_percent_used;
-    float temperature;   /* Celsius */
-    int power_draw;      /* watts */
-    int power_limit;     /* watts */
+    float temperature; /* Celsius */
+    int power_draw;    /* watts */
+    int power_limit;   /* watts */
 } gpu_device;
 
 typedef struct gpu_report {

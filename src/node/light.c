@@ -31,11 +31,10 @@ struct light_service *light_start(node *n, int *port, mt_error **err)
     struct light_service *ls = xcalloc(1, sizeof(*ls));
     ls->n = n;
     const char *host = n->cfg.network.light_service_host;
-    cleanup_free char *addr = strchr(host, ':')
-                                  ? xasprintf("[%s]:%lld", host,
-                                              (long long)n->cfg.network.light_service_port)
-                                  : xasprintf("%s:%lld", host,
-                                              (long long)n->cfg.network.light_service_port);
+    cleanup_free char *addr =
+        strchr(host, ':')
+            ? xasprintf("[%s]:%lld", host, (long long)n->cfg.network.light_service_port)
+            : xasprintf("%s:%lld", host, (long long)n->cfg.network.light_service_port);
     ls->srv = rpc_server_start(addr, NULL, 16, handle, ls, port, err);
     if (!ls->srv) {
         free(ls);

@@ -17,8 +17,9 @@ static const struct command commands[] = {
 
 static void help(FILE *out)
 {
-    fprintf(out, "manta_node %s - the Manta node agent\n\n"
-                 "Usage: manta_node <command> [options]\n\nCommands:\n",
+    fprintf(out,
+            "manta_node %s - the Manta node agent\n\n"
+            "Usage: manta_node <command> [options]\n\nCommands:\n",
             MANTA_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
@@ -52,7 +53,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "Error: Unknown command '%s'\nUse 'manta_node help' to see available commands.\n",
+    fprintf(stderr,
+            "Error: Unknown command '%s'\nUse 'manta_node help' to see available commands.\n",
             argv[1]);
     return 1;
 }

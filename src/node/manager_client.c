@@ -26,8 +26,8 @@ int mc_open(manager_client *mc, const node_config *cfg, logger *lg, mt_error **e
 {
     memset(mc, 0, sizeof(*mc));
     mc->log = lg;
-    mc->target = xasprintf("%s:%lld", cfg->network.manager_host,
-                           (long long)cfg->network.manager_port);
+    mc->target =
+        xasprintf("%s:%lld", cfg->network.manager_host, (long long)cfg->network.manager_port);
     mc->token = xstrdup(cfg->identity.secured_token ? cfg->identity.secured_token : "");
     mc->deadline_ms = cfg->network.rpc_timeout * 1000;
     mc->attempts = 3;
@@ -37,7 +37,8 @@ int mc_open(manager_client *mc, const node_config *cfg, logger *lg, mt_error **e
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;
     if (mc->tls) {
-        if (cfg->security.ca_file && !(ca = read_pem(cfg->security.ca_file, "security.ca_file", err)))
+        if (cfg->security.ca_file &&
+            !(ca = read_pem(cfg->security.ca_file, "security.ca_file", err)))
             return -1;
         if (cfg->security.cert_file &&
             !(cert = read_pem(cfg->security.cert_file, "security.cert_file", err)))
@@ -112,15 +113,14 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
         rpc_bytes_free(&out);
         if (a >= attempts || !mc_retryable(st->code))
             return -1;
-        log_debug(mc->log, "manager", "%s failed (%s: %s), retrying", rpc,
-                  rpc_code_name(st->code), st->message);
+        log_debug(mc->log, "manager", "%s failed (%s: %s), retrying", rpc, rpc_code_name(st->code),
+                  st->message);
         backoff_sleep(a);
     }
 }
 
 int mc_call(manager_client *mc, const char *rpc, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-            rpc_status *st)
+            const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, rpc_status *st)
 {
     size_t n = protobuf_c_message_get_packed_size(req);
     cleanup_free uint8_t *buf = xmalloc(n ? n : 1);

@@ -19,12 +19,12 @@
 
 typedef struct manager_client {
     rpc_channel *ch;
-    char *target;  /* "host:port" */
-    char *token;   /* owned; never logged */
+    char *target; /* "host:port" */
+    char *token;  /* owned; never logged */
     bool tls;
     int64_t deadline_ms;
-    int attempts;  /* attempts per call (3) */
-    logger *log;   /* borrowed, may be NULL */
+    int attempts; /* attempts per call (3) */
+    logger *log;  /* borrowed, may be NULL */
 } manager_client;
 
 /* Open the channel (lazy connect). TLS when security.use_tls or manager_port == 443, with the
@@ -40,8 +40,7 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
 /* Same with protobuf-c messages; *resp (if resp_desc) is unpacked and owned by the caller
  * (protobuf_c_message_free_unpacked). */
 int mc_call(manager_client *mc, const char *rpc, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-            rpc_status *st);
+            const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, rpc_status *st);
 
 /* True for statuses worth retrying. */
 bool mc_retryable(int code);

@@ -225,8 +225,7 @@ int metrics_memory(const metrics_state *st, mem_metrics *out, mt_error **err)
     uint64_t rest = out->free + buffers + cache_all;
     out->used = out->total > rest ? out->total - rest : out->total - out->free;
     out->percent_used =
-        out->total ? round1((double)(out->total - out->available) * 100.0 / (double)out->total)
-                   : 0;
+        out->total ? round1((double)(out->total - out->available) * 100.0 / (double)out->total) : 0;
     meminfo_get(mi, "SwapTotal", &out->swap_total);
     meminfo_get(mi, "SwapFree", &out->swap_free);
     out->swap_used = out->swap_total > out->swap_free ? out->swap_total - out->swap_free : 0;

@@ -16,7 +16,7 @@ typedef struct cpu_times {
 
 /* Sampler state: the previous /proc/stat sample. Owned by the daemon context. */
 typedef struct metrics_state {
-    char *proc_root;   /* owned; "/proc" unless a test points it elsewhere */
+    char *proc_root; /* owned; "/proc" unless a test points it elsewhere */
     bool have_prev;
     cpu_times prev_total;
     cpu_times *prev_cpu; /* owned, prev_ncpu entries */
@@ -24,13 +24,13 @@ typedef struct metrics_state {
 } metrics_state;
 
 typedef struct cpu_metrics {
-    float usage_percent;  /* busy share of all CPUs since the previous sample (psutil rules) */
+    float usage_percent; /* busy share of all CPUs since the previous sample (psutil rules) */
     float user_percent;
     float system_percent;
     float idle_percent;
-    int count;            /* logical CPUs */
-    int physical_count;   /* physical cores, 0 if unknown */
-    float *per_cpu;       /* owned, `count` entries */
+    int count;          /* logical CPUs */
+    int physical_count; /* physical cores, 0 if unknown */
+    float *per_cpu;     /* owned, `count` entries */
 } cpu_metrics;
 
 typedef struct mem_metrics {

@@ -50,8 +50,8 @@ void wire_metrics_release(wire_metrics *w);
 /* Overviews of the datasets (pointers into `ds`, which must outlive the struct). */
 typedef struct wire_overviews {
     Common__Informations__Overviews ov;
-    Common__Informations__Overview *items;  /* owned */
-    Common__Informations__Overview **ptrs;  /* owned */
+    Common__Informations__Overview *items; /* owned */
+    Common__Informations__Overview **ptrs; /* owned */
 } wire_overviews;
 void wire_overviews_fill(wire_overviews *w, const dataset_set *ds);
 void wire_overviews_release(wire_overviews *w);

@@ -46,8 +46,10 @@ def observer(broker):
     o.close()
 
 
-def start_default(node, manager, extra="", name="default", args=(), env=None, alias=None):
-    node.write_config(name, node_config(TOKEN, manager.port, alias=alias, extra=extra))
+def start_default(node, manager, extra="", name="default", args=(), env=None, alias=None,
+                  reconnect=(0.2, 1.0)):
+    node.write_config(name, node_config(TOKEN, manager.port, alias=alias, extra=extra,
+                                        reconnect=reconnect))
     return RunningNode(node, name, args=args, env=env)
 
 
@@ -232,23 +234,70 @@ def test_last_will_on_crash(node, manager, observer):
 
 
 def test_broker_restart_reconnects_and_keeps_commands(node, manager, broker):
-    rn = start_default(node, manager)
+    # The node waits 3-6 s before reconnecting, so the command below is published while it is
+    # away: its persistent session (QoS 1) must hold the command until it returns.
+    rn = start_default(node, manager, reconnect=(6.0, 6.0))
+    log = node.home / ".manta" / "logs" / "nodes" / "default.log"
     try:
         rn.wait_line("✓ Ready to execute tasks")
         broker.stop()
-        time.sleep(1.0)
+        wait_for(lambda: "lost; reconnecting" in log.read_text(), 10, what="the node to notice")
         broker.start()
-        # Publish before the node is back: the persistent session keeps it for the node.
         obs = Observer(broker, client_id="observer2")
         try:
             obs.publish(command_topic(DEFAULT_XID, "collect_information"), b"set_node_status")
+            published_at = time.monotonic()
+            assert "Reconnecting to" not in log.read_text()  # still away
             call = manager.wait_call("SetNodeStatus", timeout=20)[0]
             assert call.request.status == info_pb2.CONNECTED
+            assert call.time > published_at
+            assert "(session resumed)" in log.read_text()
             n0 = len(obs.on("manager/set_system_summary"))
             wait_for(lambda: len(obs.on("manager/set_system_summary")) > n0, 10,
                      what="heartbeats after the restart")
         finally:
             obs.close()
+    finally:
+        rn.signal(signal.SIGTERM)
+        assert rn.wait() == 0
+
+
+def test_reconnect_backoff_is_jittered_and_bounded(node, manager, broker):
+    rn = start_default(node, manager, reconnect=(0.2, 1.0))
+    log = node.home / ".manta" / "logs" / "nodes" / "default.log"
+    try:
+        rn.wait_line("✓ Ready to execute tasks")
+        broker.stop()
+        wait_for(lambda: log.read_text().count("lost; reconnecting in") >= 6, 15,
+                 what="several reconnect attempts")
+        import re
+        delays = [float(x) for x in re.findall(r"reconnecting in ([0-9.]+) s", log.read_text())]
+        assert all(0.1 <= d <= 1.0 for d in delays), delays  # within [base/2, max]
+        assert len(set(delays)) > 1  # jittered, not a fixed storm
+        broker.start()
+        wait_for(lambda: "(session resumed)" in log.read_text(), 10, what="the reconnection")
+    finally:
+        rn.signal(signal.SIGTERM)
+        assert rn.wait() == 0
+
+
+def test_light_service_binds_on_loopback_and_answers(node, manager):
+    import grpc
+    from pbgen import client, pb
+    lpb = pb("node.light_service_pb2")
+    rn = start_default(node, manager)
+    log = node.home / ".manta" / "logs" / "nodes" / "default.log"
+    try:
+        rn.wait_line("✓ Ready to execute tasks")
+        import re
+        m = re.search(r"Light service listening on ([0-9.]+):([0-9]+)", log.read_text())
+        assert m and m.group(1) == "127.0.0.1"
+        ch = grpc.insecure_channel(f"127.0.0.1:{m.group(2)}")
+        local = client(ch, "node.light_service.Local")
+        with pytest.raises(grpc.RpcError) as ei:
+            local.Exists(lpb.DirRequest(), timeout=5)
+        assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        ch.close()
     finally:
         rn.signal(signal.SIGTERM)
         assert rn.wait() == 0

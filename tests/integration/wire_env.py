@@ -284,10 +284,11 @@ class RunningNode:
             self.proc.wait(5)
 
 
-def node_config(token, manager_port, alias=None, extra=""):
+def node_config(token, manager_port, alias=None, extra="", reconnect=(0.2, 1.0)):
     alias_line = f'alias = "{alias}"\n' if alias else ""
     return (f'[identity]\nsecured_token = "{token}"\n{alias_line}'
             f'[network]\nmanager_host = "127.0.0.1"\nmanager_port = {manager_port}\n'
             f'connect_timeout = 3\nrpc_timeout = 5\n'
-            f'[mqtt]\nping_interval = 1\nreconnect_delay = 0.2\nreconnect_max_delay = 1.0\n'
+            f'[mqtt]\nping_interval = 1\nreconnect_delay = {reconnect[0]}\n'
+            f'reconnect_max_delay = {reconnect[1]}\n'
             + extra)

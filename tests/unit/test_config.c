@@ -101,22 +101,55 @@ static void test_table_consistency(void **state)
     }
     /* Everything the reference (section 3.2) and the seeds name exists. */
     const char *must[] = {
-        "identity.secured_token", "identity.alias", "identity.random_id", "metadata.name",
-        "metadata.created_at", "metadata.version", "metadata.description", "network.manager_host",
-        "network.manager_port", "network.light_service_host", "network.light_service_port",
-        "mqtt.ping_interval", "mqtt.reconnect_attempts", "mqtt.reconnect_delay",
-        "mqtt.broker_host", "mqtt.broker_port", "mqtt.topics", "containers.gpu_enabled",
-        "containers.default_memory_limit", "containers.default_cpu_limit",
-        "containers.docker_network", "containers.runtime", "containers.pull_timeout",
-        "containers.log_config", "datasets.base_path", "datasets.mount_readonly",
-        "datasets.mappings", "datasets.cache_metadata", "tasks.max_concurrent",
-        "tasks.task_timeout", "tasks.retry_attempts", "tasks.temp_folder",
-        "tasks.cleanup_on_failure", "tasks.stream_logs", "resources.reserve_cpu_percent",
-        "resources.reserve_memory_mb", "resources.max_disk_usage_percent",
-        "resources.monitor_interval", "resources.max_concurrent_tasks", "logging.level",
-        "logging.filename", "logging.log_to_file", "logging.log_to_console",
-        "logging.debug_mode", "logging.max_file_size", "logging.backup_count",
-        "security.use_tls", "security.cert_folder", "security.verify_ssl",
+        "identity.secured_token",
+        "identity.alias",
+        "identity.random_id",
+        "metadata.name",
+        "metadata.created_at",
+        "metadata.version",
+        "metadata.description",
+        "network.manager_host",
+        "network.manager_port",
+        "network.light_service_host",
+        "network.light_service_port",
+        "mqtt.ping_interval",
+        "mqtt.reconnect_attempts",
+        "mqtt.reconnect_delay",
+        "mqtt.broker_host",
+        "mqtt.broker_port",
+        "mqtt.topics",
+        "containers.gpu_enabled",
+        "containers.default_memory_limit",
+        "containers.default_cpu_limit",
+        "containers.docker_network",
+        "containers.runtime",
+        "containers.pull_timeout",
+        "containers.log_config",
+        "datasets.base_path",
+        "datasets.mount_readonly",
+        "datasets.mappings",
+        "datasets.cache_metadata",
+        "tasks.max_concurrent",
+        "tasks.task_timeout",
+        "tasks.retry_attempts",
+        "tasks.temp_folder",
+        "tasks.cleanup_on_failure",
+        "tasks.stream_logs",
+        "resources.reserve_cpu_percent",
+        "resources.reserve_memory_mb",
+        "resources.max_disk_usage_percent",
+        "resources.monitor_interval",
+        "resources.max_concurrent_tasks",
+        "logging.level",
+        "logging.filename",
+        "logging.log_to_file",
+        "logging.log_to_console",
+        "logging.debug_mode",
+        "logging.max_file_size",
+        "logging.backup_count",
+        "security.use_tls",
+        "security.cert_folder",
+        "security.verify_ssl",
         "security.token_refresh_interval",
     };
     for (size_t i = 0; i < ARRAY_LEN(must); i++) {
@@ -216,8 +249,8 @@ static void test_env_substitution(void **state)
     config_free(&c);
 
     /* lenient: loads, and validation reports it */
-    rc = load_text(&c, "[identity]\nsecured_token = \"${T_MISSING}\"\n", CFG_LOAD_LENIENT_ENV,
-                   &msg);
+    rc =
+        load_text(&c, "[identity]\nsecured_token = \"${T_MISSING}\"\n", CFG_LOAD_LENIENT_ENV, &msg);
     assert_int_equal(rc, 0);
     assert_int_equal(c.origin[ti], CFG_MISSING_ENV);
     char **issues = NULL;
@@ -229,8 +262,8 @@ static void test_env_substitution(void **state)
 
     /* substituted text that does not convert */
     setenv("T_BAD", "fifty", 1);
-    rc = load_text(&c, "[identity]\nsecured_token = \"t\"\n[network]\nmanager_port = \"${T_BAD}\"\n",
-                   0, &msg);
+    rc = load_text(
+        &c, "[identity]\nsecured_token = \"t\"\n[network]\nmanager_port = \"${T_BAD}\"\n", 0, &msg);
     assert_int_equal(rc, -1);
     assert_non_null(strstr(msg, "network.manager_port must be an integer"));
     assert_non_null(strstr(msg, "fifty"));
@@ -370,9 +403,8 @@ static void test_validation(void **state)
     node_config c;
     char *msg = NULL;
     /* placeholder token: the reference's three lines */
-    assert_int_equal(load_text(&c, "[identity]\nsecured_token = \"<YOUR_JWT_TOKEN_HERE>\"\n", 0,
-                               &msg),
-                     0);
+    assert_int_equal(
+        load_text(&c, "[identity]\nsecured_token = \"<YOUR_JWT_TOKEN_HERE>\"\n", 0, &msg), 0);
     char **issues = NULL;
     assert_int_equal(config_validate(&c, &issues), 3);
     assert_string_equal(issues[0],

@@ -145,8 +145,10 @@ static void test_error_wrap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_atomic_write_and_read), cmocka_unit_test(test_mkdir_p),
-        cmocka_unit_test(test_paths),                 cmocka_unit_test(test_strbuf),
+        cmocka_unit_test(test_atomic_write_and_read),
+        cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_error_wrap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

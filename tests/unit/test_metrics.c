@@ -225,7 +225,8 @@ static void test_datasets(void **state)
     char *v2[] = {"/nonexistent/data", "/dev/null"};
     cfg_map m2 = {2, k2, v2};
     assert_int_equal(datasets_scan(&m2, &s, &e), -1);
-    assert_non_null(strstr(mt_error_msg(e), "Dataset 'gone' path does not exist: /nonexistent/data"));
+    assert_non_null(
+        strstr(mt_error_msg(e), "Dataset 'gone' path does not exist: /nonexistent/data"));
     assert_non_null(strstr(mt_error_msg(e), "Dataset 'dev' is neither a file nor a directory"));
     mt_error_free(&e);
     assert_string_equal(datasets_dtype("x.JPEG"), "image");
@@ -235,10 +236,8 @@ static void test_datasets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cpu_deltas),
-        cmocka_unit_test(test_memory),
-        cmocka_unit_test(test_network_disk_real),
-        cmocka_unit_test(test_gpu_fake_and_absent),
+        cmocka_unit_test(test_cpu_deltas),        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_network_disk_real), cmocka_unit_test(test_gpu_fake_and_absent),
         cmocka_unit_test(test_datasets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
