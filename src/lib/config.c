@@ -192,6 +192,7 @@ void config_free(node_config *cfg)
     free(cfg->origin);
     free(cfg->line);
     free(cfg->path);
+    free(cfg->stem);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -761,6 +762,9 @@ int config_load_file(node_config *cfg, const char *path, unsigned flags, mt_erro
 {
     config_init_defaults(cfg);
     cfg->path = xstrdup(path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *dot = strrchr(base, '.');
+    cfg->stem = dot && dot != base ? xstrndup(base, (size_t)(dot - base)) : xstrdup(base);
     cleanup_free char *shown = fs_display_path(path);
     size_t len = 0;
     mt_error *e = NULL;
@@ -790,6 +794,12 @@ const char *config_effective_alias(const node_config *cfg)
 {
     if (cfg->identity.alias && *cfg->identity.alias)
         return cfg->identity.alias;
+    int mi = config_key_index("metadata.name");
+    bool name_set = cfg->origin && cfg->origin[mi] != CFG_FROM_DEFAULT;
+    if (name_set && cfg->metadata.name && *cfg->metadata.name)
+        return cfg->metadata.name;
+    if (cfg->stem) /* the configuration's own name, so two configs never share "default" */
+        return cfg->stem;
     return cfg->metadata.name ? cfg->metadata.name : "default";
 }
 

@@ -175,6 +175,7 @@ typedef struct node_config {
     int *line;
     char **written_as;
     char *path; /* the file loaded, NULL if none */
+    char *stem; /* the configuration's name (file name without .toml), NULL if none */
 } node_config;
 
 /* The table, in file/documentation order. */
@@ -213,7 +214,9 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
  * ~/.manta/logs/nodes/<safe alias>.log. */
 void config_finalize(node_config *cfg, const char *alias_override);
 
-/* The effective alias: identity.alias, else metadata.name. Borrowed. */
+/* The effective alias: identity.alias, else metadata.name when the file sets it, else the
+ * configuration's name (the reference falls back to metadata.name's default "default", so two
+ * unnamed configurations would share a node ID). Borrowed. */
 const char *config_effective_alias(const node_config *cfg);
 
 /* Validation: returns the number of issues and sets *issues to an owned NULL-terminated array

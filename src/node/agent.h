@@ -27,9 +27,10 @@ struct light_service;
 
 typedef struct node {
     /* configuration and identity */
-    node_config cfg;   /* owned (loaded by the CLI, handed over) */
-    char *config_name; /* owned */
-    logger *log;       /* owned */
+    node_config cfg;      /* owned (loaded by the CLI, handed over) */
+    char *config_name;    /* owned */
+    char *alias_override; /* owned, NULL if none (--alias), re-applied on reload */
+    logger *log;          /* owned */
     node_id id;
     char xid[NODE_XID_MAX + 1];
     dataset_set datasets;
@@ -86,7 +87,13 @@ int64_t agent_now_ms(void);
 
 /* Set up the context from a loaded, finalised, validated configuration (taken over: cfg is
  * zeroed). Opens the log, computes the ID, scans datasets. Prints nothing. */
-int agent_init(node *n, node_config *cfg, const char *config_name, mt_error **err);
+int agent_init(node *n, node_config *cfg, const char *config_name, const char *alias_override,
+               mt_error **err);
+
+/* SIGHUP: reopen the log file and reload the configuration file; apply what can change
+ * without a restart (logging.level, datasets.mappings) and log which other changed settings
+ * need a restart. */
+void agent_reload(node *n);
 
 /* The startup sequence: availability, registration, broker connection and subscriptions,
  * light service. Prints the ✓ lines to n->out. On failure *err says what (code tells which

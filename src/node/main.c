@@ -12,7 +12,11 @@ struct command {
 
 static const struct command commands[] = {
     {"start", cli_start, "Start a node instance"},
+    {"stop", cli_stop, "Stop running node instances"},
+    {"status", cli_status, "Show status of running nodes"},
+    {"logs", cli_logs, "View node logs"},
     {"config", cli_config, "Manage node configurations"},
+    {"cluster", cli_cluster, "Manage node clusters"},
 };
 
 static void help(FILE *out)
