@@ -29,6 +29,7 @@
 #define DEFAULT_LINES      50ULL
 #define BLOCK_SIZE         (64 * 1024)
 #define FOLLOW_INTERVAL_MS 100
+#define DRAIN_BLOCKS       256 /* 16 MiB between two looks at the signals */
 /* A partial line longer than this is printed as it comes instead of being held. */
 #define PARTIAL_MAX (64 * 1024)
 
@@ -364,10 +365,16 @@ static int copy_range(int fd, off_t from, off_t to, struct follower *f, mt_error
     return 0;
 }
 
-/* Read and print what was appended since f->pos. */
+/* Read and print what was appended since f->pos: at most DRAIN_BLOCKS blocks, so that a
+ * fast writer cannot keep us from noticing a signal. Returns 1 if there may be more, 0 at the
+ * end of the file, -1 on error. */
 static int drain(struct follower *f, mt_error **err)
 {
-    for (;;) {
+    for (int blocks = 0;; blocks++) {
+        if (blocks == DRAIN_BLOCKS) {
+            fflush(stdout);
+            return 1;
+        }
         ssize_t r = pread(f->fd, f->buf, BLOCK_SIZE, f->pos);
         if (r < 0) {
             if (errno == EINTR)
@@ -388,7 +395,8 @@ static int drain(struct follower *f, mt_error **err)
 static int maybe_reopen(struct follower *f, mt_error **err)
 {
     struct stat st;
-    if (stat(f->path, &st) != 0 || (st.st_dev == f->dev && st.st_ino == f->ino))
+    if (stat(f->path, &st) != 0 || (st.st_dev == f->dev && st.st_ino == f->ino) ||
+        !S_ISREG(st.st_mode))
         return 0;
     int nfd = open(f->path, O_RDONLY | O_CLOEXEC);
     if (nfd < 0)
@@ -399,7 +407,10 @@ static int maybe_reopen(struct follower *f, mt_error **err)
         return mt_error_sys(err, e, "cannot stat %s", f->path);
     }
     /* Finish the old file first: what was written to it before the switch. */
-    if (drain(f, err) < 0) {
+    int r;
+    while ((r = drain(f, err)) > 0)
+        ;
+    if (r < 0) {
         close(nfd);
         return -1;
     }
@@ -454,7 +465,8 @@ static int follow_file(const char *path, unsigned long long n, int sfd)
     f.pos = st.st_size;
 
     for (;;) {
-        if (drain(&f, &e) < 0)
+        int more = drain(&f, &e);
+        if (more < 0)
             break;
         if (ferror(stdout)) {
             cli_error("Cannot write the log lines");
@@ -479,7 +491,7 @@ static int follow_file(const char *path, unsigned long long n, int sfd)
             continue;
         }
         struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-        int pr = poll(&pfd, 1, FOLLOW_INTERVAL_MS);
+        int pr = poll(&pfd, 1, more ? 0 : FOLLOW_INTERVAL_MS);
         if (pr < 0 && errno != EINTR) {
             mt_error_sys(&e, errno, "cannot wait");
             break;

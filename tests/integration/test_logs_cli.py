@@ -453,6 +453,18 @@ def test_follow_holds_partial_lines(node, follow):
     assert f.body() == ["start", "half a line", "unfinished"]
 
 
+def test_follow_very_long_line(node, follow):
+    path = write_log(node, "long.log", "a" * 100000)  # already longer than what is held
+    f = follow("long", "-f", "-n", "1")
+    f.wait_line(DASHES)
+    append(path, "b" * 150000)
+    f.settle(0.3)
+    append(path, "c\nnext\n")
+    f.wait_line("next")
+    assert f.stop() == 0
+    assert f.body() == ["a" * 100000 + "b" * 150000 + "c", "next"]
+
+
 def test_follow_survives_rotation(node, follow):
     d = logs_dir(node)
     path = write_log(node, "prod.log", lines(0, 5))

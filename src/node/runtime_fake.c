@@ -1,0 +1,270 @@
+/* runtime_fake.c - see runtime_fake.h. Thread-safe (tasks.c calls drivers from threads). */
+#include "runtime_fake.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+#include "strbuf.h"
+
+struct fake_task {
+    char *name, *handle;
+    char **env;
+    rt_state state;
+    int code;
+    bool oom;
+    strbuf out;
+};
+
+struct fake {
+    pthread_mutex_t mu;
+    struct fake_task *v;
+    size_t n;
+    int created;
+    char *fail_next;
+};
+
+static struct fake *F(runtime *rt)
+{
+    return rt->impl;
+}
+
+static struct fake_task *by(struct fake *f, const char *key, bool handle)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(handle ? f->v[i].handle : f->v[i].name, key) == 0)
+            return &f->v[i];
+    return NULL;
+}
+
+static int fk_prepare(runtime *rt, const task_spec *s, mt_error **err)
+{
+    return 0;
+}
+
+static int fk_create(runtime *rt, const task_spec *s, char **handle, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    if (f->fail_next) {
+        mt_error_set(err, MT_ERR_IO, "%s", f->fail_next);
+        free(f->fail_next);
+        f->fail_next = NULL;
+        pthread_mutex_unlock(&f->mu);
+        return -1;
+    }
+    f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
+    struct fake_task *t = &f->v[f->n++];
+    memset(t, 0, sizeof(*t));
+    t->name = xstrdup(s->name);
+    t->handle = xasprintf("fake:%s", s->name);
+    size_t ne = 0;
+    while (s->env[ne])
+        ne++;
+    t->env = xcalloc(ne + 1, sizeof(char *));
+    for (size_t i = 0; i < ne; i++)
+        t->env[i] = xstrdup(s->env[i]);
+    t->state = RT_CREATED;
+    f->created++;
+    *handle = xstrdup(t->handle);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fk_start(runtime *rt, const char *h, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, h, true);
+    if (t)
+        t->state = RT_RUNNING;
+    pthread_mutex_unlock(&f->mu);
+    return t ? 0 : mt_error_set(err, MT_ERR_NOTFOUND, "no such task %s", h);
+}
+
+static int fk_stop(runtime *rt, const char *h, int grace, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, h, true);
+    if (t && t->state == RT_RUNNING) {
+        t->state = RT_EXITED;
+        t->code = 143;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fk_inspect(runtime *rt, const char *h, rt_status *st, mt_error **err)
+{
+    struct fake *f = F(rt);
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, h, true);
+    st->state = t ? t->state : RT_GONE;
+    if (t) {
+        st->exit_code = t->code;
+        st->oom_killed = t->oom;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fk_logs(runtime *rt, const char *h, uint64_t limit, uint8_t **out, size_t *len,
+                   mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, h, true);
+    if (!t) {
+        pthread_mutex_unlock(&f->mu);
+        return mt_error_set(err, MT_ERR_NOTFOUND, "no such task %s", h);
+    }
+    const char *s = sb_str(&t->out);
+    size_t n = t->out.len;
+    if (limit && n > limit) {
+        s += n - limit;
+        n = limit;
+    }
+    *out = (uint8_t *)xstrndup(s, n);
+    *len = n;
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static void fake_task_free(struct fake_task *t)
+{
+    free(t->name);
+    free(t->handle);
+    for (char **e = t->env; e && *e; e++)
+        free(*e);
+    free(t->env);
+    sb_free(&t->out);
+}
+
+static int fk_remove(runtime *rt, const char *h, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, h, true);
+    if (t) {
+        fake_task_free(t);
+        size_t i = (size_t)(t - f->v);
+        memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(*f->v));
+        f->n--;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fk_list(runtime *rt, const char *node, char ***handles, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    *handles = xcalloc(f->n + 1, sizeof(char *));
+    for (size_t i = 0; i < f->n; i++)
+        (*handles)[i] = xstrdup(f->v[i].handle);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static void fk_free(runtime *rt)
+{
+    struct fake *f = F(rt);
+    for (size_t i = 0; i < f->n; i++)
+        fake_task_free(&f->v[i]);
+    free(f->v);
+    free(f->fail_next);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    free(rt);
+}
+
+static const runtime_ops fake_ops = {"fake",     fk_prepare, fk_create, fk_start, fk_stop,
+                                     fk_inspect, fk_logs,    fk_remove, fk_list,  fk_free};
+
+runtime *runtime_fake_new(void)
+{
+    runtime *rt = xcalloc(1, sizeof(*rt));
+    struct fake *f = xcalloc(1, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    rt->ops = &fake_ops;
+    rt->impl = f;
+    return rt;
+}
+
+bool runtime_fake_exit(runtime *rt, const char *name, int code, bool oom)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, name, false);
+    if (t) {
+        t->state = RT_EXITED;
+        t->code = code;
+        t->oom = oom;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return t != NULL;
+}
+
+bool runtime_fake_lose(runtime *rt, const char *name)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, name, false);
+    char *h = t ? xstrdup(t->handle) : NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (h) {
+        mt_error *e = NULL;
+        fk_remove(rt, h, &e);
+        free(h);
+    }
+    return t != NULL;
+}
+
+int runtime_fake_running(runtime *rt)
+{
+    struct fake *f = F(rt);
+    int c = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->n; i++)
+        c += f->v[i].state == RT_RUNNING;
+    pthread_mutex_unlock(&f->mu);
+    return c;
+}
+
+int runtime_fake_created(runtime *rt)
+{
+    return F(rt)->created;
+}
+
+const char *runtime_fake_env(runtime *rt, const char *name, const char *key)
+{
+    struct fake *f = F(rt);
+    struct fake_task *t = by(f, name, false);
+    size_t kl = strlen(key);
+    for (char **e = t ? t->env : NULL; e && *e; e++)
+        if (strncmp(*e, key, kl) == 0 && (*e)[kl] == '=')
+            return *e + kl + 1;
+    return NULL;
+}
+
+void runtime_fake_fail_next(runtime *rt, const char *msg)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    free(f->fail_next);
+    f->fail_next = xstrdup(msg);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void runtime_fake_output(runtime *rt, const char *name, const char *text)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    struct fake_task *t = by(f, name, false);
+    if (t)
+        sb_puts(&t->out, text);
+    pthread_mutex_unlock(&f->mu);
+}

@@ -1,0 +1,134 @@
+/* tasks.h - the life of the node's tasks: deploy, queue, run, watch, time out, stop, report,
+ * persist, re-adopt.
+ *
+ * The table lives on the event loop; every blocking step (writing the payload, pulling,
+ * creating, starting, inspecting, stopping, reading logs, uploading them) runs on a thread of
+ * its own through hooks.spawn, and its outcome comes back to the loop through hooks.post. A
+ * slow pull therefore delays only its own task. Task state is written atomically to
+ * <state_dir>/<node xid>/tasks/<swarm>-<task>/task.json at every change, so a restarted node
+ * adopts what still runs, uploads the logs of what finished while it was away (once), and
+ * removes what it does not know.
+ */
+#ifndef MANTA_TASKS_H
+#define MANTA_TASKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/tasks.pb-c.h"
+#include "id.h"
+#include "rpc.h"
+#include "runtime.h"
+
+/* common.tasks.TaskStatus */
+enum task_status {
+    TASK_UNSPECIFIED = 0,
+    TASK_PENDING = 1,
+    TASK_RUNNING = 2,
+    TASK_COMPLETED = 3,
+    TASK_FAILED = 4,
+    TASK_STOPPED = 5,
+};
+
+enum task_phase {
+    PHASE_QUEUED = 1, /* waiting for a free slot */
+    PHASE_STARTING,   /* payload, pull, create, start in progress */
+    PHASE_RUNNING,
+    PHASE_STOPPING,   /* stop requested (stop_task, timeout, shutdown) */
+    PHASE_COLLECTING, /* exited: logs being read and uploaded */
+    PHASE_DONE,       /* logs uploaded (or nothing to upload) */
+};
+
+typedef struct task {
+    node_id swarm, id;
+    char key[80]; /* "<swarm xid>-<task xid>" */
+    uint32_t iteration, circular;
+    char *image;
+    char *alias;
+    bool gpu;
+    unsigned generation; /* deployments of this (swarm, task) on this node */
+    char *name;          /* runtime name of the current generation */
+    char *handle;        /* runtime handle, NULL until created */
+    char *workdir;
+    int status;          /* enum task_status (what the manager was told) */
+    int phase;           /* enum task_phase */
+    int64_t started_ms;  /* wall clock of the start, 0 before */
+    int64_t deadline_ms; /* wall clock after which it is killed, 0 = none */
+    /* how it ended */
+    int exit_code;
+    bool oom_killed;
+    char reason[32]; /* "exited", "oom-killed", "timed out", "stopped", "failed to start", "lost" */
+    bool logs_uploaded;
+    bool busy;         /* a blocking step is in flight */
+    bool remove_after; /* forget after the current step (stop_swarm) */
+} task;
+
+/* What the task table needs from the rest of the node. */
+typedef struct task_hooks {
+    void *ctx;
+    /* Publish TaskUpdate{swarm, node, task, iteration, circular, status} (QoS 1). */
+    void (*publish)(void *ctx, const task *t);
+    /* SendError with the task's context. */
+    void (*send_error)(void *ctx, int error_id, const task *t, const char *msg);
+    /* Upload a log blob with AddTaskLogs; blocking, called on a worker thread. */
+    int (*upload_logs)(void *ctx, const uint8_t *blob, size_t len, rpc_status *st);
+    /* Run fn(arg) on a thread of its own / on the event loop. */
+    void (*spawn)(void *ctx, void (*fn)(void *), void *arg);
+    void (*post)(void *ctx, void (*fn)(void *), void *arg);
+    void (*log)(void *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+} task_hooks;
+
+typedef struct task_limits {
+    int max_concurrent;
+    int queue_limit;
+    int64_t timeout_s; /* 0 = none */
+    uint64_t memory_bytes;
+    double cpus;
+    int64_t pids_limit;
+    uint64_t log_limit;
+    int pull_timeout;
+    int stop_grace_s;
+    bool gpus_available; /* the node can offer GPUs */
+    bool cleanup_on_failure;
+} task_limits;
+
+typedef struct task_table task_table;
+
+/* The environment every task gets besides TASK_ID/SWARM_ID. */
+typedef struct task_env {
+    const char *rpc_host;
+    int rpc_port;
+    size_t ndatasets;
+    const char *const *dataset_names;
+    const char *const *dataset_paths;
+    bool datasets_rw;
+} task_env;
+
+/* state_dir: <state_dir>/<node xid>/tasks is where task state lives. */
+task_table *tasks_new(runtime *rt, node_id self, const char *state_dir, const task_limits *lim,
+                      const task_env *env, const task_hooks *hooks);
+void tasks_free(task_table *tt);
+
+/* MQTT commands (payloads already parsed by the caller). */
+void tasks_deploy(task_table *tt, const Common__Tasks__MqttTask *m);
+void tasks_stop(task_table *tt, node_id swarm, node_id task);
+void tasks_stop_swarm(task_table *tt, node_id swarm);
+
+/* Called every second from the loop: starts queued tasks, watches running ones, enforces
+ * timeouts, retries log uploads. */
+void tasks_tick(task_table *tt);
+
+/* At start: adopt tasks persisted by a previous run, reap the runtime's unknown tasks. */
+void tasks_recover(task_table *tt);
+
+/* Graceful stop of the node: stop every task, upload logs, remove them. keep = leave them
+ * running (an agent upgrade); returns true once nothing is in flight any more. */
+void tasks_shutdown(task_table *tt, bool keep);
+bool tasks_idle(const task_table *tt);
+
+/* Lookups for the light service (next issue) and status. */
+const task *tasks_find(const task_table *tt, node_id swarm, node_id task);
+size_t tasks_count(const task_table *tt, int phase); /* phase 0 = all */
+
+#endif
