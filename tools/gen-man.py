@@ -26,7 +26,7 @@ import sys
 
 PROG = "manta_node"
 HEADER_RE = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")  # "Options:", "Actions:", "Examples:"
-ITEM_RE = re.compile(r"^(\s+)(\S(?:.*?\S)?)(?:\s{2,}(\S.*))?$")  # "  --alias NAME   Text"
+ITEM_RE = re.compile(r"^(\s+)(\S+(?: \S+)*)(?:\s{2,}(\S.*))?$")  # "  --alias NAME   Text"
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -17,12 +20,16 @@
 #include "fsutil.h"
 #include "gpu.h"
 #include "light.h"
+#include "runtime.h"
+#include "tasks.h"
 #include "mem.h"
 #include "strbuf.h"
 #include "wire.h"
 
 #define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
 #define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
+#define TOPIC_UPDATE_TASK_STATUS "manager/update_task_status"
+#define DRAIN_MAX_MS 60000
 #define TICK_MS                  1000
 #define STOP_PUBACK_WAIT_MS      3000
 
@@ -206,6 +213,228 @@ static int mqtt_setup(node *n, mt_error **err)
     return n->mqtt ? 0 : -1;
 }
 
+
+/* ---- work finished on other threads, run on the loop --------------------------------------- */
+
+struct posted_item {
+    void (*fn)(void *);
+    void *arg;
+    struct posted_item *next;
+};
+
+struct agent_post {
+    pthread_mutex_t mu;
+    struct posted_item *head, *tail;
+};
+
+static void post_to_loop(void *ctx, void (*fn)(void *), void *arg)
+{
+    node *n = ctx;
+    struct posted_item *it = xcalloc(1, sizeof(*it));
+    it->fn = fn;
+    it->arg = arg;
+    pthread_mutex_lock(&n->posted->mu);
+    if (n->posted->tail)
+        n->posted->tail->next = it;
+    else
+        n->posted->head = it;
+    n->posted->tail = it;
+    pthread_mutex_unlock(&n->posted->mu);
+    uint64_t one = 1;
+    if (write(n->postfd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow in practice; the loop drains on its next wake-up */
+    }
+}
+
+static void run_posted(node *n)
+{
+    uint64_t v;
+    if (read(n->postfd, &v, sizeof(v)) < 0) {
+        /* nothing to read: fine */
+    }
+    pthread_mutex_lock(&n->posted->mu);
+    struct posted_item *it = n->posted->head;
+    n->posted->head = n->posted->tail = NULL;
+    pthread_mutex_unlock(&n->posted->mu);
+    while (it) {
+        struct posted_item *next = it->next;
+        it->fn(it->arg);
+        free(it);
+        it = next;
+    }
+}
+
+struct spawned {
+    node *n;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *spawned_main(void *p)
+{
+    struct spawned *s = p;
+    s->fn(s->arg);
+    __atomic_sub_fetch(&s->n->threads, 1, __ATOMIC_SEQ_CST);
+    free(s);
+    return NULL;
+}
+
+/* A blocking task step on a thread of its own: a slow pull delays only its own task. */
+static void spawn_thread(void *ctx, void (*fn)(void *), void *arg)
+{
+    node *n = ctx;
+    struct spawned *s = xcalloc(1, sizeof(*s));
+    *s = (struct spawned){n, fn, arg};
+    __atomic_add_fetch(&n->threads, 1, __ATOMIC_SEQ_CST);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &a, spawned_main, s) != 0) {
+        __atomic_sub_fetch(&n->threads, 1, __ATOMIC_SEQ_CST);
+        log_error(n->log, "tasks", "Cannot start a thread; running the step inline");
+        fn(arg);
+        free(s);
+    }
+    pthread_attr_destroy(&a);
+}
+
+/* ---- task hooks ---------------------------------------------------------------------------- */
+
+static void hook_publish(void *ctx, const task *t)
+{
+    node *n = ctx;
+    Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
+    Common__System__PairId sw, me, id;
+    wire_pair_id(&sw, t->swarm);
+    wire_pair_id(&me, n->id);
+    wire_pair_id(&id, t->id);
+    u.swarm_id = &sw;
+    u.node_id = &me;
+    u.task_id = &id;
+    u.iteration = t->iteration;
+    u.circular = t->circular;
+    u.task_status = (Common__Tasks__TaskStatus)t->status;
+    size_t len;
+    cleanup_free uint8_t *buf = wire_pack(&u.base, &len);
+    mt_error *e = NULL;
+    /* QoS 1: queued by the client while the broker is away, delivered on reconnect */
+    if (!n->mqtt ||
+        mqtt_publish(n->mqtt, TOPIC_UPDATE_TASK_STATUS, buf, len, 1, false, NULL, &e) < 0) {
+        log_warn(n->log, "tasks", "Status of task %s not published: %s", t->key, mt_error_msg(e));
+        mt_error_free(&e);
+    }
+}
+
+static void hook_error(void *ctx, int id, const task *t, const char *msg)
+{
+    node *n = ctx;
+    log_error(n->log, "tasks", "%s", msg);
+    Common__System__Error e = COMMON__SYSTEM__ERROR__INIT;
+    Common__System__PairId me, sw, ti;
+    wire_pair_id(&me, n->id);
+    wire_pair_id(&sw, t->swarm);
+    wire_pair_id(&ti, t->id);
+    Google__Protobuf__Timestamp ts;
+    wire_timestamp_now(&ts);
+    e.node_id = &me;
+    e.swarm_id = &sw;
+    e.task_id = &ti;
+    e.iteration = t->iteration;
+    e.circular = t->circular;
+    e.timestamp = &ts;
+    e.error_id = (uint32_t)id;
+    e.content = (char *)msg;
+    size_t len;
+    uint8_t *buf = wire_pack(&e.base, &len);
+    agent_call_async(n, "SendError", buf, len);
+}
+
+/* AddTaskLogs: a client stream with one Logs message (the blob is far below the 4 GiB chunk of
+ * the reference). A failed attempt is not continued: the next one builds a fresh stream. */
+static int hook_upload(void *ctx, const uint8_t *blob, size_t len, rpc_status *st)
+{
+    node *n = ctx;
+    Common__System__Logs lg = COMMON__SYSTEM__LOGS__INIT;
+    Google__Protobuf__Timestamp ts;
+    wire_timestamp_now(&ts);
+    lg.content.data = (uint8_t *)blob;
+    lg.content.len = len;
+    lg.timestamp = &ts;
+    size_t mlen;
+    cleanup_free uint8_t *msg = wire_pack(&lg.base, &mlen);
+    rpc_metadata md[] = {{"authorization", n->mc.token}};
+    rpc_cstream *s = rpc_cstream_start(n->mc.ch, "/node.node_service.Node/AddTaskLogs", md, 1,
+                                       n->mc.deadline_ms + (int64_t)(len >> 20) * 1000, st);
+    if (!s)
+        return -1;
+    rpc_bytes resp = {0};
+    int rc = rpc_cstream_send(s, msg, mlen);
+    rc = rpc_cstream_finish(s, &resp, st) < 0 ? -1 : rc;
+    rpc_bytes_free(&resp);
+    rpc_cstream_free(s);
+    return rc;
+}
+
+static void hook_log(void *ctx, int level, const char *fmt, ...)
+{
+    node *n = ctx;
+    if (!log_enabled(n->log, (log_level)level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    log_msg(n->log, (log_level)level, "tasks", "%s", buf);
+}
+
+static int tasks_setup(node *n, mt_error **err)
+{
+    const node_config *c = &n->cfg;
+    int cpus = 1;
+    uint64_t mem = 0;
+    if (metrics_capacity(&n->metrics, &cpus, &mem, err) < 0)
+        return -1;
+    task_limits l = {0};
+    l.max_concurrent = (int)c->resources.max_concurrent_tasks;
+    l.queue_limit = (int)c->tasks.queue_limit;
+    l.timeout_s = c->tasks.task_timeout;
+    /* capacity kept back for the host */
+    uint64_t reserve = (uint64_t)c->resources.reserve_memory_mb << 20;
+    uint64_t usable = mem > reserve ? mem - reserve : mem / 2;
+    l.memory_bytes = c->containers.default_memory_limit < usable ? c->containers.default_memory_limit
+                                                                 : usable;
+    double cpu_usable = (double)cpus * (100.0 - (double)c->resources.reserve_cpu_percent) / 100.0;
+    l.cpus = c->containers.default_cpu_limit < cpu_usable ? c->containers.default_cpu_limit
+                                                          : cpu_usable;
+    l.pids_limit = c->containers.pids_limit;
+    l.log_limit = c->tasks.max_log_size;
+    l.pull_timeout = (int)c->containers.pull_timeout;
+    l.stop_grace_s = 10;
+    l.cleanup_on_failure = c->tasks.cleanup_on_failure;
+    l.gpus_available = c->containers.gpu_enabled == 1 || (c->containers.gpu_enabled < 0 && n->gpus);
+    const char *host = c->network.light_service_host;
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host)
+        host = "127.0.0.1";
+    size_t nd = n->datasets.len;
+    cleanup_free const char **names = xcalloc(nd + 1, sizeof(char *));
+    cleanup_free const char **paths = xcalloc(nd + 1, sizeof(char *));
+    for (size_t i = 0; i < nd; i++) {
+        names[i] = n->datasets.items[i].key;
+        paths[i] = n->datasets.items[i].path;
+    }
+    task_env env = {host, n->light_port, nd, names, paths, !c->datasets.mount_readonly};
+    task_hooks h = {n, hook_publish, hook_error, hook_upload, spawn_thread, post_to_loop, hook_log};
+    n->tasks = tasks_new(n->rt, n->id, c->tasks.state_dir, &l, &env, &h);
+    log_info(n->log, "tasks", "Tasks: runtime %s, at most %lld at once, memory %llu MiB and %.2f "
+                              "CPUs each, timeout %lld s",
+             n->runtime_name, (long long)l.max_concurrent,
+             (unsigned long long)(l.memory_bytes >> 20), l.cpus, (long long)l.timeout_s);
+    tasks_recover(n->tasks);
+    return 0;
+}
+
 /* ---- init ---------------------------------------------------------------------------------- */
 
 int agent_init(node *n, node_config *cfg, const char *config_name, const char *alias_override,
@@ -217,7 +446,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     n->config_name = xstrdup(config_name);
     n->alias_override = xstrdup(alias_override);
     n->out = stdout;
-    n->epfd = n->sigfd = n->mqtt_watched_fd = -1;
+    n->epfd = n->sigfd = n->mqtt_watched_fd = n->postfd = -1;
     n->disconnect_mid = -1;
     metrics_init(&n->metrics, NULL);
     metrics_platform(&n->platform);
@@ -259,6 +488,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2); /* stop, leaving tasks running (manta_node stop --keep-tasks) */
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     n->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -267,6 +497,13 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
         return mt_error_sys(err, errno, "cannot set up the event loop");
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = n->sigfd};
     epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sigfd, &ev);
+    n->postfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (n->postfd < 0)
+        return mt_error_sys(err, errno, "cannot set up the event loop");
+    struct epoll_event pev = {.events = EPOLLIN, .data.fd = n->postfd};
+    epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->postfd, &pev);
+    n->posted = xcalloc(1, sizeof(*n->posted));
+    pthread_mutex_init(&n->posted->mu, NULL);
 
     rpc_init();
     mqtt_lib_init();
@@ -289,6 +526,16 @@ static int auth_or(int code, int other)
 
 int agent_start(node *n, int *stage, mt_error **err)
 {
+    /* The task runtime first: a node that cannot run tasks should not register. */
+    n->rt = runtime_open(&n->cfg, &n->runtime_name, err);
+    if (!n->rt) {
+        *stage = AGENT_STAGE_RUNTIME;
+        return -1;
+    }
+    log_info(n->log, "agent", "Task runtime: %s", n->runtime_name);
+    if (strcmp(n->runtime_name, "process") == 0)
+        fprintf(n->out, "Warning: containers.runtime = \"process\": tasks run as plain processes "
+                        "on this host; nothing is isolated\n");
     if (mc_open(&n->mc, &n->cfg, n->log, err) < 0) {
         *stage = AGENT_STAGE_MANAGER;
         return -1;
@@ -381,6 +628,11 @@ int agent_start(node *n, int *stage, mt_error **err)
     n->next_tick_ms = agent_now_ms() + TICK_MS;
     monitor(n, true);
     n->next_monitor_ms = agent_now_ms() + n->cfg.resources.monitor_interval * 1000;
+    if (tasks_setup(n, err) < 0) {
+        *stage = AGENT_STAGE_RUNTIME;
+        return -1;
+    }
+    fprintf(n->out, "Task runtime: %s\n", n->runtime_name);
     fprintf(n->out, "✓ Ready to execute tasks\n");
     fflush(n->out);
     log_info(n->log, "agent", "Node '%s' ready", config_effective_alias(&n->cfg));
@@ -527,12 +779,29 @@ void agent_send_error(node *n, int error_id, const char *content)
 
 /* ---- stop ---------------------------------------------------------------------------------- */
 
+static void announce_disconnect(node *n);
+
 void agent_request_stop(node *n, const char *why)
 {
-    if (n->stopping)
+    if (n->stopping || n->draining)
         return;
+    log_info(n->log, "agent", "Stopping: %s%s", why,
+             n->keep_tasks ? " (tasks keep running)" : "");
+    if (n->tasks) {
+        /* First the tasks: stop them, upload their logs, remove them (or leave them running
+         * for the next agent to adopt), while the manager is still reachable. */
+        n->draining = true;
+        n->drain_deadline_ms = agent_now_ms() + DRAIN_MAX_MS;
+        tasks_shutdown(n->tasks, n->keep_tasks);
+        return;
+    }
+    announce_disconnect(n);
+}
+
+static void announce_disconnect(node *n)
+{
+    n->draining = false;
     n->stopping = true;
-    log_info(n->log, "agent", "Stopping: %s", why);
     n->stop_deadline_ms = agent_now_ms() + STOP_PUBACK_WAIT_MS;
     if (n->mqtt && n->mqtt_up) {
         Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
@@ -647,6 +916,8 @@ static void handle_signals(node *n)
             agent_reload(n);
             continue;
         }
+        if (sig == SIGUSR2)
+            n->keep_tasks = true;
         n->stop_signals++;
         if (n->stop_signals > 1) {
             fprintf(n->out, "Received %s again, exiting now\n", sigabbrev_np(sig));
@@ -671,6 +942,8 @@ static void loop_once(node *n, int timeout_ms)
         int fd = evs[i].data.fd;
         if (fd == n->sigfd) {
             handle_signals(n);
+        } else if (fd == n->postfd) {
+            run_posted(n);
         } else if (n->mqtt && fd == mqtt_fd(n->mqtt)) {
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 mqtt_on_readable(n->mqtt);
@@ -679,9 +952,18 @@ static void loop_once(node *n, int timeout_ms)
         }
     }
     int64_t now = agent_now_ms();
-    if (n->mqtt && now >= n->next_tick_ms) {
-        mqtt_tick(n->mqtt);
+    if (now >= n->next_tick_ms) {
+        if (n->mqtt)
+            mqtt_tick(n->mqtt);
+        if (n->tasks)
+            tasks_tick(n->tasks);
         n->next_tick_ms = now + TICK_MS;
+    }
+    if (n->draining && (tasks_idle(n->tasks) || now >= n->drain_deadline_ms)) {
+        if (!tasks_idle(n->tasks))
+            log_warn(n->log, "agent", "Tasks still busy after %d s; stopping anyway",
+                     DRAIN_MAX_MS / 1000);
+        announce_disconnect(n);
     }
     if (n->mqtt && n->reconnect_at_ms > 0 && now >= n->reconnect_at_ms && !n->stopping) {
         n->reconnect_at_ms = 0;
@@ -736,6 +1018,18 @@ int agent_run(node *n)
 
 void agent_free(node *n)
 {
+    /* task threads finish their current step (bounded by the drivers' timeouts) */
+    for (int i = 0; i < 300 && __atomic_load_n(&n->threads, __ATOMIC_SEQ_CST); i++) {
+        usleep(100000);
+        if (n->posted)
+            run_posted(n);
+    }
+    if (n->posted)
+        run_posted(n);
+    if (n->tasks)
+        tasks_free(n->tasks);
+    if (n->rt)
+        runtime_free(n->rt);
     if (n->light)
         light_stop(n->light);
     if (n->wq)
@@ -754,6 +1048,12 @@ void agent_free(node *n)
     metrics_release(&n->metrics);
     if (n->sigfd >= 0)
         close(n->sigfd);
+    if (n->postfd >= 0)
+        close(n->postfd);
+    if (n->posted) {
+        pthread_mutex_destroy(&n->posted->mu);
+        free(n->posted);
+    }
     if (n->epfd >= 0)
         close(n->epfd);
     if (n->log)

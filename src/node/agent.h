@@ -24,6 +24,9 @@
 #include "workq.h"
 
 struct light_service;
+struct task_table;
+struct runtime;
+struct agent_post;
 
 typedef struct node {
     /* configuration and identity */
@@ -68,6 +71,17 @@ typedef struct node {
     uint64_t heartbeats;
     size_t gpus; /* GPUs NVML reported at the last probe */
 
+    /* tasks */
+    struct runtime *rt;
+    const char *runtime_name;  /* static */
+    struct task_table *tasks;
+    int postfd;                /* eventfd: work finished on other threads */
+    struct agent_post *posted; /* mutex-protected list of (fn, arg) to run on the loop */
+    int threads;               /* task threads in flight (atomic) */
+    bool keep_tasks;           /* stop without touching running tasks (agent upgrade) */
+    int64_t drain_deadline_ms; /* stop: give tasks until then to stop and upload logs */
+    bool draining;
+
     /* light service */
     struct light_service *light;
     int light_port;
@@ -103,7 +117,8 @@ enum agent_stage {
     AGENT_STAGE_AUTH,
     AGENT_STAGE_REGISTER,
     AGENT_STAGE_BROKER,
-    AGENT_STAGE_LIGHT
+    AGENT_STAGE_LIGHT,
+    AGENT_STAGE_RUNTIME,
 };
 int agent_start(node *n, int *stage, mt_error **err);
 

@@ -17,6 +17,7 @@ int cli_stop(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_cluster(int argc, char **argv);
 int cli_logs(int argc, char **argv);
+int cli_image(int argc, char **argv);
 
 /* "Error: <message>" on stderr; later lines of the message are printed as they are. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -104,6 +104,25 @@ static void broker_block(const node *n, const char *detail)
         fprintf(stderr, "\nDetails: %s\n", detail);
 }
 
+static void runtime_block(const char *detail)
+{
+    if (strncmp(detail, "Docker daemon not accessible", 28) == 0) {
+        fprintf(stderr, "Error: Docker daemon not accessible\n"
+                        "\n"
+                        "Solutions:\n"
+                        "  - Start Docker daemon: sudo systemctl start docker\n"
+                        "  - Check permissions: sudo usermod -aG docker $USER\n"
+                        "  - Verify socket: ls -la /var/run/docker.sock\n");
+        const char *why = detail + 28;
+        while (*why == ':' || *why == ' ')
+            why++;
+        if (*why)
+            fprintf(stderr, "\nDetails: %s\n", why);
+        return;
+    }
+    cli_error("Cannot run tasks on this host: %s", detail);
+}
+
 static void resources_warning(void)
 {
     metrics_state st;
@@ -245,6 +264,9 @@ static int run_node(const char *name, const char *alias, node_config *cfg, bool 
         case AGENT_STAGE_BROKER:
             broker_block(&n, detail);
             break;
+        case AGENT_STAGE_RUNTIME:
+            runtime_block(detail);
+            break;
         case AGENT_STAGE_REGISTER:
             cli_error("Registration with the manager at %s:%lld failed: %s",
                       n.cfg.network.manager_host, (long long)n.cfg.network.manager_port, detail);
@@ -270,6 +292,8 @@ static int run_node(const char *name, const char *alias, node_config *cfg, bool 
     in.manager_host = xstrdup(n.cfg.network.manager_host);
     in.manager_port = (long)n.cfg.network.manager_port;
     in.log_file = fs_display_path(n.cfg.logging.filename);
+    in.node_id = xstrdup(n.xid);
+    in.state_dir = xstrdup(n.cfg.tasks.state_dir);
     if (instance_write(&in, &e) < 0) {
         log_warn(n.log, "agent", "Cannot write the instance file: %s", mt_error_msg(e));
         mt_error_free(&e);

@@ -135,6 +135,15 @@ int cli_status(int argc, char **argv)
             json_object_set_new(o, "manager",
                                 json_sprintf("%s:%ld", v[i].manager_host, v[i].manager_port));
             json_object_set_new(o, "log_file", json_string(v[i].log_file));
+            char **keys, **states;
+            size_t nt = instance_tasks(&v[i], &keys, &states);
+            json_t *ta = json_array();
+            for (size_t k = 0; k < nt; k++)
+                json_array_append_new(ta, json_pack("{s:s, s:s}", "task", keys[k], "state",
+                                                    states[k]));
+            json_object_set_new(o, "tasks", ta);
+            mem_free_strv(&keys);
+            mem_free_strv(&states);
             json_array_append_new(arr, o);
         }
         char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -160,7 +169,15 @@ int cli_status(int argc, char **argv)
                 printf("  Memory: N/A\n");
             else
                 printf("  Memory: %lld MB\n", rss / 1048576);
-            printf("  Started: %s\n\n", started);
+            printf("  Started: %s\n", started);
+            char **keys, **states;
+            size_t nt = instance_tasks(&v[i], &keys, &states);
+            printf("  Tasks: %zu\n", nt);
+            for (size_t k = 0; k < nt; k++)
+                printf("    %s: %s\n", keys[k], states[k]);
+            printf("\n");
+            mem_free_strv(&keys);
+            mem_free_strv(&states);
         }
     } else {
         const char *hdr[] = {"Alias", "Config", "PID", "Status", "CPU %", "Memory (MB)", "Started"};

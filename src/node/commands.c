@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "common/tasks.pb-c.h"
 #include "mem.h"
+#include "tasks.h"
 #include "wire.h"
 
 /* Printable excerpt of a payload for messages (at most 64 characters). */
@@ -82,27 +83,19 @@ static void collect_information(node *n, const void *payload, size_t len)
     }
 }
 
-/* Task commands: the payload is checked like the reference does; running tasks is not part of
- * this build yet, which the manager is told plainly. */
-static void task_command(node *n, const char *cmd, const ProtobufCMessageDescriptor *desc,
-                         const char *type, const void *payload, size_t len)
+/* Task commands: a payload that does not parse is reported (MQTT_ERROR) and changes nothing. */
+static ProtobufCMessage *parse(node *n, const ProtobufCMessageDescriptor *desc, const char *type,
+                               const void *payload, size_t len)
 {
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, payload);
-    char msg[256];
     if (!m) {
-        snprintf(msg, sizeof(msg),
-                 "Unable to convert message into '%s': malformed payload (%zu "
-                 "bytes)",
+        char msg[256];
+        snprintf(msg, sizeof(msg), "Unable to convert message into '%s': malformed payload (%zu "
+                                   "bytes)",
                  type, len);
         agent_send_error(n, WIRE_MQTT_ERROR, msg);
-        return;
     }
-    protobuf_c_message_free_unpacked(m, NULL);
-    snprintf(msg, sizeof(msg),
-             "Cannot %s: this node does not run tasks yet (task execution is "
-             "not part of this build)",
-             cmd);
-    agent_send_error(n, WIRE_NODE_ERROR, msg);
+    return m;
 }
 
 void commands_dispatch(node *n, const char *topic, const void *payload, size_t len)
@@ -117,14 +110,27 @@ void commands_dispatch(node *n, const char *topic, const void *payload, size_t l
         fflush(n->out);
         agent_request_stop(n, "stop_node from the manager");
     } else if (strcmp(cmd, "deploy_task") == 0) {
-        task_command(n, "deploy the task", &common__tasks__mqtt_task__descriptor, "MqttTask",
-                     payload, len);
+        ProtobufCMessage *m =
+            parse(n, &common__tasks__mqtt_task__descriptor, "MqttTask", payload, len);
+        if (m && n->tasks && !n->stopping && !n->draining)
+            tasks_deploy(n->tasks, (Common__Tasks__MqttTask *)m);
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
     } else if (strcmp(cmd, "stop_task") == 0) {
-        task_command(n, "stop the task", &common__system__env_id__descriptor, "EnvId", payload,
-                     len);
+        ProtobufCMessage *m = parse(n, &common__system__env_id__descriptor, "EnvId", payload, len);
+        if (m && n->tasks) {
+            Common__System__EnvId *e = (Common__System__EnvId *)m;
+            tasks_stop(n->tasks, wire_node_id(e->swarm_id), wire_node_id(e->task_id));
+        }
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
     } else if (strcmp(cmd, "stop_swarm") == 0) {
-        task_command(n, "stop the swarm", &common__system__pair_id__descriptor, "PairId", payload,
-                     len);
+        ProtobufCMessage *m =
+            parse(n, &common__system__pair_id__descriptor, "PairId", payload, len);
+        if (m && n->tasks)
+            tasks_stop_swarm(n->tasks, wire_node_id((Common__System__PairId *)m));
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "Not allowed method: %.100s", cmd);

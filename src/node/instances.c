@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -75,6 +76,8 @@ int instance_write(instance *in, mt_error **err)
     json_object_set_new(o, "manager_port", json_integer(in->manager_port));
     json_object_set_new(o, "log_file", json_string(in->log_file));
     json_object_set_new(o, "process_start_ticks", json_integer((json_int_t)in->proc_start));
+    json_object_set_new(o, "node_id", json_string(in->node_id ? in->node_id : ""));
+    json_object_set_new(o, "state_dir", json_string(in->state_dir ? in->state_dir : ""));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     cleanup_free char *body = xasprintf("%s\n", text);
@@ -108,6 +111,8 @@ int instance_read(const char *path, instance *out, mt_error **err)
     out->status = jstr(o, "status", "running");
     out->manager_host = jstr(o, "manager_host", "");
     out->log_file = jstr(o, "log_file", "");
+    out->node_id = jstr(o, "node_id", "");
+    out->state_dir = jstr(o, "state_dir", "");
     out->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
     out->manager_port = (long)json_integer_value(json_object_get(o, "manager_port"));
     out->proc_start =
@@ -130,6 +135,8 @@ void instance_release(instance *in)
     free(in->status);
     free(in->manager_host);
     free(in->log_file);
+    free(in->node_id);
+    free(in->state_dir);
     free(in->path);
     memset(in, 0, sizeof(*in));
 }
@@ -277,4 +284,49 @@ int instance_stop(instance *in, bool force, int timeout_s, FILE *out)
         fprintf(out, "Force killed node '%s' after timeout\n", in->alias);
     unlink(in->path);
     return gone(in) ? 0 : -1;
+}
+
+size_t instance_tasks(const instance *in, char ***keys, char ***states)
+{
+    static const char *const phases[] = {"?",       "queued",     "starting", "running",
+                                         "stopping", "finishing", "done"};
+    size_t n = 0;
+    *keys = xcalloc(1, sizeof(char *));
+    *states = xcalloc(1, sizeof(char *));
+    if (!in->node_id || !*in->node_id || !in->state_dir || !*in->state_dir)
+        return 0;
+    cleanup_free char *nd = fs_join(in->state_dir, in->node_id);
+    cleanup_free char *dir = fs_join(nd, "tasks");
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        cleanup_free char *sub = fs_join(dir, de->d_name);
+        cleanup_free char *file = fs_join(sub, "task.json");
+        json_t *o = json_load_file(file, 0, NULL);
+        if (!o)
+            continue;
+        int phase = (int)json_integer_value(json_object_get(o, "phase"));
+        long long started = json_integer_value(json_object_get(o, "started_ms"));
+        const char *reason = json_string_value(json_object_get(o, "reason"));
+        char *state;
+        if (phase == 3 && started > 0)
+            state = xasprintf("running %llds", (long long)time(NULL) - started / 1000);
+        else if (phase == 6)
+            state = xasprintf("done (%s)", reason && *reason ? reason : "exited");
+        else
+            state = xstrdup(phase >= 1 && phase <= 6 ? phases[phase] : "?");
+        json_decref(o);
+        *keys = xrealloc(*keys, (n + 2) * sizeof(char *));
+        *states = xrealloc(*states, (n + 2) * sizeof(char *));
+        (*keys)[n] = xstrdup(de->d_name);
+        (*states)[n] = state;
+        n++;
+        (*keys)[n] = (*states)[n] = NULL;
+    }
+    closedir(d);
+    return n;
 }

@@ -24,6 +24,8 @@ typedef struct instance {
     char *manager_host;
     long manager_port;
     char *log_file;
+    char *node_id;   /* xid (for finding its tasks) */
+    char *state_dir; /* tasks.state_dir */
     char *path; /* the instance file */
 } instance;
 
@@ -54,5 +56,10 @@ int instance_lock_alias(const char *alias, pid_t *holder, mt_error **err);
  * once). Progress lines as the reference prints them go to `out` (NULL = quiet). Removes the
  * instance file once the process is gone. Returns 0 if the process is gone. */
 int instance_stop(instance *in, bool force, int timeout_s, FILE *out);
+
+/* The tasks of a running instance, from its persisted task states: keys "<swarm>-<task>" and
+ * a short state ("running 12s", "queued", ...). Returns the count; owned NULL-terminated
+ * arrays. */
+size_t instance_tasks(const instance *in, char ***keys, char ***states);
 
 #endif

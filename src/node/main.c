@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"logs", cli_logs, "View node logs"},
     {"config", cli_config, "Manage node configurations"},
     {"cluster", cli_cluster, "Manage node clusters"},
+    {"image", cli_image, "Manage the runc image store"},
 };
 
 static void help(FILE *out)

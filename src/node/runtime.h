@@ -96,6 +96,8 @@ struct node_config;
 runtime *runtime_docker_new(const struct node_config *cfg, mt_error **err);
 runtime *runtime_runc_new(const struct node_config *cfg, mt_error **err);
 runtime *runtime_process_new(const struct node_config *cfg, mt_error **err);
+/* What the process runtime does not isolate: show it whenever that runtime is chosen. Static. */
+const char *runtime_process_warning(void);
 
 /* `containers.runtime`: auto tries docker, then runc. *chosen names the one picked. */
 runtime *runtime_open(const struct node_config *cfg, const char **chosen, mt_error **err);

@@ -296,7 +296,7 @@ typedef struct job {
     unsigned generation;
     /* inputs (owned copies) */
     char *handle;
-    char *name, *image, *workdir, *module_path;
+    char *name, *image, *taskdir, *workdir, *module_path;
     uint8_t *payload;
     size_t payload_len;
     char **env;
@@ -318,6 +318,7 @@ static void job_free(job *j)
     free(j->handle);
     free(j->name);
     free(j->image);
+    free(j->taskdir);
     free(j->workdir);
     free(j->module_path);
     free(j->payload);
@@ -348,7 +349,7 @@ static void job_run(void *arg)
     j->rc = 0;
     switch (j->kind) {
     case JOB_START: {
-        if (fs_mkdir_p(j->workdir, 0700, &e) < 0 ||
+        if (fs_mkdir_p(j->taskdir, 0700, &e) < 0 ||
             fs_write_atomic(j->module_path, j->payload, j->payload_len, 0644, &e) < 0) {
             job_error(j, ERR_NODE, &e, "Cannot write the task's module");
             break;
@@ -465,7 +466,8 @@ static void start_task(task_table *tt, task *t, struct pending_deploy *p)
     t->name = xasprintf("manta-%.8s-%.8s-%.8s-%u", tt->self_xid, sx, tx, t->generation);
     j->name = xstrdup(t->name);
     j->image = xstrdup(t->image);
-    j->workdir = xstrdup(t->workdir);
+    j->taskdir = xstrdup(t->workdir);
+    j->workdir = xasprintf("%s/run-%u", t->workdir, t->generation); /* the runtime's own */
     j->module_path = xasprintf("%s/module-%u.pyz", t->workdir, t->generation);
     j->payload = p->payload;
     j->payload_len = p->payload_len;

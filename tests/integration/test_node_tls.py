@@ -44,6 +44,7 @@ def tls_manager(broker, pki, require_client=False):
 def config(port, pki, extra_security="", extra=""):
     return (f'[identity]\nsecured_token = "{TOKEN}"\n'
             f'[network]\nmanager_host = "127.0.0.1"\nmanager_port = {port}\nconnect_timeout = 3\n'
+            f'[containers]\nruntime = "process"\n'
             f'[mqtt]\nping_interval = 1\nuse_tls = false\n'
             f'[security]\nuse_tls = true\nca_file = "{pki}/ca.crt"\nserver_name = "localhost"\n'
             + extra_security + extra)

@@ -177,6 +177,31 @@ class FakeManager:
         self._record("SendError", request, context)
         return system_pb2.Ok()
 
+    def AddTaskLogs(self, request_iterator, context):
+        chunks = list(request_iterator)
+        self._record("AddTaskLogs", chunks, context)
+        if getattr(self, "fail_logs", 0) > 0:
+            self.fail_logs -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "manager busy")
+        if not chunks:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream")
+        return system_pb2.Ok()
+
+    def task_logs(self):
+        """Every AddTaskLogs upload decoded: (header dict, text)."""
+        import struct
+        import zlib
+        out = []
+        for c in self.named("AddTaskLogs"):
+            blob = b"".join(m.content for m in c.request)
+            if len(blob) < 52:
+                continue
+            f = struct.unpack("<6QHH", blob[:52])
+            hdr = {"swarm": (f[0], f[1]), "node": (f[2], f[3]), "task": (f[4], f[5]),
+                   "iteration": f[6], "circular": f[7]}
+            out.append((hdr, zlib.decompress(blob[52:]).decode(errors="replace")))
+        return out
+
     def start(self, port=0, credentials=None):
         opts = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts)
@@ -284,11 +309,14 @@ class RunningNode:
             self.proc.wait(5)
 
 
-def node_config(token, manager_port, alias=None, extra="", reconnect=(0.2, 1.0)):
+def node_config(token, manager_port, alias=None, extra="", reconnect=(0.2, 1.0),
+                runtime="process"):
     alias_line = f'alias = "{alias}"\n' if alias else ""
     return (f'[identity]\nsecured_token = "{token}"\n{alias_line}'
             f'[network]\nmanager_host = "127.0.0.1"\nmanager_port = {manager_port}\n'
             f'connect_timeout = 3\nrpc_timeout = 5\n'
+            f'[containers]\nruntime = "{runtime}"\n'
+            f'[tasks]\nstate_dir = "~/.manta/state"\n'
             f'[mqtt]\nping_interval = 1\nreconnect_delay = {reconnect[0]}\n'
             f'reconnect_max_delay = {reconnect[1]}\n'
             + extra)

@@ -1,0 +1,526 @@
+/* runtime_runc.c - the `runc` driver: a daemonless OCI runtime over the local image store.
+ *
+ * create: the image's rootfs in the store (images.h) is the read-only lower layer of an overlay
+ * mounted at <workdir>/bundle/rootfs (upper and work dirs in <workdir>/overlay/), and
+ * <workdir>/bundle/config.json is an OCI runtime spec 1.0: the task's argv and exact env (plus
+ * PATH when the spec has none; runc adds HOME when the spec has none), no capabilities,
+ * noNewPrivileges, pid/ipc/uts/mount namespaces but the host's network (tasks reach the light
+ * service on 127.0.0.1), the module file read-only at /usr/src/module.pyz, datasets at
+ * /datasets/<name> (read-only unless datasets_rw), the host's /etc/resolv.conf and /etc/hosts,
+ * memory (= memory+swap), CPU and pids limits in the cgroup /manta/<task name> (an absolute
+ * cgroupsPath: runc creates it in every hierarchy), runc's default masked/read-only paths.
+ * start/stop/inspect/logs/list: the supervisor shared with the process driver (images.h) runs
+ * `runc create` + `runc start` (state under /run/manta-runc), reaps the container's init,
+ * reads memory.oom_control/memory.events before `runc delete`. remove: kill, `runc delete`,
+ * unmount the overlay, delete the bundle and the overlay's dirs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "images.h"
+#include "mem.h"
+#include "runtime.h"
+#include "strbuf.h"
+
+#define MODULE_IN_TASK "/usr/src/module.pyz"
+#define RUNC_TIMEOUT_S 60
+#define UMOUNT_TRIES   50
+
+static sup_driver *drv(runtime *rt)
+{
+    return rt->impl;
+}
+
+/* ---- the OCI bundle ------------------------------------------------------------------------ */
+
+static json_t *strv_json(const char *const *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; v && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *mount_json(const char *dest, const char *type, const char *src,
+                          const char *const *opts)
+{
+    return json_pack("{s:s, s:s, s:s, s:o}", "destination", dest, "type", type, "source", src,
+                     "options", strv_json(opts));
+}
+
+static bool env_has(const char *const *env, const char *key)
+{
+    size_t kl = strlen(key);
+    for (; env && *env; env++)
+        if (strncmp(*env, key, kl) == 0 && (*env)[kl] == '=')
+            return true;
+    return false;
+}
+
+static json_t *oci_config(const sup_driver *d, const task_spec *spec, const char *rootfs,
+                          const char *module, char *const *ds_paths)
+{
+    json_t *env = strv_json(spec->env);
+    if (!env_has(spec->env, "PATH"))
+        json_array_append_new(env, json_string(SUP_DEFAULT_PATH));
+    json_t *caps = json_object();
+    const char *sets[] = {"bounding", "effective", "inheritable", "permitted", "ambient"};
+    for (size_t i = 0; i < ARRAY_LEN(sets); i++)
+        json_object_set_new(caps, sets[i], json_array());
+    /* open files: 65536, within the node's own hard limit (without CAP_SYS_RESOURCE runc cannot
+     * raise it) */
+    struct rlimit nofile = {65536, 65536};
+    struct rlimit cur;
+    if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
+        cur.rlim_max < nofile.rlim_max)
+        nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
+    json_t *process = json_pack(
+        "{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}", "terminal", 0, "user",
+        "uid", 0, "gid", 0, "args", strv_json(spec->argv), "env", env, "cwd", "/", "capabilities",
+        caps, "rlimits", "type", "RLIMIT_NOFILE", "hard", (json_int_t)nofile.rlim_max, "soft",
+        (json_int_t)nofile.rlim_cur, "noNewPrivileges", 1);
+
+    json_t *mounts = json_array();
+    {
+        const char *proc_o[] = {"nosuid", "noexec", "nodev", NULL};
+        const char *dev_o[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
+        const char *pts_o[] = {"nosuid",    "noexec", "newinstance", "ptmxmode=0666",
+                               "mode=0620", "gid=5",  NULL};
+        const char *shm_o[] = {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL};
+        const char *mq_o[] = {"nosuid", "noexec", "nodev", NULL};
+        const char *sys_o[] = {"nosuid", "noexec", "nodev", "ro", NULL};
+        json_array_append_new(mounts, mount_json("/proc", "proc", "proc", proc_o));
+        json_array_append_new(mounts, mount_json("/dev", "tmpfs", "tmpfs", dev_o));
+        json_array_append_new(mounts, mount_json("/dev/pts", "devpts", "devpts", pts_o));
+        json_array_append_new(mounts, mount_json("/dev/shm", "tmpfs", "shm", shm_o));
+        json_array_append_new(mounts, mount_json("/dev/mqueue", "mqueue", "mqueue", mq_o));
+        json_array_append_new(mounts, mount_json("/sys", "sysfs", "sysfs", sys_o));
+    }
+    const char *bind_ro[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+    const char *bind_rw[] = {"rbind", "rw", "nosuid", "nodev", NULL};
+    if (module)
+        json_array_append_new(mounts, mount_json(MODULE_IN_TASK, "bind", module, bind_ro));
+    for (size_t i = 0; i < spec->ndatasets; i++) {
+        cleanup_free char *dest = xasprintf("/datasets/%s", spec->dataset_names[i]);
+        json_array_append_new(
+            mounts, mount_json(dest, "bind", ds_paths[i], spec->datasets_rw ? bind_rw : bind_ro));
+    }
+    const char *host_files[] = {"/etc/resolv.conf", "/etc/hosts"};
+    const char *etc_o[] = {"rbind", "ro", NULL};
+    for (size_t i = 0; i < ARRAY_LEN(host_files); i++)
+        if (fs_exists(host_files[i]))
+            json_array_append_new(mounts, mount_json(host_files[i], "bind", host_files[i], etc_o));
+
+    json_t *res = json_pack("{s:[{s:b, s:s}]}", "devices", "allow", 0, "access", "rwm");
+    if (spec->memory_bytes) {
+        json_t *mem = json_pack("{s:I}", "limit", (json_int_t)spec->memory_bytes);
+        /* swap = limit: no swap beyond the memory limit (where swap is accounted) */
+        if (d->cg.memsw || (d->cg.v2 && d->cg.v2_memory))
+            json_object_set_new(mem, "swap", json_integer((json_int_t)spec->memory_bytes));
+        json_object_set_new(res, "memory", mem);
+    }
+    if (spec->cpus > 0) {
+        json_int_t quota = (json_int_t)(spec->cpus * 100000);
+        if (quota < 1000)
+            quota = 1000;
+        json_object_set_new(res, "cpu",
+                            json_pack("{s:I, s:I}", "quota", quota, "period", (json_int_t)100000));
+    }
+    if (spec->pids_limit > 0)
+        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)spec->pids_limit));
+
+    cleanup_free char *cgpath = xasprintf(SUP_CGROUP_PARENT "/%s", spec->name);
+    const char *masked[] = {"/proc/acpi",
+                            "/proc/asound",
+                            "/proc/kcore",
+                            "/proc/keys",
+                            "/proc/latency_stats",
+                            "/proc/timer_list",
+                            "/proc/timer_stats",
+                            "/proc/sched_debug",
+                            "/proc/scsi",
+                            "/sys/firmware",
+                            "/sys/devices/virtual/powercap",
+                            NULL};
+    const char *ro[] = {"/proc/bus",           "/proc/fs", "/proc/irq", "/proc/sys",
+                        "/proc/sysrq-trigger", NULL};
+    json_t *linux_ = json_pack("{s:s, s:o, s:[{s:s}, {s:s}, {s:s}, {s:s}], s:o, s:o}",
+                               "cgroupsPath", cgpath, "resources", res, "namespaces", "type", "pid",
+                               "type", "ipc", "type", "uts", "type", "mount", "maskedPaths",
+                               strv_json(masked), "readonlyPaths", strv_json(ro));
+    return json_pack("{s:s, s:o, s:{s:s, s:b}, s:o, s:o, s:{s:s}}", "ociVersion", "1.0.2",
+                     "process", process, "root", "path", rootfs, "readonly", 0, "mounts", mounts,
+                     "linux", linux_, "annotations", "manta.node", spec->node_xid);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static bool mounted_at(const char *path)
+{
+    FILE *f = fopen("/proc/self/mounts", "re");
+    if (!f)
+        return false;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, f) > 0) {
+        char dev[256], mnt[4096];
+        if (sscanf(line, "%255s %4095s", dev, mnt) == 2 && strcmp(mnt, path) == 0)
+            found = true;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+static int unmount_rootfs(const char *rootfs, mt_error **err)
+{
+    for (int i = 0; i < UMOUNT_TRIES && mounted_at(rootfs); i++) {
+        if (umount2(rootfs, 0) == 0)
+            continue;
+        if (errno == EINVAL || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            return mt_error_sys(err, errno, "cannot unmount %s", rootfs);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (mounted_at(rootfs) && umount2(rootfs, MNT_DETACH) < 0 && errno != EINVAL)
+        return mt_error_sys(err, errno, "cannot unmount %s", rootfs);
+    return 0;
+}
+
+static int runc_cmd(const sup_driver *d, const char *verb, const char *arg1, const char *id,
+                    char **out, mt_error **err)
+{
+    char *argv[8];
+    size_t n = 0;
+    argv[n++] = d->runc;
+    argv[n++] = "--root";
+    argv[n++] = d->runc_root;
+    argv[n++] = (char *)verb;
+    if (arg1)
+        argv[n++] = (char *)arg1;
+    argv[n++] = (char *)id;
+    argv[n] = NULL;
+    return images_run(argv, RUNC_TIMEOUT_S, out, err);
+}
+
+/* Mount the task's overlay at <wd>/bundle/rootfs unless it is mounted already. */
+static int mount_overlay(const char *wd, const char *lower, mt_error **err)
+{
+    cleanup_free char *rootfs = xasprintf("%s/bundle/rootfs", wd);
+    cleanup_free char *upper = xasprintf("%s/overlay/upper", wd);
+    cleanup_free char *work = xasprintf("%s/overlay/work", wd);
+    if (mounted_at(rootfs))
+        return 0;
+    if (fs_mkdir_p(rootfs, 0755, err) < 0 || fs_mkdir_p(upper, 0755, err) < 0 ||
+        fs_mkdir_p(work, 0700, err) < 0)
+        return -1;
+    cleanup_free char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    if (mount("overlay", rootfs, "overlay", 0, opts) < 0)
+        return mt_error_sys(err, errno, "cannot mount the overlay at %s", rootfs);
+    return 0;
+}
+
+/* Remove what create made, for a failed create or for remove. */
+static int drop_bundle(const char *wd, mt_error **err)
+{
+    cleanup_free char *bundle = fs_join(wd, "bundle");
+    cleanup_free char *rootfs = fs_join(bundle, "rootfs");
+    cleanup_free char *overlay = fs_join(wd, "overlay");
+    if (unmount_rootfs(rootfs, err) < 0)
+        return -1;
+    if (mounted_at(rootfs)) /* never delete through a mount */
+        return mt_error_set(err, MT_ERR_IO, "%s is still mounted", rootfs);
+    if (sup_rmtree(bundle, err) < 0 || sup_rmtree(overlay, err) < 0)
+        return -1;
+    return 0;
+}
+
+static void drop_bundle_quiet(const char *wd)
+{
+    mt_error *e = NULL;
+    drop_bundle(wd, &e);
+    mt_error_free(&e);
+}
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+static int runc_prepare(runtime *rt, const task_spec *spec, mt_error **err)
+{
+    image_info img;
+    if (images_lookup(drv(rt)->image_store, spec->image, &img, err) < 0)
+        return -1;
+    image_info_free(&img);
+    return 0;
+}
+
+static int runc_create(runtime *rt, const task_spec *spec, char **handle, mt_error **err)
+{
+    *handle = NULL;
+    sup_driver *d = drv(rt);
+    if (spec->gpu)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "task %s asks for GPUs, which the runc runtime does not provide; "
+                            "use containers.runtime = \"docker\" with the NVIDIA container "
+                            "toolkit",
+                            spec->name ? spec->name : "");
+    image_info img;
+    if (images_lookup(d->image_store, spec->image, &img, err) < 0)
+        return -1;
+    cleanup_free char *lower = xstrdup(img.rootfs);
+    image_info_free(&img);
+
+    cleanup_free char *module = NULL;
+    if (spec->module_path && *spec->module_path) {
+        module = realpath(spec->module_path, NULL);
+        if (!module || !fs_exists(module))
+            return mt_error_sys(err, errno, "the module file %s of task %s is missing",
+                                spec->module_path, spec->name);
+    }
+    cleanup_strv char **ds = xcalloc(spec->ndatasets + 1, sizeof(char *));
+    for (size_t i = 0; i < spec->ndatasets; i++) {
+        if (!sup_safe_name(spec->dataset_names[i]))
+            return mt_error_set(err, MT_ERR_USAGE, "invalid dataset name '%s'",
+                                spec->dataset_names[i]);
+        ds[i] = realpath(spec->dataset_paths[i], NULL);
+        if (!ds[i])
+            return mt_error_sys(err, errno, "dataset '%s' (%s) cannot be mounted",
+                                spec->dataset_names[i], spec->dataset_paths[i]);
+    }
+    cleanup_free char *wd = NULL;
+    if (sup_prepare_workdir(d, spec, &wd, err) < 0)
+        return -1;
+    if (strchr(wd, ',') || strchr(wd, ':'))
+        return mt_error_set(err, MT_ERR_USAGE,
+                            "the task folder %s contains ',' or ':', which overlay mounts cannot "
+                            "use",
+                            wd);
+    /* a container of this name must not exist already */
+    cleanup_free char *state_out = NULL;
+    mt_error *e = NULL;
+    int st = runc_cmd(d, "state", NULL, spec->name, &state_out, &e);
+    mt_error_free(&e);
+    if (st == 0)
+        return mt_error_set(err, MT_ERR_EXISTS,
+                            "a runc container named %s exists already; remove it with: runc "
+                            "--root %s delete --force %s",
+                            spec->name, d->runc_root, spec->name);
+
+    cleanup_free char *bundle = fs_join(wd, "bundle");
+    cleanup_free char *rootfs = fs_join(bundle, "rootfs");
+    chmod(wd, 0711); /* the container's root (uid 0) walks through it anyway; keep others out */
+    if (mount_overlay(wd, lower, err) < 0) {
+        mt_error_wrap(err, "task %s", spec->name);
+        goto fail;
+    }
+    {
+        json_t *cfgj = oci_config(d, spec, rootfs, module, ds);
+        cleanup_free char *text = json_dumps(cfgj, JSON_INDENT(2));
+        json_decref(cfgj);
+        cleanup_free char *path = fs_join(bundle, "config.json");
+        if (fs_write_atomic(path, text, strlen(text), 0600, err) < 0)
+            goto fail;
+    }
+    {
+        json_t *t = sup_task_json(d, spec, wd);
+        json_object_set_new(t, "image", json_string(spec->image));
+        json_object_set_new(t, "lowerdir", json_string(lower));
+        json_object_set_new(t, "runc", json_string(d->runc));
+        json_object_set_new(t, "runc_root", json_string(d->runc_root));
+        json_object_set_new(t, "bundle", json_string(bundle));
+        int rc = sup_commit(d, wd, t, handle, err);
+        json_decref(t);
+        if (rc < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    drop_bundle_quiet(wd);
+    return -1;
+}
+
+static int runc_start(runtime *rt, const char *handle, mt_error **err)
+{
+    sup_driver *d = drv(rt);
+    cleanup_free char *wd = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, err);
+    if (!t)
+        return -1;
+    /* mounts do not survive a reboot: a task created before one gets its overlay again */
+    const char *lower = json_string_value(json_object_get(t, "lowerdir"));
+    int rc = lower ? mount_overlay(wd, lower, err) : 0;
+    json_decref(t);
+    if (rc < 0)
+        return mt_error_wrap(err, "cannot start the task");
+    return sup_start(d, handle, err);
+}
+
+static int runc_stop(runtime *rt, const char *handle, int grace_s, mt_error **err)
+{
+    return sup_stop(drv(rt), handle, grace_s, err);
+}
+
+static int runc_inspect(runtime *rt, const char *handle, rt_status *st, mt_error **err)
+{
+    return sup_inspect(drv(rt), handle, st, err);
+}
+
+static int runc_logs(runtime *rt, const char *handle, uint64_t limit, uint8_t **out, size_t *len,
+                     mt_error **err)
+{
+    return sup_logs(drv(rt), handle, limit, out, len, err);
+}
+
+static int runc_remove(runtime *rt, const char *handle, mt_error **err)
+{
+    sup_driver *d = drv(rt);
+    cleanup_free char *wd = NULL;
+    mt_error *e = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, &e);
+    if (!t) {
+        if (e && e->code == MT_ERR_NOTFOUND) { /* already removed */
+            mt_error_free(&e);
+            return 0;
+        }
+        *err = e;
+        return -1;
+    }
+    if (sup_remove_begin(d, handle, err) < 0) {
+        json_decref(t);
+        return -1;
+    }
+    const char *name = json_string_value(json_object_get(t, "name"));
+    cleanup_free char *out = NULL;
+    if (runc_cmd(d, "delete", "--force", name, &out, &e) < 0)
+        mt_error_free(&e);
+    if (drop_bundle(wd, err) < 0) {
+        json_decref(t);
+        return mt_error_wrap(err, "cannot remove task %s", name);
+    }
+    sup_remove_finish(d, wd, t);
+    json_decref(t);
+    return 0;
+}
+
+static int runc_list(runtime *rt, const char *node_xid, char ***handles, mt_error **err)
+{
+    return sup_list(drv(rt), node_xid, handles, err);
+}
+
+static void runc_free(runtime *rt)
+{
+    if (!rt)
+        return;
+    sup_driver_free(rt->impl);
+    free(rt->impl);
+    free(rt);
+}
+
+static const runtime_ops runc_ops = {
+    .name = "runc",
+    .prepare = runc_prepare,
+    .create = runc_create,
+    .start = runc_start,
+    .stop = runc_stop,
+    .inspect = runc_inspect,
+    .logs = runc_logs,
+    .remove = runc_remove,
+    .list = runc_list,
+    .free = runc_free,
+};
+
+/* The runc binary: a path, or a name looked up in PATH. Owned or NULL. */
+static char *find_runc(const char *want)
+{
+    if (!want || !*want)
+        want = "runc";
+    if (strchr(want, '/'))
+        return access(want, X_OK) == 0 ? realpath(want, NULL) : NULL;
+    const char *path = getenv("PATH");
+    cleanup_free char *copy = xstrdup(
+        path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        cleanup_free char *cand = fs_join(dir, want);
+        struct stat st;
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+            return realpath(cand, NULL);
+    }
+    return NULL;
+}
+
+static bool overlay_supported(void)
+{
+    mt_error *e = NULL;
+    cleanup_free char *fs = fs_read_file("/proc/filesystems", 1 << 16, NULL, &e);
+    mt_error_free(&e);
+    return fs && strstr(fs, "\toverlay\n");
+}
+
+runtime *runtime_runc_new(const struct node_config *cfg, mt_error **err)
+{
+    if (geteuid() != 0)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the runc runtime needs root (it mounts overlays and creates "
+                            "cgroups); run the node as root, or use containers.runtime = "
+                            "\"docker\""),
+               NULL;
+    const char *want = cfg && cfg->containers.runc_path ? cfg->containers.runc_path : "runc";
+    char *runc = find_runc(want);
+    if (!runc)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "runc was not found (containers.runc_path = \"%s\"); install it "
+                            "(apt-get install runc) or set containers.runc_path",
+                            want),
+               NULL;
+    char *argv[] = {runc, "--version", NULL};
+    mt_error *e = NULL;
+    cleanup_free char *out = NULL;
+    int st = images_run(argv, 20, &out, &e);
+    if (st != 0) {
+        mt_error_free(&e);
+        mt_error_set(err, MT_ERR_CONFIG, "%s does not run (`%s --version` failed)", runc, runc);
+        free(runc);
+        return NULL;
+    }
+    if (!overlay_supported()) {
+        free(runc);
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "this kernel has no overlay file system, which the runc runtime "
+                            "needs for task root file systems (modprobe overlay)"),
+               NULL;
+    }
+    sup_driver *d = xcalloc(1, sizeof(*d));
+    if (sup_driver_init(d, "runc", cfg, err) < 0) {
+        free(runc);
+        sup_driver_free(d);
+        free(d);
+        return NULL;
+    }
+    d->runc = runc;
+    d->runc_root = xstrdup(SUP_RUNC_ROOT);
+    if (cfg && cfg->containers.image_store && *cfg->containers.image_store) {
+        d->image_store = fs_expand_tilde(cfg->containers.image_store);
+    } else {
+        node_config defaults;
+        config_init_defaults(&defaults);
+        d->image_store = xstrdup(defaults.containers.image_store);
+        config_free(&defaults);
+    }
+    runtime *rt = xcalloc(1, sizeof(*rt));
+    rt->ops = &runc_ops;
+    rt->impl = d;
+    return rt;
+}
