@@ -29,7 +29,7 @@
 #define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
 #define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
 #define TOPIC_UPDATE_TASK_STATUS "manager/update_task_status"
-#define DRAIN_MAX_MS 60000
+#define DRAIN_MAX_MS             60000
 #define TICK_MS                  1000
 #define STOP_PUBACK_WAIT_MS      3000
 
@@ -212,7 +212,6 @@ static int mqtt_setup(node *n, mt_error **err)
     n->mqtt = mqtt_new(&o, &cb, n, err);
     return n->mqtt ? 0 : -1;
 }
-
 
 /* ---- work finished on other threads, run on the loop --------------------------------------- */
 
@@ -403,11 +402,11 @@ static int tasks_setup(node *n, mt_error **err)
     /* capacity kept back for the host */
     uint64_t reserve = (uint64_t)c->resources.reserve_memory_mb << 20;
     uint64_t usable = mem > reserve ? mem - reserve : mem / 2;
-    l.memory_bytes = c->containers.default_memory_limit < usable ? c->containers.default_memory_limit
-                                                                 : usable;
+    l.memory_bytes =
+        c->containers.default_memory_limit < usable ? c->containers.default_memory_limit : usable;
     double cpu_usable = (double)cpus * (100.0 - (double)c->resources.reserve_cpu_percent) / 100.0;
-    l.cpus = c->containers.default_cpu_limit < cpu_usable ? c->containers.default_cpu_limit
-                                                          : cpu_usable;
+    l.cpus =
+        c->containers.default_cpu_limit < cpu_usable ? c->containers.default_cpu_limit : cpu_usable;
     l.pids_limit = c->containers.pids_limit;
     l.log_limit = c->tasks.max_log_size;
     l.pull_timeout = (int)c->containers.pull_timeout;
@@ -427,8 +426,9 @@ static int tasks_setup(node *n, mt_error **err)
     task_env env = {host, n->light_port, nd, names, paths, !c->datasets.mount_readonly};
     task_hooks h = {n, hook_publish, hook_error, hook_upload, spawn_thread, post_to_loop, hook_log};
     n->tasks = tasks_new(n->rt, n->id, c->tasks.state_dir, &l, &env, &h);
-    log_info(n->log, "tasks", "Tasks: runtime %s, at most %lld at once, memory %llu MiB and %.2f "
-                              "CPUs each, timeout %lld s",
+    log_info(n->log, "tasks",
+             "Tasks: runtime %s, at most %lld at once, memory %llu MiB and %.2f "
+             "CPUs each, timeout %lld s",
              n->runtime_name, (long long)l.max_concurrent,
              (unsigned long long)(l.memory_bytes >> 20), l.cpus, (long long)l.timeout_s);
     tasks_recover(n->tasks);
@@ -533,9 +533,11 @@ int agent_start(node *n, int *stage, mt_error **err)
         return -1;
     }
     log_info(n->log, "agent", "Task runtime: %s", n->runtime_name);
-    if (strcmp(n->runtime_name, "process") == 0)
+    if (strcmp(n->runtime_name, "process") == 0) {
+        log_warn(n->log, "agent", "%s", runtime_process_warning());
         fprintf(n->out, "Warning: containers.runtime = \"process\": tasks run as plain processes "
                         "on this host; nothing is isolated\n");
+    }
     if (mc_open(&n->mc, &n->cfg, n->log, err) < 0) {
         *stage = AGENT_STAGE_MANAGER;
         return -1;
@@ -785,8 +787,7 @@ void agent_request_stop(node *n, const char *why)
 {
     if (n->stopping || n->draining)
         return;
-    log_info(n->log, "agent", "Stopping: %s%s", why,
-             n->keep_tasks ? " (tasks keep running)" : "");
+    log_info(n->log, "agent", "Stopping: %s%s", why, n->keep_tasks ? " (tasks keep running)" : "");
     if (n->tasks) {
         /* First the tasks: stop them, upload their logs, remove them (or leave them running
          * for the next agent to adopt), while the manager is still reachable. */

@@ -73,7 +73,7 @@ typedef struct node {
 
     /* tasks */
     struct runtime *rt;
-    const char *runtime_name;  /* static */
+    const char *runtime_name; /* static */
     struct task_table *tasks;
     int postfd;                /* eventfd: work finished on other threads */
     struct agent_post *posted; /* mutex-protected list of (fn, arg) to run on the loop */

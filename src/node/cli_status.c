@@ -139,8 +139,8 @@ int cli_status(int argc, char **argv)
             size_t nt = instance_tasks(&v[i], &keys, &states);
             json_t *ta = json_array();
             for (size_t k = 0; k < nt; k++)
-                json_array_append_new(ta, json_pack("{s:s, s:s}", "task", keys[k], "state",
-                                                    states[k]));
+                json_array_append_new(ta,
+                                      json_pack("{s:s, s:s}", "task", keys[k], "state", states[k]));
             json_object_set_new(o, "tasks", ta);
             mem_free_strv(&keys);
             mem_free_strv(&states);

@@ -90,8 +90,9 @@ static ProtobufCMessage *parse(node *n, const ProtobufCMessageDescriptor *desc, 
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, payload);
     if (!m) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "Unable to convert message into '%s': malformed payload (%zu "
-                                   "bytes)",
+        snprintf(msg, sizeof(msg),
+                 "Unable to convert message into '%s': malformed payload (%zu "
+                 "bytes)",
                  type, len);
         agent_send_error(n, WIRE_MQTT_ERROR, msg);
     }

@@ -288,7 +288,7 @@ int instance_stop(instance *in, bool force, int timeout_s, FILE *out)
 
 size_t instance_tasks(const instance *in, char ***keys, char ***states)
 {
-    static const char *const phases[] = {"?",       "queued",     "starting", "running",
+    static const char *const phases[] = {"?",        "queued",    "starting", "running",
                                          "stopping", "finishing", "done"};
     size_t n = 0;
     *keys = xcalloc(1, sizeof(char *));

@@ -26,7 +26,7 @@ typedef struct instance {
     char *log_file;
     char *node_id;   /* xid (for finding its tasks) */
     char *state_dir; /* tasks.state_dir */
-    char *path; /* the instance file */
+    char *path;      /* the instance file */
 } instance;
 
 /* A new id "<config>-<8 random hex>". Returns owned. */

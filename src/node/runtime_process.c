@@ -808,6 +808,13 @@ static __attribute__((noreturn)) void supervise(const struct plan *pl, int nfd)
                 environ = pl->envp;
                 execvp(pl->argv[0], pl->argv);
                 e = errno;
+                if (e == ENOENT && strcmp(pl->argv[0], "python") == 0) {
+                    /* the contract says `python`; Debian ships `python3` (python-is-python3
+                     * is optional) */
+                    pl->argv[0] = "python3";
+                    execvp(pl->argv[0], pl->argv);
+                    e = errno;
+                }
             }
             if (write(ep[1], &e, sizeof(e)) < 0) {
             }

@@ -97,7 +97,8 @@ def test_task_runs_with_the_contract_environment(node, world):
         port = [l for l in text.splitlines() if l.startswith("RPC_PORT=")][0].split("=")[1]
         assert f"TASK_ID=01\nSWARM_ID={xid(*SWARM)}\nRPC_HOST=127.0.0.1\n" in text
         assert int(port) > 0
-        assert "module.pyz" in text  # python <module>.pyz
+        argv = [l for l in text.splitlines() if l.startswith("ARGV=")][0]
+        assert argv.endswith(".pyz")  # python <the module> (the host file: no mount here)
         st = updates(o, 1)
         assert st[:2] == [tasks_pb2.PENDING, tasks_pb2.RUNNING]
         log = (node.home / ".manta/logs/nodes/default.log").read_text()
