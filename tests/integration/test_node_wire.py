@@ -437,3 +437,18 @@ def test_gpu_metrics_with_fake_nvml_and_without(node, manager, with_gpu):
     finally:
         rn.signal(signal.SIGTERM)
         assert rn.wait() == 0
+
+
+def test_docker_not_accessible_block(node, manager, tmp_path):
+    node.write_config("default", node_config(TOKEN, manager.port, runtime="docker").replace(
+        '[containers]\nruntime = "docker"\n',
+        f'[containers]\nruntime = "docker"\ndocker_socket = "{tmp_path}/no-docker.sock"\n'))
+    p = node.run("start", timeout=60, env={"DOCKER_HOST": ""})
+    assert p.returncode == 1
+    assert ("Error: Docker daemon not accessible\n"
+            "\n"
+            "Solutions:\n"
+            "  - Start Docker daemon: sudo systemctl start docker\n"
+            "  - Check permissions: sudo usermod -aG docker $USER\n"
+            "  - Verify socket: ls -la /var/run/docker.sock\n") in p.stderr
+    assert not manager.calls  # it did not register a node that cannot run tasks

@@ -310,13 +310,13 @@ class RunningNode:
 
 
 def node_config(token, manager_port, alias=None, extra="", reconnect=(0.2, 1.0),
-                runtime="process"):
+                runtime="process", containers=None, tasks=""):
     alias_line = f'alias = "{alias}"\n' if alias else ""
     return (f'[identity]\nsecured_token = "{token}"\n{alias_line}'
             f'[network]\nmanager_host = "127.0.0.1"\nmanager_port = {manager_port}\n'
             f'connect_timeout = 3\nrpc_timeout = 5\n'
-            f'[containers]\nruntime = "{runtime}"\n'
-            f'[tasks]\nstate_dir = "~/.manta/state"\n'
+            + (containers or f'[containers]\nruntime = "{runtime}"\n') +
+            f'[tasks]\nstate_dir = "~/.manta/state"\n' + tasks +
             f'[mqtt]\nping_interval = 1\nreconnect_delay = {reconnect[0]}\n'
             f'reconnect_max_delay = {reconnect[1]}\n'
             + extra)

@@ -119,8 +119,12 @@ static const char *create_task(struct fixture *f, runtime *rt, task_spec *s, mt_
 {
     assert_true(f->nh < MAX_TASKS);
     char *name = f->names[f->nh], *wd = f->wds[f->nh];
-    snprintf(name, sizeof(f->names[0]), "%s-%d", f->prefix, ++f->seq);
-    snprintf(wd, sizeof(f->wds[0]), "%s/%s", f->tasks, name);
+    /* formatted into locals: the sources live in *f too (gcc -Wrestrict) */
+    char nbuf[sizeof(f->names[0])], wbuf[sizeof(f->wds[0])];
+    snprintf(nbuf, sizeof(nbuf), "%s-%d", f->prefix, ++f->seq);
+    snprintf(wbuf, sizeof(wbuf), "%s/%s", f->tasks, nbuf);
+    memcpy(name, nbuf, sizeof(nbuf));
+    memcpy(wd, wbuf, sizeof(wbuf));
     s->name = name;
     s->workdir = wd;
     char *h = NULL;
@@ -792,6 +796,7 @@ static void test_runc_start_remounts_after_reboot(void **state)
     assert_int_equal(st.exit_code, 0);
     size_t len = 0;
     cleanup_free char *log = get_logs(f->runc, h, 0, &len);
+    assert_non_null(log);
     struct stat bb;
     assert_int_equal(stat("/bin/busybox", &bb), 0);
     assert_int_equal(len, (size_t)bb.st_size); /* binary output passes through unchanged */
