@@ -20,6 +20,8 @@ static const char stop_help[] =
     "Options:\n"
     "  --all             Stop every running node\n"
     "  -f, --force       SIGKILL at once\n"
+    "  --keep-tasks      Stop the agent only: its tasks keep running and the next start of\n"
+    "                    the same configuration adopts them (for upgrades and restarts)\n"
     "  -t, --timeout N   Seconds to wait for a graceful stop (default: 30)\n"
     "  -h, --help        Show this help\n";
 
@@ -32,13 +34,11 @@ static void list_running(FILE *out, instance *v, size_t n)
 int cli_stop(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"all", no_argument, NULL, 'a'},
-        {"force", no_argument, NULL, 'f'},
-        {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"all", no_argument, NULL, 'a'},   {"keep-tasks", no_argument, NULL, 'k'},
+        {"force", no_argument, NULL, 'f'}, {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},  {NULL, 0, NULL, 0},
     };
-    bool all = false, force = false;
+    bool all = false, force = false, keep = false;
     long timeout = DEFAULT_STOP_TIMEOUT;
     opterr = 0;
     optind = 1;
@@ -51,6 +51,9 @@ int cli_stop(int argc, char **argv)
             break;
         case 'f':
             force = true;
+            break;
+        case 'k':
+            keep = true;
             break;
         case 't':
             timeout = strtol(optarg, &end, 10);
@@ -69,6 +72,8 @@ int cli_stop(int argc, char **argv)
     const char *target = optind < argc ? argv[optind] : NULL;
     if (target && all)
         return cli_usage("stop", "Give an instance or --all, not both");
+    if (keep && force)
+        return cli_usage("stop", "--keep-tasks and --force do not go together");
 
     instance *v;
     size_t n = instances_live(&v);
@@ -83,7 +88,8 @@ int cli_stop(int argc, char **argv)
         printf(force ? "Force stopping all instances...\n" : "Stopping all instances...\n");
         size_t ok = 0;
         for (size_t i = 0; i < n; i++)
-            ok += instance_stop(&v[i], force, (int)timeout, stdout) == 0;
+            ok += (keep ? instance_stop_keep_tasks(&v[i], (int)timeout, stdout)
+                        : instance_stop(&v[i], force, (int)timeout, stdout)) == 0;
         if (ok == n)
             printf("All %zu instances stopped successfully\n", n);
         else
@@ -120,7 +126,8 @@ int cli_stop(int argc, char **argv)
         instances_release(v, n);
         return 1;
     }
-    int rc = instance_stop(hit, force, (int)timeout, stdout);
+    int rc = keep ? instance_stop_keep_tasks(hit, (int)timeout, stdout)
+                  : instance_stop(hit, force, (int)timeout, stdout);
     if (rc == 0)
         printf("Node '%s' stopped successfully\n", hit->alias);
     instances_release(v, n);

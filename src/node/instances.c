@@ -230,7 +230,19 @@ static bool gone(const instance *in)
     return !instance_alive(in);
 }
 
+static int stop_with(instance *in, bool force, int sig, int timeout_s, FILE *out);
+
 int instance_stop(instance *in, bool force, int timeout_s, FILE *out)
+{
+    return stop_with(in, force, SIGTERM, timeout_s, out);
+}
+
+int instance_stop_keep_tasks(instance *in, int timeout_s, FILE *out)
+{
+    return stop_with(in, false, SIGUSR2, timeout_s, out);
+}
+
+static int stop_with(instance *in, bool force, int sig, int timeout_s, FILE *out)
 {
     if (gone(in)) {
         if (out)
@@ -250,7 +262,7 @@ int instance_stop(instance *in, bool force, int timeout_s, FILE *out)
         unlink(in->path);
         return gone(in) ? 0 : -1;
     }
-    if (kill(in->pid, SIGTERM) < 0) {
+    if (kill(in->pid, sig) < 0) {
         if (errno == ESRCH) {
             if (out)
                 fprintf(out, "Node '%s' was already stopped\n", in->alias);
@@ -263,7 +275,8 @@ int instance_stop(instance *in, bool force, int timeout_s, FILE *out)
         return -1;
     }
     if (out) {
-        fprintf(out, "Sent termination signal to node '%s' (PID: %d)\n", in->alias, (int)in->pid);
+        fprintf(out, "Sent termination signal to node '%s' (PID: %d)%s\n", in->alias, (int)in->pid,
+                sig == SIGUSR2 ? ", leaving its tasks running" : "");
         fprintf(out, "Waiting up to %d seconds for graceful shutdown...\n", timeout_s);
         fflush(out);
     }

@@ -57,6 +57,10 @@ int instance_lock_alias(const char *alias, pid_t *holder, mt_error **err);
  * instance file once the process is gone. Returns 0 if the process is gone. */
 int instance_stop(instance *in, bool force, int timeout_s, FILE *out);
 
+/* The same with SIGUSR2: the node stops but leaves its tasks running, for the next node with
+ * the same configuration to adopt (an agent upgrade). */
+int instance_stop_keep_tasks(instance *in, int timeout_s, FILE *out);
+
 /* The tasks of a running instance, from its persisted task states: keys "<swarm>-<task>" and
  * a short state ("running 12s", "queued", ...). Returns the count; owned NULL-terminated
  * arrays. */

@@ -209,3 +209,26 @@ def test_node_sigkill_task_adopted_logs_once(node, world):
     finally:
         rn.signal(signal.SIGTERM)
         assert rn.wait(60) == 0
+
+
+def test_stop_keep_tasks_then_adopt(node, world):
+    """An agent upgrade: stop the agent, not its tasks; the next agent adopts them."""
+    _, m, o = world
+    node.write_config("default", node_config(TOKEN, m.port))
+    p = node.run("start", "-d", timeout=60)
+    assert p.returncode == 0, p.stderr
+    send(o, "deploy_task", mqtt_task(50, sleeper(5)))
+    wait_for(lambda: tasks_pb2.RUNNING in updates(o, 50), 10, what="running")
+    p = node.run("stop", "--keep-tasks", timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "leaving its tasks running" in p.stdout
+    assert not logs_of(m, 50)  # not stopped, so nothing uploaded yet
+    state = node.home / ".manta/state" / NODE_XID / "tasks"
+    assert list(state.iterdir())  # its state is kept for the next agent
+    p = node.run("start", "-d", timeout=60)
+    assert p.returncode == 0, p.stderr
+    try:
+        wait_for(lambda: logs_of(m, 50), 30, what="the adopted task's logs")
+        assert "end" in logs_of(m, 50)[0][1]  # it ran to its end across the agent restart
+    finally:
+        node.run("stop", "--all", timeout=60)
