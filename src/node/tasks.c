@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blake3.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mem.h"
@@ -31,6 +32,8 @@ struct task_table {
     node_id self;
     char self_xid[NODE_XID_MAX + 1];
     char *dir; /* <state_dir>/<node xid>/tasks */
+    char dir_tag[8]; /* 6 hex digits of BLAKE3(dir) */
+    char owner[48];  /* "<node xid>-<dir_tag>": what the drivers label and list by */
     task_limits lim;
     /* environment (copied) */
     char *rpc_host;
@@ -213,6 +216,10 @@ task_table *tasks_new(runtime *rt, node_id self, const char *state_dir, const ta
     xid_of(self, tt->self_xid);
     cleanup_free char *nd = fs_join(state_dir, tt->self_xid);
     tt->dir = fs_join(nd, "tasks");
+    uint8_t h[3];
+    b3_hash(tt->dir, strlen(tt->dir), h, sizeof(h));
+    snprintf(tt->dir_tag, sizeof(tt->dir_tag), "%02x%02x%02x", h[0], h[1], h[2]);
+    snprintf(tt->owner, sizeof(tt->owner), "%s-%s", tt->self_xid, tt->dir_tag);
     tt->lim = *lim;
     tt->rpc_host = xstrdup(env->rpc_host);
     tt->rpc_port = env->rpc_port;
@@ -356,7 +363,7 @@ static void job_run(void *arg)
         }
         task_spec s = {
             .name = j->name,
-            .node_xid = tt->self_xid,
+            .node_xid = tt->owner,
             .image = j->image,
             .module_path = j->module_path,
             .env = (const char *const *)j->env,
@@ -463,7 +470,10 @@ static void start_task(task_table *tt, task *t, struct pending_deploy *p)
     xid_of(t->id, tx);
     job *j = job_new(tt, t, JOB_START);
     free(t->name);
-    t->name = xasprintf("manta-%.8s-%.8s-%.8s-%u", tt->self_xid, sx, tx, t->generation);
+    /* The state folder's hash keeps two nodes with one alias under different homes (other
+     * users) from sharing container names and cgroups. */
+    t->name = xasprintf("manta-%.8s-%s-%.8s-%.8s-%u", tt->self_xid, tt->dir_tag, sx, tx,
+                        t->generation);
     j->name = xstrdup(t->name);
     j->image = xstrdup(t->image);
     j->taskdir = xstrdup(t->workdir);
@@ -956,7 +966,7 @@ void tasks_recover(task_table *tt)
         pclose(ls);
     /* reap what this node started but does not know */
     char **handles = NULL;
-    if (tt->rt->ops->list && tt->rt->ops->list(tt->rt, tt->self_xid, &handles, &e) == 0) {
+    if (tt->rt->ops->list && tt->rt->ops->list(tt->rt, tt->owner, &handles, &e) == 0) {
         for (char **h = handles; h && *h; h++) {
             bool known = false;
             for (size_t i = 0; i < tt->n; i++)
