@@ -1,7 +1,10 @@
 /* tasks.c - the life of the node's tasks; see tasks.h. */
 #include "tasks.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,7 +34,7 @@ struct task_table {
     runtime *rt;
     node_id self;
     char self_xid[NODE_XID_MAX + 1];
-    char *dir; /* <state_dir>/<node xid>/tasks */
+    char *dir;       /* <state_dir>/<node xid>/tasks */
     char dir_tag[8]; /* 6 hex digits of BLAKE3(dir) */
     char owner[48];  /* "<node xid>-<dir_tag>": what the drivers label and list by */
     task_limits lim;
@@ -472,8 +475,8 @@ static void start_task(task_table *tt, task *t, struct pending_deploy *p)
     free(t->name);
     /* The state folder's hash keeps two nodes with one alias under different homes (other
      * users) from sharing container names and cgroups. */
-    t->name = xasprintf("manta-%.8s-%s-%.8s-%.8s-%u", tt->self_xid, tt->dir_tag, sx, tx,
-                        t->generation);
+    t->name =
+        xasprintf("manta-%.8s-%s-%.8s-%.8s-%u", tt->self_xid, tt->dir_tag, sx, tx, t->generation);
     j->name = xstrdup(t->name);
     j->image = xstrdup(t->image);
     j->taskdir = xstrdup(t->workdir);
@@ -549,6 +552,46 @@ static void record_exit(task_table *tt, task *t, const rt_status *st, const char
         snprintf(t->reason, sizeof(t->reason), "exited");
     TLOG(tt, st->exit_code ? LOG_WARNING : LOG_INFO, "Task %s finished: %s, exit code %d%s", t->key,
          t->reason, t->exit_code, t->oom_killed ? " (killed by the memory limit)" : "");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void rm_tree_job(void *arg)
+{
+    char *path = arg;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        fprintf(stderr, "manta_node: cannot remove %s: %s\n", path, strerror(errno));
+    free(path);
+}
+
+/* Remove a task's folder off the event loop (it may hold large payloads and overlays). */
+static void remove_dir_async(task_table *tt, const char *dir)
+{
+    tt->h.spawn(tt->h.ctx, rm_tree_job, xstrdup(dir));
+}
+
+/* The run of task i is over and a deploy of its next iteration waits: queue that one as the
+ * task's next generation (its payload stays in tt->pending[i] until it starts). */
+static void next_generation(task_table *tt, size_t i)
+{
+    task *t = tt->v[i];
+    const struct pending_deploy *p = tt->pending[i];
+    t->phase = PHASE_QUEUED;
+    tt->qseq[i] = ++tt->seq;
+    t->iteration = p->iteration;
+    t->circular = p->circular;
+    free(t->image);
+    t->image = xstrdup(p->image);
+    t->gpu = p->gpu;
+    t->generation++;
+    t->logs_uploaded = false;
+    t->reason[0] = '\0';
+    t->exit_code = 0;
+    t->oom_killed = false;
+    set_status(tt, t, TASK_PENDING, true);
 }
 
 static void job_done(void *arg)
@@ -653,26 +696,9 @@ static void job_done(void *arg)
         if (t->remove_after && !t->handle) {
             cleanup_free char *wd = xstrdup(t->workdir);
             table_remove(tt, t);
-            /* the task's folder: state, payloads, overlays are gone with it */
-            char *argv_rm = xasprintf("rm -rf -- '%s'", wd);
-            if (system(argv_rm) != 0)
-                TLOG(tt, LOG_WARNING, "Cannot remove %s", wd);
-            free(argv_rm);
+            remove_dir_async(tt, wd);          /* state, payloads and run folders go with it */
         } else if (i >= 0 && tt->pending[i]) { /* a re-deploy was waiting for this run */
-            t->phase = PHASE_QUEUED;
-            tt->qseq[i] = ++tt->seq;
-            struct pending_deploy *p = tt->pending[i];
-            t->iteration = p->iteration;
-            t->circular = p->circular;
-            free(t->image);
-            t->image = xstrdup(p->image);
-            t->gpu = p->gpu;
-            t->generation++;
-            t->logs_uploaded = false;
-            t->reason[0] = '\0';
-            t->exit_code = 0;
-            t->oom_killed = false;
-            set_status(tt, t, TASK_PENDING, true);
+            next_generation(tt, (size_t)i);
         }
     }
     start_queued(tt);
@@ -731,19 +757,7 @@ void tasks_deploy(task_table *tt, const Common__Tasks__MqttTask *m)
         pending_free(tt->pending[i]);
         tt->pending[i] = p;
         if (t->phase == PHASE_DONE && !t->busy) {
-            t->phase = PHASE_QUEUED;
-            tt->qseq[i] = ++tt->seq;
-            t->iteration = p->iteration;
-            t->circular = p->circular;
-            free(t->image);
-            t->image = xstrdup(p->image);
-            t->gpu = p->gpu;
-            t->generation++;
-            t->logs_uploaded = false;
-            t->reason[0] = '\0';
-            t->exit_code = 0;
-            t->oom_killed = false;
-            set_status(tt, t, TASK_PENDING, true);
+            next_generation(tt, (size_t)i);
         } else if (t->phase == PHASE_QUEUED) {
             t->iteration = p->iteration;
             t->circular = p->circular;
@@ -881,10 +895,7 @@ void tasks_stop_swarm(task_table *tt, node_id swarm)
     for (size_t i = tt->n; i-- > 0;) {
         task *t = tt->v[i];
         if (t->remove_after && t->phase == PHASE_DONE && !t->busy && !t->handle) {
-            char *cmd = xasprintf("rm -rf -- '%s'", t->workdir);
-            if (system(cmd) != 0)
-                TLOG(tt, LOG_WARNING, "Cannot remove %s", t->workdir);
-            free(cmd);
+            remove_dir_async(tt, t->workdir);
             table_remove(tt, t);
         }
     }
@@ -932,11 +943,12 @@ void tasks_recover(task_table *tt)
         mt_error_free(&e);
         return;
     }
-    cleanup_free char *cmd = xasprintf("ls -1 -- '%s' 2>/dev/null", tt->dir);
-    FILE *ls = popen(cmd, "r");
-    char line[512];
-    while (ls && fgets(line, sizeof(line), ls)) {
-        line[strcspn(line, "\n")] = '\0';
+    DIR *d = opendir(tt->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *line = de->d_name;
+        if (line[0] == '.')
+            continue;
         cleanup_free char *wd = fs_join(tt->dir, line);
         task *t = task_load(tt, wd);
         if (!t)
@@ -962,8 +974,8 @@ void tasks_recover(task_table *tt)
                                        : "finished");
         task_save(tt, t);
     }
-    if (ls)
-        pclose(ls);
+    if (d)
+        closedir(d);
     /* reap what this node started but does not know */
     char **handles = NULL;
     if (tt->rt->ops->list && tt->rt->ops->list(tt->rt, tt->owner, &handles, &e) == 0) {
