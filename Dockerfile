@@ -18,7 +18,7 @@ FROM ${BASE} AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
       --no-install-recommends build-essential cmake pkg-config python3 \
       protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev libmosquitto-dev \
-      libjansson-dev libyaml-dev libcurl4-openssl-dev zlib1g-dev >/dev/null
+      libjansson-dev libyaml-dev zlib1g-dev >/dev/null
 COPY CMakeLists.txt /src/
 COPY proto /src/proto
 COPY src /src/src
@@ -32,7 +32,7 @@ RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
 FROM ${BASE}
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
       --no-install-recommends libgrpc29 libprotobuf-c1 libmosquitto1 libjansson4 libyaml-0-2 \
-      libcurl4 zlib1g ca-certificates >/dev/null \
+      zlib1g ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/manta_node /usr/local/bin/manta_node
 ENTRYPOINT ["manta_node"]

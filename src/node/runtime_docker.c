@@ -1,5 +1,5 @@
 /* runtime_docker.c - tasks as Docker containers, through the Docker Engine API on its unix
- * socket (libcurl for HTTP, jansson for JSON).
+ * socket (http_unix.c for HTTP, jansson for JSON).
  *
  * A task is one container named spec->name, labelled manta.node / manta.task (and the
  * reference's com.docker.compose.project), host networking, the module file bound read-only at
@@ -7,13 +7,12 @@
  * no-new-privileges, the limits of the spec, and a json-file log sized from spec->log_limit.
  * The handle is the container's full ID.
  *
- * Every request has its own CURL easy handle (so any number of threads may call the driver at
+ * Every request has its own connection (so any number of threads may call the driver at
  * once) and a timeout: nothing here can hang on a stuck daemon or a slow registry. Errors are
  * sentences that name what failed and end with Docker's own explanation (its "message").
  * Unversioned API paths: the daemon's own API version, checked at open to be at least 1.40
  * (Docker 19.03, the first with DeviceRequests).
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -26,6 +25,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "http_unix.h"
 #include "mem.h"
 #include "runtime.h"
 #include "strbuf.h"
@@ -54,14 +54,6 @@ typedef struct docker_rt {
 /* ---------------------------------------------------------------------------------------- */
 /* HTTP over the unix socket                                                                 */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_OK;
-
-static void curl_init_once(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* Consumes a successful (2xx) answer's body as it arrives; returns false to abort. */
 typedef bool (*body_sink)(const char *data, size_t n, void *ud);
 
@@ -75,13 +67,11 @@ typedef struct http_call {
     body_sink sink; /* NULL: the body is collected in `body` (at most MAX_JSON_BODY) */
     void *sink_ud;
     /* answer */
-    CURL *curl;
     long status; /* HTTP status, 0 if none */
     strbuf body; /* collected body, or the error answer (at most MAX_ERROR_BODY) */
     bool too_big;
-    CURLcode cc;
-    long os_errno;
-    char errbuf[CURL_ERROR_SIZE];
+    bool sink_refused;
+    http_response rs;
 } http_call;
 
 static void http_call_free(http_call *c)
@@ -91,95 +81,68 @@ static void http_call_free(http_call *c)
 
 #define cleanup_call __attribute__((cleanup(http_call_free)))
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+static bool on_body(int status, const char *data, size_t n, void *ud)
 {
     http_call *c = ud;
-    size_t n = size * nmemb;
-    if (c->status == 0)
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
-    bool ok = c->status >= 200 && c->status < 300;
-    if (ok && c->sink)
-        return c->sink(data, n, c->sink_ud) ? n : 0;
+    c->status = status;
+    bool ok = status >= 200 && status < 300;
+    if (ok && c->sink) {
+        if (!c->sink(data, n, c->sink_ud)) {
+            c->sink_refused = true;
+            return false;
+        }
+        return true;
+    }
     size_t cap = ok ? MAX_JSON_BODY : MAX_ERROR_BODY;
     if (c->body.len + n > cap) {
         if (ok) {
             c->too_big = true;
-            return 0;
+            return false;
         }
         sb_append(&c->body, data, cap - c->body.len); /* quote the beginning of an error */
-        return n;
+        return true;
     }
     sb_append(&c->body, data, n);
-    return n;
+    return true;
 }
 
 /* Perform one request. Returns 0 when Docker answered (any status), -1 when the exchange
- * failed (c->cc says why). */
+ * failed (c->rs says why). */
 static int http_do(const docker_rt *d, http_call *c)
 {
-    pthread_once(&curl_once, curl_init_once);
     c->status = 0;
-    c->too_big = false;
-    c->os_errno = 0;
-    c->errbuf[0] = '\0';
+    c->too_big = c->sink_refused = false;
     sb_reset(&c->body);
-    if (curl_init_rc != CURLE_OK) {
-        c->cc = curl_init_rc;
-        return -1;
-    }
-    CURL *h = curl_easy_init();
-    if (!h) {
-        c->cc = CURLE_FAILED_INIT;
-        return -1;
-    }
-    c->curl = h;
-    cleanup_free char *url = xasprintf("http://docker%s", c->path);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
-    if (c->json)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     cleanup_free char *auth_hdr = c->auth ? xasprintf("X-Registry-Auth: %s", c->auth) : NULL;
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    size_t nh = 0;
+    if (c->json)
+        hdrs[nh++] = "Content-Type: application/json";
     if (auth_hdr)
-        hdrs = curl_slist_append(hdrs, auth_hdr);
-
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, d->socket);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : QUERY_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "manta-node/" MANTA_VERSION);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    if (strcmp(c->method, "POST") == 0) {
-        const char *b = c->json ? c->json : "";
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(b));
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, b);
-    } else if (strcmp(c->method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
-    }
-    c->cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (status)
-        c->status = status;
-    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &c->os_errno);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    c->curl = NULL;
-    return c->cc == CURLE_OK ? 0 : -1;
+        hdrs[nh++] = auth_hdr;
+    const char *b = c->json ? c->json : (strcmp(c->method, "POST") == 0 ? "" : NULL);
+    http_request rq = {
+        .socket = d->socket,
+        .method = c->method,
+        .path = c->path,
+        .headers = hdrs,
+        .body = b,
+        .body_len = b ? strlen(b) : 0,
+        .timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : QUERY_TIMEOUT_MS,
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .sink = on_body,
+        .ud = c,
+    };
+    int rc = http_unix_request(&rq, &c->rs);
+    if (c->rs.status)
+        c->status = c->rs.status;
+    return rc;
 }
 
 /* Why the exchange failed, in words. Owned. */
 static char *transport_reason(const http_call *c)
 {
-    if (c->os_errno &&
-        (c->cc == CURLE_COULDNT_CONNECT || c->cc == CURLE_RECV_ERROR || c->cc == CURLE_SEND_ERROR))
-        return xstrdup(strerror((int)c->os_errno));
-    if (c->errbuf[0])
-        return xstrdup(c->errbuf);
-    return xstrdup(curl_easy_strerror(c->cc));
+    return xstrdup(c->rs.reason[0] ? c->rs.reason : "unknown failure");
 }
 
 /* Set *err for a failed exchange: `what` says what we were doing ("Docker cannot start the
@@ -190,14 +153,14 @@ static int transport_error(const docker_rt *d, const http_call *c, const char *w
     if (c->too_big)
         return mt_error_set(err, MT_ERR_IO, "%s: Docker's answer is larger than %u bytes", what,
                             MAX_JSON_BODY);
-    if (c->cc == CURLE_OPERATION_TIMEDOUT)
+    if (c->rs.failure == HTTP_TIMEOUT)
         return mt_error_set(err, MT_ERR_IO, "%s: Docker did not answer within %ld seconds", what,
                             c->timeout_ms / 1000);
-    if (c->cc == CURLE_COULDNT_CONNECT)
+    if (c->rs.failure == HTTP_CONNECT)
         return mt_error_set(err, MT_ERR_IO,
                             "%s: Docker daemon not accessible at unix://%s: %s (is dockerd "
                             "running, and may this user use its socket?)",
-                            what, d->socket, why);
+                            what, d->socket, c->rs.os_errno ? strerror(c->rs.os_errno) : why);
     return mt_error_set(err, MT_ERR_IO, "%s: the request to Docker failed: %s", what, why);
 }
 
@@ -301,24 +264,7 @@ static bool image_valid(const char *ref)
 
 static char *url_escape(const char *s)
 {
-    CURL *h = curl_easy_init();
-    char *e = h ? curl_easy_escape(h, s, 0) : NULL;
-    char *out = e ? xstrdup(e) : NULL;
-    curl_free(e);
-    if (h)
-        curl_easy_cleanup(h);
-    if (!out) { /* curl could not even allocate: escape by hand */
-        strbuf sb = STRBUF_INIT;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                strchr("-._~", *p))
-                sb_putc(&sb, (char)*p);
-            else
-                sb_printf(&sb, "%%%02X", *p);
-        }
-        out = sb_steal(&sb);
-    }
-    return out;
+    return http_escape(s);
 }
 
 /* Base64 with the URL alphabet and padding (what Docker decodes X-Registry-Auth with). */
@@ -519,7 +465,7 @@ static int docker_prepare(runtime *rt, const task_spec *spec, mt_error **err)
     int rc = http_do(d, &c);
     if (rc == 0 && ps.line.len && !ps.skipping)
         pull_line(&ps, ps.line.buf, ps.line.len);
-    if (rc < 0 && c.cc == CURLE_OPERATION_TIMEDOUT) {
+    if (rc < 0 && c.rs.failure == HTTP_TIMEOUT) {
         rc = mt_error_set(err, MT_ERR_IO,
                           "%s: the pull did not finish within %d seconds "
                           "(containers.pull_timeout)%s%s; check that the registry is reachable "
@@ -796,7 +742,7 @@ static int docker_stop(runtime *rt, const char *handle, int grace_s, mt_error **
     cleanup_free char *wpath = xasprintf("/containers/%s/wait?condition=not-running", handle);
     cleanup_call http_call w = {.method = "POST", .path = wpath, .timeout_ms = WAIT_TIMEOUT_MS};
     if (http_do(d, &w) < 0) {
-        if (w.cc == CURLE_OPERATION_TIMEDOUT)
+        if (w.rs.failure == HTTP_TIMEOUT)
             return mt_error_set(err, MT_ERR_IO,
                                 "%s: it has not exited %ld seconds after it was killed", what,
                                 WAIT_TIMEOUT_MS / 1000);
@@ -1025,7 +971,7 @@ static int docker_logs(runtime *rt, const char *handle, uint64_t limit, uint8_t 
                                 .sink = log_sink,
                                 .sink_ud = &r};
     int rc = http_do(d, &c);
-    if (rc < 0 && c.cc == CURLE_WRITE_ERROR && c.status >= 200 && c.status < 300)
+    if (rc < 0 && c.sink_refused && c.status >= 200 && c.status < 300)
         rc = mt_error_set(err, MT_ERR_PARSE, "%s: the log stream is not in Docker's format", what);
     else if (rc < 0)
         rc = transport_error(d, &c, what, err);
@@ -1112,7 +1058,6 @@ static char *resolve_socket(const node_config *cfg, mt_error **err)
 
 runtime *runtime_docker_new(const node_config *cfg, mt_error **err)
 {
-    pthread_once(&curl_once, curl_init_once); /* before any curl call, from any thread */
     char *sock = resolve_socket(cfg, err);
     if (!sock)
         return NULL;
@@ -1132,7 +1077,7 @@ runtime *runtime_docker_new(const node_config *cfg, mt_error **err)
         .method = "GET", .path = "/version", .timeout_ms = QUERY_TIMEOUT_MS};
     if (http_do(d, &c) < 0) {
         cleanup_free char *why = transport_reason(&c);
-        if (c.cc == CURLE_OPERATION_TIMEDOUT)
+        if (c.rs.failure == HTTP_TIMEOUT)
             mt_error_set(err, MT_ERR_IO,
                          "Docker daemon not accessible at unix://%s: it did not answer within "
                          "%ld seconds",

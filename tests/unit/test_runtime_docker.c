@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
@@ -41,6 +40,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "http_unix.h"
 #include "mem.h"
 #include "runtime.h"
 #include "strbuf.h"
@@ -91,44 +91,30 @@ static void sleep_ms(int ms)
 /* ---------------------------------------------------------------------------------------- */
 /* Raw Docker API (setup, teardown, checks of what the driver asked for)                    */
 
-static size_t collect(char *p, size_t sz, size_t nm, void *ud)
+static bool collect(int status, const char *p, size_t n, void *ud)
 {
-    sb_append(ud, p, sz * nm);
-    return sz * nm;
+    sb_append(ud, p, n);
+    return true;
 }
 
 /* HTTP status, or -1 when the exchange failed. *out (optional) receives the body. */
 static long api(const char *method, const char *path, const void *body, size_t blen,
                 long timeout_ms, strbuf *out)
 {
-    CURL *h = curl_easy_init();
-    if (!h)
-        return -1;
     strbuf sink = STRBUF_INIT;
-    cleanup_free char *url = xasprintf("http://docker%s", path);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
-    if (body)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/x-tar");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-    } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
-    long status = -1;
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
+    const char *hdrs[] = {"Content-Type: application/x-tar", NULL};
+    http_request rq = {.socket = sock,
+                       .method = method,
+                       .path = path,
+                       .headers = body ? hdrs : NULL,
+                       .body = body ? body : (strcmp(method, "POST") == 0 ? "" : NULL),
+                       .body_len = body ? blen : 0,
+                       .timeout_ms = timeout_ms,
+                       .connect_timeout_ms = 5000,
+                       .sink = collect,
+                       .ud = &sink};
+    http_response rs;
+    long status = http_unix_request(&rq, &rs) == 0 ? rs.status : -1;
     if (out) {
         sb_free(out);
         *out = sink;
@@ -559,7 +545,6 @@ static int group_setup(void **state)
     if (!file_is_static_elf("/bin/busybox"))
         return fail_setup("/bin/busybox is missing or not statically linked: run scripts/deps "
                           "(it installs busybox-static)");
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     unsetenv("DOCKER_HOST");
 
     reap_stale_runs();
