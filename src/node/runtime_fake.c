@@ -23,6 +23,9 @@ struct fake {
     size_t n;
     int created;
     char *fail_next;
+    char *slow_image;
+    bool released;
+    pthread_cond_t cv;
 };
 
 static struct fake *F(runtime *rt)
@@ -40,7 +43,31 @@ static struct fake_task *by(struct fake *f, const char *key, bool handle)
 
 static int fk_prepare(runtime *rt, const task_spec *s, mt_error **err)
 {
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    while (f->slow_image && s->image && !strcmp(s->image, f->slow_image) && !f->released)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
     return 0;
+}
+
+void runtime_fake_slow_image(runtime *rt, const char *image)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    free(f->slow_image);
+    f->slow_image = xstrdup(image);
+    f->released = false;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void runtime_fake_release_pulls(runtime *rt)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    f->released = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static int fk_create(runtime *rt, const task_spec *s, char **handle, mt_error **err)
@@ -176,6 +203,8 @@ static void fk_free(runtime *rt)
         fake_task_free(&f->v[i]);
     free(f->v);
     free(f->fail_next);
+    free(f->slow_image);
+    pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
     free(rt);
@@ -189,6 +218,7 @@ runtime *runtime_fake_new(void)
     runtime *rt = xcalloc(1, sizeof(*rt));
     struct fake *f = xcalloc(1, sizeof(*f));
     pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
     rt->ops = &fake_ops;
     rt->impl = f;
     return rt;

@@ -18,6 +18,11 @@ int runtime_fake_created(runtime *rt);
 const char *runtime_fake_env(runtime *rt, const char *name, const char *key);
 /* Make the next create fail with this message (NULL: succeed). */
 void runtime_fake_fail_next(runtime *rt, const char *msg);
+/* Make prepare() of tasks with this image block until runtime_fake_release_pulls() (a slow
+ * pull); NULL: none. */
+void runtime_fake_slow_image(runtime *rt, const char *image);
+void runtime_fake_release_pulls(runtime *rt);
+
 /* Output a task "wrote". */
 void runtime_fake_output(runtime *rt, const char *name, const char *text);
 

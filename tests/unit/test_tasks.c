@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,98 @@ static void test_upload_retry_and_recovery(void **state)
     runtime_free(rt);
 }
 
+/* ---- with real threads: a slow pull delays only its own task ---- */
+
+static pthread_mutex_t tq_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct thread_arg {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *t = p;
+    t->fn(t->arg);
+    free(t);
+    return NULL;
+}
+
+static void t_spawn(void *ctx, void (*fn)(void *), void *arg)
+{
+    struct thread_arg *t = xmalloc(sizeof(*t));
+    t->fn = fn;
+    t->arg = arg;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, thread_main, t), 0);
+    pthread_detach(th);
+}
+
+static void t_post(void *ctx, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&tq_mu);
+    W.q[W.nq++] = (struct posted){fn, arg};
+    pthread_mutex_unlock(&tq_mu);
+}
+
+static void t_pump(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&tq_mu);
+        if (!W.nq) {
+            pthread_mutex_unlock(&tq_mu);
+            return;
+        }
+        struct posted p = W.q[0];
+        memmove(W.q, W.q + 1, (W.nq - 1) * sizeof(W.q[0]));
+        W.nq--;
+        pthread_mutex_unlock(&tq_mu);
+        p.fn(p.arg);
+    }
+}
+
+static void test_slow_pull_delays_only_its_task(void **state)
+{
+    runtime *rt = runtime_fake_new();
+    runtime_fake_slow_image(rt, "huge:1");
+    task_limits l = limits(4, 4);
+    static const char *names[] = {NULL}, *paths[] = {NULL};
+    task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
+    task_hooks h = {NULL, h_publish, h_error, h_upload, t_spawn, t_post, h_log};
+    task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
+    Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
+    Common__System__PairId s = COMMON__SYSTEM__PAIR_ID__INIT, a = COMMON__SYSTEM__PAIR_ID__INIT,
+                           b = COMMON__SYSTEM__PAIR_ID__INIT;
+    s.tail = 7;
+    a.tail = 1;
+    b.tail = 2;
+    m.swarm_id = &s;
+    m.payload.data = (uint8_t *)"x";
+    m.payload.len = 1;
+    m.task_id = &a;
+    m.image = "huge:1"; /* its pull hangs */
+    tasks_deploy(tt, &m);
+    m.task_id = &b;
+    m.image = "small:1";
+    tasks_deploy(tt, &m);
+    const task *ta = tasks_find(tt, (node_id){0, 7}, (node_id){0, 1});
+    const task *tb = tasks_find(tt, (node_id){0, 7}, (node_id){0, 2});
+    for (int i = 0; i < 200 && tb->phase != PHASE_RUNNING; i++) {
+        usleep(10000);
+        t_pump();
+    }
+    assert_int_equal(tb->phase, PHASE_RUNNING); /* B started while A's pull hangs */
+    assert_int_equal(ta->phase, PHASE_STARTING);
+    runtime_fake_release_pulls(rt);
+    for (int i = 0; i < 200 && ta->phase != PHASE_RUNNING; i++) {
+        usleep(10000);
+        t_pump();
+    }
+    assert_int_equal(ta->phase, PHASE_RUNNING);
+    tasks_free(tt);
+    runtime_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_oom_stop_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redeploy_and_stop_swarm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_retry_and_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_pull_delays_only_its_task, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
