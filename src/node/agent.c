@@ -388,6 +388,17 @@ static void hook_log(void *ctx, int level, const char *fmt, ...)
     log_msg(n->log, (log_level)level, "tasks", "%s", buf);
 }
 
+static void hook_task_known(void *ctx, const task *t, bool known)
+{
+    node *n = ctx;
+    if (!n->light)
+        return;
+    if (known)
+        light_task_set(n->light, t->swarm, t->id, t->iteration, t->circular, t->status);
+    else
+        light_task_clear(n->light, t->swarm, t->id);
+}
+
 static int tasks_setup(node *n, mt_error **err)
 {
     const node_config *c = &n->cfg;
@@ -424,7 +435,8 @@ static int tasks_setup(node *n, mt_error **err)
         paths[i] = n->datasets.items[i].path;
     }
     task_env env = {host, n->light_port, nd, names, paths, !c->datasets.mount_readonly};
-    task_hooks h = {n, hook_publish, hook_error, hook_upload, spawn_thread, post_to_loop, hook_log};
+    task_hooks h = {n,        hook_publish,   hook_error, hook_upload, spawn_thread, post_to_loop,
+                    hook_log, hook_task_known};
     n->tasks = tasks_new(n->rt, n->id, c->tasks.state_dir, &l, &env, &h);
     log_info(n->log, "tasks",
              "Tasks: runtime %s, at most %lld at once, memory %llu MiB and %.2f "
@@ -895,6 +907,8 @@ void agent_reload(node *n)
             n->cfg.datasets.mappings = fresh.datasets.mappings;
             fresh.datasets.mappings = tmp;
             log_info(n->log, "agent", "Reloaded datasets.mappings: %zu dataset(s)", ds.len);
+            if (n->light)
+                light_set_datasets(n->light, &n->datasets);
         }
     }
     if (restart.len)

@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "common/tasks.pb-c.h"
+#include "light.h"
 #include "mem.h"
 #include "tasks.h"
 #include "wire.h"
@@ -61,6 +62,8 @@ static void collect_information(node *n, const void *payload, size_t len)
         if (datasets_scan(&n->cfg.datasets.mappings, &fresh, &e) == 0) {
             datasets_release(&n->datasets);
             n->datasets = fresh;
+            if (n->light)
+                light_set_datasets(n->light, &n->datasets);
         } else {
             char msg[512];
             snprintf(msg, sizeof(msg), "Dataset scan failed: %s", mt_error_msg(e));

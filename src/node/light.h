@@ -1,11 +1,16 @@
 /* light.h - the light service (node.light_service.Local and .World) that running tasks call.
  * It binds where only the node's tasks can reach it (network.light_service_host, loopback by
  * default) on a kernel-chosen port unless one is configured (binding port 0: no
- * bind-test-then-close race). */
+ * bind-test-then-close race), and answers only requests that carry the (swarm, task) of a task
+ * this node is running (the reference serves anyone). */
 #ifndef MANTA_LIGHT_H
 #define MANTA_LIGHT_H
 
+#include <stdint.h>
+
+#include "datasets.h"
 #include "err.h"
+#include "id.h"
 
 struct node;
 struct light_service;
@@ -13,5 +18,14 @@ struct light_service;
 /* Start serving; *port receives the bound port. Returns owned or NULL with *err. */
 struct light_service *light_start(struct node *n, int *port, mt_error **err);
 void light_stop(struct light_service *ls);
+
+/* The tasks the service answers for, with the iteration/circular results are filed under.
+ * Thread-safe. */
+void light_task_set(struct light_service *ls, node_id swarm, node_id task, uint32_t iteration,
+                    uint32_t circular, int status);
+void light_task_clear(struct light_service *ls, node_id swarm, node_id task);
+
+/* The datasets served (copied; replaced on SIGHUP). Thread-safe. */
+void light_set_datasets(struct light_service *ls, const dataset_set *ds);
 
 #endif

@@ -277,6 +277,8 @@ static void table_remove(task_table *tt, task *t)
     ssize_t i = index_of(tt, t);
     if (i < 0)
         return;
+    if (tt->h.task_known)
+        tt->h.task_known(tt->h.ctx, t, false);
     pending_free(tt->pending[i]);
     task_free(t);
     for (size_t j = (size_t)i; j + 1 < tt->n; j++) {
@@ -290,6 +292,8 @@ static void table_remove(task_table *tt, task *t)
 static void set_status(task_table *tt, task *t, int status, bool publish)
 {
     t->status = status;
+    if (tt->h.task_known)
+        tt->h.task_known(tt->h.ctx, t, true);
     task_save(tt, t);
     if (publish && tt->h.publish)
         tt->h.publish(tt->h.ctx, t);
@@ -954,6 +958,8 @@ void tasks_recover(task_table *tt)
         if (!t)
             continue;
         table_add(tt, t);
+        if (tt->h.task_known)
+            tt->h.task_known(tt->h.ctx, t, true);
         if (t->phase == PHASE_QUEUED || (t->phase == PHASE_STARTING && !t->handle)) {
             /* its payload died with the old process: the manager must deploy it again */
             snprintf(t->reason, sizeof(t->reason), "lost");

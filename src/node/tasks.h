@@ -77,6 +77,9 @@ typedef struct task_hooks {
     void (*spawn)(void *ctx, void (*fn)(void *), void *arg);
     void (*post)(void *ctx, void (*fn)(void *), void *arg);
     void (*log)(void *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    /* The task (with its current iteration/circular) exists on this node, or no longer does:
+     * the light service answers only for known tasks. May be NULL. */
+    void (*task_known)(void *ctx, const task *t, bool known);
 } task_hooks;
 
 typedef struct task_limits {

@@ -294,9 +294,11 @@ def test_light_service_binds_on_loopback_and_answers(node, manager):
         assert m and m.group(1) == "127.0.0.1"
         ch = grpc.insecure_channel(f"127.0.0.1:{m.group(2)}")
         local = client(ch, "node.light_service.Local")
+        # it answers, and only for this node's tasks: an unknown caller is refused
         with pytest.raises(grpc.RpcError) as ei:
-            local.Exists(lpb.DirRequest(), timeout=5)
-        assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            local.GetBinaryData(lpb.DataRequest(name="x"), timeout=5).next()
+        assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "not a task of this node" in ei.value.details()
         ch.close()
     finally:
         rn.signal(signal.SIGTERM)

@@ -88,7 +88,7 @@ static void pump(void)
     }
 }
 
-static const task_hooks HOOKS = {NULL, h_publish, h_error, h_upload, h_spawn, h_post, h_log};
+static const task_hooks HOOKS = {NULL, h_publish, h_error, h_upload, h_spawn, h_post, h_log, NULL};
 static char dir[64];
 static const node_id SELF = {0x1111, 0x2222};
 
@@ -405,7 +405,7 @@ static void test_slow_pull_delays_only_its_task(void **state)
     task_limits l = limits(4, 4);
     static const char *names[] = {NULL}, *paths[] = {NULL};
     task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
-    task_hooks h = {NULL, h_publish, h_error, h_upload, t_spawn, t_post, h_log};
+    task_hooks h = {NULL, h_publish, h_error, h_upload, t_spawn, t_post, h_log, NULL};
     task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
     Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
     Common__System__PairId s = COMMON__SYSTEM__PAIR_ID__INIT, a = COMMON__SYSTEM__PAIR_ID__INIT,

@@ -1,0 +1,731 @@
+/* light_local.c - node.light_service.Local: the four RPCs a running task calls to read the
+ * node's local datasets (reference-node.md 11.4, 12.1, 12.3; task-contract.md 4-6, 10).
+ *
+ * Improvements over the reference: only tasks of this node are served; files are streamed in
+ * bounded chunks; ReadFileLines defaults to UTF-8/strict and re-encodes with iconv; refusals of
+ * paths (traversal, NUL, symlinks leaving the dataset) use non-retryable statuses; no retryable
+ * status is ever returned (so a task never retries after partial data). */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <iconv.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/system.pb-c.h"
+#include "light_impl.h"
+#include "mem.h"
+#include "node/light_service.pb-c.h"
+#include "wire.h"
+
+#define COMP             "light"
+#define BINARY_CHUNK     (1u << 20) /* bytes per GetBinaryData message */
+#define TEXT_READ_CHUNK  (64u << 10)
+#define TEXT_OUT_CHUNK   (256u << 10)
+#define MAX_LINE_MESSAGE (4u << 20) /* longer lines are sent in several messages */
+
+/* An outcome to report: code + error id + text (RPC_OK = nothing to report). */
+typedef struct failure {
+    int code;
+    const char *id;
+    char text[400];
+} failure;
+
+static void fail_set(failure *f, int code, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_set(failure *f, int code, const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    f->code = code;
+    f->id = id;
+    vsnprintf(f->text, sizeof(f->text), fmt, ap);
+    va_end(ap);
+}
+
+static void finish_fail(struct light_service *ls, rpc_call *call, const char *method,
+                        const failure *f)
+{
+    log_debug(light_log(ls), COMP, "Local/%s refused: %s: %s", method, f->id, f->text);
+    light_fail(call, f->code, f->id, "%s", f->text);
+}
+
+static void datasets_cleanup(dataset_set *s)
+{
+    datasets_release(s);
+}
+
+/* ---- request decoding ---------------------------------------------------------------------- */
+
+static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -1;
+        uint8_t b = p[(*pos)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Does any string field of the encoded message (recursively) contain a NUL byte? protobuf-c
+ * hands strings over as C strings, which would silently truncate "a\0b" to "a". */
+static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                           int depth)
+{
+    size_t pos = 0;
+    if (depth > 8)
+        return false;
+    while (pos < len) {
+        uint64_t key, v;
+        if (read_varint(p, len, &pos, &key) < 0)
+            return false; /* malformed: the unpack reports it */
+        unsigned wt = key & 7;
+        unsigned tag = (unsigned)(key >> 3);
+        switch (wt) {
+        case 0:
+            if (read_varint(p, len, &pos, &v) < 0)
+                return false;
+            break;
+        case 1:
+            pos += 8;
+            break;
+        case 5:
+            pos += 4;
+            break;
+        case 2: {
+            if (read_varint(p, len, &pos, &v) < 0 || v > len - pos)
+                return false;
+            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, tag);
+            if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + pos, 0, v))
+                return true;
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+                has_nul_string(fd->descriptor, p + pos, v, depth + 1))
+                return true;
+            pos += v;
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+/* Receive and unpack the single request. On failure *f is set. Returns owned message or NULL. */
+static ProtobufCMessage *recv_request(rpc_call *call, const ProtobufCMessageDescriptor *desc,
+                                      failure *f)
+{
+    rpc_bytes b = {0};
+    int r = rpc_call_recv(call, &b);
+    if (r != 1) {
+        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "no request message received");
+        return NULL;
+    }
+    if (has_nul_string(desc, b.data, b.len, 0)) {
+        rpc_bytes_free(&b);
+        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                 "Invalid file path - NUL byte in request");
+        return NULL;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, b.len, b.data);
+    rpc_bytes_free(&b);
+    if (!m)
+        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "malformed request message");
+    return m;
+}
+
+/* The request must come from a task of this node. */
+static bool authorised(struct light_service *ls, const Node__LightService__DataRequest *dr,
+                       failure *f)
+{
+    node_id swarm = wire_node_id(dr ? dr->swarm_id : NULL);
+    node_id task = wire_node_id(dr ? dr->task_id : NULL);
+    if (light_task_lookup(ls, swarm, task, NULL, NULL))
+        return true;
+    char sx[64], tx[64];
+    snprintf(sx, sizeof(sx), "%016llx%016llx", (unsigned long long)swarm.head,
+             (unsigned long long)swarm.tail);
+    snprintf(tx, sizeof(tx), "%016llx%016llx", (unsigned long long)task.head,
+             (unsigned long long)task.tail);
+    fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+             "Task %s of swarm %s is not a task of this node", tx, sx);
+    return false;
+}
+
+static const dataset *find_dataset(const dataset_set *ds, const char *name, failure *f)
+{
+    const dataset *d = datasets_find(ds, name ? name : "");
+    if (!d)
+        fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset '%s' not found",
+                 name ? name : "");
+    return d;
+}
+
+/* ---- path resolution (reference-node.md 11.4) ---------------------------------------------- */
+
+/* Resolve `sub` inside dataset `d`: normalise, refuse traversal, resolve symlinks and refuse
+ * targets outside the dataset root. Returns the owned real path of an existing target, or NULL
+ * with *f set. */
+static char *resolve_path(const dataset *d, const char *sub, failure *f)
+{
+    if (!sub)
+        sub = "";
+    if (sub[0] == '/') {
+        fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+                 "Invalid file path - directory traversal attempt: %s", sub);
+        return NULL;
+    }
+    /* Normalise: collapse ".", "..", duplicate separators; a leading ".." is traversal. */
+    size_t sublen = strlen(sub);
+    cleanup_free char *norm = xmalloc(sublen + 1);
+    size_t nlen = 0;
+    const char *s = sub;
+    while (*s) {
+        while (*s == '/')
+            s++;
+        const char *e = s;
+        while (*e && *e != '/')
+            e++;
+        size_t cl = (size_t)(e - s);
+        if (cl == 0 || (cl == 1 && s[0] == '.')) {
+            /* skip */
+        } else if (cl == 2 && s[0] == '.' && s[1] == '.') {
+            if (nlen == 0) {
+                fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+                         "Invalid file path - directory traversal attempt: %s", sub);
+                return NULL;
+            }
+            while (nlen > 0 && norm[nlen - 1] != '/')
+                nlen--;
+            if (nlen > 0)
+                nlen--; /* the separator */
+        } else {
+            if (nlen > 0)
+                norm[nlen++] = '/';
+            memcpy(norm + nlen, s, cl);
+            nlen += cl;
+        }
+        s = e;
+    }
+    norm[nlen] = '\0';
+
+    cleanup_free char *root = realpath(d->path, NULL);
+    if (!root) {
+        fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset path unavailable: %s",
+                 strerror(errno));
+        return NULL;
+    }
+    cleanup_free char *joined = nlen ? xasprintf("%s/%s", root, norm) : xstrdup(root);
+    char *target = realpath(joined, NULL);
+    if (!target) {
+        int e = errno;
+        if (e == EACCES)
+            fail_set(f, RPC_PERMISSION_DENIED, "RESOURCE_ERROR", "Permission denied: %s",
+                     nlen ? norm : "(dataset root)");
+        else
+            fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "File not found: %s (%s)",
+                     nlen ? norm : "(dataset root)", strerror(e));
+        return NULL;
+    }
+    size_t rl = strlen(root);
+    bool inside = strcmp(target, root) == 0 ||
+                  (strncmp(target, root, rl) == 0 && (target[rl] == '/' || rl == 1));
+    if (!inside) {
+        free(target);
+        fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+                 "Path traversal attempt detected: %s resolves outside dataset directory", sub);
+        return NULL;
+    }
+    return target;
+}
+
+/* ---- GetBinaryData ------------------------------------------------------------------------- */
+
+static int send_binary(rpc_call *call, const uint8_t *data, size_t len)
+{
+    Common__System__Binary msg = COMMON__SYSTEM__BINARY__INIT;
+    msg.content.data = (uint8_t *)data;
+    msg.content.len = len;
+    size_t n = common__system__binary__get_packed_size(&msg);
+    cleanup_free uint8_t *buf = xmalloc(n ? n : 1);
+    common__system__binary__pack(&msg, buf);
+    return rpc_call_send(call, buf, n);
+}
+
+static void get_binary_data(struct light_service *ls, rpc_call *call)
+{
+    failure f = {0};
+    Node__LightService__DataRequest *req = (Node__LightService__DataRequest *)recv_request(
+        call, &node__light_service__data_request__descriptor, &f);
+    if (!req)
+        return finish_fail(ls, call, "GetBinaryData", &f);
+    __attribute__((cleanup(datasets_cleanup))) dataset_set ds = {0};
+    light_datasets_copy(ls, &ds);
+    const dataset *d = NULL;
+    cleanup_close int fd = -1;
+    cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
+    if (!authorised(ls, req, &f) || !(d = find_dataset(&ds, req->name, &f)))
+        goto fail;
+    if (d->is_dir || strcmp(d->dtype, "folder") == 0) {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
+        goto fail;
+    }
+    fd = open(d->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fail_set(&f, errno == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
+                 "RESOURCE_ERROR", "Cannot open dataset '%s': %s", d->key, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
+        goto fail;
+    }
+    node__light_service__data_request__free_unpacked(req, NULL);
+    req = NULL;
+
+    buf = xmalloc(BINARY_CHUNK);
+    size_t sent = 0;
+    for (;;) {
+        size_t have = 0;
+        bool eof = false;
+        while (have < BINARY_CHUNK) {
+            ssize_t r = read(fd, buf + have, BINARY_CHUNK - have);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                /* Never retryable once data may have been sent. */
+                light_fail(call, RPC_INTERNAL, "UNKNOWN_ERROR", "Reading dataset failed: %s",
+                           strerror(errno));
+                return;
+            }
+            if (r == 0) {
+                eof = true;
+                break;
+            }
+            have += (size_t)r;
+        }
+        /* An empty file still gets one (empty) message: an empty stream means "retry". */
+        if (have > 0 || sent == 0) {
+            if (send_binary(call, buf, have) < 0) {
+                rpc_call_finish(call, RPC_CANCELLED, "call broken");
+                return;
+            }
+            sent++;
+        }
+        if (eof)
+            break;
+    }
+    rpc_call_finish(call, RPC_OK, NULL);
+    return;
+fail:
+    if (req)
+        node__light_service__data_request__free_unpacked(req, NULL);
+    finish_fail(ls, call, "GetBinaryData", &f);
+}
+
+/* ---- ListDir / Exists ---------------------------------------------------------------------- */
+
+static void list_dir(struct light_service *ls, rpc_call *call)
+{
+    failure f = {0};
+    Node__LightService__DirRequest *req = (Node__LightService__DirRequest *)recv_request(
+        call, &node__light_service__dir_request__descriptor, &f);
+    if (!req)
+        return finish_fail(ls, call, "ListDir", &f);
+    __attribute__((cleanup(datasets_cleanup))) dataset_set ds = {0};
+    light_datasets_copy(ls, &ds);
+    const dataset *d = NULL;
+    cleanup_free char *dir = NULL;
+    cleanup_free char *root = NULL;
+    cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
+    if (!authorised(ls, req->data_request, &f) ||
+        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)) ||
+        !(dir = resolve_path(d, req->path, &f)))
+        goto fail;
+    root = realpath(d->path, NULL);
+    DIR *dh = opendir(dir);
+    if (!dh || !root) {
+        int e = errno;
+        if (dh)
+            closedir(dh);
+        fail_set(&f, e == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
+                 "RESOURCE_ERROR", "Cannot list folder '%s': %s", req->path, strerror(e));
+        goto fail;
+    }
+    size_t n = 0, cap = 16;
+    Node__LightService__ProtoPath *items = xcalloc(cap, sizeof(*items));
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            items = xrealloc(items, cap * sizeof(*items));
+        }
+        bool is_file = false;
+        cleanup_free char *full = xasprintf("%s/%s", dir, de->d_name);
+        cleanup_free char *real = realpath(full, NULL);
+        size_t rl = strlen(root);
+        struct stat st;
+        if (real && (strncmp(real, root, rl) == 0 && (real[rl] == '/' || real[rl] == 0)) &&
+            stat(real, &st) == 0)
+            is_file = S_ISREG(st.st_mode);
+        Node__LightService__ProtoPath init = NODE__LIGHT_SERVICE__PROTO_PATH__INIT;
+        items[n] = init;
+        items[n].value = xstrdup(de->d_name);
+        items[n].is_file = is_file;
+        n++;
+    }
+    closedir(dh);
+    Node__LightService__ProtoPath **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = &items[i];
+    Node__LightService__ListDirResponse resp = NODE__LIGHT_SERVICE__LIST_DIR_RESPONSE__INIT;
+    resp.n_paths = n;
+    resp.paths = ptrs;
+    size_t len = node__light_service__list_dir_response__get_packed_size(&resp);
+    buf = xmalloc(len ? len : 1);
+    node__light_service__list_dir_response__pack(&resp, buf);
+    for (size_t i = 0; i < n; i++)
+        free(items[i].value);
+    free(items);
+    free(ptrs);
+    node__light_service__dir_request__free_unpacked(req, NULL);
+    if (rpc_call_send(call, buf, len) < 0)
+        rpc_call_finish(call, RPC_CANCELLED, "call broken");
+    else
+        rpc_call_finish(call, RPC_OK, NULL);
+    return;
+fail:
+    node__light_service__dir_request__free_unpacked(req, NULL);
+    finish_fail(ls, call, "ListDir", &f);
+}
+
+static void exists(struct light_service *ls, rpc_call *call)
+{
+    failure f = {0};
+    bool value = false;
+    Node__LightService__DirRequest *req = (Node__LightService__DirRequest *)recv_request(
+        call, &node__light_service__dir_request__descriptor, &f);
+    if (req) {
+        dataset_set ds = {0};
+        light_datasets_copy(ls, &ds);
+        const dataset *d;
+        if (authorised(ls, req->data_request, &f) &&
+            (d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f))) {
+            char *p = resolve_path(d, req->path, &f);
+            value = p != NULL;
+            free(p);
+        }
+        datasets_release(&ds);
+        node__light_service__dir_request__free_unpacked(req, NULL);
+    }
+    if (!value && f.code)
+        log_debug(light_log(ls), COMP, "Local/Exists -> false: %s: %s", f.id, f.text);
+    Node__LightService__ExistsResponse resp = NODE__LIGHT_SERVICE__EXISTS_RESPONSE__INIT;
+    resp.value = value;
+    uint8_t buf[8];
+    size_t len = node__light_service__exists_response__pack(&resp, buf);
+    if (rpc_call_send(call, buf, len) < 0)
+        rpc_call_finish(call, RPC_CANCELLED, "call broken");
+    else
+        rpc_call_finish(call, RPC_OK, NULL);
+}
+
+/* ---- ReadFileLines ------------------------------------------------------------------------- */
+
+enum nl_mode { NL_UNIVERSAL, NL_LF, NL_CR, NL_CRLF };
+enum err_mode { ERR_STRICT, ERR_IGNORE, ERR_REPLACE };
+
+/* Python codec name -> iconv name (owned), NULL if unusable. */
+static char *iconv_name(const char *enc)
+{
+    if (!enc || !*enc)
+        return xstrdup("UTF-8");
+    size_t n = strlen(enc);
+    if (n > 64)
+        return NULL;
+    char up[80];
+    for (size_t i = 0; i <= n; i++)
+        up[i] = enc[i] == '_' ? '-' : (char)toupper((unsigned char)enc[i]);
+    static const struct {
+        const char *py, *ic;
+    } alias[] = {
+        {"UTF8", "UTF-8"},          {"U8", "UTF-8"},           {"LATIN-1", "ISO-8859-1"},
+        {"LATIN1", "ISO-8859-1"},   {"L1", "ISO-8859-1"},      {"ISO8859-1", "ISO-8859-1"},
+        {"8859", "ISO-8859-1"},     {"CP819", "ISO-8859-1"},   {"US-ASCII", "ASCII"},
+        {"WINDOWS-1252", "CP1252"}, {"UTF-16", "UTF-16"},      {"UTF16", "UTF-16"},
+        {"UTF-32", "UTF-32"},       {"UTF-16-LE", "UTF-16LE"}, {"UTF-16-BE", "UTF-16BE"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(alias); i++)
+        if (strcmp(up, alias[i].py) == 0)
+            return xstrdup(alias[i].ic);
+    if (strchr(up, '/'))
+        return NULL; /* no iconv suffixes (//IGNORE, //TRANSLIT) */
+    return xstrdup(up);
+}
+
+/* State of one ReadFileLines stream. */
+typedef struct line_stream {
+    rpc_call *call;
+    enum nl_mode nl;
+    uint8_t *line; /* pending line (UTF-8) */
+    size_t len, cap;
+    bool pending_cr; /* universal mode: line ends in \r, waiting to see if \n follows */
+    bool broken;
+    size_t sent;
+} line_stream;
+
+static int flush_line(line_stream *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (send_binary(s->call, s->line, n) < 0) {
+        s->broken = true;
+        return -1;
+    }
+    s->sent++;
+    memmove(s->line, s->line + n, s->len - n);
+    s->len -= n;
+    return 0;
+}
+
+static void line_append(line_stream *s, uint8_t c)
+{
+    if (s->len == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4096;
+        s->line = xrealloc(s->line, s->cap);
+    }
+    s->line[s->len++] = c;
+}
+
+/* Feed decoded UTF-8 bytes; emits complete lines. */
+static int line_feed(line_stream *s, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (s->pending_cr) {
+            s->pending_cr = false;
+            if (c == '\n') {
+                line_append(s, c);
+                if (flush_line(s, s->len) < 0)
+                    return -1;
+                continue;
+            }
+            if (flush_line(s, s->len) < 0)
+                return -1;
+        }
+        line_append(s, c);
+        bool end = false;
+        switch (s->nl) {
+        case NL_UNIVERSAL:
+            if (c == '\r')
+                s->pending_cr = true;
+            else
+                end = c == '\n';
+            break;
+        case NL_LF:
+            end = c == '\n';
+            break;
+        case NL_CR:
+            end = c == '\r';
+            break;
+        case NL_CRLF:
+            end = c == '\n' && s->len >= 2 && s->line[s->len - 2] == '\r';
+            break;
+        }
+        if (end && flush_line(s, s->len) < 0)
+            return -1;
+        if (s->len >= MAX_LINE_MESSAGE && !s->pending_cr) {
+            /* Bound memory: send a very long line in pieces, at a character boundary. */
+            size_t cut = s->len;
+            while (cut > 0 && (s->line[cut - 1] & 0xC0) == 0x80)
+                cut--;
+            if (cut > 0 && s->line[cut - 1] >= 0xC0)
+                cut--;
+            if (s->nl == NL_CRLF && cut > 0 && s->line[cut - 1] == '\r')
+                cut--;
+            if (flush_line(s, cut) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void read_file_lines(struct light_service *ls, rpc_call *call)
+{
+    failure f = {0};
+    Node__LightService__ReadText *req = (Node__LightService__ReadText *)recv_request(
+        call, &node__light_service__read_text__descriptor, &f);
+    if (!req)
+        return finish_fail(ls, call, "ReadFileLines", &f);
+    __attribute__((cleanup(datasets_cleanup))) dataset_set ds = {0};
+    light_datasets_copy(ls, &ds);
+    const dataset *d = NULL;
+    cleanup_free char *file = NULL;
+    cleanup_free char *icname = NULL;
+    cleanup_close int fd = -1;
+    iconv_t cd = (iconv_t)-1;
+    cleanup_free char *in = NULL; /* declared before any goto (cleanup) */
+    cleanup_free char *out = NULL;
+    enum nl_mode nl;
+    enum err_mode em;
+
+    if (!authorised(ls, req->data_request, &f) ||
+        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)))
+        goto fail;
+    const char *nls = req->newline ? req->newline : "";
+    if (!*nls)
+        nl = NL_UNIVERSAL;
+    else if (strcmp(nls, "\n") == 0)
+        nl = NL_LF;
+    else if (strcmp(nls, "\r") == 0)
+        nl = NL_CR;
+    else if (strcmp(nls, "\r\n") == 0)
+        nl = NL_CRLF;
+    else {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "illegal newline value");
+        goto fail;
+    }
+    const char *es = req->errors ? req->errors : "";
+    if (!*es || strcmp(es, "strict") == 0)
+        em = ERR_STRICT;
+    else if (strcmp(es, "ignore") == 0)
+        em = ERR_IGNORE;
+    else if (strcmp(es, "replace") == 0)
+        em = ERR_REPLACE;
+    else {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "unknown error handler name '%s'",
+                 es);
+        goto fail;
+    }
+    icname = iconv_name(req->encoding);
+    if (!icname || (cd = iconv_open("UTF-8", icname)) == (iconv_t)-1) {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "unknown encoding: %s",
+                 req->encoding);
+        goto fail;
+    }
+    if (!(file = resolve_path(d, req->path ? req->path->value : "", &f)))
+        goto fail;
+    fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fail_set(&f, errno == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
+                 "RESOURCE_ERROR", "Cannot open file: %s", strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail_set(&f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Not a file: %s",
+                 req->path ? req->path->value : "");
+        goto fail;
+    }
+    node__light_service__read_text__free_unpacked(req, NULL);
+    req = NULL;
+
+    line_stream s = {.call = call, .nl = nl};
+    in = xmalloc(TEXT_READ_CHUNK * 2);
+    out = xmalloc(TEXT_OUT_CHUNK);
+    size_t inlen = 0;
+    bool eof = false;
+    int code = RPC_OK;
+    const char *eid = NULL;
+    char etext[200] = "";
+    while (!eof || inlen > 0) {
+        if (!eof) {
+            ssize_t r = read(fd, in + inlen, TEXT_READ_CHUNK);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                code = RPC_INTERNAL;
+                eid = "UNKNOWN_ERROR";
+                snprintf(etext, sizeof(etext), "Reading file failed: %s", strerror(errno));
+                break;
+            }
+            if (r == 0)
+                eof = true;
+            inlen += (size_t)r;
+        }
+        char *ip = in;
+        size_t il = inlen;
+        bool progress = true;
+        while (il > 0 && progress && code == RPC_OK) {
+            char *op = out;
+            size_t ol = TEXT_OUT_CHUNK;
+            size_t rc = iconv(cd, &ip, &il, &op, &ol);
+            int e = rc == (size_t)-1 ? errno : 0;
+            if (line_feed(&s, (uint8_t *)out, (size_t)(op - out)) < 0)
+                break;
+            if (e == 0 || e == E2BIG)
+                continue;
+            if (e == EINVAL && !eof) {
+                progress = false; /* incomplete sequence: read more */
+                continue;
+            }
+            /* EILSEQ, or an incomplete sequence at the end of the file. */
+            if (em == ERR_STRICT) {
+                code = RPC_INVALID_ARGUMENT;
+                eid = "VALIDATION_ERROR";
+                snprintf(etext, sizeof(etext), "'%s' codec can't decode byte 0x%02x", icname,
+                         (unsigned char)*ip);
+                break;
+            }
+            if (em == ERR_REPLACE && line_feed(&s, (const uint8_t *)"\xEF\xBF\xBD", 3) < 0)
+                break;
+            ip++;
+            il--;
+        }
+        if (s.broken || code != RPC_OK)
+            break;
+        memmove(in, ip, il);
+        inlen = il;
+    }
+    iconv_close(cd);
+    if (!s.broken && code == RPC_OK) {
+        /* The last line (without terminator). An empty file sends no message: the client
+         * retries an empty stream, then reads it as no lines, which is right. */
+        s.pending_cr = false;
+        flush_line(&s, s.len);
+    }
+    free(s.line);
+    if (s.broken)
+        rpc_call_finish(call, RPC_CANCELLED, "call broken");
+    else if (code != RPC_OK)
+        light_fail(call, code, eid, "%s", etext);
+    else
+        rpc_call_finish(call, RPC_OK, NULL);
+    return;
+fail:
+    if (cd != (iconv_t)-1)
+        iconv_close(cd);
+    if (req)
+        node__light_service__read_text__free_unpacked(req, NULL);
+    finish_fail(ls, call, "ReadFileLines", &f);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+void light_local_handle(struct light_service *ls, rpc_call *call, const char *method)
+{
+    if (strcmp(method, "GetBinaryData") == 0)
+        get_binary_data(ls, call);
+    else if (strcmp(method, "ListDir") == 0)
+        list_dir(ls, call);
+    else if (strcmp(method, "ReadFileLines") == 0)
+        read_file_lines(ls, call);
+    else if (strcmp(method, "Exists") == 0)
+        exists(ls, call);
+    else
+        rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
+}

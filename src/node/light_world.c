@@ -1,0 +1,562 @@
+/* light_world.c - the World half of the light service: six RPCs a running task calls, each
+ * relayed to the manager's node.node_service.Node service (reference-node.md 12.2, 12.3;
+ * task-contract.md 5, 7, 10).
+ *
+ * Only requests carrying the (swarm, task) of a task of this node are served. Streams are relayed
+ * message by message in both directions, so memory stays bounded by one chunk. Calls to the
+ * manager carry a deadline per message (a watchdog cancels a manager operation that takes longer
+ * than mc->deadline_ms); the task's own call has none. Once data has been relayed, a failure is
+ * never reported to the task with a retryable status (the SDK would retry with partial data or
+ * an empty stream): INTERNAL (client streams) or DATA_LOSS (server streams) instead. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "light_impl.h"
+#include "mem.h"
+#include "pbcompat.h"
+#include "wire.h"
+
+#include "common/results.pb-c.h"
+#include "common/system.pb-c.h"
+#include "common/tasks.pb-c.h"
+#include "node/light_service.pb-c.h"
+
+#define NODE_SERVICE "/node.node_service.Node/"
+
+/* ---- per-operation deadline on manager streams ------------------------------------------- */
+
+/* A thread that cancels the manager stream when one armed operation (a send, a receive, the
+ * finish) lasts longer than the deadline. */
+typedef struct watchdog {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t deadline_ms;
+    bool armed;
+    bool stop;
+    bool fired;
+    struct timespec until;
+    rpc_cstream *cs;
+    rpc_sstream *ss;
+    pthread_t th;
+    bool running;
+} watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        if (!w->armed) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        int rc = pthread_cond_timedwait(&w->cv, &w->mu, &w->until);
+        if (rc == ETIMEDOUT && w->armed && !w->stop) {
+            w->fired = true;
+            w->armed = false;
+            if (w->cs)
+                rpc_cstream_cancel(w->cs);
+            if (w->ss)
+                rpc_sstream_cancel(w->ss);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void watchdog_start(watchdog *w, int64_t deadline_ms, rpc_cstream *cs, rpc_sstream *ss)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->deadline_ms = deadline_ms > 0 ? deadline_ms : 30000;
+    w->cs = cs;
+    w->ss = ss;
+    w->running = pthread_create(&w->th, NULL, watchdog_main, w) == 0;
+}
+
+static void watchdog_arm(watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    clock_gettime(CLOCK_MONOTONIC, &w->until);
+    w->until.tv_sec += w->deadline_ms / 1000;
+    w->until.tv_nsec += (w->deadline_ms % 1000) * 1000000L;
+    if (w->until.tv_nsec >= 1000000000L) {
+        w->until.tv_sec++;
+        w->until.tv_nsec -= 1000000000L;
+    }
+    w->armed = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void watchdog_disarm(watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->armed = false;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Stop the thread (before the stream is freed). Returns whether the deadline fired. */
+static bool watchdog_stop(watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->running)
+        pthread_join(w->th, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return w->fired;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void xid_of(const Common__System__PairId *p, char out[NODE_XID_MAX + 1])
+{
+    node_id_to_xid(wire_node_id(p), out);
+}
+
+/* Is (swarm, task) a task of this node? If not, fails the call (FAILED_PRECONDITION). */
+static bool check_task(struct light_service *ls, rpc_call *call, const char *method,
+                       const Common__System__PairId *swarm, const Common__System__PairId *task,
+                       uint32_t *iteration, uint32_t *circular)
+{
+    if (swarm && task &&
+        light_task_lookup(ls, wire_node_id(swarm), wire_node_id(task), iteration, circular))
+        return true;
+    char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
+    xid_of(swarm, sx);
+    xid_of(task, tx);
+    log_warn(light_log(ls), "light", "World/%s: unknown task (swarm %s, task %s)", method, sx, tx);
+    light_fail(call, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+               "Error in World.%s: Cannot get task due to (swarm %s, task %s) not found in tasks",
+               method, sx, tx);
+    return false;
+}
+
+/* Report a manager failure to the task. `relayed`: data already went through this call, so a
+ * retryable status is replaced by `after_code`. */
+static void fail_manager(struct light_service *ls, rpc_call *call, const char *method,
+                         const rpc_status *st, bool relayed, int after_code)
+{
+    int code = st->code == RPC_OK ? RPC_INTERNAL : st->code;
+    log_warn(light_log(ls), "light", "World/%s: manager call failed: %s: %s", method,
+             rpc_code_name(code), st->message);
+    if (relayed && mc_retryable(code)) {
+        light_fail(call, after_code, "GRPC_ERROR",
+                   "Error in streaming operation World.%s: manager failed after data was "
+                   "relayed: %s: %s",
+                   method, rpc_code_name(code), st->message);
+        return;
+    }
+    const char *id = code == RPC_UNAVAILABLE ? "CONNECTION_ERROR" : "GRPC_ERROR";
+    light_fail(call, code, id, "%s", st->message);
+}
+
+/* Receive the single request of a unary/server-streaming call and unpack it; fails the call
+ * and returns NULL if there is none or it does not parse. *raw (optional) keeps the bytes. */
+static ProtobufCMessage *recv_request(rpc_call *call, const ProtobufCMessageDescriptor *desc,
+                                      const char *method, rpc_bytes *raw)
+{
+    rpc_bytes b = {0};
+    int r = rpc_call_recv(call, &b);
+    if (r < 0) {
+        rpc_call_finish(call, RPC_CANCELLED, "call cancelled");
+        return NULL;
+    }
+    if (r == 0) {
+        light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "World.%s: no request", method);
+        return NULL;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, b.len, b.data);
+    if (!m) {
+        rpc_bytes_free(&b);
+        light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "World.%s: malformed request",
+                   method);
+        return NULL;
+    }
+    if (raw)
+        *raw = b;
+    else
+        rpc_bytes_free(&b);
+    return m;
+}
+
+/* Reply to a unary/client-streaming call with the manager's response bytes. */
+static void reply(rpc_call *call, const rpc_bytes *resp)
+{
+    if (rpc_call_send(call, resp->data ? resp->data : (const uint8_t *)"", resp->len) < 0) {
+        rpc_call_finish(call, RPC_CANCELLED, "call cancelled");
+        return;
+    }
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
+/* ---- unary -------------------------------------------------------------------------------- */
+
+static void unary_relay(struct light_service *ls, rpc_call *call, const char *method,
+                        const void *req, size_t len)
+{
+    manager_client *mc = light_manager(ls);
+    rpc_bytes resp = {0};
+    rpc_status st = {0};
+    if (mc_call_raw(mc, method, req, len, 0, 0, &resp, &st) < 0) {
+        fail_manager(ls, call, method, &st, false, RPC_INTERNAL);
+        return;
+    }
+    reply(call, &resp);
+    rpc_bytes_free(&resp);
+}
+
+static void do_stop_swarm(struct light_service *ls, rpc_call *call)
+{
+    Common__System__EnvId *env = (Common__System__EnvId *)recv_request(
+        call, &common__system__env_id__descriptor, "StopSwarm", NULL);
+    if (!env)
+        return;
+    uint32_t iteration = 0, circular = 0;
+    if (check_task(ls, call, "StopSwarm", env->swarm_id, env->task_id, &iteration, &circular)) {
+        Common__System__PairId swarm, nodeid, task;
+        wire_pair_id(&swarm, wire_node_id(env->swarm_id));
+        wire_pair_id(&nodeid, light_node_id(ls));
+        wire_pair_id(&task, wire_node_id(env->task_id));
+        Common__Tasks__TaskUpdate up = COMMON__TASKS__TASK_UPDATE__INIT;
+        up.swarm_id = &swarm;
+        up.node_id = &nodeid;
+        up.task_id = &task;
+        up.iteration = iteration;
+        up.circular = circular;
+        /* the stored status, as the reference sends (RUNNING if none was recorded yet) */
+        int st = light_task_status(ls, wire_node_id(env->swarm_id), wire_node_id(env->task_id));
+        up.task_status = st ? (Common__Tasks__TaskStatus)st : COMMON__TASKS__TASK_STATUS__RUNNING;
+        size_t len = 0;
+        cleanup_free uint8_t *buf = wire_pack(&up.base, &len);
+        unary_relay(ls, call, "StopSwarm", buf, len);
+    }
+    protobuf_c_message_free_unpacked(&env->base, NULL);
+}
+
+static void do_schedule_task(struct light_service *ls, rpc_call *call)
+{
+    rpc_bytes raw = {0};
+    Common__Tasks__TaskScheduling *ts = (Common__Tasks__TaskScheduling *)recv_request(
+        call, &common__tasks__task_scheduling__descriptor, "ScheduleTask", &raw);
+    if (!ts)
+        return;
+    if (check_task(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, NULL, NULL))
+        unary_relay(ls, call, "ScheduleTask", raw.data, raw.len); /* unchanged */
+    protobuf_c_message_free_unpacked(&ts->base, NULL);
+    rpc_bytes_free(&raw);
+}
+
+/* ---- server streams ----------------------------------------------------------------------- */
+
+static void backoff_sleep(int attempt)
+{
+    /* 0.2 s, 0.4 s, ... plus up to 20 % jitter (the manager client's policy). */
+    double base = 0.2 * (double)(1 << (attempt - 1));
+    if (base > 10)
+        base = 10;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = (uint32_t)time(NULL);
+    double d = base * (1.0 + 0.2 * (double)r / 4294967295.0);
+    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+enum sstream_outcome { SS_DONE, SS_TASK_GONE, SS_FAILED };
+
+/* One attempt: call the manager's server-streaming `method` with req and relay every message
+ * to the task. *relayed tells whether a message reached the task; *st the failure. */
+static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, const char *path,
+                                            const void *req, size_t len, bool *relayed,
+                                            rpc_status *st)
+{
+    rpc_metadata md[] = {{"authorization", mc->token}};
+    rpc_sstream *s = rpc_sstream_start(mc->ch, path, md, 1, req, len, 0, st);
+    if (!s)
+        return SS_FAILED;
+    watchdog w;
+    watchdog_start(&w, mc->deadline_ms, NULL, s);
+    enum sstream_outcome out = SS_FAILED;
+    for (;;) {
+        rpc_bytes msg = {0};
+        watchdog_arm(&w);
+        int r = rpc_sstream_next(s, &msg, st);
+        watchdog_disarm(&w);
+        if (r == 0 && st->code == RPC_OK)
+            out = SS_DONE;
+        if (r != 1)
+            break;
+        int sr = rpc_call_send(call, msg.data ? msg.data : (const uint8_t *)"", msg.len);
+        rpc_bytes_free(&msg);
+        if (sr < 0) {
+            out = SS_TASK_GONE;
+            break;
+        }
+        *relayed = true;
+    }
+    bool fired = watchdog_stop(&w);
+    rpc_sstream_free(s);
+    if (out == SS_FAILED && fired) {
+        st->code = RPC_DEADLINE_EXCEEDED;
+        snprintf(st->message, sizeof(st->message), "manager sent nothing within %lld ms",
+                 (long long)w.deadline_ms);
+    }
+    if (out == SS_FAILED && st->code == RPC_OK) {
+        st->code = RPC_INTERNAL;
+        snprintf(st->message, sizeof(st->message), "manager stream broken");
+    }
+    return out;
+}
+
+/* Relay the manager's server stream to the task; retried like unary calls as long as nothing
+ * reached the task. */
+static void sstream_relay(struct light_service *ls, rpc_call *call, const char *method,
+                          const void *req, size_t len)
+{
+    manager_client *mc = light_manager(ls);
+    char path[128];
+    snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
+    int attempts = mc->attempts > 0 ? mc->attempts : 1;
+    bool relayed = false;
+    rpc_status st = {0};
+    for (int a = 1;; a++) {
+        memset(&st, 0, sizeof(st));
+        enum sstream_outcome out = sstream_attempt(mc, call, path, req, len, &relayed, &st);
+        if (out == SS_DONE) {
+            rpc_call_finish(call, RPC_OK, NULL);
+            return;
+        }
+        if (out == SS_TASK_GONE) {
+            rpc_call_finish(call, RPC_CANCELLED, "call cancelled");
+            return;
+        }
+        if (relayed || !mc_retryable(st.code) || a >= attempts || rpc_call_cancelled(call))
+            break;
+        log_debug(light_log(ls), "light", "World/%s: attempt %d failed (%s: %s), retrying", method,
+                  a, rpc_code_name(st.code), st.message);
+        backoff_sleep(a);
+    }
+    fail_manager(ls, call, method, &st, relayed, RPC_DATA_LOSS);
+}
+
+static void do_get_task_result(struct light_service *ls, rpc_call *call)
+{
+    Node__LightService__LightResultQuery *q = (Node__LightService__LightResultQuery *)recv_request(
+        call, &node__light_service__light_result_query__descriptor, "GetTaskResult", NULL);
+    if (!q)
+        return;
+    uint32_t iteration = 0;
+    if (check_task(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &iteration, NULL)) {
+        Common__System__PairId swarm, nodeid, task;
+        wire_pair_id(&swarm, wire_node_id(q->swarm_id));
+        wire_pair_id(&nodeid, light_node_id(ls));
+        wire_pair_id(&task, wire_node_id(q->task_id));
+        Common__Results__ResultQuery rq = COMMON__RESULTS__RESULT_QUERY__INIT;
+        rq.swarm_id = &swarm;
+        rq.task_id = &task;
+        rq.node_id = &nodeid;
+        rq.iteration = iteration;
+        rq.tag = q->tag;
+        rq.method = (Common__Results__ResultMethod)q->method;
+        size_t len = 0;
+        cleanup_free uint8_t *buf = pbcompat_pack_result_query(&rq, q->size, &len);
+        sstream_relay(ls, call, "GetTaskResult", buf, len);
+    }
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+}
+
+static void do_get_global(struct light_service *ls, rpc_call *call)
+{
+    Node__LightService__GetGlobalRequest *q = (Node__LightService__GetGlobalRequest *)recv_request(
+        call, &node__light_service__get_global_request__descriptor, "GetGlobal", NULL);
+    if (!q)
+        return;
+    if (check_task(ls, call, "GetGlobal", q->swarm_id, q->task_id, NULL, NULL)) {
+        Common__System__PairId swarm;
+        wire_pair_id(&swarm, wire_node_id(q->swarm_id));
+        Common__Results__GlobalTag gt = COMMON__RESULTS__GLOBAL_TAG__INIT;
+        gt.swarm_id = &swarm;
+        gt.tag = q->tag;
+        size_t len = 0;
+        cleanup_free uint8_t *buf = wire_pack(&gt.base, &len);
+        sstream_relay(ls, call, "GetGlobal", buf, len);
+    }
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+}
+
+/* ---- client streams ----------------------------------------------------------------------- */
+
+/* How one incoming message of a client stream becomes the message sent to the manager. Returns
+ * owned packed bytes, or NULL after failing the call (unknown task). */
+typedef uint8_t *(*cs_convert)(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                               size_t *len);
+
+static uint8_t *convert_result(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                               size_t *len)
+{
+    const Node__LightService__LightResult *m = (const Node__LightService__LightResult *)in;
+    uint32_t iteration = 0;
+    if (!check_task(ls, call, "AddTaskResult", m->swarm_id, m->task_id, &iteration, NULL))
+        return NULL;
+    Common__System__PairId swarm, nodeid, task;
+    wire_pair_id(&swarm, wire_node_id(m->swarm_id));
+    wire_pair_id(&nodeid, light_node_id(ls));
+    wire_pair_id(&task, wire_node_id(m->task_id));
+    Common__Results__Result r = COMMON__RESULTS__RESULT__INIT;
+    r.swarm_id = &swarm;
+    r.task_id = &task;
+    r.node_id = &nodeid;
+    r.iteration = iteration;
+    r.tag = m->tag;
+    r.data = m->data;
+    return wire_pack(&r.base, len);
+}
+
+static uint8_t *convert_global(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                               size_t *len)
+{
+    const Node__LightService__SetGlobalRequest *m =
+        (const Node__LightService__SetGlobalRequest *)in;
+    if (!check_task(ls, call, "SetGlobal", m->swarm_id, m->task_id, NULL, NULL))
+        return NULL;
+    Common__System__PairId swarm;
+    wire_pair_id(&swarm, wire_node_id(m->swarm_id));
+    Common__Results__GlobalUpdate g = COMMON__RESULTS__GLOBAL_UPDATE__INIT;
+    g.swarm_id = &swarm;
+    g.tag = m->tag;
+    g.data = m->data;
+    return wire_pack(&g.base, len);
+}
+
+/* Receive one message of the task's stream, unpack and convert it. Returns 1 with *out, 0 at the
+ * end of the stream, -1 after failing the call. */
+static int cs_next(struct light_service *ls, rpc_call *call, const char *method,
+                   const ProtobufCMessageDescriptor *desc, cs_convert conv, uint8_t **out,
+                   size_t *len)
+{
+    rpc_bytes b = {0};
+    int r = rpc_call_recv(call, &b);
+    if (r < 0) {
+        rpc_call_finish(call, RPC_CANCELLED, "call cancelled");
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, b.len, b.data);
+    rpc_bytes_free(&b);
+    if (!m) {
+        light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                   "Error in streaming operation World.%s: malformed message", method);
+        return -1;
+    }
+    *out = conv(ls, call, m, len);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return *out ? 1 : -1;
+}
+
+static void cstream_relay(struct light_service *ls, rpc_call *call, const char *method,
+                          const ProtobufCMessageDescriptor *desc, cs_convert conv)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cs_next(ls, call, method, desc, conv, &buf, &len);
+    if (r < 0)
+        return;
+    if (r == 0) {
+        /* A retry of the SDK carries an empty stream: never answer Ok (task-contract 5.1). */
+        light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                   "Error in streaming operation World.%s: empty stream", method);
+        return;
+    }
+    manager_client *mc = light_manager(ls);
+    char path[128];
+    snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
+    rpc_metadata md[] = {{"authorization", mc->token}};
+    rpc_status st = {0};
+    rpc_cstream *s = rpc_cstream_start(mc->ch, path, md, 1, 0, &st);
+    if (!s) {
+        free(buf);
+        fail_manager(ls, call, method, &st, false, RPC_INTERNAL);
+        return;
+    }
+    watchdog w;
+    watchdog_start(&w, mc->deadline_ms, s, NULL);
+    bool failed_call = false; /* the task's call was already finished */
+    for (;;) {
+        watchdog_arm(&w);
+        int sr = rpc_cstream_send(s, buf, len);
+        watchdog_disarm(&w);
+        free(buf);
+        buf = NULL;
+        if (sr < 0)
+            break; /* finish reports the status */
+        r = cs_next(ls, call, method, desc, conv, &buf, &len);
+        if (r < 0) {
+            failed_call = true;
+            break;
+        }
+        if (r == 0)
+            break;
+    }
+    if (failed_call) {
+        watchdog_stop(&w);
+        rpc_cstream_free(s); /* cancels the manager call: the value is incomplete */
+        return;
+    }
+    rpc_bytes resp = {0};
+    watchdog_arm(&w);
+    int fr = rpc_cstream_finish(s, &resp, &st);
+    watchdog_disarm(&w);
+    bool fired = watchdog_stop(&w);
+    rpc_cstream_free(s);
+    if (fr == 0 && st.code == RPC_OK) {
+        reply(call, &resp);
+        rpc_bytes_free(&resp);
+        return;
+    }
+    rpc_bytes_free(&resp);
+    if (fired) {
+        st.code = RPC_DEADLINE_EXCEEDED;
+        snprintf(st.message, sizeof(st.message), "manager did not answer within %lld ms",
+                 (long long)w.deadline_ms);
+    }
+    /* Data left the node: the SDK's retry would send an empty stream; never retryable. */
+    fail_manager(ls, call, method, &st, true, RPC_INTERNAL);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+void light_world_handle(struct light_service *ls, rpc_call *call, const char *method)
+{
+    if (strcmp(method, "GetTaskResult") == 0)
+        do_get_task_result(ls, call);
+    else if (strcmp(method, "AddTaskResult") == 0)
+        cstream_relay(ls, call, "AddTaskResult", &node__light_service__light_result__descriptor,
+                      convert_result);
+    else if (strcmp(method, "GetGlobal") == 0)
+        do_get_global(ls, call);
+    else if (strcmp(method, "SetGlobal") == 0)
+        cstream_relay(ls, call, "SetGlobal", &node__light_service__set_global_request__descriptor,
+                      convert_global);
+    else if (strcmp(method, "StopSwarm") == 0)
+        do_stop_swarm(ls, call);
+    else if (strcmp(method, "ScheduleTask") == 0)
+        do_schedule_task(ls, call);
+    else
+        rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
+}

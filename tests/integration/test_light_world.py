@@ -1,0 +1,437 @@
+"""The light service's World half: the six RPCs a running task calls, each relayed to the
+manager (reference-node.md 12.2/12.3, task-contract.md 5, 7, 10). A long sleeper task is deployed
+over MQTT so its (swarm, task) is known; the test then plays the task's SDK against the node's
+light port while a fake manager records what the node relays."""
+import hashlib
+import re
+import signal
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+
+import pbgen
+from test_node_wire import TOKEN
+from test_tasks_process import NODE, NODE_XID, SWARM, send, sleeper, start, updates
+from wire_env import Broker, FakeManager, Observer, system_pb2, tasks_pb2, wait_for
+
+lpb = pbgen.pb("node.light_service_pb2")
+results_pb2 = pbgen.pb("common.results_pb2")
+
+TASK = 7
+ITERATION = 3
+CIRCULAR = 2
+MIB = 1 << 20
+OPTS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+def pair(t):
+    return system_pb2.PairId(head=t[0], tail=t[1])
+
+
+SW = pair(SWARM)
+TK = pair((0, TASK))
+OTHER = pair((0, 999))  # a task this node does not know
+
+
+def block(i, n):
+    return bytes([i % 251]) * n
+
+
+class WorldManager(FakeManager):
+    """FakeManager plus the six World relays. `fail` = (code, text) makes every World relay fail
+    before any data; `midfail` makes streams fail (UNAVAILABLE) after the first chunk."""
+
+    def __init__(self, broker, **kw):
+        super().__init__(broker, **kw)
+        self.fail = None
+        self.midfail = False
+        self.globals = {}          # tag -> bytes (small values)
+        self.big = {}              # tag -> (chunks, chunk size): generated on the fly
+        self.results = []          # ChunkResultValues returned by GetTaskResult
+        self.raw_queries = []      # raw ResultQuery bytes as received
+        self.received = {}         # tag -> (messages, bytes, sha256) of the last SetGlobal
+        self.hang_before = 0       # GetGlobal: seconds of silence before the first chunk
+        self.hang_after = 0        # GetGlobal: seconds of silence after the first chunk
+
+    def _maybe_fail(self, context):
+        if self.fail:
+            context.abort(self.fail[0], self.fail[1])
+
+    def GetTaskResult(self, request, context):
+        self._record("GetTaskResult", request, context)
+        self._maybe_fail(context)
+        for i, r in enumerate(self.results):
+            yield r
+            if self.midfail:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "manager lost the database")
+
+    def AddTaskResult(self, request_iterator, context):
+        msgs = []
+        for m in request_iterator:
+            msgs.append(m)
+            if self.midfail:
+                self._record("AddTaskResult", msgs, context)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "manager lost the database")
+        self._record("AddTaskResult", msgs, context)
+        self._maybe_fail(context)
+        return system_pb2.Ok()
+
+    def GetGlobal(self, request, context):
+        self._record("GetGlobal", request, context)
+        self._maybe_fail(context)
+        if request.tag in self.big:
+            n, size = self.big[request.tag]
+            for i in range(n):
+                yield results_pb2.GlobalValue(data=block(i, size))
+            return
+        data = self.globals.get(request.tag, b"")
+        time.sleep(self.hang_before)
+        for off in range(0, len(data), 4 * MIB):
+            yield results_pb2.GlobalValue(data=data[off:off + 4 * MIB])
+            time.sleep(self.hang_after)
+            if self.midfail:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "manager lost the database")
+
+    def SetGlobal(self, request_iterator, context):
+        count, total, h, first = 0, 0, hashlib.sha256(), None
+        for m in request_iterator:
+            if first is None:
+                first = results_pb2.GlobalUpdate(swarm_id=m.swarm_id, tag=m.tag)
+            count += 1
+            total += len(m.data)
+            h.update(m.data)
+            if self.midfail:
+                self._record("SetGlobal", (first, count, total), context)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "manager lost the database")
+        self._record("SetGlobal", (first, count, total), context)
+        self._maybe_fail(context)
+        if first is not None:
+            self.received[first.tag] = (count, total, h.hexdigest())
+        return system_pb2.Ok()
+
+    def StopSwarm(self, request, context):
+        self._record("StopSwarm", request, context)
+        self._maybe_fail(context)
+        return system_pb2.Ok()
+
+    def ScheduleTask(self, request, context):
+        self._record("ScheduleTask", request, context)
+        self._maybe_fail(context)
+        return system_pb2.Ok()
+
+    def start(self, port=0, credentials=None):
+        # Also keep the raw bytes of every ResultQuery (grpcio only hands the parsed message).
+        def raw_query(request, context):
+            self.raw_queries.append(request)
+            q = results_pb2.ResultQuery.FromString(request)
+            yield from self.GetTaskResult(q, context)
+
+        raw = grpc.method_handlers_generic_handler("node.node_service.Node", {
+            "GetTaskResult": grpc.unary_stream_rpc_method_handler(
+                raw_query, request_deserializer=None,
+                response_serializer=results_pb2.ChunkResultValues.SerializeToString)})
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=OPTS)
+        self.server.add_generic_rpc_handlers([raw, pbgen.servicer("node.node_service.Node", self)])
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.server.start()
+        return self
+
+
+@pytest.fixture
+def env(node, tmp_path):
+    # Under AddressSanitizer freed chunks sit in a 256 MiB quarantine, which would hide whether
+    # the node's memory stays flat: keep it small (no effect on a plain build).
+    asan = node.env.get("ASAN_OPTIONS", "")
+    node.env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=8"
+    b = Broker(tmp_path / "broker").start()
+    m = WorldManager(b, token=TOKEN).start()
+    o = Observer(b)
+    rn = start(node, m)
+    ch = None
+    try:
+        task = tasks_pb2.MqttTask(
+            swarm_id=SW, task_id=TK, iteration=ITERATION, circular=CIRCULAR,
+            payload=sleeper(300), image="manta-task:bookworm", alias="job", network="None",
+            auth_key="None", login_server="None").SerializeToString()
+        send(o, "deploy_task", task)
+        wait_for(lambda: tasks_pb2.RUNNING in updates(o, TASK), 20, what="the task RUNNING")
+        log = node.home / ".manta/logs/nodes/default.log"
+
+        def port():
+            text = "\n".join(rn.out + rn.err) + (log.read_text() if log.exists() else "")
+            mm = re.search(r"Light service listening on 127\.0\.0\.1:(\d+)", text)
+            return mm and int(mm.group(1))
+        lport = wait_for(port, 10, what="the light port")
+        ch = grpc.insecure_channel(f"127.0.0.1:{lport}", options=OPTS)
+        grpc.channel_ready_future(ch).result(timeout=10)
+        yield rn, m, pbgen.client(ch, "node.light_service.World")
+    finally:
+        if ch is not None:
+            ch.close()
+        rn.signal(signal.SIGTERM)
+        try:
+            assert rn.wait(60) == 0
+        finally:
+            rn.kill()
+            o.close()
+            m.stop()
+            b.stop()
+
+
+def n_calls(m, name):
+    return len(m.named(name))
+
+
+def test_every_rpc_is_relayed_with_the_node_fields(env):
+    rn, m, w = env
+    # GetTaskResult: the SDK's default size=-1 goes on as the 10-byte varint of 2^64-1.
+    other = pair((0xAA, 0xBB))
+    m.results = [results_pb2.ChunkResultValues(node_id=pair(NODE), data=b"ab"),
+                 results_pb2.ChunkResultValues(node_id=other, data=b"xyz"),
+                 results_pb2.ChunkResultValues(node_id=pair(NODE), data=b"cd")]
+    got = list(w.GetTaskResult(lpb.LightResultQuery(task_id=TK, swarm_id=SW, tag="metrics",
+                                                    size=-1, method=1), timeout=20))
+    assert [(g.node_id.tail, g.data) for g in got] == [(NODE[1], b"ab"), (0xBB, b"xyz"),
+                                                       (NODE[1], b"cd")]
+    q = m.named("GetTaskResult")[-1].request
+    assert (q.swarm_id, q.task_id, q.node_id) == (SW, TK, pair(NODE))
+    assert q.iteration == ITERATION and q.tag == "metrics" and q.method == 1
+    assert q.size == 4294967295
+    assert b"\x30" + b"\xff" * 9 + b"\x01" in m.raw_queries[-1]
+    assert m.named("GetTaskResult")[-1].metadata["authorization"] == TOKEN
+
+    # AddTaskResult: one Result per chunk, with this node's id and the task's iteration.
+    chunks = [lpb.LightResult(task_id=TK, swarm_id=SW, tag="model", data=block(i, 1000))
+              for i in range(3)]
+    ok = w.AddTaskResult(iter(chunks), timeout=20)
+    assert isinstance(ok, system_pb2.Ok)
+    sent = m.named("AddTaskResult")[-1].request
+    assert len(sent) == 3
+    for i, r in enumerate(sent):
+        assert (r.swarm_id, r.task_id, r.node_id) == (SW, TK, pair(NODE))
+        assert r.iteration == ITERATION and r.tag == "model" and r.data == block(i, 1000)
+
+    # SetGlobal: task_id dropped; GetGlobal: GlobalTag{swarm, tag}, chunks relayed.
+    value = b"".join(block(i, 300) for i in range(4))
+    w.SetGlobal(iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="hp", data=value[:600]),
+                      lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="hp", data=value[600:])]),
+                timeout=20)
+    first, count, total = m.named("SetGlobal")[-1].request
+    assert first.swarm_id == SW and first.tag == "hp" and (count, total) == (2, 1200)
+    assert m.received["hp"][2] == hashlib.sha256(value).hexdigest()
+    m.globals["hp"] = value
+    got = list(w.GetGlobal(lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="hp"), timeout=20))
+    assert b"".join(g.data for g in got) == value
+    gt = m.named("GetGlobal")[-1].request
+    assert gt.swarm_id == SW and gt.tag == "hp"
+    assert gt == results_pb2.GlobalTag(swarm_id=SW, tag="hp")
+
+    # StopSwarm: the task's stored TaskUpdate.
+    w.StopSwarm(system_pb2.EnvId(swarm_id=SW, task_id=TK), timeout=20)
+    u = m.named("StopSwarm")[-1].request
+    assert (u.swarm_id, u.node_id, u.task_id) == (SW, pair(NODE), TK)
+    assert (u.iteration, u.circular, u.task_status) == (ITERATION, CIRCULAR, tasks_pb2.RUNNING)
+
+    # ScheduleTask: unchanged.
+    ts = tasks_pb2.TaskScheduling(node_ids=[pair(NODE), other], task_id=TK,
+                                  task_to_schedule_alias="worker", swarm_id=SW)
+    w.ScheduleTask(ts, timeout=20)
+    assert m.named("ScheduleTask")[-1].request == ts
+
+
+def test_refusals_and_manager_errors(env):
+    rn, m, w = env
+
+    def code_of(fn, *a):
+        with pytest.raises(grpc.RpcError) as e:
+            r = fn(*a, timeout=20)
+            if hasattr(r, "__iter__") and not isinstance(r, system_pb2.Ok):
+                list(r)
+        return e.value.code(), e.value.details()
+
+    # Empty client streams: refused, not forwarded.
+    before = (n_calls(m, "AddTaskResult"), n_calls(m, "SetGlobal"))
+    assert code_of(w.AddTaskResult, iter([]))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(w.SetGlobal, iter([]))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    time.sleep(0.3)
+    assert (n_calls(m, "AddTaskResult"), n_calls(m, "SetGlobal")) == before
+
+    # Unknown (swarm, task): FAILED_PRECONDITION "RESOURCE_ERROR: ...", nothing forwarded.
+    names = ["GetTaskResult", "AddTaskResult", "GetGlobal", "SetGlobal", "StopSwarm",
+             "ScheduleTask"]
+    before = {n: n_calls(m, n) for n in names}
+    calls = [
+        (w.GetTaskResult, lpb.LightResultQuery(task_id=OTHER, swarm_id=SW, tag="t", size=-1)),
+        (w.AddTaskResult, iter([lpb.LightResult(task_id=OTHER, swarm_id=SW, tag="t", data=b"x")])),
+        (w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=OTHER, tag="t")),
+        (w.SetGlobal, iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=OTHER, tag="t", data=b"x")])),
+        (w.StopSwarm, system_pb2.EnvId(swarm_id=SW, task_id=OTHER)),
+        (w.ScheduleTask, tasks_pb2.TaskScheduling(task_id=OTHER, swarm_id=SW)),
+        (w.GetGlobal, lpb.GetGlobalRequest(swarm_id=pair((1, 2)), task_id=TK, tag="t")),
+    ]
+    for fn, req in calls:
+        code, details = code_of(fn, req)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION, (fn, code, details)
+        assert details.startswith("RESOURCE_ERROR: ")
+    time.sleep(0.3)
+    assert {n: n_calls(m, n) for n in names} == before
+
+    # The manager's status passes through when it fails before any data.
+    m.fail = (grpc.StatusCode.PERMISSION_DENIED, "swarm is not yours")
+    for fn, req in [
+        (w.StopSwarm, system_pb2.EnvId(swarm_id=SW, task_id=TK)),
+        (w.ScheduleTask, tasks_pb2.TaskScheduling(task_id=TK, swarm_id=SW)),
+        (w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="t")),
+        (w.GetTaskResult, lpb.LightResultQuery(task_id=TK, swarm_id=SW, tag="t", size=-1)),
+        (w.SetGlobal, iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="t", data=b"x")])),
+        (w.AddTaskResult, iter([lpb.LightResult(task_id=TK, swarm_id=SW, tag="t", data=b"x")])),
+    ]:
+        code, details = code_of(fn, req)
+        assert code == grpc.StatusCode.PERMISSION_DENIED, (fn, code, details)
+        assert "swarm is not yours" in details
+    # A retryable failure before any data: retried (3 attempts), then passed through.
+    m.fail = (grpc.StatusCode.UNAVAILABLE, "manager is starting")
+    n0 = n_calls(m, "GetGlobal")
+    code, details = code_of(w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="t"))
+    assert code == grpc.StatusCode.UNAVAILABLE and "manager is starting" in details
+    assert n_calls(m, "GetGlobal") == n0 + 3
+    m.fail = (grpc.StatusCode.NOT_FOUND, "no such global")
+    code, details = code_of(w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="t"))
+    assert code == grpc.StatusCode.NOT_FOUND and "no such global" in details
+    m.fail = None
+
+    # The manager failing mid-stream: never a retryable status for the task.
+    retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+    m.midfail = True
+    m.globals["g"] = b"q" * (12 * MIB)  # 3 chunks of 4 MiB: fails after the first
+    m.results = [results_pb2.ChunkResultValues(node_id=pair(NODE), data=b"a"),
+                 results_pb2.ChunkResultValues(node_id=pair(NODE), data=b"b")]
+    n_get = n_calls(m, "GetGlobal")
+    for fn, req in [
+        (w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="g")),
+        (w.GetTaskResult, lpb.LightResultQuery(task_id=TK, swarm_id=SW, tag="t", size=-1)),
+        (w.SetGlobal, iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="g", data=b"x")
+                            for _ in range(5)])),
+        (w.AddTaskResult, iter([lpb.LightResult(task_id=TK, swarm_id=SW, tag="g", data=b"x")
+                                for _ in range(5)])),
+    ]:
+        code, details = code_of(fn, req)
+        assert code not in retryable and code != grpc.StatusCode.OK, (fn, code, details)
+        assert code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS), (fn, code)
+    assert n_calls(m, "GetGlobal") == n_get + 1  # the node did not retry after data
+    m.midfail = False
+
+    # The node is still serving.
+    w.StopSwarm(system_pb2.EnvId(swarm_id=SW, task_id=TK), timeout=20)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        self.t.join(5)
+
+
+def test_large_values(env):
+    rn, m, w = env
+    # 64 MiB in one message, as the SDK sends a value below 4 GiB.
+    value = bytes(range(256)) * (64 * MIB // 256)
+    w.SetGlobal(iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="w64", data=value)]),
+                timeout=120)
+    assert m.received["w64"] == (1, len(value), hashlib.sha256(value).hexdigest())
+    m.globals["w64"] = value
+    got = b"".join(g.data for g in w.GetGlobal(
+        lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="w64"), timeout=120))
+    assert got == value
+    del value, got
+    m.globals.clear()
+
+    # 256 MiB in 1 MiB chunks both ways: the node's memory stays flat.
+    n = 256
+    base = rss_kib(rn.proc.pid)
+    h = hashlib.sha256()
+
+    def chunks():
+        for i in range(n):
+            c = block(i, MIB)
+            h.update(c)
+            yield lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="w256", data=c)
+    with RssSampler(rn.proc.pid) as s:
+        w.SetGlobal(chunks(), timeout=300)
+    assert m.received["w256"] == (n, n * MIB, h.hexdigest())
+    up_peak = s.peak
+
+    m.big["w256"] = (n, MIB)
+    h2, total, count = hashlib.sha256(), 0, 0
+    with RssSampler(rn.proc.pid) as s:
+        for g in w.GetGlobal(lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="w256"),
+                             timeout=300):
+            h2.update(g.data)
+            total += len(g.data)
+            count += 1
+    assert (count, total, h2.hexdigest()) == (n, n * MIB, h.hexdigest())
+    down_peak = s.peak
+    limit = base + 64 * 1024  # far below the 256 MiB value
+    print(f"node RSS KiB: base {base}, SetGlobal peak {up_peak}, GetGlobal peak {down_peak}")
+    assert up_peak < limit and down_peak < limit, (base, up_peak, down_peak)
+
+
+def test_manager_deadline_per_message_task_call_has_none(env):
+    rn, m, w = env  # rpc_timeout = 5 s in the node's configuration
+    req = lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="slow")
+    m.globals["slow"] = b"s" * (8 * MIB)
+
+    # The manager silent before any data: 3 attempts of 5 s each, then its deadline, as is.
+    m.hang_before = 8
+    n0 = n_calls(m, "GetGlobal")
+    t0 = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        list(w.GetGlobal(req, timeout=40))
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert 14 < time.monotonic() - t0 < 25
+    assert n_calls(m, "GetGlobal") == n0 + 3
+    m.hang_before = 0
+
+    # Silent after the first chunk: not retryable any more.
+    m.hang_after = 8
+    with pytest.raises(grpc.RpcError) as e:
+        list(w.GetGlobal(req, timeout=30))
+    assert e.value.code() == grpc.StatusCode.DATA_LOSS
+    m.hang_after = 0
+
+    # A slow task (7 s between its chunks) is not cut off: each manager operation is quick.
+    def slow():
+        yield lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="slowset", data=b"1")
+        time.sleep(7)
+        yield lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="slowset", data=b"2")
+    w.SetGlobal(slow(), timeout=30)
+    assert m.received["slowset"][:2] == (2, 2)
+    # and a slow reader of a server stream neither.
+    it = w.GetGlobal(req, timeout=30)
+    first = next(it)
+    time.sleep(7)
+    assert len(first.data) + sum(len(g.data) for g in it) == 8 * MIB
