@@ -548,7 +548,8 @@ static void test_runc_oom(void **state)
     cleanup_free char *log = get_logs(f->runc, h, 0, NULL);
     if (!st.oom_killed)
         fail_msg("not OOM-killed (exit %d); log:\n%s", st.exit_code, log);
-    assert_non_null(strstr(log, "tail=137"));
+    /* which process the kernel kills (tail, head or the shell) is its choice: no assertion on
+     * the output beyond the OOM kill itself */
 }
 
 static void test_runc_pids_limit(void **state)
