@@ -151,6 +151,11 @@ int sup_list(const sup_driver *d, const char *node_xid, char ***handles, mt_erro
 int sup_remove_begin(const sup_driver *d, const char *handle, mt_error **err);
 void sup_remove_finish(const sup_driver *d, const char *wd, json_t *task);
 
+/* The whole removal: a task already gone is success; `cleanup` (may be NULL) runs the driver's
+ * own step between _begin and _finish (runc: delete the container and its bundle). */
+typedef int (*sup_cleanup_fn)(const sup_driver *d, const char *wd, json_t *task, mt_error **err);
+int sup_remove(const sup_driver *d, const char *handle, sup_cleanup_fn cleanup, mt_error **err);
+
 /* rm -rf that never crosses a mount point; a missing path is fine. */
 int sup_rmtree(const char *path, mt_error **err);
 

@@ -220,6 +220,19 @@ static void unary_relay(struct light_service *ls, rpc_call *call, const char *me
     rpc_bytes_free(&resp);
 }
 
+/* The three IDs every relayed message carries: the task's swarm and task, and this node. */
+struct relay_ids {
+    Common__System__PairId swarm, node, task;
+};
+
+static void relay_ids_fill(struct relay_ids *id, struct light_service *ls,
+                           const Common__System__PairId *swarm, const Common__System__PairId *task)
+{
+    wire_pair_id(&id->swarm, wire_node_id(swarm));
+    wire_pair_id(&id->node, light_node_id(ls));
+    wire_pair_id(&id->task, wire_node_id(task));
+}
+
 static void do_stop_swarm(struct light_service *ls, rpc_call *call)
 {
     Common__System__EnvId *env = (Common__System__EnvId *)recv_request(
@@ -228,14 +241,12 @@ static void do_stop_swarm(struct light_service *ls, rpc_call *call)
         return;
     uint32_t iteration = 0, circular = 0;
     if (check_task(ls, call, "StopSwarm", env->swarm_id, env->task_id, &iteration, &circular)) {
-        Common__System__PairId swarm, nodeid, task;
-        wire_pair_id(&swarm, wire_node_id(env->swarm_id));
-        wire_pair_id(&nodeid, light_node_id(ls));
-        wire_pair_id(&task, wire_node_id(env->task_id));
+        struct relay_ids id;
+        relay_ids_fill(&id, ls, env->swarm_id, env->task_id);
         Common__Tasks__TaskUpdate up = COMMON__TASKS__TASK_UPDATE__INIT;
-        up.swarm_id = &swarm;
-        up.node_id = &nodeid;
-        up.task_id = &task;
+        up.swarm_id = &id.swarm;
+        up.node_id = &id.node;
+        up.task_id = &id.task;
         up.iteration = iteration;
         up.circular = circular;
         /* the stored status, as the reference sends (RUNNING if none was recorded yet) */
@@ -362,14 +373,12 @@ static void do_get_task_result(struct light_service *ls, rpc_call *call)
         return;
     uint32_t iteration = 0;
     if (check_task(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &iteration, NULL)) {
-        Common__System__PairId swarm, nodeid, task;
-        wire_pair_id(&swarm, wire_node_id(q->swarm_id));
-        wire_pair_id(&nodeid, light_node_id(ls));
-        wire_pair_id(&task, wire_node_id(q->task_id));
+        struct relay_ids id;
+        relay_ids_fill(&id, ls, q->swarm_id, q->task_id);
         Common__Results__ResultQuery rq = COMMON__RESULTS__RESULT_QUERY__INIT;
-        rq.swarm_id = &swarm;
-        rq.task_id = &task;
-        rq.node_id = &nodeid;
+        rq.swarm_id = &id.swarm;
+        rq.task_id = &id.task;
+        rq.node_id = &id.node;
         rq.iteration = iteration;
         rq.tag = q->tag;
         rq.method = (Common__Results__ResultMethod)q->method;
@@ -413,14 +422,12 @@ static uint8_t *convert_result(struct light_service *ls, rpc_call *call, const P
     uint32_t iteration = 0;
     if (!check_task(ls, call, "AddTaskResult", m->swarm_id, m->task_id, &iteration, NULL))
         return NULL;
-    Common__System__PairId swarm, nodeid, task;
-    wire_pair_id(&swarm, wire_node_id(m->swarm_id));
-    wire_pair_id(&nodeid, light_node_id(ls));
-    wire_pair_id(&task, wire_node_id(m->task_id));
+    struct relay_ids id;
+    relay_ids_fill(&id, ls, m->swarm_id, m->task_id);
     Common__Results__Result r = COMMON__RESULTS__RESULT__INIT;
-    r.swarm_id = &swarm;
-    r.task_id = &task;
-    r.node_id = &nodeid;
+    r.swarm_id = &id.swarm;
+    r.task_id = &id.task;
+    r.node_id = &id.node;
     r.iteration = iteration;
     r.tag = m->tag;
     r.data = m->data;

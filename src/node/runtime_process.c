@@ -1598,9 +1598,8 @@ static int proc_logs(runtime *rt, const char *handle, uint64_t limit, uint8_t **
     return sup_logs(drv(rt), handle, limit, out, len, err);
 }
 
-static int proc_remove(runtime *rt, const char *handle, mt_error **err)
+int sup_remove(const sup_driver *d, const char *handle, sup_cleanup_fn cleanup, mt_error **err)
 {
-    sup_driver *d = drv(rt);
     cleanup_free char *wd = NULL;
     mt_error *e = NULL;
     json_t *t = sup_load_task(d, handle, &wd, &e);
@@ -1612,13 +1611,18 @@ static int proc_remove(runtime *rt, const char *handle, mt_error **err)
         *err = e;
         return -1;
     }
-    if (sup_remove_begin(d, handle, err) < 0) {
+    if (sup_remove_begin(d, handle, err) < 0 || (cleanup && cleanup(d, wd, t, err) < 0)) {
         json_decref(t);
         return -1;
     }
     sup_remove_finish(d, wd, t);
     json_decref(t);
     return 0;
+}
+
+static int proc_remove(runtime *rt, const char *handle, mt_error **err)
+{
+    return sup_remove(drv(rt), handle, NULL, err);
 }
 
 static int proc_list(runtime *rt, const char *node_xid, char ***handles, mt_error **err)

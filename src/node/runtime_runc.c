@@ -383,35 +383,22 @@ static int runc_logs(runtime *rt, const char *handle, uint64_t limit, uint8_t **
     return sup_logs(drv(rt), handle, limit, out, len, err);
 }
 
-static int runc_remove(runtime *rt, const char *handle, mt_error **err)
+/* runc's part of a removal: the container and its bundle (overlay unmounted). */
+static int runc_cleanup(const sup_driver *d, const char *wd, json_t *t, mt_error **err)
 {
-    sup_driver *d = drv(rt);
-    cleanup_free char *wd = NULL;
-    mt_error *e = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, &e);
-    if (!t) {
-        if (e && e->code == MT_ERR_NOTFOUND) { /* already removed */
-            mt_error_free(&e);
-            return 0;
-        }
-        *err = e;
-        return -1;
-    }
-    if (sup_remove_begin(d, handle, err) < 0) {
-        json_decref(t);
-        return -1;
-    }
     const char *name = json_string_value(json_object_get(t, "name"));
     cleanup_free char *out = NULL;
+    mt_error *e = NULL;
     if (runc_cmd(d, "delete", "--force", name, &out, &e) < 0)
-        mt_error_free(&e);
-    if (drop_bundle(wd, err) < 0) {
-        json_decref(t);
+        mt_error_free(&e); /* already deleted by its supervisor */
+    if (drop_bundle(wd, err) < 0)
         return mt_error_wrap(err, "cannot remove task %s", name);
-    }
-    sup_remove_finish(d, wd, t);
-    json_decref(t);
     return 0;
+}
+
+static int runc_remove(runtime *rt, const char *handle, mt_error **err)
+{
+    return sup_remove(drv(rt), handle, runc_cleanup, err);
 }
 
 static int runc_list(runtime *rt, const char *node_xid, char ***handles, mt_error **err)
