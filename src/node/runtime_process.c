@@ -2,7 +2,7 @@
  * and the task supervision it shares with the runc driver; see images.h for the design.
  *
  * process: spec->argv runs directly on the host, in the task's workdir, with exactly spec->env
- * (plus PATH=... when the spec has none); an argv entry "/usr/src/module.pyz" is replaced by
+ * (plus PATH=... when the spec has none, and the node's PYTHONPATH); an argv entry "/usr/src/module.pyz" is replaced by
  * spec->module_path (there are no mounts); datasets are not mounted (tasks get them from the
  * light service). Memory, CPU and pids limits use cgroups (v1 hierarchies or cgroup2, whichever
  * has the controller) when the node may create them (root); otherwise they are not enforced and
@@ -1568,6 +1568,13 @@ static int proc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
         json_array_append_new(env, json_string(*e));
     if (!has_env(spec->env, "PATH"))
         json_array_append_new(env, json_string("PATH=/usr/local/bin:/usr/bin:/bin"));
+    /* No image here: a task runtime installed outside site-packages (python/ of this project)
+     * is found through the node's own PYTHONPATH. */
+    const char *pp = getenv("PYTHONPATH");
+    if (pp && *pp && !has_env(spec->env, "PYTHONPATH")) {
+        cleanup_free char *kv = xasprintf("PYTHONPATH=%s", pp);
+        json_array_append_new(env, json_string(kv));
+    }
     json_object_set_new(t, "argv", argv);
     json_object_set_new(t, "env", env);
     if (spec->module_path)

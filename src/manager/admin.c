@@ -1,0 +1,434 @@
+/* admin.c - the admin socket: a thread accepting one request per connection. */
+#include "admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "jwt.h"
+#include "mem.h"
+#include "runner.h"
+#include "swarmfile.h"
+
+struct admin_server {
+    manager *m;
+    int fd;
+    int stop_pipe[2];
+    pthread_t thread;
+    char *path;
+};
+
+static int unix_addr(const char *path, struct sockaddr_un *sa, mt_error **err)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path))
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "The admin socket path %s is too long for a unix socket; set a "
+                            "shorter admin_socket.",
+                            path);
+    strcpy(sa->sun_path, path);
+    return 0;
+}
+
+static json_t *err_json(const char *fmt, const char *arg)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), fmt, arg ? arg : "");
+    return json_pack("{s:s}", "error", buf);
+}
+
+/* Resolve a swarm given as a full xid or a unique prefix. */
+static char *resolve_swarm(manager *m, const char *given, json_t **errout)
+{
+    store_swarm *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (!given) {
+        *errout = err_json("Name a swarm (its id, or a unique prefix of it).", NULL);
+        return NULL;
+    }
+    if (store_swarm_list(m->st, &rows, &n, &err) < 0) {
+        *errout = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return NULL;
+    }
+    char *found = NULL;
+    int matches = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(rows[i].id, given, strlen(given))) {
+            if (!found || !strcmp(rows[i].id, given)) {
+                free(found);
+                found = xstrdup(rows[i].id);
+            }
+            matches += strcmp(rows[i].id, given) ? 1 : 100;
+        }
+    store_swarms_free(rows, n);
+    if (!found)
+        *errout = err_json("No swarm %s is known to this manager (`manta_manager swarms` lists "
+                           "them).",
+                           given);
+    else if (matches > 1 && matches < 100) {
+        *errout = err_json("'%s' matches several swarms: give more of the id.", given);
+        free(found);
+        found = NULL;
+    }
+    return found;
+}
+
+static json_t *do_nodes(manager *m)
+{
+    json_t *arr = json_array();
+    int64_t now = mgr_mono_ms();
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mgr_node *n = m->nodes[i];
+        json_t *ds = json_array();
+        for (size_t k = 0; n->datasets && n->datasets[k]; k++)
+            json_array_append_new(ds, json_string(n->datasets[k]));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:b, s:o, s:i, s:f}", "id", n->xid,
+                                        "alias", n->alias, "hostname", n->hostname, "connected",
+                                        n->connected, "datasets", ds, "running", (int)n->running,
+                                        "seen_s_ago", (double)(now - n->last_seen_ms) / 1000.0));
+    }
+    pthread_mutex_unlock(&m->lock);
+    return json_pack("{s:o}", "nodes", arr);
+}
+
+static json_t *do_swarms(manager *m)
+{
+    store_swarm *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_swarm_list(m->st, &rows, &n, &err) < 0) {
+        json_t *e = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return e;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "id", rows[i].id,
+                                        "name", rows[i].name, "status", rows[i].status, "detail",
+                                        rows[i].detail, "iteration", (int)rows[i].iteration,
+                                        "created_ms", (json_int_t)rows[i].created_ms, "updated_ms",
+                                        (json_int_t)rows[i].updated_ms));
+    store_swarms_free(rows, n);
+    return json_pack("{s:o}", "swarms", arr);
+}
+
+static const char *alias_of(manager *m, const char *swarm, const char *task)
+{
+    node_id s, t;
+    if (!node_id_parse_xid(swarm, &s) || !node_id_parse_xid(task, &t))
+        return NULL;
+    return runner_task_alias(m, s, t);
+}
+
+static json_t *do_results(manager *m, json_t *req)
+{
+    json_t *e = NULL;
+    cleanup_free char *swarm =
+        resolve_swarm(m, json_string_value(json_object_get(req, "swarm")), &e);
+    if (!swarm)
+        return e;
+    const char *tag = json_string_value(json_object_get(req, "tag"));
+    json_t *it = json_object_get(req, "iteration");
+    bool with_data = json_is_true(json_object_get(req, "data"));
+    store_result *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_result_list(m->st, swarm, tag, json_is_integer(it) ? json_integer_value(it) : -1,
+                          with_data, &rows, &n, &err) < 0) {
+        e = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return e;
+    }
+    json_t *arr = json_array();
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < n; i++) {
+        const char *alias = alias_of(m, swarm, rows[i].task);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "node", rows[i].node, "task",
+                              rows[i].task, "alias", alias ? alias : "", "tag", rows[i].tag,
+                              "iteration", (int)rows[i].iteration, "bytes", (json_int_t)rows[i].len,
+                              "created_ms", (json_int_t)rows[i].created_ms);
+        if (with_data) {
+            cleanup_free char *b64 =
+                base64url_encode(rows[i].data ? rows[i].data : (uint8_t *)"", rows[i].len);
+            json_object_set_new(o, "data_b64url", json_string(b64));
+        }
+        json_array_append_new(arr, o);
+    }
+    pthread_mutex_unlock(&m->lock);
+    store_results_free(rows, n);
+    return json_pack("{s:s, s:o}", "swarm", swarm, "results", arr);
+}
+
+static json_t *do_logs(manager *m, json_t *req)
+{
+    json_t *e = NULL;
+    cleanup_free char *swarm =
+        resolve_swarm(m, json_string_value(json_object_get(req, "swarm")), &e);
+    if (!swarm)
+        return e;
+    const char *task = json_string_value(json_object_get(req, "task"));
+    const char *node = json_string_value(json_object_get(req, "node"));
+    store_log *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_log_list(m->st, swarm, NULL, NULL, &rows, &n, &err) < 0) {
+        e = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return e;
+    }
+    json_t *arr = json_array();
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < n; i++) {
+        const char *alias = alias_of(m, swarm, rows[i].task);
+        if (task && strcmp(task, rows[i].task) && !(alias && !strcmp(task, alias)))
+            continue;
+        if (node && strncmp(rows[i].node, node, strlen(node)))
+            continue;
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:s%}", "node", rows[i].node, "task", rows[i].task,
+                      "alias", alias ? alias : "", "iteration", (int)rows[i].iteration, "ts_ms",
+                      (json_int_t)rows[i].ts_ms, "text", rows[i].text, rows[i].len));
+    }
+    pthread_mutex_unlock(&m->lock);
+    store_logs_free(rows, n);
+    store_errrow *errs = NULL;
+    size_t ne = 0;
+    json_t *earr = json_array();
+    if (store_error_list(m->st, swarm, &errs, &ne, &err) == 0) {
+        for (size_t i = 0; i < ne; i++)
+            json_array_append_new(earr, json_pack("{s:s, s:s, s:i, s:i, s:s}", "node", errs[i].node,
+                                                  "task", errs[i].task, "iteration",
+                                                  (int)errs[i].iteration, "error_id",
+                                                  errs[i].error_id, "content", errs[i].content));
+        store_errors_free(errs, ne);
+    }
+    mt_error_free(&err);
+    return json_pack("{s:s, s:o, s:o}", "swarm", swarm, "logs", arr, "errors", earr);
+}
+
+static json_t *do_submit(manager *m, json_t *req)
+{
+    const char *path = json_string_value(json_object_get(req, "path"));
+    if (!path)
+        return err_json("Name a swarm file.", NULL);
+    mt_error *err = NULL;
+    swarm_def *def = swarmfile_load(path, &err);
+    if (!def) {
+        json_t *e = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return e;
+    }
+    char xid[NODE_XID_MAX + 1] = "";
+    pthread_mutex_lock(&m->lock);
+    int rc = runner_start(m, def, xid, &err);
+    pthread_mutex_unlock(&m->lock);
+    if (rc < 0) {
+        json_t *e = json_pack("{s:s, s:s}", "error", mt_error_msg(err), "swarm", xid);
+        mt_error_free(&err);
+        return e;
+    }
+    return json_pack("{s:s}", "swarm", xid);
+}
+
+static json_t *do_status(manager *m, json_t *req, bool stop)
+{
+    json_t *e = NULL;
+    cleanup_free char *swarm =
+        resolve_swarm(m, json_string_value(json_object_get(req, "swarm")), &e);
+    if (!swarm)
+        return e;
+    pthread_mutex_lock(&m->lock);
+    if (stop)
+        runner_cancel(m, swarm, "stopped by the operator");
+    uint32_t it = 0;
+    char detail[512] = "";
+    int st = runner_status(m, swarm, &it, detail, sizeof(detail));
+    pthread_mutex_unlock(&m->lock);
+    if (st < 0) {
+        store_swarm s = {0};
+        mt_error *err = NULL;
+        if (store_swarm_get(m->st, swarm, &s, &err) == 1) {
+            json_t *o = json_pack("{s:s, s:s, s:i, s:s}", "swarm", swarm, "status", s.status,
+                                  "iteration", (int)s.iteration, "detail", s.detail);
+            store_swarm_clear(&s);
+            return o;
+        }
+        mt_error_free(&err);
+        return err_json("Swarm %s is not running on this manager.", swarm);
+    }
+    return json_pack("{s:s, s:s, s:i, s:s}", "swarm", swarm, "status", run_status_name(st),
+                     "iteration", (int)it, "detail", detail);
+}
+
+static void serve_one(admin_server *a, int c)
+{
+    char buf[8192];
+    size_t len = 0;
+    for (int i = 0; i < 100 && len < sizeof(buf) - 1; i++) {
+        struct pollfd p = {.fd = c, .events = POLLIN};
+        if (poll(&p, 1, 2000) <= 0)
+            break;
+        ssize_t r = read(c, buf + len, sizeof(buf) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (memchr(buf, '\n', len))
+            break;
+    }
+    buf[len] = '\0';
+    json_t *req = json_loads(buf, 0, NULL);
+    const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+    json_t *ans;
+    if (!cmd)
+        ans = err_json("The request is not a JSON object with a \"cmd\".", NULL);
+    else if (!strcmp(cmd, "nodes"))
+        ans = do_nodes(a->m);
+    else if (!strcmp(cmd, "swarms"))
+        ans = do_swarms(a->m);
+    else if (!strcmp(cmd, "results"))
+        ans = do_results(a->m, req);
+    else if (!strcmp(cmd, "logs"))
+        ans = do_logs(a->m, req);
+    else if (!strcmp(cmd, "submit"))
+        ans = do_submit(a->m, req);
+    else if (!strcmp(cmd, "status") || !strcmp(cmd, "stop"))
+        ans = do_status(a->m, req, !strcmp(cmd, "stop"));
+    else
+        ans = err_json("Unknown admin command '%s'.", cmd);
+    mgr_wake(a->m);
+    cleanup_free char *out = json_dumps(ans, JSON_COMPACT);
+    size_t olen = strlen(out), off = 0;
+    while (off < olen) {
+        ssize_t w = send(c, out + off, olen - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    json_decref(ans);
+    json_decref(req);
+}
+
+static void *admin_thread(void *arg)
+{
+    admin_server *a = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = a->fd, .events = POLLIN},
+                              {.fd = a->stop_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        if (!(p[0].revents & POLLIN))
+            continue;
+        int c = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            continue;
+        serve_one(a, c);
+        close(c);
+    }
+    return NULL;
+}
+
+admin_server *admin_start(manager *m, const char *path, mt_error **err)
+{
+    struct sockaddr_un sa;
+    if (unix_addr(path, &sa, err) < 0)
+        return NULL;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        close(probe);
+        mt_error_set(err, MT_ERR_EXISTS,
+                     "Another manager is already serving on %s: stop it first, or give this "
+                     "one another admin socket (--admin).",
+                     path);
+        return NULL;
+    }
+    if (probe >= 0)
+        close(probe);
+    unlink(path);
+    admin_server *a = xcalloc(1, sizeof(*a));
+    a->m = m;
+    a->path = xstrdup(path);
+    a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0077);
+    int b = a->fd >= 0 ? bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) : -1;
+    umask(old);
+    if (b < 0 || listen(a->fd, 16) < 0 || pipe2(a->stop_pipe, O_CLOEXEC) < 0) {
+        mt_error_sys(err, errno, "The admin socket %s could not be opened", path);
+        if (a->fd >= 0)
+            close(a->fd);
+        free(a->path);
+        free(a);
+        return NULL;
+    }
+    pthread_create(&a->thread, NULL, admin_thread, a);
+    return a;
+}
+
+void admin_stop(admin_server *a)
+{
+    if (!a)
+        return;
+    if (write(a->stop_pipe[1], "x", 1) < 0) {
+        /* the thread also ends when the process does */
+    }
+    pthread_join(a->thread, NULL);
+    close(a->fd);
+    close(a->stop_pipe[0]);
+    close(a->stop_pipe[1]);
+    unlink(a->path);
+    free(a->path);
+    free(a);
+}
+
+json_t *admin_request(const char *path, json_t *req, mt_error **err)
+{
+    struct sockaddr_un sa;
+    if (unix_addr(path, &sa, err) < 0)
+        return NULL;
+    cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        mt_error_set(err, MT_ERR_NOTFOUND,
+                     "No manager is running here (nothing answers on %s): start one with "
+                     "`manta_manager serve` or `manta_manager run SWARM`.",
+                     path);
+        return NULL;
+    }
+    cleanup_free char *text = json_dumps(req, JSON_COMPACT);
+    size_t tl = strlen(text);
+    if (send(fd, text, tl, MSG_NOSIGNAL) != (ssize_t)tl || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+        mt_error_sys(err, errno, "Could not talk to the manager on %s", path);
+        return NULL;
+    }
+    shutdown(fd, SHUT_WR);
+    json_error_t je;
+    FILE *f = fdopen(dup(fd), "r");
+    json_t *ans = f ? json_loadf(f, 0, &je) : NULL;
+    if (f)
+        fclose(f);
+    if (!ans) {
+        mt_error_set(err, MT_ERR_PARSE, "The manager's answer could not be read.");
+        return NULL;
+    }
+    const char *e = json_string_value(json_object_get(ans, "error"));
+    if (e) {
+        mt_error_set(err, MT_ERR_GENERIC, "%s", e);
+        json_decref(ans);
+        return NULL;
+    }
+    return ans;
+}

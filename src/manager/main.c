@@ -1,0 +1,562 @@
+/* main.c - the manta_manager command line. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin.h"
+#include "mem.h"
+#include "mgr.h"
+#include "runner.h"
+#include "swarmfile.h"
+#include "units.h"
+
+static const char usage_text[] =
+    "Usage: manta_manager COMMAND [OPTIONS]\n"
+    "\n"
+    "A compact self-hosted manager for Manta nodes: the manager side of the node protocol, a\n"
+    "swarm runner and a store of globals, results and task logs.\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 serve nodes until stopped (SIGINT/SIGTERM)\n"
+    "  run SWARM_FILE        serve, wait for nodes, run one swarm, print its progress and\n"
+    "                        results, exit with its outcome (0 done, 1 failed, 3 timed out)\n"
+    "  submit SWARM_FILE     start a swarm on a running manager\n"
+    "  nodes                 the nodes of a running manager\n"
+    "  swarms                its swarms\n"
+    "  status SWARM          one swarm's status\n"
+    "  stop SWARM            stop a swarm\n"
+    "  results SWARM         results of a swarm [--tag T] [--iteration N] [--json]\n"
+    "  logs SWARM            task output of a swarm [--task ALIAS] [--node ID]\n"
+    "  token create --node ALIAS [--ttl DURATION]\n"
+    "                        mint a node token (HS256), e.g. --ttl 30d; default: no expiry\n"
+    "  config show|reference the configuration in effect, or the reference of every key\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     configuration file (default: none, built-in defaults)\n"
+    "      --listen HOST:PORT   node service address (overrides `listen`)\n"
+    "      --broker HOST:PORT   MQTT broker (overrides broker_host/broker_port)\n"
+    "      --store FILE      SQLite store (overrides `store`)\n"
+    "      --admin PATH      admin socket (overrides `admin_socket`)\n"
+    "      --no-token        accept nodes without a token (closed test machines only)\n"
+    "  -n, --nodes N         run: nodes to wait for before starting (default 1)\n"
+    "      --wait SECONDS    run: how long to wait for them (default 120)\n"
+    "      --timeout SECONDS run: give up on the swarm after this long (default 1800)\n"
+    "  -h, --help            this help\n"
+    "  -V, --version         the version\n";
+
+typedef struct opts {
+    const char *config;
+    mgr_overrides ov;
+    long nodes, wait_s, timeout_s;
+    const char *tag, *task, *node, *alias, *ttl;
+    long iteration;
+    bool json;
+} opts;
+
+static int fail(mt_error **err)
+{
+    fprintf(stderr, "manta_manager: %s\n", mt_error_msg(*err));
+    int code = (*err)->code == MT_ERR_USAGE ? 2 : 1;
+    mt_error_free(err);
+    return code;
+}
+
+static char *admin_path(const opts *o, mt_error **err)
+{
+    mgr_config cfg;
+    if (mgr_config_load(&cfg, o->config, err) < 0)
+        return NULL;
+    char *p = xstrdup(o->ov.admin_socket ? o->ov.admin_socket : cfg.admin_socket);
+    mgr_config_clear(&cfg);
+    return p;
+}
+
+static json_t *ask(const opts *o, json_t *req, mt_error **err)
+{
+    cleanup_free char *path = admin_path(o, err);
+    json_t *ans = path ? admin_request(path, req, err) : NULL;
+    json_decref(req);
+    return ans;
+}
+
+static void fmt_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int cmd_admin(const opts *o, const char *cmd, const char *arg)
+{
+    mt_error *err = NULL;
+    json_t *req = json_pack("{s:s}", "cmd", cmd);
+    if (arg)
+        json_object_set_new(req, !strcmp(cmd, "submit") ? "path" : "swarm", json_string(arg));
+    if (o->tag)
+        json_object_set_new(req, "tag", json_string(o->tag));
+    if (o->iteration >= 0)
+        json_object_set_new(req, "iteration", json_integer(o->iteration));
+    if (o->task)
+        json_object_set_new(req, "task", json_string(o->task));
+    if (o->node)
+        json_object_set_new(req, "node", json_string(o->node));
+    if (o->json)
+        json_object_set_new(req, "data", json_true());
+    json_t *ans = ask(o, req, &err);
+    if (!ans)
+        return fail(&err);
+    if (o->json) {
+        cleanup_free char *t = json_dumps(ans, JSON_INDENT(2));
+        puts(t);
+    } else if (!strcmp(cmd, "nodes")) {
+        json_t *arr = json_object_get(ans, "nodes"), *n;
+        size_t i;
+        printf("%-34s %-16s %-10s %-8s %s\n", "NODE", "ALIAS", "STATE", "RUNNING", "DATASETS");
+        json_array_foreach(arr, i, n)
+        {
+            cleanup_free char *ds = json_dumps(json_object_get(n, "datasets"), JSON_COMPACT);
+            printf("%-34s %-16s %-10s %-8lld %s\n", json_string_value(json_object_get(n, "id")),
+                   json_string_value(json_object_get(n, "alias")),
+                   json_is_true(json_object_get(n, "connected")) ? "connected" : "lost",
+                   (long long)json_integer_value(json_object_get(n, "running")), ds);
+        }
+    } else if (!strcmp(cmd, "swarms")) {
+        json_t *arr = json_object_get(ans, "swarms"), *s;
+        size_t i;
+        printf("%-34s %-12s %-10s %-5s %-19s %s\n", "SWARM", "NAME", "STATUS", "ITER", "CREATED",
+               "DETAIL");
+        json_array_foreach(arr, i, s)
+        {
+            char when[32];
+            fmt_time(json_integer_value(json_object_get(s, "created_ms")), when);
+            printf("%-34s %-12s %-10s %-5lld %-19s %s\n",
+                   json_string_value(json_object_get(s, "id")),
+                   json_string_value(json_object_get(s, "name")),
+                   json_string_value(json_object_get(s, "status")),
+                   (long long)json_integer_value(json_object_get(s, "iteration")), when,
+                   json_string_value(json_object_get(s, "detail")));
+        }
+    } else if (!strcmp(cmd, "results")) {
+        json_t *arr = json_object_get(ans, "results"), *r;
+        size_t i;
+        printf("%-5s %-34s %-14s %-20s %s\n", "ITER", "NODE", "TASK", "TAG", "BYTES");
+        json_array_foreach(arr, i, r)
+        {
+            const char *alias = json_string_value(json_object_get(r, "alias"));
+            printf("%-5lld %-34s %-14s %-20s %lld\n",
+                   (long long)json_integer_value(json_object_get(r, "iteration")),
+                   json_string_value(json_object_get(r, "node")),
+                   alias && *alias ? alias : json_string_value(json_object_get(r, "task")),
+                   json_string_value(json_object_get(r, "tag")),
+                   (long long)json_integer_value(json_object_get(r, "bytes")));
+        }
+    } else if (!strcmp(cmd, "logs")) {
+        json_t *arr = json_object_get(ans, "logs"), *l;
+        size_t i;
+        json_array_foreach(arr, i, l)
+        {
+            const char *alias = json_string_value(json_object_get(l, "alias"));
+            printf("==> %s on %s, iteration %lld <==\n",
+                   alias && *alias ? alias : json_string_value(json_object_get(l, "task")),
+                   json_string_value(json_object_get(l, "node")),
+                   (long long)json_integer_value(json_object_get(l, "iteration")));
+            fputs(json_string_value(json_object_get(l, "text")), stdout);
+        }
+        arr = json_object_get(ans, "errors");
+        json_array_foreach(arr, i, l)
+            printf("error %lld from %s: %s\n",
+                   (long long)json_integer_value(json_object_get(l, "error_id")),
+                   json_string_value(json_object_get(l, "node")),
+                   json_string_value(json_object_get(l, "content")));
+    } else {
+        const char *sw = json_string_value(json_object_get(ans, "swarm"));
+        const char *status = json_string_value(json_object_get(ans, "status"));
+        if (status)
+            printf("%s %s iteration %lld %s\n", sw, status,
+                   (long long)json_integer_value(json_object_get(ans, "iteration")),
+                   json_string_value(json_object_get(ans, "detail")));
+        else
+            printf("%s\n", sw);
+    }
+    json_decref(ans);
+    return 0;
+}
+
+/* ---- run ---- */
+typedef struct run_ctx {
+    manager *m;
+    char xid[NODE_XID_MAX + 1];
+    int64_t t0;
+} run_ctx;
+
+static void print_progress(void *ctx, const char *swarm, const char *line)
+{
+    run_ctx *rc = ctx;
+    printf("[%6.1fs] %s\n", (double)(mgr_mono_ms() - rc->t0) / 1000.0, line);
+    fflush(stdout);
+}
+
+typedef struct wait_ctx {
+    manager *m;
+    long want;
+} wait_ctx;
+
+static bool enough_nodes(void *ctx)
+{
+    wait_ctx *w = ctx;
+    return (long)mgr_connected_nodes(w->m) >= w->want;
+}
+
+static bool run_over(void *ctx)
+{
+    run_ctx *rc = ctx;
+    pthread_mutex_lock(&rc->m->lock);
+    int st = runner_status(rc->m, rc->xid, NULL, NULL, 0);
+    pthread_mutex_unlock(&rc->m->lock);
+    return st != RUN_RUNNING;
+}
+
+static int cmd_run(opts *o, const char *file)
+{
+    mt_error *err = NULL;
+    swarm_def *def = swarmfile_load(file, &err); /* check the file before serving anything */
+    if (!def)
+        return fail(&err);
+    static manager m;
+    if (mgr_open(&m, o->config, &o->ov, &err) < 0) {
+        swarm_def_free(def);
+        int code = fail(&err);
+        mgr_close(&m);
+        return code;
+    }
+    run_ctx rc = {.m = &m, .t0 = mgr_mono_ms()};
+    printf("manta_manager: serving nodes on port %d; waiting for %ld node%s (up to %ld s)\n",
+           m.port, o->nodes, o->nodes == 1 ? "" : "s", o->wait_s);
+    fflush(stdout);
+    wait_ctx w = {.m = &m, .want = o->nodes};
+    int lr = mgr_loop(&m, enough_nodes, &w, mgr_mono_ms() + o->wait_s * 1000);
+    if (lr != 0) {
+        swarm_def_free(def);
+        if (lr == 2)
+            fprintf(stderr,
+                    "manta_manager: only %zu of %ld nodes connected within %ld s: check the "
+                    "nodes' manager address and tokens (their logs say why).\n",
+                    mgr_connected_nodes(&m), o->nodes, o->wait_s);
+        mgr_close(&m);
+        return lr == 2 ? 3 : 1;
+    }
+    pthread_mutex_lock(&m.lock);
+    m.progress = print_progress;
+    m.progress_ctx = &rc;
+    int sr = runner_start(&m, def, rc.xid, &err);
+    pthread_mutex_unlock(&m.lock);
+    if (sr < 0) {
+        int code = fail(&err);
+        mgr_loop(&m, NULL, NULL, mgr_mono_ms() + 500); /* deliver the stop commands */
+        mgr_close(&m);
+        return code;
+    }
+    lr = mgr_loop(&m, run_over, &rc, mgr_mono_ms() + o->timeout_s * 1000);
+    pthread_mutex_lock(&m.lock);
+    if (lr != 0)
+        runner_cancel(&m, rc.xid, lr == 2 ? "timed out" : "interrupted");
+    uint32_t it = 0;
+    char detail[512] = "";
+    int st = runner_status(&m, rc.xid, &it, detail, sizeof(detail));
+    pthread_mutex_unlock(&m.lock);
+    mgr_loop(&m, NULL, NULL, mgr_mono_ms() + 300); /* let stop commands go out */
+    store_result *rows = NULL;
+    size_t n = 0;
+    if (store_result_list(m.st, rc.xid, NULL, -1, false, &rows, &n, &err) == 0) {
+        printf("results: %zu stored", n);
+        /* count per tag */
+        for (size_t i = 0; i < n; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < i; k++)
+                if (!strcmp(rows[k].tag, rows[i].tag))
+                    seen = true;
+            if (seen)
+                continue;
+            size_t c = 0;
+            for (size_t k = 0; k < n; k++)
+                c += !strcmp(rows[k].tag, rows[i].tag);
+            printf("%s %s x%zu", i ? "," : ":", rows[i].tag, c);
+        }
+        printf("\n");
+        store_results_free(rows, n);
+    }
+    mt_error_free(&err);
+    printf("swarm %s %s after %u iteration%s: %s\n", rc.xid, run_status_name(st), it + 1,
+           it ? "s" : "", detail);
+    printf("store: %s\n", m.cfg.store);
+    mgr_close(&m);
+    if (lr == 2)
+        return 3;
+    return st == RUN_COMPLETED || st == RUN_STOPPED ? 0 : 1;
+}
+
+static int cmd_serve(opts *o)
+{
+    mt_error *err = NULL;
+    static manager m;
+    if (mgr_open(&m, o->config, &o->ov, &err) < 0) {
+        int code = fail(&err);
+        mgr_close(&m);
+        return code;
+    }
+    printf("manta_manager: serving nodes on port %d\n", m.port);
+    fflush(stdout);
+    mgr_loop(&m, NULL, NULL, 0);
+    mgr_close(&m);
+    return 0;
+}
+
+static int cmd_token(opts *o, int argc, char **argv)
+{
+    mt_error *err = NULL;
+    if (argc < 1 || strcmp(argv[0], "create") != 0 || !o->alias) {
+        fprintf(stderr, "manta_manager: usage: manta_manager token create --node ALIAS "
+                        "[--ttl DURATION]\n");
+        return 2;
+    }
+    int64_t ttl = 0;
+    if (o->ttl) {
+        char *end = NULL;
+        double v = strtod(o->ttl, &end);
+        double mul = 1;
+        if (end && *end == 'm')
+            mul = 60;
+        else if (end && *end == 'h')
+            mul = 3600;
+        else if (end && *end == 'd')
+            mul = 86400;
+        else if (end && *end && *end != 's')
+            end = NULL;
+        if (!end || end == o->ttl || v <= 0 || (*end && end[1])) {
+            fprintf(stderr,
+                    "manta_manager: --ttl '%s' is not a duration: use e.g. 3600, 90m, "
+                    "12h or 30d.\n",
+                    o->ttl);
+            return 2;
+        }
+        ttl = (int64_t)(v * mul);
+    }
+    mgr_config cfg;
+    if (mgr_config_load(&cfg, o->config, &err) < 0)
+        return fail(&err);
+    uint8_t secret[TOKEN_SECRET_LEN];
+    int rc = token_secret_load(cfg.secret_file, secret, &err);
+    mgr_config_clear(&cfg);
+    if (rc < 0)
+        return fail(&err);
+    cleanup_free char *tok = token_create(secret, o->alias, ttl, time(NULL));
+    puts(tok);
+    return 0;
+}
+
+static int cmd_config(opts *o, int argc, char **argv)
+{
+    mt_error *err = NULL;
+    if (argc >= 1 && !strcmp(argv[0], "reference")) {
+        cleanup_free char *t = mgr_config_reference();
+        fputs(t, stdout);
+        return 0;
+    }
+    if (argc >= 1 && !strcmp(argv[0], "show")) {
+        mgr_config cfg;
+        if (mgr_config_load(&cfg, o->config, &err) < 0)
+            return fail(&err);
+        cleanup_free char *t = mgr_config_show(&cfg);
+        fputs(t, stdout);
+        mgr_config_clear(&cfg);
+        return 0;
+    }
+    fprintf(stderr, "manta_manager: usage: manta_manager config show|reference\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.nodes = 1, .wait_s = 120, .timeout_s = 1800, .iteration = -1};
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 1},
+        {"broker", required_argument, NULL, 2},    {"store", required_argument, NULL, 3},
+        {"admin", required_argument, NULL, 4},     {"no-token", no_argument, NULL, 5},
+        {"nodes", required_argument, NULL, 'n'},   {"wait", required_argument, NULL, 6},
+        {"timeout", required_argument, NULL, 7},   {"tag", required_argument, NULL, 8},
+        {"iteration", required_argument, NULL, 9}, {"task", required_argument, NULL, 10},
+        {"node", required_argument, NULL, 11},     {"ttl", required_argument, NULL, 12},
+        {"json", no_argument, NULL, 13},           {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "+c:n:hV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.config = optarg;
+            break;
+        case 1:
+            o.ov.listen = optarg;
+            break;
+        case 2:
+            o.ov.broker = optarg;
+            break;
+        case 3:
+            o.ov.store = optarg;
+            break;
+        case 4:
+            o.ov.admin_socket = optarg;
+            break;
+        case 5:
+            o.ov.no_token = 1;
+            break;
+        case 'n':
+            o.nodes = strtol(optarg, NULL, 10);
+            break;
+        case 6:
+            o.wait_s = strtol(optarg, NULL, 10);
+            break;
+        case 7:
+            o.timeout_s = strtol(optarg, NULL, 10);
+            break;
+        case 8:
+            o.tag = optarg;
+            break;
+        case 9:
+            o.iteration = strtol(optarg, NULL, 10);
+            break;
+        case 10:
+            o.task = optarg;
+            break;
+        case 11:
+            o.node = optarg;
+            o.alias = optarg;
+            break;
+        case 12:
+            o.ttl = optarg;
+            break;
+        case 13:
+            o.json = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'V':
+            printf("manta_manager %s\n", MANTA_VERSION);
+            return 0;
+        default:
+            fputs("Try 'manta_manager --help'.\n", stderr);
+            return 2;
+        }
+    }
+    /* Options may also follow the command: parse the rest again. */
+    if (optind >= argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind++];
+    char *rest[64];
+    int nrest = 0;
+    while (optind < argc) {
+        int c2 = getopt_long(argc, argv, "+c:n:hV", lo, NULL);
+        if (c2 == -1) {
+            if (nrest < 63)
+                rest[nrest++] = argv[optind];
+            optind++;
+            continue;
+        }
+        switch (c2) {
+        case 'c':
+            o.config = optarg;
+            break;
+        case 1:
+            o.ov.listen = optarg;
+            break;
+        case 2:
+            o.ov.broker = optarg;
+            break;
+        case 3:
+            o.ov.store = optarg;
+            break;
+        case 4:
+            o.ov.admin_socket = optarg;
+            break;
+        case 5:
+            o.ov.no_token = 1;
+            break;
+        case 'n':
+            o.nodes = strtol(optarg, NULL, 10);
+            break;
+        case 6:
+            o.wait_s = strtol(optarg, NULL, 10);
+            break;
+        case 7:
+            o.timeout_s = strtol(optarg, NULL, 10);
+            break;
+        case 8:
+            o.tag = optarg;
+            break;
+        case 9:
+            o.iteration = strtol(optarg, NULL, 10);
+            break;
+        case 10:
+            o.task = optarg;
+            break;
+        case 11:
+            o.node = optarg;
+            o.alias = optarg;
+            break;
+        case 12:
+            o.ttl = optarg;
+            break;
+        case 13:
+            o.json = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs("Try 'manta_manager --help'.\n", stderr);
+            return 2;
+        }
+    }
+    rest[nrest] = NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(&o);
+    if (!strcmp(cmd, "run")) {
+        if (nrest != 1) {
+            fprintf(stderr, "manta_manager: usage: manta_manager run SWARM_FILE [--nodes N]\n");
+            return 2;
+        }
+        return cmd_run(&o, rest[0]);
+    }
+    if (!strcmp(cmd, "token"))
+        return cmd_token(&o, nrest, rest);
+    if (!strcmp(cmd, "config"))
+        return cmd_config(&o, nrest, rest);
+    if (!strcmp(cmd, "nodes") || !strcmp(cmd, "swarms"))
+        return cmd_admin(&o, cmd, NULL);
+    if (!strcmp(cmd, "results") || !strcmp(cmd, "logs") || !strcmp(cmd, "status") ||
+        !strcmp(cmd, "stop") || !strcmp(cmd, "submit")) {
+        if (nrest != 1) {
+            fprintf(stderr, "manta_manager: usage: manta_manager %s %s\n", cmd,
+                    !strcmp(cmd, "submit") ? "SWARM_FILE" : "SWARM");
+            return 2;
+        }
+        if (!strcmp(cmd, "submit")) {
+            cleanup_free char *abs = realpath(rest[0], NULL);
+            if (!abs) {
+                fprintf(stderr, "manta_manager: the swarm file %s does not exist.\n", rest[0]);
+                return 2;
+            }
+            return cmd_admin(&o, cmd, abs);
+        }
+        return cmd_admin(&o, cmd, rest[0]);
+    }
+    fprintf(stderr, "manta_manager: unknown command '%s'. Try 'manta_manager --help'.\n", cmd);
+    return 2;
+}

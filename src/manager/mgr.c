@@ -1,0 +1,352 @@
+/* mgr.c - the manager's context: opening, the event loop (MQTT, outbox, liveness, signals),
+ * the node registry, closing. */
+#include "mgr.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "fsutil.h"
+#include "mem.h"
+#include "node_service.h"
+#include "runner.h"
+
+int64_t mgr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mgr_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void mgr_wake(manager *m)
+{
+    uint64_t one = 1;
+    if (m->evfd >= 0 && write(m->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+        /* nothing to do: the loop also wakes on its own timeout */
+    }
+}
+
+void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,
+                 size_t len)
+{
+    mgr_msg *msg = xcalloc(1, sizeof(*msg));
+    msg->topic = xasprintf(MGR_TOPIC_PREFIX "%s/%s", node_xid, command);
+    msg->payload = xmalloc(len ? len : 1);
+    memcpy(msg->payload, payload, len);
+    msg->len = len;
+    if (m->out_tail)
+        m->out_tail->next = msg;
+    else
+        m->out_head = msg;
+    m->out_tail = msg;
+    mgr_wake(m);
+}
+
+mgr_node *mgr_node_find(manager *m, node_id id)
+{
+    for (size_t i = 0; i < m->nnodes; i++)
+        if (node_id_equal(m->nodes[i]->id, id))
+            return m->nodes[i];
+    return NULL;
+}
+
+void mgr_node_lost(manager *m, mgr_node *n, const char *why)
+{
+    if (!n->connected)
+        return;
+    n->connected = false;
+    log_msg(m->log, LOG_WARNING, "nodes", "node %s (%s) is lost: %s", n->xid, n->alias, why);
+    mt_error *err = NULL;
+    store_node_set_status(m->st, n->xid, "LOST", mgr_now_ms(), &err);
+    mt_error_free(&err);
+    runner_node_lost(m, n->id);
+    mgr_wake(m);
+}
+
+size_t mgr_connected_nodes(manager *m)
+{
+    size_t c = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nnodes; i++)
+        c += m->nodes[i]->connected && m->nodes[i]->ready;
+    pthread_mutex_unlock(&m->lock);
+    return c;
+}
+
+/* ---- MQTT ---- */
+
+static void on_connect(void *ctx, int rc, bool session_present)
+{
+    manager *m = ctx;
+    if (rc != 0) {
+        log_msg(m->log, LOG_ERROR, "mqtt", "the broker refused the manager (code %d)", rc);
+        return;
+    }
+    mt_error *err = NULL;
+    if (mqtt_subscribe(m->mq, "manager/+", 1, NULL, &err) < 0) {
+        log_msg(m->log, LOG_ERROR, "mqtt", "%s", mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    log_info(m->log, "mqtt", "connected to the broker %s:%lld", m->cfg.broker_host,
+             (long long)m->cfg.broker_port);
+}
+
+static void on_disconnect(void *ctx, int rc)
+{
+    manager *m = ctx;
+    if (rc)
+        log_msg(m->log, LOG_WARNING, "mqtt", "lost the broker (code %d); reconnecting", rc);
+}
+
+static void on_message(void *ctx, const char *topic, const void *payload, size_t len, int qos)
+{
+    node_service_on_mqtt(ctx, topic, payload, len);
+}
+
+static int split_hostport(const char *s, char **host, int64_t *port, mt_error **err)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == s || !end || *end || p < 1 || p > 65535)
+        return mt_error_set(err, MT_ERR_USAGE, "'%s' is not HOST:PORT (e.g. 127.0.0.1:1883).", s);
+    *host = xstrndup(s, (size_t)(colon - s));
+    *port = p;
+    return 0;
+}
+
+int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_error **err)
+{
+    memset(m, 0, sizeof(*m));
+    m->evfd = -1;
+    m->sigfd = -1;
+    pthread_mutex_init(&m->lock, NULL);
+    if (mgr_config_load(&m->cfg, config_path, err) < 0)
+        return -1;
+    if (ov) {
+        if (ov->listen) {
+            free(m->cfg.listen);
+            m->cfg.listen = xstrdup(ov->listen);
+        }
+        if (ov->broker) {
+            free(m->cfg.broker_host);
+            if (split_hostport(ov->broker, &m->cfg.broker_host, &m->cfg.broker_port, err) < 0)
+                return -1;
+        }
+        if (ov->store) {
+            free(m->cfg.store);
+            m->cfg.store = xstrdup(ov->store);
+        }
+        if (ov->admin_socket) {
+            free(m->cfg.admin_socket);
+            m->cfg.admin_socket = xstrdup(ov->admin_socket);
+        }
+        if (ov->no_token)
+            m->cfg.require_token = false;
+    }
+    log_level lvl = LOG_INFO;
+    log_level_parse(m->cfg.log_level, &lvl);
+    log_options lo = {.level = lvl,
+                      .file = m->cfg.log_file,
+                      .to_file = m->cfg.log_file && *m->cfg.log_file,
+                      .to_console = true,
+                      .max_bytes = 10u << 20,
+                      .backup_count = 3,
+                      .program = "manta_manager"};
+    m->log = log_open(&lo, err);
+    if (!m->log)
+        return -1;
+    cleanup_free char *dir = xstrdup(m->cfg.store);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (fs_mkdir_p(dir, 0700, err) < 0)
+            return -1;
+    }
+    m->st = store_open(m->cfg.store, err);
+    if (!m->st)
+        return -1;
+    if (token_secret_load(m->cfg.secret_file, m->secret, err) < 0)
+        return -1;
+    m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigdelset(&set, SIGPIPE);
+    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    mqtt_lib_init();
+    char cid[64];
+    snprintf(cid, sizeof(cid), "manta_manager-%d", (int)getpid());
+    mqtt_options mo = {.client_id = cid, .clean_session = true, .keepalive = 30};
+    mqtt_callbacks cb = {
+        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message};
+    m->mq = mqtt_new(&mo, &cb, m, err);
+    if (!m->mq)
+        return -1;
+    if (mqtt_connect(m->mq, m->cfg.broker_host, (int)m->cfg.broker_port, err) < 0)
+        return mt_error_wrap(err,
+                             "The manager could not reach the MQTT broker %s:%lld (start "
+                             "mosquitto, or set broker_host/broker_port)",
+                             m->cfg.broker_host, (long long)m->cfg.broker_port);
+    rpc_init();
+    if (node_service_start(m, err) < 0)
+        return -1;
+    m->admin = admin_start(m, m->cfg.admin_socket, err);
+    if (!m->admin)
+        return -1;
+    log_info(m->log, "manager", "serving nodes on port %d (store %s, admin %s, tokens %s)", m->port,
+             m->cfg.store, m->cfg.admin_socket, m->cfg.require_token ? "required" : "NOT required");
+    return 0;
+}
+
+static void flush_outbox(manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    mgr_msg *list = m->out_head;
+    m->out_head = m->out_tail = NULL;
+    pthread_mutex_unlock(&m->lock);
+    while (list) {
+        mgr_msg *next = list->next;
+        mt_error *err = NULL;
+        if (mqtt_publish(m->mq, list->topic, list->payload, list->len, 1, false, NULL, &err) < 0) {
+            log_msg(m->log, LOG_ERROR, "mqtt", "publishing %s: %s", list->topic, mt_error_msg(err));
+            mt_error_free(&err);
+        }
+        free(list->topic);
+        free(list->payload);
+        free(list);
+        list = next;
+    }
+}
+
+static void sweep(manager *m)
+{
+    int64_t now = mgr_mono_ms();
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mgr_node *n = m->nodes[i];
+        if (n->connected && now - n->last_seen_ms > m->cfg.node_timeout * 1000) {
+            char why[96];
+            snprintf(why, sizeof(why), "no heartbeat for %lld s", (long long)m->cfg.node_timeout);
+            mgr_node_lost(m, n, why);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms)
+{
+    int64_t last_tick = 0;
+    for (;;) {
+        flush_outbox(m);
+        if (done && done(ctx)) {
+            flush_outbox(m);
+            return 0;
+        }
+        int64_t now = mgr_mono_ms();
+        if (deadline_ms && now >= deadline_ms)
+            return 2;
+        if (now - last_tick >= 1000) {
+            last_tick = now;
+            if (mqtt_connected(m->mq))
+                mqtt_tick(m->mq);
+            else if (mqtt_fd(m->mq) < 0) {
+                mt_error *err = NULL;
+                if (mqtt_connect(m->mq, m->cfg.broker_host, (int)m->cfg.broker_port, &err) < 0) {
+                    log_msg(m->log, LOG_WARNING, "mqtt", "%s", mt_error_msg(err));
+                    mt_error_free(&err);
+                }
+            }
+            sweep(m);
+        }
+        struct pollfd p[3] = {{.fd = m->sigfd, .events = POLLIN},
+                              {.fd = m->evfd, .events = POLLIN},
+                              {.fd = mqtt_fd(m->mq), .events = POLLIN}};
+        if (p[2].fd >= 0 && mqtt_want_write(m->mq))
+            p[2].events |= POLLOUT;
+        int r = poll(p, p[2].fd >= 0 ? 3 : 2, 200);
+        if (r < 0 && errno != EINTR)
+            return 1;
+        if (r <= 0)
+            continue;
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(m->sigfd, &si, sizeof(si)) > 0) {
+                log_info(m->log, "manager", "signal %u: shutting down", si.ssi_signo);
+                return 1;
+            }
+        }
+        if (p[1].revents & POLLIN) {
+            uint64_t v;
+            if (read(m->evfd, &v, sizeof(v)) < 0) {
+                /* drained already */
+            }
+        }
+        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
+            mqtt_on_readable(m->mq);
+        if (p[2].fd >= 0 && (p[2].revents & POLLOUT) && mqtt_fd(m->mq) >= 0)
+            mqtt_on_writable(m->mq);
+    }
+}
+
+void mgr_close(manager *m)
+{
+    admin_stop(m->admin);
+    m->admin = NULL;
+    node_service_stop(m);
+    if (m->mq) {
+        flush_outbox(m);
+        for (int i = 0; i < 5 && mqtt_connected(m->mq) && mqtt_want_write(m->mq); i++)
+            mqtt_on_writable(m->mq);
+        mqtt_free(m->mq);
+        m->mq = NULL;
+        mqtt_lib_cleanup();
+        rpc_shutdown();
+    }
+    pthread_mutex_lock(&m->lock);
+    runner_free_all(m);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mem_free_strv(&m->nodes[i]->datasets);
+        free(m->nodes[i]);
+    }
+    free(m->nodes);
+    m->nodes = NULL;
+    m->nnodes = 0;
+    while (m->out_head) {
+        mgr_msg *n = m->out_head->next;
+        free(m->out_head->topic);
+        free(m->out_head->payload);
+        free(m->out_head);
+        m->out_head = n;
+    }
+    pthread_mutex_unlock(&m->lock);
+    store_close(m->st);
+    m->st = NULL;
+    if (m->evfd >= 0)
+        close(m->evfd);
+    if (m->sigfd >= 0)
+        close(m->sigfd);
+    log_close(m->log);
+    m->log = NULL;
+    mgr_config_clear(&m->cfg);
+    pthread_mutex_destroy(&m->lock);
+}

@@ -1,0 +1,110 @@
+/* mgr.h - the manager's daemon context and what its modules share.
+ *
+ * Threads: the main thread runs the event loop (MQTT, timers, signals, the outbox); gRPC
+ * handlers (node_service.c) and admin connections (admin.c) run on their own threads. All
+ * shared state below `lock` (the node registry, the swarm runs, the outbox) is touched only
+ * with `lock` held. MQTT is used only by the main thread: other threads queue publishes in the
+ * outbox (mgr_publish) and wake the loop through `evfd`. The store has its own lock.
+ */
+#ifndef MANTA_MGR_H
+#define MANTA_MGR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "id.h"
+#include "log.h"
+#include "mgr_config.h"
+#include "mqtt.h"
+#include "rpc.h"
+#include "store.h"
+#include "token.h"
+
+typedef struct mgr_node {
+    node_id id;
+    char xid[NODE_XID_MAX + 1];
+    char hostname[128];
+    char alias[128]; /* the token's subject */
+    bool connected;
+    bool ready;           /* heard on MQTT since it registered: it gets commands */
+    int64_t last_seen_ms; /* monotonic */
+    char **datasets;      /* NULL-terminated overview names, owned */
+    unsigned running;     /* task instances deployed and not finished */
+} mgr_node;
+
+typedef struct mgr_msg {
+    char *topic;
+    uint8_t *payload;
+    size_t len;
+    struct mgr_msg *next;
+} mgr_msg;
+
+typedef struct swarm_run swarm_run; /* runner.c */
+
+/* Called (with lock held) for every progress line of a swarm run; `run` prints them. */
+typedef void (*mgr_progress_fn)(void *ctx, const char *swarm_xid, const char *line);
+
+typedef struct manager {
+    mgr_config cfg;
+    logger *log;
+    store *st;
+    uint8_t secret[TOKEN_SECRET_LEN];
+    rpc_server *srv;
+    int port; /* the gRPC port actually bound */
+    mqtt_client *mq;
+    int evfd; /* eventfd: outbox or run state changed */
+
+    pthread_mutex_t lock;
+    mgr_node **nodes;
+    size_t nnodes;
+    swarm_run **runs;
+    size_t nruns;
+    mgr_msg *out_head, *out_tail;
+    mgr_progress_fn progress;
+    void *progress_ctx;
+    struct admin_server *admin; /* admin.c */
+    int sigfd;
+} manager;
+
+int64_t mgr_now_ms(void);  /* wall clock, ms since the epoch */
+int64_t mgr_mono_ms(void); /* monotonic clock, ms */
+
+/* Queue an MQTT command for a node: topic "manta/nodes/<xid>/<command>". Lock held. Copies
+ * the payload. */
+void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,
+                 size_t len);
+/* Wake the main loop (outbox or run state changed). Any thread. */
+void mgr_wake(manager *m);
+
+/* The node registry (lock held). */
+mgr_node *mgr_node_find(manager *m, node_id id);
+/* Mark a node lost (will, DISCONNECTED, or silence) and tell the runner. Lock held. */
+void mgr_node_lost(manager *m, mgr_node *n, const char *why);
+
+/* Options the command line gives over the configuration file (NULL/0 = keep). */
+typedef struct mgr_overrides {
+    const char *listen;
+    const char *broker; /* "host:port" */
+    const char *store;
+    const char *admin_socket;
+    int no_token; /* 1: accept nodes without tokens (tests, demos on a closed machine) */
+} mgr_overrides;
+
+/* Load the configuration, open the log, the store, the secret, MQTT and the node service,
+ * and the admin socket. On failure everything opened is closed again. */
+int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_error **err);
+/* Run the event loop until SIGINT/SIGTERM, or until done(ctx) returns true, or until
+ * deadline_ms (monotonic, 0 = none). Returns 0 when done() ended it, 1 on a signal, 2 on the
+ * deadline. */
+int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms);
+void mgr_close(manager *m);
+/* Nodes connected and reachable over MQTT now (lock taken inside). */
+size_t mgr_connected_nodes(manager *m);
+
+/* Topic of node commands (registration answers "manta/nodes/<xid>/+"). */
+#define MGR_TOPIC_PREFIX "manta/nodes/"
+
+#endif

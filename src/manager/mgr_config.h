@@ -1,0 +1,35 @@
+/* mgr_config.h - the manager's configuration: one table of keys (mgr_config.c) drives loading
+ * (TOML, unknown keys refused with file:line), defaults, `manta_manager config` and the
+ * reference in docs/manager.md. Paths default under $MANTA_HOME/manager (~/.manta/manager). */
+#ifndef MANTA_MGR_CONFIG_H
+#define MANTA_MGR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct mgr_config {
+    char *listen;      /* gRPC address for nodes, "127.0.0.1:50051" */
+    char *broker_host; /* the MQTT broker the manager connects to */
+    int64_t broker_port;
+    char *advertise_host;   /* broker host told to nodes (NULL/"" = broker_host) */
+    int64_t advertise_port; /* 0 = broker_port */
+    char *store;            /* SQLite file */
+    char *secret_file;      /* HS256 secret */
+    char *admin_socket;     /* unix socket of the admin interface */
+    int64_t node_timeout;   /* seconds of silence before a node counts as lost */
+    bool require_token;
+    char *log_file;  /* "" = console only */
+    char *log_level; /* debug|info|warning|error */
+} mgr_config;
+
+/* Defaults, then the file (NULL = none; a missing explicit file is an error). Owned fields. */
+int mgr_config_load(mgr_config *cfg, const char *path, mt_error **err);
+void mgr_config_clear(mgr_config *cfg);
+/* The configuration as TOML (every key, with its doc as a comment). Owned. */
+char *mgr_config_show(const mgr_config *cfg);
+/* Markdown reference of every key. Owned. */
+char *mgr_config_reference(void);
+
+#endif

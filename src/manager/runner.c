@@ -1,0 +1,563 @@
+/* runner.c - swarm runs: placement, edges, iterations, stop, node loss. */
+#include "runner.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/system.pb-c.h"
+#include "common/tasks.pb-c.h"
+#include "mem.h"
+#include "placement.h"
+
+enum inst_state { INST_DEPLOYED = 0, INST_DONE, INST_FAILED, INST_DROPPED, INST_STOPPED };
+
+typedef struct inst {
+    size_t task;
+    node_id node;
+    char xid[NODE_XID_MAX + 1];
+    uint32_t iteration;
+    int state;
+    bool running; /* the node said RUNNING */
+    int64_t started_ms;
+} inst;
+
+struct swarm_run {
+    swarm_def *def;
+    node_id id;
+    char xid[NODE_XID_MAX + 1];
+    int status;
+    char detail[512];
+    uint32_t iteration; /* highest iteration opened */
+    inst *insts;
+    size_t ninsts, cap;
+    node_id **fixed; /* per task: the nodes chosen the first time */
+    size_t *nfixed;
+};
+
+const char *run_status_name(int status)
+{
+    static const char *const names[] = {"RUNNING", "COMPLETED", "STOPPED", "FAILED"};
+    return status >= 0 && status <= RUN_FAILED ? names[status] : "UNKNOWN";
+}
+
+static void progress(manager *m, swarm_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void progress(manager *m, swarm_run *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cleanup_free char *line = xvasprintf(fmt, ap);
+    va_end(ap);
+    log_info(m->log, "runner", "swarm %s: %s", r->xid, line);
+    if (m->progress)
+        m->progress(m->progress_ctx, r->xid, line);
+}
+
+static swarm_run *find_run(manager *m, node_id swarm)
+{
+    for (size_t i = 0; i < m->nruns; i++)
+        if (node_id_equal(m->runs[i]->id, swarm))
+            return m->runs[i];
+    return NULL;
+}
+
+static ssize_t find_task(const swarm_run *r, node_id task)
+{
+    for (size_t i = 0; i < r->def->ntasks; i++)
+        if (node_id_equal(r->def->tasks[i].task_id, task))
+            return (ssize_t)i;
+    return -1;
+}
+
+static void save(manager *m, swarm_run *r)
+{
+    mt_error *err = NULL;
+    if (store_swarm_update(m->st, r->xid, run_status_name(r->status), r->detail, r->iteration,
+                           mgr_now_ms(), &err) < 0) {
+        log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    mgr_wake(m);
+}
+
+static void node_running_dec(manager *m, const inst *in)
+{
+    mgr_node *n = mgr_node_find(m, in->node);
+    if (n && n->running)
+        n->running--;
+}
+
+/* Send stop_swarm to every node that ran something of this run; end every live instance. */
+static void stop_everywhere(manager *m, swarm_run *r)
+{
+    Common__System__PairId pid = COMMON__SYSTEM__PAIR_ID__INIT;
+    pid.head = r->id.head;
+    pid.tail = r->id.tail;
+    size_t len = common__system__pair_id__get_packed_size(&pid);
+    cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
+    common__system__pair_id__pack(&pid, buf);
+    for (size_t i = 0; i < r->ninsts; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            if (node_id_equal(r->insts[j].node, r->insts[i].node))
+                seen = true;
+        if (!seen)
+            mgr_publish(m, r->insts[i].xid, "stop_swarm", buf, len);
+        if (r->insts[i].state == INST_DEPLOYED) {
+            r->insts[i].state = INST_STOPPED;
+            node_running_dec(m, &r->insts[i]);
+        }
+    }
+}
+
+static void end_run(manager *m, swarm_run *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void end_run(manager *m, swarm_run *r, int status, const char *fmt, ...)
+{
+    if (r->status != RUN_RUNNING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+    va_end(ap);
+    r->status = status;
+    stop_everywhere(m, r);
+    progress(m, r, "swarm %s: %s", run_status_name(status), r->detail);
+    save(m, r);
+}
+
+static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mgr_node *n)
+{
+    const swarm_task_def *t = &r->def->tasks[ti];
+    Common__System__PairId sid = COMMON__SYSTEM__PAIR_ID__INIT, tid = COMMON__SYSTEM__PAIR_ID__INIT;
+    sid.head = r->id.head;
+    sid.tail = r->id.tail;
+    tid.head = t->task_id.head;
+    tid.tail = t->task_id.tail;
+    Common__Tasks__MqttTask mt = COMMON__TASKS__MQTT_TASK__INIT;
+    mt.swarm_id = &sid;
+    mt.task_id = &tid;
+    mt.iteration = iteration;
+    mt.circular = 0;
+    mt.payload.data = t->pyz;
+    mt.payload.len = t->pyz_len;
+    mt.image = t->image;
+    mt.alias = t->alias;
+    mt.network = (char *)"None";
+    mt.auth_key = (char *)"None";
+    mt.login_server = (char *)"None";
+    mt.gpu = t->gpu;
+    size_t len = common__tasks__mqtt_task__get_packed_size(&mt);
+    cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
+    common__tasks__mqtt_task__pack(&mt, buf);
+    mgr_publish(m, n->xid, "deploy_task", buf, len);
+    if (r->ninsts == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->insts = xrealloc(r->insts, r->cap * sizeof(*r->insts));
+    }
+    inst *in = &r->insts[r->ninsts++];
+    memset(in, 0, sizeof(*in));
+    in->task = ti;
+    in->node = n->id;
+    memcpy(in->xid, n->xid, sizeof(in->xid));
+    in->iteration = iteration;
+    in->state = INST_DEPLOYED;
+    in->started_ms = mgr_mono_ms();
+    n->running++;
+    return 0;
+}
+
+/* Place task ti for `iteration` (excluding nodes in `exclude`), deploy, remember fixed nodes. */
+static int place_and_deploy(manager *m, swarm_run *r, size_t ti, uint32_t iteration,
+                            const node_id *exclude, size_t nexclude, size_t want_max,
+                            mt_error **err)
+{
+    const swarm_task_def *t = &r->def->tasks[ti];
+    cleanup_free placement_node *pn = xcalloc(m->nnodes + 1, sizeof(*pn));
+    cleanup_free mgr_node **map = xcalloc(m->nnodes + 1, sizeof(*map));
+    size_t n = 0;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mgr_node *nd = m->nodes[i];
+        bool excluded = false;
+        for (size_t k = 0; k < nexclude; k++)
+            if (node_id_equal(exclude[k], nd->id))
+                excluded = true;
+        if (excluded)
+            continue;
+        pn[n].id = nd->id;
+        memcpy(pn[n].xid, nd->xid, sizeof(pn[n].xid));
+        pn[n].connected = nd->connected && nd->ready;
+        pn[n].has_gpu = false;
+        static const char *const none[] = {NULL};
+        pn[n].datasets = nd->datasets ? (const char *const *)nd->datasets : none;
+        pn[n].running = nd->running;
+        map[n++] = nd;
+    }
+    cleanup_free size_t *chosen = xcalloc(n + 1, sizeof(size_t));
+    size_t nchosen = 0;
+    if (placement_choose(t, pn, n, r->fixed[ti], r->nfixed[ti], chosen, &nchosen, err) < 0)
+        return -1;
+    if (want_max && nchosen > want_max)
+        nchosen = want_max;
+    if (t->fixed && r->nfixed[ti] == 0) {
+        r->fixed[ti] = xcalloc(nchosen + 1, sizeof(node_id));
+        for (size_t i = 0; i < nchosen; i++)
+            r->fixed[ti][i] = map[chosen[i]]->id;
+        r->nfixed[ti] = nchosen;
+    }
+    char names[512] = "";
+    for (size_t i = 0; i < nchosen; i++) {
+        deploy_on(m, r, ti, iteration, map[chosen[i]]);
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof(names) - l, "%s%.12s", i ? ", " : "", map[chosen[i]]->xid);
+    }
+    progress(m, r, "iteration %u: %s deployed on %zu node%s (%s)", iteration, t->alias, nchosen,
+             nchosen == 1 ? "" : "s", names);
+    return 0;
+}
+
+static bool deployed_in(const swarm_run *r, size_t ti, uint32_t iteration)
+{
+    for (size_t i = 0; i < r->ninsts; i++)
+        if (r->insts[i].task == ti && r->insts[i].iteration == iteration)
+            return true;
+    return false;
+}
+
+/* 1 = every instance of (ti, iteration) is over with at least one done, 0 = not yet, -1 =
+ * over with none done. */
+static int task_complete(const swarm_run *r, size_t ti, uint32_t iteration)
+{
+    bool any = false, done = false;
+    for (size_t i = 0; i < r->ninsts; i++) {
+        const inst *in = &r->insts[i];
+        if (in->task != ti || in->iteration != iteration)
+            continue;
+        any = true;
+        if (in->state == INST_DEPLOYED)
+            return 0;
+        if (in->state == INST_DONE)
+            done = true;
+    }
+    return !any ? 0 : done ? 1 : -1;
+}
+
+static void check_complete(manager *m, swarm_run *r)
+{
+    if (r->status != RUN_RUNNING)
+        return;
+    for (size_t i = 0; i < r->ninsts; i++)
+        if (r->insts[i].state == INST_DEPLOYED)
+            return;
+    end_run(m, r, RUN_COMPLETED, "the task graph finished at iteration %u", r->iteration);
+}
+
+static void advance(manager *m, swarm_run *r, size_t ti, uint32_t iteration)
+{
+    if (r->status != RUN_RUNNING)
+        return;
+    int c = task_complete(r, ti, iteration);
+    if (c == 0)
+        return;
+    const swarm_task_def *t = &r->def->tasks[ti];
+    if (c < 0) {
+        end_run(m, r, RUN_FAILED, "no instance of task '%s' finished at iteration %u", t->alias,
+                iteration);
+        return;
+    }
+    progress(m, r, "iteration %u: %s finished everywhere", iteration, t->alias);
+    for (size_t k = 0; k < t->nnext; k++) {
+        size_t j = t->next[k];
+        if (deployed_in(r, j, iteration))
+            continue;
+        const swarm_task_def *tj = &r->def->tasks[j];
+        bool ready = true;
+        for (size_t p = 0; p < tj->nprev; p++)
+            if (deployed_in(r, tj->prev[p], iteration) &&
+                task_complete(r, tj->prev[p], iteration) != 1)
+                ready = false;
+        if (!ready)
+            continue;
+        mt_error *err = NULL;
+        if (place_and_deploy(m, r, j, iteration, NULL, 0, 0, &err) < 0) {
+            end_run(m, r, RUN_FAILED, "%s", mt_error_msg(err));
+            mt_error_free(&err);
+            return;
+        }
+    }
+    check_complete(m, r);
+}
+
+int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err)
+{
+    swarm_run *r = xcalloc(1, sizeof(*r));
+    r->def = def;
+    r->fixed = xcalloc(def->ntasks + 1, sizeof(node_id *));
+    r->nfixed = xcalloc(def->ntasks + 1, sizeof(size_t));
+    if (node_id_random(&r->id, err) < 0) {
+        swarm_def_free(def);
+        free(r->fixed);
+        free(r->nfixed);
+        free(r);
+        return -1;
+    }
+    node_id_to_xid(r->id, r->xid);
+    memcpy(xid, r->xid, sizeof(r->xid));
+    m->runs = xrealloc(m->runs, (m->nruns + 1) * sizeof(*m->runs));
+    m->runs[m->nruns++] = r;
+    r->status = RUN_RUNNING;
+    if (store_swarm_create(m->st, r->xid, def->name, mgr_now_ms(), err) < 0) {
+        r->status = RUN_FAILED;
+        snprintf(r->detail, sizeof(r->detail), "%s", mt_error_msg(*err));
+        return -1;
+    }
+    for (size_t g = 0; g < def->nglobals; g++)
+        if (store_global_set(m->st, r->xid, def->globals[g].tag, def->globals[g].data,
+                             def->globals[g].len, err) < 0) {
+            end_run(m, r, RUN_FAILED, "%s", mt_error_msg(*err));
+            return -1;
+        }
+    progress(m, r, "swarm '%s' started: %zu tasks, %zu globals", def->name, def->ntasks,
+             def->nglobals);
+    save(m, r);
+    for (size_t i = 0; i < def->ntasks; i++) {
+        if (def->tasks[i].nprev)
+            continue;
+        if (place_and_deploy(m, r, i, 0, NULL, 0, 0, err) < 0) {
+            mt_error_wrap(err, "The swarm cannot start");
+            end_run(m, r, RUN_FAILED, "%s", mt_error_msg(*err));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inst *find_inst(swarm_run *r, node_id node, node_id task, uint32_t iteration)
+{
+    ssize_t ti = find_task(r, task);
+    if (ti < 0)
+        return NULL;
+    for (size_t i = 0; i < r->ninsts; i++) {
+        inst *in = &r->insts[i];
+        if (in->task == (size_t)ti && in->iteration == iteration && node_id_equal(in->node, node))
+            return in;
+    }
+    return NULL;
+}
+
+void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                          bool failed, const char *why)
+{
+    swarm_run *r = find_run(m, swarm);
+    if (!r)
+        return;
+    inst *in = find_inst(r, node, task, iteration);
+    if (!in || in->state != INST_DEPLOYED)
+        return; /* unknown, or already counted (logs then COMPLETED) */
+    const char *alias = r->def->tasks[in->task].alias;
+    node_running_dec(m, in);
+    double secs = (double)(mgr_mono_ms() - in->started_ms) / 1000.0;
+    if (failed) {
+        in->state = INST_FAILED;
+        if (r->status == RUN_RUNNING)
+            end_run(m, r, RUN_FAILED,
+                    "task '%s' failed on node %s at iteration %u%s%s (its output: "
+                    "`manta_manager logs %s --task %s`)",
+                    alias, in->xid, iteration, why && *why ? ": " : "", why ? why : "", r->xid,
+                    alias);
+        return;
+    }
+    in->state = INST_DONE;
+    progress(m, r, "iteration %u: %s finished on %.12s (%.1f s)", iteration, alias, in->xid, secs);
+    advance(m, r, in->task, iteration);
+}
+
+void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration)
+{
+    swarm_run *r = find_run(m, swarm);
+    inst *in = r ? find_inst(r, node, task, iteration) : NULL;
+    if (in)
+        in->running = true;
+}
+
+int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *alias,
+                    const node_id *nodes, size_t nnodes, char *msg, size_t msg_size)
+{
+    swarm_run *r = find_run(m, swarm);
+    if (!r) {
+        snprintf(msg, msg_size, "ScheduleTask names a swarm this manager does not run.");
+        return RPC_FAILED_PRECONDITION;
+    }
+    if (r->status != RUN_RUNNING) {
+        snprintf(msg, msg_size, "The swarm has ended (%s); nothing more can be scheduled.",
+                 run_status_name(r->status));
+        return RPC_FAILED_PRECONDITION;
+    }
+    ssize_t ti = swarm_def_find_alias(r->def, alias);
+    if (ti < 0) {
+        snprintf(msg, msg_size, "The swarm has no task with alias '%s'.", alias);
+        return RPC_INVALID_ARGUMENT;
+    }
+    if (nnodes == 0) {
+        snprintf(msg, msg_size,
+                 "ScheduleTask names no node: give at least one node id (or stop the swarm).");
+        return RPC_INVALID_ARGUMENT;
+    }
+    cleanup_free mgr_node **targets = xcalloc(nnodes, sizeof(*targets));
+    for (size_t i = 0; i < nnodes; i++) {
+        mgr_node *n = mgr_node_find(m, nodes[i]);
+        char x[NODE_XID_MAX + 1];
+        node_id_to_xid(nodes[i], x);
+        if (!n || !n->connected || !n->ready) {
+            snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
+            return RPC_FAILED_PRECONDITION;
+        }
+        targets[i] = n;
+    }
+    uint32_t it = ++r->iteration;
+    const char *caller = runner_task_alias(m, swarm, caller_task);
+    progress(m, r, "iteration %u opened by %s: %s on %zu node%s", it, caller ? caller : "a task",
+             alias, nnodes, nnodes == 1 ? "" : "s");
+    for (size_t i = 0; i < nnodes; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < i; k++)
+            if (targets[k] == targets[i])
+                dup = true;
+        if (!dup)
+            deploy_on(m, r, (size_t)ti, it, targets[i]);
+    }
+    save(m, r);
+    return RPC_OK;
+}
+
+int runner_stop(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                char *msg, size_t msg_size)
+{
+    swarm_run *r = find_run(m, swarm);
+    if (!r) {
+        snprintf(msg, msg_size, "StopSwarm names a swarm this manager does not run.");
+        return RPC_FAILED_PRECONDITION;
+    }
+    if (r->status != RUN_RUNNING)
+        return RPC_OK; /* already over: stopping again is harmless */
+    const char *alias = runner_task_alias(m, swarm, task);
+    char x[NODE_XID_MAX + 1];
+    node_id_to_xid(node, x);
+    /* The caller's own instance is finishing: count it as done, not stopped. */
+    inst *in = find_inst(r, node, task, iteration);
+    if (in && in->state == INST_DEPLOYED) {
+        in->state = INST_DONE;
+        node_running_dec(m, in);
+    }
+    end_run(m, r, RUN_STOPPED, "stopped by task '%s' on node %.12s at iteration %u",
+            alias ? alias : "?", x, iteration);
+    return RPC_OK;
+}
+
+void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                       const char *content)
+{
+    swarm_run *r = find_run(m, swarm);
+    if (!r)
+        return;
+    runner_task_finished(m, swarm, node, task, iteration, true, content);
+}
+
+void runner_node_lost(manager *m, node_id node)
+{
+    char x[NODE_XID_MAX + 1];
+    node_id_to_xid(node, x);
+    for (size_t ri = 0; ri < m->nruns; ri++) {
+        swarm_run *r = m->runs[ri];
+        if (r->status != RUN_RUNNING)
+            continue;
+        for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
+            inst *in = &r->insts[i];
+            if (in->state != INST_DEPLOYED || !node_id_equal(in->node, node))
+                continue;
+            size_t ti = in->task;
+            uint32_t it = in->iteration;
+            const swarm_task_def *t = &r->def->tasks[ti];
+            in->state = INST_DROPPED;
+            if (t->method_all) {
+                progress(m, r,
+                         "iteration %u: node %.12s was lost while running %s; carrying on "
+                         "with the other nodes",
+                         it, x, t->alias);
+                advance(m, r, ti, it);
+                continue;
+            }
+            /* "any": place it again, away from the nodes it already used this iteration. */
+            size_t nex = 0;
+            cleanup_free node_id *ex = xcalloc(r->ninsts + 1, sizeof(node_id));
+            for (size_t k = 0; k < r->ninsts; k++)
+                if (r->insts[k].task == ti && r->insts[k].iteration == it)
+                    ex[nex++] = r->insts[k].node;
+            free(r->fixed[ti]);
+            r->fixed[ti] = NULL;
+            r->nfixed[ti] = 0;
+            mt_error *err = NULL;
+            progress(m, r, "iteration %u: node %.12s was lost while running %s; placing it again",
+                     it, x, t->alias);
+            if (place_and_deploy(m, r, ti, it, ex, nex, 1, &err) < 0) {
+                end_run(m, r, RUN_FAILED,
+                        "node %s was lost while running task '%s' at iteration %u, and no other "
+                        "node can take it: %s",
+                        x, t->alias, it, mt_error_msg(err));
+                mt_error_free(&err);
+            }
+        }
+    }
+}
+
+int runner_cancel(manager *m, const char *xid, const char *why)
+{
+    for (size_t i = 0; i < m->nruns; i++)
+        if (!strcmp(m->runs[i]->xid, xid)) {
+            end_run(m, m->runs[i], RUN_STOPPED, "%s", why);
+            return 0;
+        }
+    return -1;
+}
+
+int runner_status(manager *m, const char *xid, uint32_t *iteration, char *detail,
+                  size_t detail_size)
+{
+    for (size_t i = 0; i < m->nruns; i++) {
+        swarm_run *r = m->runs[i];
+        if (strcmp(r->xid, xid) != 0)
+            continue;
+        if (iteration)
+            *iteration = r->iteration;
+        if (detail && detail_size)
+            snprintf(detail, detail_size, "%s", r->detail);
+        return r->status;
+    }
+    return -1;
+}
+
+const char *runner_task_alias(manager *m, node_id swarm, node_id task)
+{
+    swarm_run *r = find_run(m, swarm);
+    ssize_t ti = r ? find_task(r, task) : -1;
+    return ti >= 0 ? r->def->tasks[ti].alias : NULL;
+}
+
+void runner_free_all(manager *m)
+{
+    for (size_t i = 0; i < m->nruns; i++) {
+        swarm_run *r = m->runs[i];
+        for (size_t t = 0; t < r->def->ntasks; t++)
+            free(r->fixed[t]);
+        free(r->fixed);
+        free(r->nfixed);
+        free(r->insts);
+        swarm_def_free(r->def);
+        free(r);
+    }
+    free(m->runs);
+    m->runs = NULL;
+    m->nruns = 0;
+}

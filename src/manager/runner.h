@@ -1,0 +1,50 @@
+/* runner.h - swarm runs (swarm-model.md section 4): start tasks placed on eligible nodes at
+ * iteration 0, advance along edges when every instance of a task has finished, open the next
+ * iteration on ScheduleTask, end on StopSwarm, on a failure, or when the graph is done; a node
+ * lost mid-run is replaced where placement allows ("any") or dropped ("all"), and the run
+ * fails with a reason when nothing can carry on. Every function runs with m->lock held;
+ * commands to nodes go through the outbox (mgr_publish). */
+#ifndef MANTA_MGR_RUNNER_H
+#define MANTA_MGR_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mgr.h"
+#include "swarmfile.h"
+
+enum run_status { RUN_RUNNING = 0, RUN_COMPLETED, RUN_STOPPED, RUN_FAILED };
+const char *run_status_name(int status); /* "RUNNING", ... */
+
+/* Start a run of def (taken, even on failure). Writes the swarm xid to xid. Returns 0, or -1
+ * with *err when it cannot start (no eligible node for a start task, store error). */
+int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err);
+
+/* A task instance finished (its logs arrived, or the node published COMPLETED/FAILED). */
+void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                          bool failed, const char *why);
+/* A task instance is running (progress only). */
+void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
+/* ScheduleTask from a running task. Returns an rpc code (RPC_OK or the refusal) and a message. */
+int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *alias,
+                    const node_id *nodes, size_t nnodes, char *msg, size_t msg_size);
+/* StopSwarm from a running task. Returns an rpc code. */
+int runner_stop(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                char *msg, size_t msg_size);
+/* A node reported an error about a task (SendError). */
+void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
+                       const char *content);
+/* A node is gone. */
+void runner_node_lost(manager *m, node_id node);
+/* Stop a run from the admin interface / shutdown. */
+int runner_cancel(manager *m, const char *xid, const char *why);
+
+/* Status of a run: returns the status, or -1 if unknown; detail copied (may be NULL). */
+int runner_status(manager *m, const char *xid, uint32_t *iteration, char *detail,
+                  size_t detail_size);
+/* Alias of a task of a run (borrowed) or NULL. */
+const char *runner_task_alias(manager *m, node_id swarm, node_id task);
+/* Free every run (at shutdown). */
+void runner_free_all(manager *m);
+
+#endif

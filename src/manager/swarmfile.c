@@ -1,0 +1,1206 @@
+/* swarmfile.c - a swarm file read into a swarm definition; see swarmfile.h and
+ * docs/swarm-file.md.
+ *
+ * Loading runs in three stages. The first checks every key and value (unknown keys, types,
+ * ranges, module paths, globals) and collects every problem it finds, one line each with
+ * file:line; the second checks what needs all tasks (duplicate aliases and module names,
+ * `after` references, cycles) and derives the edges and orders; the third packs each module
+ * into its archive. A stage runs only if the ones before it found nothing wrong.
+ */
+#include "swarmfile.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "blake3.h"
+#include "fsutil.h"
+#include "mem.h"
+#include "msgpack.h"
+#include "strbuf.h"
+#include "toml.h"
+
+/* Largest file accepted for a global_files entry and for one file of a module. */
+#define SWARM_MAX_FILE ((size_t)1 << 30)
+/* Deepest folder nesting packed from a module package. */
+#define PYZ_MAX_DEPTH 64
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+/* Append s to a NULL-terminated vector of *n strings, taking s. */
+static void strv_push(char ***v, size_t *n, char *s)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof(char *));
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+static size_t strv_len(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+static bool strv_has(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Edit distance with adjacent transpositions (optimal string alignment), case-insensitive,
+ * for "did you mean": "nmae" is one edit from "name". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The candidate closest to word, if it is close enough to be a likely typo; else NULL. */
+static const char *closest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = 99;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, cands[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = cands[i];
+        }
+    }
+    size_t limit = strlen(word) <= 4 ? 1 : (strlen(word) <= 8 ? 2 : 3);
+    return bestd <= limit ? best : NULL;
+}
+
+static const char *const py_keywords[] = {
+    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",
+};
+
+/* Whether `import name` can work: a Python identifier (non-ASCII letters are let through) that
+ * is not a keyword, and not __main__ (the archive's own entry point). */
+static bool py_module_name_ok(const char *name)
+{
+    if (!name[0] || isdigit((unsigned char)name[0]))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!(isalnum(*p) || *p == '_' || *p >= 0x80))
+            return false;
+    for (size_t i = 0; i < ARRAY_LEN(py_keywords); i++)
+        if (strcmp(name, py_keywords[i]) == 0)
+            return false;
+    return strcmp(name, "__main__") != 0;
+}
+
+/* "/a/./b//c/" -> "/a/b/c": drops empty and "." components and trailing slashes (".." is
+ * kept: it is resolved by the file system). Returns owned. */
+static char *path_tidy(const char *path)
+{
+    strbuf sb = STRBUF_INIT;
+    const char *p = path;
+    bool abs = *p == '/';
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (sb.len || abs)
+                sb_putc(&sb, '/');
+            sb_append(&sb, p, n);
+        }
+        p += n;
+    }
+    if (!sb.len)
+        sb_puts(&sb, abs ? "/" : ".");
+    return sb_steal(&sb);
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+/* The module name of a module path: its last component without ".py". Owned. */
+static char *module_stem(const char *path)
+{
+    cleanup_free char *tidy = path_tidy(path);
+    const char *b = base_name(tidy);
+    size_t n = strlen(b);
+    if (ends_with(b, ".py") && n > 3)
+        n -= 3;
+    return xstrndup(b, n);
+}
+
+/* The task id of a module name, as the SDK derives it (swarm-model.md 2.1): the name itself
+ * if it is a hexadecimal number below 2^128, else the first 16 bytes of BLAKE3(name). */
+static node_id task_id_of(const char *name)
+{
+    node_id id;
+    mt_error *e = NULL;
+    if (node_id_from_alias(name, &id, &e) == 0)
+        return id;
+    mt_error_free(&e); /* a hex number outside 128 bits: hashed like any other name */
+    uint8_t d[16];
+    b3_hash(name, strlen(name), d, sizeof(d));
+    id.head = id.tail = 0;
+    for (int i = 0; i < 8; i++) {
+        id.head = (id.head << 8) | d[i];
+        id.tail = (id.tail << 8) | d[8 + i];
+    }
+    return id;
+}
+
+/* ---- the swarm definition ------------------------------------------------------------- */
+
+static void task_def_release(swarm_task_def *t)
+{
+    free(t->alias);
+    free(t->name);
+    free(t->module_path);
+    free(t->image);
+    strv_free(t->specified_ids);
+    strv_free(t->excepted_ids);
+    strv_free(t->datasets);
+    free(t->prev);
+    free(t->next);
+    free(t->pyz);
+}
+
+void swarm_def_free(swarm_def *def)
+{
+    if (!def)
+        return;
+    free(def->name);
+    for (size_t i = 0; i < def->nglobals; i++) {
+        free(def->globals[i].tag);
+        free(def->globals[i].data);
+    }
+    free(def->globals);
+    for (size_t i = 0; i < def->ntasks; i++)
+        task_def_release(&def->tasks[i]);
+    free(def->tasks);
+    free(def);
+}
+
+static void swarm_def_freep(swarm_def **p)
+{
+    swarm_def_free(*p);
+}
+
+ssize_t swarm_def_find_alias(const swarm_def *def, const char *alias)
+{
+    for (size_t i = 0; def && alias && i < def->ntasks; i++)
+        if (def->tasks[i].alias && strcmp(def->tasks[i].alias, alias) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* ---- loader --------------------------------------------------------------------------- */
+
+/* What the loader keeps per task besides the definition. */
+struct task_src {
+    int line;     /* the [[tasks]] header (or inline table) */
+    char *label;  /* "task 'worker'" / "task #3", for messages */
+    char **after; /* aliases as written, NULL-terminated */
+    int after_line;
+    int ids_line; /* specified_ids, for the "nothing left" message */
+};
+
+struct loader {
+    const char *fname; /* the path as given, for messages */
+    const char *dir;   /* absolute folder of the swarm file */
+    strbuf problems;
+    size_t nproblems;
+};
+
+static void problemf(struct loader *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problemf(struct loader *ld, int line, const char *fmt, ...)
+{
+    if (ld->nproblems)
+        sb_putc(&ld->problems, '\n');
+    if (line > 0)
+        sb_printf(&ld->problems, "%s:%d: ", ld->fname, line);
+    else
+        sb_printf(&ld->problems, "%s: ", ld->fname);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&ld->problems, fmt, ap);
+    va_end(ap);
+    ld->nproblems++;
+}
+
+static bool type_ok(struct loader *ld, const toml_kv *kv, const char *label, toml_type type,
+                    const char *expected)
+{
+    if (kv->val->type == type)
+        return true;
+    problemf(ld, kv->line, "%s: '%s' must be %s, not %s.", label, kv->key, expected,
+             toml_type_name(kv->val->type));
+    return false;
+}
+
+/* A string value without NUL bytes (empty refused unless allow_empty). Borrowed or NULL. */
+static const char *string_value(struct loader *ld, const toml_kv *kv, const char *label,
+                                bool allow_empty)
+{
+    if (!type_ok(ld, kv, label, TOML_STRING, "a string"))
+        return NULL;
+    const toml_value *v = kv->val;
+    if (strlen(v->u.s.ptr) != v->u.s.len) {
+        problemf(ld, kv->line, "%s: '%s' must not contain a NUL character (\\u0000).", label,
+                 kv->key);
+        return NULL;
+    }
+    if (!allow_empty && v->u.s.len == 0) {
+        problemf(ld, kv->line, "%s: '%s' must not be empty.", label, kv->key);
+        return NULL;
+    }
+    return v->u.s.ptr;
+}
+
+/* An array of non-empty strings (or, with allow_single, one string) -> owned NULL-terminated
+ * vector without duplicates; NULL after a problem. */
+static char **string_list(struct loader *ld, const toml_kv *kv, const char *label,
+                          bool allow_single)
+{
+    const toml_value *v = kv->val;
+    char **out = xcalloc(1, sizeof(char *));
+    size_t n = 0;
+    if (allow_single && v->type == TOML_STRING) {
+        const char *s = string_value(ld, kv, label, false);
+        if (!s) {
+            strv_free(out);
+            return NULL;
+        }
+        strv_push(&out, &n, xstrdup(s));
+        return out;
+    }
+    if (v->type != TOML_ARRAY) {
+        problemf(ld, kv->line, "%s: '%s' must be an array of strings%s, not %s.", label, kv->key,
+                 allow_single ? " (or one string)" : "", toml_type_name(v->type));
+        strv_free(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < v->u.arr.len; i++) {
+        const toml_value *e = v->u.arr.items[i];
+        if (e->type != TOML_STRING || e->u.s.len == 0 || strlen(e->u.s.ptr) != e->u.s.len) {
+            problemf(ld, e->line ? e->line : kv->line,
+                     "%s: '%s' must hold non-empty strings; element %zu is %s.", label, kv->key,
+                     i + 1,
+                     e->type == TOML_STRING ? "an empty or NUL-holding string"
+                                            : toml_type_name(e->type));
+            strv_free(out);
+            return NULL;
+        }
+        if (!strv_has(out, e->u.s.ptr))
+            strv_push(&out, &n, xstrdup(e->u.s.ptr));
+    }
+    return out;
+}
+
+/* specified_ids / excepted_ids: node ids, stored in their xid form. */
+static char **id_list(struct loader *ld, const toml_kv *kv, const char *label)
+{
+    char **raw = string_list(ld, kv, label, false);
+    if (!raw)
+        return NULL;
+    char **out = xcalloc(1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; raw[i]; i++) {
+        node_id id;
+        const char *s = raw[i];
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+            s += 2;
+        if (!node_id_parse_xid(s, &id)) {
+            problemf(ld, kv->line,
+                     "%s: '%s' holds '%s', which is not a node id: write the node's id as "
+                     "hexadecimal digits (at most 32), as the manager lists it.",
+                     label, kv->key, raw[i]);
+            strv_free(raw);
+            strv_free(out);
+            return NULL;
+        }
+        char xid[NODE_XID_MAX + 1];
+        node_id_to_xid(id, xid);
+        if (!strv_has(out, xid))
+            strv_push(&out, &n, xstrdup(xid));
+    }
+    strv_free(raw);
+    return out;
+}
+
+/* Resolve a task's `module` against the swarm file's folder: a package folder (with
+ * __init__.py), a .py file, or a name X standing for X/ (if that folder exists) or X.py.
+ * Sets the owned absolute path and module name; returns false after a problem. */
+static bool resolve_module(struct loader *ld, const toml_kv *kv, const char *label,
+                           const char *spec, char **path_out, char **name_out)
+{
+    cleanup_free char *joined = spec[0] == '/' ? xstrdup(spec) : fs_join(ld->dir, spec);
+    cleanup_free char *path = path_tidy(joined);
+    struct stat st;
+    if (stat(path, &st) != 0 && !ends_with(path, ".py")) {
+        cleanup_free char *py = xasprintf("%s.py", path);
+        if (stat(py, &st) != 0 || !S_ISREG(st.st_mode)) {
+            problemf(ld, kv->line,
+                     "%s: module '%s' was not found: neither %s/ nor %s exists (module paths "
+                     "are relative to the swarm file's folder %s).",
+                     label, spec, path, py, ld->dir);
+            return false;
+        }
+        free(path);
+        path = steal_ptr(py);
+    } else if (stat(path, &st) != 0) {
+        problemf(ld, kv->line,
+                 "%s: module '%s' was not found at %s (module paths are relative to the swarm "
+                 "file's folder %s).",
+                 label, spec, path, ld->dir);
+        return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        cleanup_free char *init = fs_join(path, "__init__.py");
+        struct stat ist;
+        if (stat(init, &ist) != 0 || !S_ISREG(ist.st_mode)) {
+            problemf(ld, kv->line,
+                     "%s: module '%s' is a folder without __init__.py: make it a package by "
+                     "adding %s (with a main() function), or name a .py file.",
+                     label, spec, init);
+            return false;
+        }
+    } else if (!S_ISREG(st.st_mode) || !ends_with(path, ".py")) {
+        problemf(ld, kv->line,
+                 "%s: module '%s' (%s) must be a .py file or a package folder with an "
+                 "__init__.py.",
+                 label, spec, path);
+        return false;
+    }
+    cleanup_free char *name = module_stem(path);
+    if (!py_module_name_ok(name)) {
+        problemf(ld, kv->line,
+                 "%s: module name '%s' (from '%s') cannot be imported by Python, so the "
+                 "archive's __main__.py could not run it: rename the file or folder to a "
+                 "Python identifier (letters, digits and '_', not starting with a digit, not a "
+                 "keyword).",
+                 label, name, spec);
+        return false;
+    }
+    *path_out = steal_ptr(path);
+    *name_out = steal_ptr(name);
+    return true;
+}
+
+static const char *const task_keys[] = {
+    "module",        "alias",        "image", "method",   "fixed", "maximum",
+    "specified_ids", "excepted_ids", "gpu",   "datasets", "after",
+};
+
+static void unknown_key(struct loader *ld, const toml_kv *kv, const char *where,
+                        const char *const *known, size_t nknown, const char *list)
+{
+    const char *best = closest(kv->key, known, nknown);
+    if (best)
+        problemf(ld, kv->line, "unknown key '%s' in %s; did you mean '%s'?", kv->key, where, best);
+    else
+        problemf(ld, kv->line, "unknown key '%s' in %s; the keys are %s.", kv->key, where, list);
+}
+
+static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swarm_task_def *t,
+                      struct task_src *src)
+{
+    src->line = tab->line;
+    const toml_value *av = toml_table_get(tab, "alias");
+    const toml_value *mv = toml_table_get(tab, "module");
+    if (av && av->type == TOML_STRING && av->u.s.len)
+        src->label = xasprintf("task '%s'", av->u.s.ptr);
+    else if (mv && mv->type == TOML_STRING && mv->u.s.len) {
+        cleanup_free char *stem = module_stem(mv->u.s.ptr);
+        src->label = xasprintf("task '%s'", stem);
+    } else
+        src->label = xasprintf("task #%zu", idx + 1);
+    const char *label = src->label;
+
+    t->method_all = true;
+    t->maximum = -1;
+    t->specified_ids = xcalloc(1, sizeof(char *));
+    t->excepted_ids = xcalloc(1, sizeof(char *));
+    t->datasets = xcalloc(1, sizeof(char *));
+    src->after = xcalloc(1, sizeof(char *));
+    bool have_module = false, have_image = false;
+
+    for (size_t i = 0; i < tab->u.tab.len; i++) {
+        const toml_kv *kv = &tab->u.tab.items[i];
+        const char *k = kv->key;
+        const toml_value *v = kv->val;
+        if (strcmp(k, "module") == 0) {
+            have_module = true;
+            const char *s = string_value(ld, kv, label, false);
+            if (s)
+                resolve_module(ld, kv, label, s, &t->module_path, &t->name);
+        } else if (strcmp(k, "alias") == 0) {
+            const char *s = string_value(ld, kv, label, false);
+            if (s)
+                t->alias = xstrdup(s);
+        } else if (strcmp(k, "image") == 0) {
+            have_image = true;
+            const char *s = string_value(ld, kv, label, false);
+            if (s) {
+                bool blank = false;
+                for (const char *p = s; *p; p++)
+                    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+                        blank = true;
+                if (blank)
+                    problemf(ld, kv->line,
+                             "%s: image '%s' contains white space; write an image reference "
+                             "such as \"manta-task:bookworm\".",
+                             label, s);
+                else
+                    t->image = xstrdup(s);
+            }
+        } else if (strcmp(k, "method") == 0) {
+            const char *s = string_value(ld, kv, label, false);
+            if (!s)
+                continue;
+            if (strcmp(s, "all") == 0)
+                t->method_all = true;
+            else if (strcmp(s, "any") == 0)
+                t->method_all = false;
+            else
+                problemf(ld, kv->line,
+                         "%s: method must be \"all\" (every eligible node) or \"any\" (the "
+                         "least loaded eligible node), not \"%s\".",
+                         label, s);
+        } else if (strcmp(k, "fixed") == 0) {
+            if (type_ok(ld, kv, label, TOML_BOOL, "a boolean (true or false)"))
+                t->fixed = v->u.b;
+        } else if (strcmp(k, "gpu") == 0) {
+            if (type_ok(ld, kv, label, TOML_BOOL, "a boolean (true or false)"))
+                t->gpu = v->u.b;
+        } else if (strcmp(k, "maximum") == 0) {
+            if (v->type == TOML_INTEGER) {
+                if (v->u.i < -1 || v->u.i > INT32_MAX)
+                    problemf(ld, kv->line,
+                             "%s: maximum %lld is out of range: write -1 (no cap), a node count "
+                             "from 0 to %d, or a fraction of the eligible nodes in (0, 1] such "
+                             "as 0.5.",
+                             label, (long long)v->u.i, INT32_MAX);
+                else
+                    t->maximum = (int32_t)v->u.i;
+            } else if (v->type == TOML_FLOAT) {
+                if (!(v->u.f > 0.0 && v->u.f <= 1.0))
+                    problemf(ld, kv->line,
+                             "%s: maximum %g is out of range: a fraction of the eligible nodes "
+                             "must be above 0 and at most 1 (write an integer for a node "
+                             "count, -1 for no cap).",
+                             label, v->u.f);
+                else {
+                    t->max_is_fraction = true;
+                    t->max_fraction = v->u.f;
+                    t->maximum = 0;
+                }
+            } else {
+                problemf(ld, kv->line,
+                         "%s: 'maximum' must be an integer (a node count, -1 for no cap) or a "
+                         "float (a fraction of the eligible nodes), not %s.",
+                         label, toml_type_name(v->type));
+            }
+        } else if (strcmp(k, "specified_ids") == 0 || strcmp(k, "excepted_ids") == 0) {
+            char **ids = id_list(ld, kv, label);
+            if (!ids)
+                continue;
+            if (k[0] == 's') {
+                strv_free(t->specified_ids);
+                t->specified_ids = ids;
+                src->ids_line = kv->line;
+            } else {
+                strv_free(t->excepted_ids);
+                t->excepted_ids = ids;
+            }
+        } else if (strcmp(k, "datasets") == 0) {
+            char **ds = string_list(ld, kv, label, false);
+            if (ds) {
+                strv_free(t->datasets);
+                t->datasets = ds;
+            }
+        } else if (strcmp(k, "after") == 0) {
+            char **after = string_list(ld, kv, label, true);
+            if (after) {
+                strv_free(src->after);
+                src->after = after;
+                src->after_line = kv->line;
+            }
+        } else {
+            cleanup_free char *where = xasprintf("%s (a [[tasks]] table)", label);
+            unknown_key(ld, kv, where, task_keys, ARRAY_LEN(task_keys),
+                        "module, alias, image, method, fixed, maximum, specified_ids, "
+                        "excepted_ids, gpu, datasets and after");
+        }
+    }
+    if (!have_module)
+        problemf(ld, tab->line,
+                 "%s: 'module' is required: add module = \"worker.py\" (a .py file or a "
+                 "package folder, relative to the swarm file) to this [[tasks]] table.",
+                 label);
+    if (!have_image)
+        problemf(ld, tab->line,
+                 "%s: 'image' is required: add the container image the module runs in, e.g. "
+                 "image = \"manta-task:bookworm\", to this [[tasks]] table.",
+                 label);
+    if (!t->alias && t->name)
+        t->alias = xstrdup(t->name);
+    if (t->name)
+        t->task_id = task_id_of(t->name);
+
+    /* The SDK's rule for specified_ids with excepted_ids (swarm-model.md 2.2). */
+    size_t nspec = strv_len(t->specified_ids), left = 0;
+    for (size_t i = 0; i < nspec; i++)
+        if (!strv_has(t->excepted_ids, t->specified_ids[i]))
+            left++;
+    if (nspec && !left) {
+        problemf(ld, src->ids_line,
+                 "%s: every node in specified_ids is also in excepted_ids, so no node may run "
+                 "the task: remove the shared ids from one of the two lists.",
+                 label);
+    } else if (nspec && !t->max_is_fraction && t->maximum > (int32_t)left) {
+        t->maximum = (int32_t)left; /* as the SDK clamps it; -1 stays -1 */
+    }
+}
+
+static void add_global(swarm_def *def, const char *tag, uint8_t *data, size_t len)
+{
+    def->globals = xrealloc(def->globals, (def->nglobals + 1) * sizeof(swarm_global));
+    def->globals[def->nglobals++] = (swarm_global){.tag = xstrdup(tag), .data = data, .len = len};
+}
+
+static bool global_exists(const swarm_def *def, const char *tag)
+{
+    for (size_t i = 0; i < def->nglobals; i++)
+        if (strcmp(def->globals[i].tag, tag) == 0)
+            return true;
+    return false;
+}
+
+/* A tag: non-empty text without NUL bytes. */
+static bool tag_ok(struct loader *ld, const toml_kv *kv, const char *table)
+{
+    if (kv->keylen == 0 || strlen(kv->key) != kv->keylen) {
+        problemf(ld, kv->line, "[%s]: a tag must be non-empty text without NUL characters.", table);
+        return false;
+    }
+    return true;
+}
+
+static void load_globals(struct loader *ld, const toml_kv *sec, swarm_def *def)
+{
+    if (sec->val->type != TOML_TABLE) {
+        problemf(ld, sec->line, "'globals' must be a table ([globals]), not %s.",
+                 toml_type_name(sec->val->type));
+        return;
+    }
+    for (size_t i = 0; i < sec->val->u.tab.len; i++) {
+        const toml_kv *kv = &sec->val->u.tab.items[i];
+        if (!tag_ok(ld, kv, "globals"))
+            continue;
+        cleanup_free char *what = xasprintf("global '%s'", kv->key);
+        mt_error *e = NULL;
+        size_t len = 0;
+        uint8_t *data = mp_pack_toml_bytes(kv->val, what, &len, &e);
+        if (!data) {
+            problemf(ld, kv->line, "%s", mt_error_msg(e));
+            mt_error_free(&e);
+            continue;
+        }
+        add_global(def, kv->key, data, len);
+    }
+}
+
+static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *def)
+{
+    if (sec->val->type != TOML_TABLE) {
+        problemf(ld, sec->line, "'global_files' must be a table ([global_files]), not %s.",
+                 toml_type_name(sec->val->type));
+        return;
+    }
+    for (size_t i = 0; i < sec->val->u.tab.len; i++) {
+        const toml_kv *kv = &sec->val->u.tab.items[i];
+        if (!tag_ok(ld, kv, "global_files"))
+            continue;
+        cleanup_free char *what = xasprintf("global file '%s'", kv->key);
+        const char *rel = string_value(ld, kv, what, false);
+        if (!rel)
+            continue;
+        if (global_exists(def, kv->key)) {
+            problemf(ld, kv->line,
+                     "global '%s' is set in both [globals] and [global_files]: keep one of "
+                     "them.",
+                     kv->key);
+            continue;
+        }
+        cleanup_free char *path = rel[0] == '/' ? xstrdup(rel) : fs_join(ld->dir, rel);
+        mt_error *e = NULL;
+        size_t len = 0;
+        char *data = fs_read_file(path, SWARM_MAX_FILE, &len, &e);
+        if (!data) {
+            problemf(ld, kv->line,
+                     "global file '%s': %s (paths are relative to the swarm file's folder %s).",
+                     kv->key, mt_error_msg(e), ld->dir);
+            mt_error_free(&e);
+            continue;
+        }
+        add_global(def, kv->key, (uint8_t *)data, len);
+    }
+}
+
+static const char *const top_keys[] = {"name", "globals", "global_files", "tasks"};
+
+/* Stage 1: every key and value. */
+static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
+                      struct task_src **srcs)
+{
+    const toml_kv *tasks_kv = NULL;
+    for (size_t i = 0; i < root->u.tab.len; i++) {
+        const toml_kv *kv = &root->u.tab.items[i];
+        if (strcmp(kv->key, "name") == 0) {
+            const char *s = string_value(ld, kv, "the swarm", false);
+            if (s)
+                def->name = xstrdup(s);
+        } else if (strcmp(kv->key, "globals") == 0) {
+            load_globals(ld, kv, def);
+        } else if (strcmp(kv->key, "global_files") == 0) {
+            continue; /* after [globals], for the duplicate check */
+        } else if (strcmp(kv->key, "tasks") == 0) {
+            tasks_kv = kv;
+        } else {
+            const char *best = closest(kv->key, top_keys, ARRAY_LEN(top_keys));
+            bool aot = kv->val->type == TOML_ARRAY && kv->val->u.arr.len &&
+                       kv->val->u.arr.items[0]->type == TOML_TABLE;
+            const char *open = kv->val->type == TOML_TABLE ? "[" : aot ? "[[" : "";
+            const char *close = kv->val->type == TOML_TABLE ? "]" : aot ? "]]" : "";
+            bool task_key = false;
+            for (size_t k = 0; k < ARRAY_LEN(task_keys); k++)
+                task_key = task_key || strcmp(kv->key, task_keys[k]) == 0;
+            if (task_key)
+                problemf(ld, kv->line,
+                         "key '%s' belongs in a [[tasks]] table: move it below a [[tasks]] "
+                         "header.",
+                         kv->key);
+            else if (best)
+                problemf(ld, kv->line, "unknown %s '%s%s%s'; did you mean '%s%s%s'?",
+                         *open ? "table" : "key", open, kv->key, close, open, best, close);
+            else
+                problemf(ld, kv->line,
+                         "unknown %s '%s%s%s'; a swarm file has the key 'name' and the tables "
+                         "[globals], [global_files] and [[tasks]].",
+                         *open ? "table" : "key", open, kv->key, close);
+        }
+    }
+    const toml_kv *gf = toml_table_get_kv(root, "global_files");
+    if (gf)
+        load_global_files(ld, gf, def);
+
+    if (!tasks_kv) {
+        problemf(ld, 0,
+                 "the swarm has no tasks: add at least one [[tasks]] table with a module and "
+                 "an image.");
+        return;
+    }
+    const toml_value *arr = tasks_kv->val;
+    if (arr->type != TOML_ARRAY) {
+        problemf(ld, tasks_kv->line,
+                 "'tasks' must be an array of tables ([[tasks]] sections), not %s.",
+                 toml_type_name(arr->type));
+        return;
+    }
+    if (arr->u.arr.len == 0) {
+        problemf(ld, tasks_kv->line,
+                 "the swarm has no tasks: add at least one [[tasks]] table with a module and "
+                 "an image.");
+        return;
+    }
+    def->tasks = xcalloc(arr->u.arr.len, sizeof(swarm_task_def));
+    *srcs = xcalloc(arr->u.arr.len, sizeof(struct task_src));
+    def->ntasks = arr->u.arr.len;
+    for (size_t i = 0; i < arr->u.arr.len; i++) {
+        const toml_value *tab = arr->u.arr.items[i];
+        if (tab->type != TOML_TABLE) {
+            (*srcs)[i].label = xasprintf("task #%zu", i + 1);
+            problemf(ld, tab->line ? tab->line : tasks_kv->line,
+                     "task #%zu must be a table ([[tasks]] section), not %s.", i + 1,
+                     toml_type_name(tab->type));
+            continue;
+        }
+        load_task(ld, tab, i, &def->tasks[i], &(*srcs)[i]);
+    }
+}
+
+static void push_index(size_t **v, size_t *n, size_t x)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(size_t));
+    (*v)[(*n)++] = x;
+}
+
+static bool has_index(const size_t *v, size_t n, size_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == x)
+            return true;
+    return false;
+}
+
+/* Stage 2: names, edges, cycles and orders. */
+static void build_graph(struct loader *ld, swarm_def *def, struct task_src *srcs)
+{
+    size_t n = def->ntasks;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(def->tasks[i].alias, def->tasks[j].alias) == 0)
+                problemf(ld, srcs[i].line,
+                         "the alias '%s' is already used by the task at line %d: give one of "
+                         "the two tasks another alias = \"...\".",
+                         def->tasks[i].alias, srcs[j].line);
+            if (strcmp(def->tasks[i].name, def->tasks[j].name) == 0)
+                problemf(ld, srcs[i].line,
+                         "%s uses module name '%s' like the task at line %d; the task id comes "
+                         "from the module name, so the two would be one graph task: rename one "
+                         "of the modules (file or folder).",
+                         srcs[i].label, def->tasks[i].name, srcs[j].line);
+        }
+    }
+    if (ld->nproblems)
+        return;
+
+    const char **aliases = xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        aliases[i] = def->tasks[i].alias;
+    for (size_t i = 0; i < n; i++) {
+        swarm_task_def *t = &def->tasks[i];
+        for (size_t a = 0; srcs[i].after[a]; a++) {
+            const char *name = srcs[i].after[a];
+            ssize_t p = swarm_def_find_alias(def, name);
+            if (p < 0) {
+                const char *best = closest(name, aliases, n);
+                if (best)
+                    problemf(ld, srcs[i].after_line,
+                             "%s: after names '%s', which is not the alias of any task; did "
+                             "you mean '%s'?",
+                             srcs[i].label, name, best);
+                else
+                    problemf(ld, srcs[i].after_line,
+                             "%s: after names '%s', which is not the alias of any task: write "
+                             "the alias of a task of this file (a task's alias defaults to its "
+                             "module name).",
+                             srcs[i].label, name);
+                continue;
+            }
+            if (!has_index(t->prev, t->nprev, (size_t)p))
+                push_index(&t->prev, &t->nprev, (size_t)p);
+        }
+    }
+    free(aliases);
+    if (ld->nproblems)
+        return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < def->tasks[i].nprev; k++) {
+            swarm_task_def *p = &def->tasks[def->tasks[i].prev[k]];
+            push_index(&p->next, &p->nnext, i);
+        }
+
+    /* Orders: a start task has order 0, any other task one more than its deepest previous
+     * task. Tasks left with unprocessed previous tasks are on a cycle or after one. */
+    cleanup_free size_t *indeg = xcalloc(n, sizeof(size_t));
+    cleanup_free size_t *queue = xcalloc(n, sizeof(size_t));
+    size_t qh = 0, qt = 0;
+    for (size_t i = 0; i < n; i++) {
+        indeg[i] = def->tasks[i].nprev;
+        def->tasks[i].order = 0;
+        if (!indeg[i])
+            queue[qt++] = i;
+    }
+    while (qh < qt) {
+        swarm_task_def *u = &def->tasks[queue[qh++]];
+        for (size_t k = 0; k < u->nnext; k++) {
+            swarm_task_def *v = &def->tasks[u->next[k]];
+            if (v->order < u->order + 1)
+                v->order = u->order + 1;
+            if (--indeg[u->next[k]] == 0)
+                queue[qt++] = u->next[k];
+        }
+    }
+    if (qt == n)
+        return;
+
+    /* Find one cycle: walk backwards through unprocessed previous tasks until one repeats. */
+    cleanup_free ssize_t *pos = xmalloc(n * sizeof(ssize_t));
+    cleanup_free size_t *walk = xmalloc((n + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        pos[i] = -1;
+    size_t u = 0, len = 0;
+    while (!indeg[u])
+        u++;
+    while (pos[u] < 0) {
+        pos[u] = (ssize_t)len;
+        walk[len++] = u;
+        const swarm_task_def *t = &def->tasks[u];
+        for (size_t k = 0; k < t->nprev; k++)
+            if (indeg[t->prev[k]]) {
+                u = t->prev[k];
+                break;
+            }
+    }
+    strbuf cyc = STRBUF_INIT;
+    sb_printf(&cyc, "%s", def->tasks[u].alias);
+    for (size_t k = len; k-- > (size_t)pos[u];)
+        sb_printf(&cyc, " -> %s", def->tasks[walk[k]].alias);
+    problemf(ld, srcs[u].line,
+             "the tasks form a cycle through 'after': %s. A swarm graph cannot loop (a task "
+             "starts the next round at run time by calling ScheduleTask): remove one of these "
+             "'after' entries.",
+             sb_str(&cyc));
+    sb_free(&cyc);
+}
+
+static char *swarm_stem(const char *path)
+{
+    const char *b = base_name(path);
+    const char *dot = strrchr(b, '.');
+    return dot && dot != b ? xstrndup(b, (size_t)(dot - b)) : xstrdup(b);
+}
+
+swarm_def *swarmfile_load(const char *path, mt_error **err)
+{
+    cleanup_toml toml_value *root = toml_parse_file(path, TOML_1_1, err);
+    if (!root)
+        return NULL;
+    cleanup_free char *real = realpath(path, NULL);
+    if (!real)
+        return mt_error_sys(err, errno, "cannot resolve the path of %s", path), NULL;
+    *strrchr(real, '/') = '\0';
+    struct loader ld = {.fname = path, .dir = real[0] ? real : "/", .problems = STRBUF_INIT};
+    __attribute__((cleanup(swarm_def_freep))) swarm_def *def = xcalloc(1, sizeof(swarm_def));
+    struct task_src *srcs = NULL;
+
+    load_tree(&ld, root, def, &srcs);
+    if (!ld.nproblems)
+        build_graph(&ld, def, srcs);
+    if (!ld.nproblems) {
+        for (size_t i = 0; i < def->ntasks; i++) {
+            swarm_task_def *t = &def->tasks[i];
+            mt_error *e = NULL;
+            if (pyz_pack(t->module_path, &t->pyz, &t->pyz_len, &e)) {
+                problemf(&ld, srcs[i].line, "%s: %s", srcs[i].label, mt_error_msg(e));
+                mt_error_free(&e);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; srcs && i < def->ntasks; i++) {
+        free(srcs[i].label);
+        strv_free(srcs[i].after);
+    }
+    free(srcs);
+    if (ld.nproblems) {
+        mt_error_set(err, MT_ERR_CONFIG, "%s", sb_str(&ld.problems));
+        sb_free(&ld.problems);
+        return NULL;
+    }
+    sb_free(&ld.problems);
+    if (!def->name)
+        def->name = swarm_stem(path);
+    return steal_ptr(def);
+}
+
+/* ---- the module archive --------------------------------------------------------------- */
+
+struct pyz_entry {
+    char *arc;  /* name in the archive */
+    char *path; /* file to read; NULL for the generated __main__.py */
+};
+
+struct pyz_list {
+    struct pyz_entry *e;
+    size_t n;
+};
+
+static void pyz_add(struct pyz_list *l, char *arc, char *path)
+{
+    l->e = xrealloc(l->e, (l->n + 1) * sizeof(struct pyz_entry));
+    l->e[l->n++] = (struct pyz_entry){.arc = arc, .path = path};
+}
+
+static void pyz_list_free(struct pyz_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->e[i].arc);
+        free(l->e[i].path);
+    }
+    free(l->e);
+}
+
+/* Every file below dir (as os.walk sees them: symbolic links to folders are not entered),
+ * archived as prefix/relative path, skipping paths that contain "pycache". */
+static int pyz_walk(const char *dir, const char *prefix, int depth, struct pyz_list *l,
+                    mt_error **err)
+{
+    if (depth > PYZ_MAX_DEPTH)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the module folder nests deeper than %d levels at %s; flatten it.",
+                            PYZ_MAX_DEPTH, dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return mt_error_sys(err, errno, "cannot read the module folder %s", dir);
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (errno = 0, de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        cleanup_free char *arc = xasprintf("%s/%s", prefix, de->d_name);
+        if (strstr(arc, "pycache"))
+            continue;
+        cleanup_free char *full = fs_join(dir, de->d_name);
+        struct stat st;
+        if (lstat(full, &st) != 0) {
+            rc = mt_error_sys(err, errno, "cannot read %s", full);
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            if (stat(full, &st) != 0 || S_ISDIR(st.st_mode))
+                continue; /* dangling, or a link to a folder */
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = pyz_walk(full, arc, depth + 1, l, err);
+            continue;
+        }
+        if (S_ISREG(st.st_mode))
+            pyz_add(l, steal_ptr(arc), steal_ptr(full));
+    }
+    if (rc == 0 && errno)
+        rc = mt_error_sys(err, errno, "cannot read the module folder %s", dir);
+    closedir(d);
+    return rc;
+}
+
+static int pyz_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct pyz_entry *)a)->arc, ((const struct pyz_entry *)b)->arc);
+}
+
+static void put16(strbuf *sb, uint32_t v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    sb_append(sb, b, 2);
+}
+
+static void put32(strbuf *sb, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    sb_append(sb, b, 4);
+}
+
+/* Raw deflate (zlib level 6, 15-bit window, no header), as Python's zipfile. Returns owned
+ * bytes and their length in *out_len, or NULL with *err. */
+static uint8_t *deflate_raw(const uint8_t *in, size_t len, size_t *out_len, mt_error **err)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return mt_error_set(err, MT_ERR_GENERIC, "cannot initialise zlib's deflate"), NULL;
+    uLong bound = deflateBound(&zs, (uLong)len);
+    cleanup_free uint8_t *out = xmalloc(bound ? bound : 1);
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    *out_len = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        return mt_error_set(err, MT_ERR_GENERIC, "zlib's deflate failed (%d)", rc), NULL;
+    return steal_ptr(out);
+}
+
+#define ZIP_DOS_TIME 0x0000u                                           /* 00:00:00 */
+#define ZIP_DOS_DATE ((uint32_t)(((2023 - 1980) << 9) | (1 << 5) | 1)) /* 2023-01-01 */
+#define ZIP_VERSION  20u                                               /* deflate */
+#define ZIP_UTF8     0x0800u /* general purpose flag: the name is UTF-8 */
+
+struct zip_cd {
+    strbuf cd;
+    size_t count;
+};
+
+static int zip_add(strbuf *zip, struct zip_cd *cd, const char *name, const uint8_t *data,
+                   size_t len, mt_error **err)
+{
+    size_t nlen = strlen(name);
+    if (len > UINT32_MAX || nlen > UINT16_MAX || cd->count >= UINT16_MAX)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "%s is too large for the module archive (a zip without zip64: files "
+                            "below 4 GiB, at most 65535 files).",
+                            name);
+    size_t clen = 0;
+    cleanup_free uint8_t *comp = deflate_raw(data, len, &clen, err);
+    if (!comp)
+        return -1;
+    uint32_t crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len);
+    size_t offset = zip->len;
+    if (offset > UINT32_MAX || clen > UINT32_MAX || offset + 30 + nlen + clen > UINT32_MAX)
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the module archive would exceed 4 GiB at %s; make the module "
+                            "smaller.",
+                            name);
+    uint32_t flags = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p >= 0x80)
+            flags = ZIP_UTF8;
+
+    put32(zip, 0x04034b50u);
+    put16(zip, ZIP_VERSION);
+    put16(zip, flags);
+    put16(zip, 8); /* deflate */
+    put16(zip, ZIP_DOS_TIME);
+    put16(zip, ZIP_DOS_DATE);
+    put32(zip, crc);
+    put32(zip, (uint32_t)clen);
+    put32(zip, (uint32_t)len);
+    put16(zip, (uint32_t)nlen);
+    put16(zip, 0); /* extra */
+    sb_append(zip, name, nlen);
+    sb_append(zip, comp, clen);
+
+    strbuf *c = &cd->cd;
+    put32(c, 0x02014b50u);
+    put16(c, (3u << 8) | ZIP_VERSION); /* made by: Unix */
+    put16(c, ZIP_VERSION);
+    put16(c, flags);
+    put16(c, 8);
+    put16(c, ZIP_DOS_TIME);
+    put16(c, ZIP_DOS_DATE);
+    put32(c, crc);
+    put32(c, (uint32_t)clen);
+    put32(c, (uint32_t)len);
+    put16(c, (uint32_t)nlen);
+    put16(c, 0);                       /* extra */
+    put16(c, 0);                       /* comment */
+    put16(c, 0);                       /* disk */
+    put16(c, 0);                       /* internal attributes */
+    put32(c, (uint32_t)0100644 << 16); /* external: regular file, rw-r--r-- */
+    put32(c, (uint32_t)offset);
+    sb_append(c, name, nlen);
+    cd->count++;
+    return 0;
+}
+
+int pyz_pack(const char *module_path, uint8_t **out, size_t *out_len, mt_error **err)
+{
+    cleanup_free char *path = path_tidy(module_path);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mt_error_sys(err, errno, "cannot read the module %s", path);
+    cleanup_free char *name = module_stem(path);
+    if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && ends_with(path, ".py")))
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the module %s must be a .py file or a package folder.", path);
+    if (!py_module_name_ok(name))
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the module name '%s' (from %s) is not a Python identifier that "
+                            "'import %s' could load; rename the file or folder.",
+                            name, path, name);
+
+    struct pyz_list l = {NULL, 0};
+    if (S_ISDIR(st.st_mode)) {
+        if (pyz_walk(path, name, 0, &l, err)) {
+            pyz_list_free(&l);
+            return -1;
+        }
+        qsort(l.e, l.n, sizeof(struct pyz_entry), pyz_cmp);
+    } else {
+        pyz_add(&l, xasprintf("%s.py", name), xstrdup(path));
+    }
+    pyz_add(&l, xstrdup("__main__.py"), NULL); /* last, as the SDK writes it */
+
+    strbuf zip = STRBUF_INIT;
+    struct zip_cd cd = {STRBUF_INIT, 0};
+    int rc = 0;
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        if (l.e[i].path) {
+            size_t len = 0;
+            cleanup_free char *data = fs_read_file(l.e[i].path, SWARM_MAX_FILE, &len, err);
+            rc = data ? zip_add(&zip, &cd, l.e[i].arc, (const uint8_t *)data, len, err) : -1;
+        } else {
+            cleanup_free char *main_py =
+                xasprintf("# -*- coding: utf-8 -*-\nimport %s\n%s.main()\n", name, name);
+            rc = zip_add(&zip, &cd, l.e[i].arc, (const uint8_t *)main_py, strlen(main_py), err);
+        }
+    }
+    pyz_list_free(&l);
+    if (rc == 0 && (zip.len > UINT32_MAX || zip.len + cd.cd.len > UINT32_MAX))
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          "the module archive of %s would exceed 4 GiB; make the module "
+                          "smaller.",
+                          path);
+    if (rc) {
+        sb_free(&zip);
+        sb_free(&cd.cd);
+        return -1;
+    }
+    size_t cd_offset = zip.len, cd_len = cd.cd.len;
+    sb_append(&zip, cd.cd.buf, cd.cd.len);
+    sb_free(&cd.cd);
+    put32(&zip, 0x06054b50u);
+    put16(&zip, 0); /* this disk */
+    put16(&zip, 0); /* disk of the central directory */
+    put16(&zip, (uint32_t)cd.count);
+    put16(&zip, (uint32_t)cd.count);
+    put32(&zip, (uint32_t)cd_len);
+    put32(&zip, (uint32_t)cd_offset);
+    put16(&zip, 0); /* comment */
+    *out_len = zip.len;
+    *out = (uint8_t *)sb_steal(&zip);
+    return 0;
+}
