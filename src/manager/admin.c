@@ -274,6 +274,26 @@ static json_t *do_status(manager *m, json_t *req, bool stop)
                      "iteration", (int)it, "detail", detail);
 }
 
+static json_t *dispatch(manager *m, json_t *req)
+{
+    const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+    if (!cmd)
+        return err_json("The request is not a JSON object with a \"cmd\".", NULL);
+    if (!strcmp(cmd, "nodes"))
+        return do_nodes(m);
+    if (!strcmp(cmd, "swarms"))
+        return do_swarms(m);
+    if (!strcmp(cmd, "results"))
+        return do_results(m, req);
+    if (!strcmp(cmd, "logs"))
+        return do_logs(m, req);
+    if (!strcmp(cmd, "submit"))
+        return do_submit(m, req);
+    if (!strcmp(cmd, "status") || !strcmp(cmd, "stop"))
+        return do_status(m, req, !strcmp(cmd, "stop"));
+    return err_json("Unknown admin command '%s'.", cmd);
+}
+
 static void serve_one(admin_server *a, int c)
 {
     char buf[8192];
@@ -291,24 +311,7 @@ static void serve_one(admin_server *a, int c)
     }
     buf[len] = '\0';
     json_t *req = json_loads(buf, 0, NULL);
-    const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
-    json_t *ans;
-    if (!cmd)
-        ans = err_json("The request is not a JSON object with a \"cmd\".", NULL);
-    else if (!strcmp(cmd, "nodes"))
-        ans = do_nodes(a->m);
-    else if (!strcmp(cmd, "swarms"))
-        ans = do_swarms(a->m);
-    else if (!strcmp(cmd, "results"))
-        ans = do_results(a->m, req);
-    else if (!strcmp(cmd, "logs"))
-        ans = do_logs(a->m, req);
-    else if (!strcmp(cmd, "submit"))
-        ans = do_submit(a->m, req);
-    else if (!strcmp(cmd, "status") || !strcmp(cmd, "stop"))
-        ans = do_status(a->m, req, !strcmp(cmd, "stop"));
-    else
-        ans = err_json("Unknown admin command '%s'.", cmd);
+    json_t *ans = dispatch(a->m, req);
     mgr_wake(a->m);
     cleanup_free char *out = json_dumps(ans, JSON_COMPACT);
     size_t olen = strlen(out), off = 0;
@@ -393,6 +396,29 @@ void admin_stop(admin_server *a)
     unlink(a->path);
     free(a->path);
     free(a);
+}
+
+json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
+{
+    manager m;
+    memset(&m, 0, sizeof(m));
+    pthread_mutex_init(&m.lock, NULL);
+    m.evfd = -1;
+    m.st = store_open(store_path, err);
+    if (!m.st) {
+        pthread_mutex_destroy(&m.lock);
+        return NULL;
+    }
+    json_t *ans = dispatch(&m, req);
+    store_close(m.st);
+    pthread_mutex_destroy(&m.lock);
+    const char *e = json_string_value(json_object_get(ans, "error"));
+    if (e) {
+        mt_error_set(err, MT_ERR_GENERIC, "%s", e);
+        json_decref(ans);
+        return NULL;
+    }
+    return ans;
 }
 
 json_t *admin_request(const char *path, json_t *req, mt_error **err)

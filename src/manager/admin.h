@@ -19,4 +19,8 @@ void admin_stop(admin_server *a); /* takes a; NULL is fine */
  * {"error": "..."} is turned into *err. */
 json_t *admin_request(const char *path, json_t *req, mt_error **err);
 
+/* The same requests answered from a store file when no manager is running (swarms, results,
+ * logs and status of past runs; `nodes` is then empty and `submit`/`stop` do nothing). */
+json_t *admin_local(const char *store_path, json_t *req, mt_error **err);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "mem.h"
@@ -74,10 +75,28 @@ static char *admin_path(const opts *o, mt_error **err)
     return p;
 }
 
+/* Ask the running manager; with none running, read swarms/results/logs/status from the
+ * store (--store or the configured one) if it exists. */
 static json_t *ask(const opts *o, json_t *req, mt_error **err)
 {
     cleanup_free char *path = admin_path(o, err);
     json_t *ans = path ? admin_request(path, req, err) : NULL;
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    if (!ans && *err && (*err)->code == MT_ERR_NOTFOUND && cmd &&
+        (!strcmp(cmd, "swarms") || !strcmp(cmd, "results") || !strcmp(cmd, "logs") ||
+         !strcmp(cmd, "status"))) {
+        mgr_config cfg;
+        mt_error *e2 = NULL;
+        if (mgr_config_load(&cfg, o->config, &e2) == 0) {
+            const char *db = o->ov.store ? o->ov.store : cfg.store;
+            if (access(db, R_OK) == 0) {
+                mt_error_free(err);
+                ans = admin_local(db, req, err);
+            }
+            mgr_config_clear(&cfg);
+        }
+        mt_error_free(&e2);
+    }
     json_decref(req);
     return ans;
 }

@@ -75,23 +75,45 @@ class LocalSwarm:
         return p
 
     def admin(self, *args, check=True):
-        return self.manager(*args, "--admin", str(self.admin_sock), check=check)
+        return self.manager(*args, "--admin", str(self.admin_sock), "--store", str(self.store),
+                            check=check)
 
     def admin_json(self, *args):
-        return json.loads(self.admin(*args, "--json").stdout)
+        # The admin socket file appears at bind(), a moment before listen(): retry briefly.
+        for _ in range(50):
+            p = self.admin(*args, "--json", check=False)
+            if p.returncode == 0 or "No manager is running" not in p.stderr:
+                break
+            time.sleep(0.1)
+        assert p.returncode == 0, f"manta_manager {args}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return json.loads(p.stdout)
 
     def start_run(self, swarm_file, *extra):
         self.proc = subprocess.Popen(
             [self.mgr, "run", str(swarm_file), "--nodes", str(len(self.nodes)), "--wait", "60",
              *self.common_args(), *extra],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.wait_listening()
         return self
+
+    def wait_listening(self):
+        """Nodes give up when the manager does not answer at their start: wait for it."""
+        import socket
+
+        def up():
+            assert self.proc.poll() is None, self.proc.communicate()[0]
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        wait_for(up, timeout=30, what="manta_manager listening")
 
     def start_serve(self, *extra):
         self.proc = subprocess.Popen([self.mgr, "serve", *self.common_args(), *extra],
                                      env=self.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
-        wait_for(lambda: self.admin_sock.exists(), timeout=15, what="manager admin socket")
+        self.wait_listening()
         return self
 
     def start_nodes(self, which=None):
@@ -127,6 +149,19 @@ class LocalSwarm:
             except Exception:
                 r.proc.kill()
         self.broker.stop()
+        # Tasks outlive their node by design (re-adoption): end those this swarm left behind.
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            except OSError:
+                continue
+            if str(self.tmp) in cmd:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 def module_dir(tmp: pathlib.Path, files: dict) -> pathlib.Path:

@@ -148,10 +148,11 @@ def test_node_killed_mid_swarm(tmp_path, node_bin):
         sw.start_run(d / "swarm.toml", "--timeout", "120")
         sw.start_nodes()
         wait_for(lambda: sw.admin_sock.exists(), timeout=30)
-        wait_for(lambda: "deployed on 2 nodes" in "".join(
-            json.dumps(x) for x in [sw.admin_json("swarms")]) or True, timeout=1)
-        wait_for(lambda: sum(n["running"] for n in sw.admin_json("nodes")["nodes"]) == 2,
-                 timeout=60, what="two running instances")
+
+        def running():
+            assert sw.proc.poll() is None, sw.proc.communicate()[0]
+            return sum(n["running"] for n in sw.admin_json("nodes")["nodes"]) == 2
+        wait_for(running, timeout=60, what="two running instances")
         for r in sw.running:
             r.kill()
         t0 = time.monotonic()
