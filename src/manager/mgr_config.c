@@ -67,6 +67,8 @@ static int set_value(mgr_config *cfg, const mkey *k, const toml_value *v, const 
 {
     void *field = (char *)cfg + k->offset;
     int line = v ? v->line : 0;
+    if (!text)
+        text = "";
     switch (k->type) {
     case K_STR:
     case K_PATH: {
