@@ -257,6 +257,9 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
 {
     int64_t last_tick = 0;
     for (;;) {
+        pthread_mutex_lock(&m->lock);
+        runner_tick(m);
+        pthread_mutex_unlock(&m->lock);
         flush_outbox(m);
         if (done && done(ctx)) {
             flush_outbox(m);

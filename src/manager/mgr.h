@@ -30,6 +30,7 @@ typedef struct mgr_node {
     char alias[128]; /* the token's subject */
     bool connected;
     bool ready;           /* heard on MQTT since it registered: it gets commands */
+    bool reports_outcome; /* publishes COMPLETED/FAILED (this project's node does) */
     int64_t last_seen_ms; /* monotonic */
     char **datasets;      /* NULL-terminated overview names, owned */
     unsigned running;     /* task instances deployed and not finished */

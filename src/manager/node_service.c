@@ -231,11 +231,15 @@ static void task_update(manager *m, const Common__Tasks__TaskUpdate *u, bool mqt
         runner_task_running(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration);
         break;
     case COMMON__TASKS__TASK_STATUS__COMPLETED:
-    case COMMON__TASKS__TASK_STATUS__FAILED:
+    case COMMON__TASKS__TASK_STATUS__FAILED: {
+        mgr_node *n = mgr_node_find(m, pid(u->node_id));
+        if (n)
+            n->reports_outcome = true;
         runner_task_finished(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration,
                              u->task_status == COMMON__TASKS__TASK_STATUS__FAILED,
                              "the task exited with an error");
         break;
+    }
     case COMMON__TASKS__TASK_STATUS__STOPPED:
         runner_task_finished(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration,
                              true, "the task was stopped on the node");
@@ -290,7 +294,7 @@ static void do_add_logs(manager *m, rpc_call *call)
         n++;
         pthread_mutex_lock(&m->lock);
         touch(m, h.node);
-        runner_task_finished(m, h.swarm, h.node, h.task, h.iteration, false, NULL);
+        runner_task_logs(m, h.swarm, h.node, h.task, h.iteration);
         pthread_mutex_unlock(&m->lock);
     }
     if (n == 0) {

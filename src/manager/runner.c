@@ -21,6 +21,7 @@ typedef struct inst {
     int state;
     bool running; /* the node said RUNNING */
     int64_t started_ms;
+    int64_t logs_ms; /* when its logs arrived (0: not yet); the outcome may follow on MQTT */
 } inst;
 
 struct swarm_run {
@@ -372,6 +373,32 @@ void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task,
     in->state = INST_DONE;
     progress(m, r, "iteration %u: %s finished on %.12s (%.1f s)", iteration, alias, in->xid, secs);
     advance(m, r, in->task, iteration);
+}
+
+void runner_task_logs(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration)
+{
+    swarm_run *r = find_run(m, swarm);
+    inst *in = r ? find_inst(r, node, task, iteration) : NULL;
+    if (in && in->state == INST_DEPLOYED && !in->logs_ms)
+        in->logs_ms = mgr_mono_ms();
+}
+
+void runner_tick(manager *m)
+{
+    int64_t now = mgr_mono_ms();
+    for (size_t ri = 0; ri < m->nruns; ri++) {
+        swarm_run *r = m->runs[ri];
+        for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
+            inst *in = &r->insts[i];
+            if (in->state != INST_DEPLOYED || !in->logs_ms)
+                continue;
+            mgr_node *n = mgr_node_find(m, in->node);
+            int64_t grace = n && n->reports_outcome ? 30000 : 2000;
+            if (now - in->logs_ms >= grace)
+                runner_task_finished(m, r->id, in->node, r->def->tasks[in->task].task_id,
+                                     in->iteration, false, NULL);
+        }
+    }
 }
 
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration)

@@ -20,9 +20,15 @@ const char *run_status_name(int status); /* "RUNNING", ... */
  * with *err when it cannot start (no eligible node for a start task, store error). */
 int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err);
 
-/* A task instance finished (its logs arrived, or the node published COMPLETED/FAILED). */
+/* A task instance finished (the node published COMPLETED/FAILED, or runner_tick decided). */
 void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
                           bool failed, const char *why);
+/* The logs of a task instance arrived (AddTaskLogs): the reference node's only completion
+ * signal. The instance counts as finished when the node then publishes COMPLETED/FAILED, or,
+ * for a node that never publishes outcomes (the reference), 2 s later (runner_tick). */
+void runner_task_logs(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
+/* Timers of the runner: called by the event loop several times a second. */
+void runner_tick(manager *m);
 /* A task instance is running (progress only). */
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
 /* ScheduleTask from a running task. Returns an rpc code (RPC_OK or the refusal) and a message. */

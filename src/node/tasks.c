@@ -678,8 +678,10 @@ static void job_done(void *arg)
             free(t->handle);
             t->handle = NULL;
         }
+        /* Published after the logs (the reference's only completion signal), so a manager
+         * that knows COMPLETED/FAILED can tell success from failure; the reference cannot. */
         if (t->status != TASK_STOPPED)
-            set_status(tt, t, t->exit_code == 0 ? TASK_COMPLETED : TASK_FAILED, false);
+            set_status(tt, t, t->exit_code == 0 ? TASK_COMPLETED : TASK_FAILED, true);
         else
             task_save(tt, t);
         TLOG(tt, LOG_INFO, "Task %s: logs uploaded", t->key);

@@ -185,3 +185,24 @@ def test_refused_token(tmp_path, node_bin):
         wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
     finally:
         sw.close()
+
+
+def test_failing_task_fails_the_swarm(tmp_path, node_bin):
+    d = module_dir(tmp_path, {"bad.py": "def main():\n    raise SystemExit('bad things')\n",
+                              "after.py": "def main():\n    pass\n"})
+    (d / "swarm.toml").write_text(
+        'name = "bad"\n[[tasks]]\nmodule = "bad.py"\nimage = "none"\nmethod = "all"\n'
+        '[[tasks]]\nmodule = "after.py"\nimage = "none"\nmethod = "any"\nafter = ["bad"]\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
+    try:
+        sw.start_run(d / "swarm.toml", "--timeout", "60")
+        sw.start_nodes()
+        rc, out = sw.wait(timeout=90)
+        assert rc == 1, out
+        assert "task 'bad' failed on node" in out, out
+        assert "after deployed" not in out, out
+        sid = swarm_id(out)
+        logs = sw.admin("logs", sid).stdout
+        assert "bad things" in logs, logs
+    finally:
+        sw.close()

@@ -101,6 +101,9 @@ def test_task_runs_with_the_contract_environment(node, world):
         assert argv.endswith(".pyz")  # python <the module> (the host file: no mount here)
         st = updates(o, 1)
         assert st[:2] == [tasks_pb2.PENDING, tasks_pb2.RUNNING]
+        # after the logs, the outcome: exit code 3 is a failure (the reference never says)
+        st = wait_for(lambda: len(updates(o, 1)) >= 3 and updates(o, 1), 10, what="FAILED")
+        assert st[2] == tasks_pb2.FAILED, st
         log = (node.home / ".manta/logs/nodes/default.log").read_text()
         wait_for(lambda: "exit code 3" in (node.home / ".manta/logs/nodes/default.log").read_text(),
                  5, what="the exit code in the node's log")
