@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "jwt.h"
 #include "mem.h"
+#include "suggest.h"
 #include "paths.h"
 #include "strbuf.h"
 #include "units.h"
@@ -108,43 +109,6 @@ static void field_release(node_config *cfg, const cfg_key *k)
     default:
         break;
     }
-}
-
-/* Levenshtein distance, for "did you mean". */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    size_t prev[65], cur[65];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] +
-                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, sizeof(size_t) * (lb + 1));
-    }
-    return prev[lb];
-}
-
-static const char *closest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t bestd = 99;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        if (d < bestd) {
-            bestd = d;
-            best = cands[i];
-        }
-    }
-    size_t limit = strlen(word) <= 4 ? 1 : (strlen(word) <= 8 ? 2 : 3);
-    return bestd <= limit ? best : NULL;
 }
 
 /* ---- defaults ------------------------------------------------------------------------- */
@@ -629,7 +593,7 @@ static void unknown_key(struct loader *ld, const char *section, const toml_kv *k
     for (size_t i = 0; i < n && nc < ARRAY_LEN(cands); i++)
         if (strcmp(keys[i].section, section) == 0)
             cands[nc++] = keys[i].name;
-    const char *best = closest(kv->key, cands, nc);
+    const char *best = suggest_closest(kv->key, cands, nc);
     /* A key from another section? */
     const char *other = NULL;
     for (size_t i = 0; i < n && !best; i++)
@@ -665,7 +629,7 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
     for (size_t i = 0; i < root->u.tab.len; i++) {
         const toml_kv *sec = &root->u.tab.items[i];
         if (!is_section(sec->key)) {
-            const char *best = closest(sec->key, config_sections(), 10);
+            const char *best = suggest_closest(sec->key, config_sections(), 10);
             if (sec->val->type != TOML_TABLE) {
                 const char *owner = NULL;
                 for (size_t j = 0; j < n && !owner; j++)

@@ -398,6 +398,69 @@ static int cmd_config(opts *o, int argc, char **argv)
     return 2;
 }
 
+/* Apply one option; returns -1 to go on, or the exit status (help, version, usage error). */
+static int apply_opt(opts *o, int c)
+{
+    switch (c) {
+    case 'c':
+        o->config = optarg;
+        break;
+    case 1:
+        o->ov.listen = optarg;
+        break;
+    case 2:
+        o->ov.broker = optarg;
+        break;
+    case 3:
+        o->ov.store = optarg;
+        break;
+    case 4:
+        o->ov.admin_socket = optarg;
+        break;
+    case 5:
+        o->ov.no_token = 1;
+        break;
+    case 'n':
+        o->nodes = strtol(optarg, NULL, 10);
+        break;
+    case 6:
+        o->wait_s = strtol(optarg, NULL, 10);
+        break;
+    case 7:
+        o->timeout_s = strtol(optarg, NULL, 10);
+        break;
+    case 8:
+        o->tag = optarg;
+        break;
+    case 9:
+        o->iteration = strtol(optarg, NULL, 10);
+        break;
+    case 10:
+        o->task = optarg;
+        break;
+    case 11:
+        o->node = optarg;
+        o->alias = optarg;
+        break;
+    case 12:
+        o->ttl = optarg;
+        break;
+    case 13:
+        o->json = true;
+        break;
+    case 'h':
+        fputs(usage_text, stdout);
+        return 0;
+    case 'V':
+        printf("manta_manager %s\n", MANTA_VERSION);
+        return 0;
+    default:
+        fputs("Try 'manta_manager --help'.\n", stderr);
+        return 2;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.nodes = 1, .wait_s = 120, .timeout_s = 1800, .iteration = -1};
@@ -411,67 +474,13 @@ int main(int argc, char **argv)
         {"node", required_argument, NULL, 11},     {"ttl", required_argument, NULL, 12},
         {"json", no_argument, NULL, 13},           {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},       {0, 0, 0, 0}};
+    /* GNU getopt moves the operands after the options: options go anywhere. */
     int c;
-    while ((c = getopt_long(argc, argv, "+c:n:hV", lo, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            o.config = optarg;
-            break;
-        case 1:
-            o.ov.listen = optarg;
-            break;
-        case 2:
-            o.ov.broker = optarg;
-            break;
-        case 3:
-            o.ov.store = optarg;
-            break;
-        case 4:
-            o.ov.admin_socket = optarg;
-            break;
-        case 5:
-            o.ov.no_token = 1;
-            break;
-        case 'n':
-            o.nodes = strtol(optarg, NULL, 10);
-            break;
-        case 6:
-            o.wait_s = strtol(optarg, NULL, 10);
-            break;
-        case 7:
-            o.timeout_s = strtol(optarg, NULL, 10);
-            break;
-        case 8:
-            o.tag = optarg;
-            break;
-        case 9:
-            o.iteration = strtol(optarg, NULL, 10);
-            break;
-        case 10:
-            o.task = optarg;
-            break;
-        case 11:
-            o.node = optarg;
-            o.alias = optarg;
-            break;
-        case 12:
-            o.ttl = optarg;
-            break;
-        case 13:
-            o.json = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        case 'V':
-            printf("manta_manager %s\n", MANTA_VERSION);
-            return 0;
-        default:
-            fputs("Try 'manta_manager --help'.\n", stderr);
-            return 2;
-        }
+    while ((c = getopt_long(argc, argv, "c:n:hV", lo, NULL)) != -1) {
+        int r = apply_opt(&o, c);
+        if (r >= 0)
+            return r;
     }
-    /* Options may also follow the command: parse the rest again. */
     if (optind >= argc) {
         fputs(usage_text, stderr);
         return 2;
@@ -479,69 +488,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind++];
     char *rest[64];
     int nrest = 0;
-    while (optind < argc) {
-        int c2 = getopt_long(argc, argv, "+c:n:hV", lo, NULL);
-        if (c2 == -1) {
-            if (nrest < 63)
-                rest[nrest++] = argv[optind];
-            optind++;
-            continue;
-        }
-        switch (c2) {
-        case 'c':
-            o.config = optarg;
-            break;
-        case 1:
-            o.ov.listen = optarg;
-            break;
-        case 2:
-            o.ov.broker = optarg;
-            break;
-        case 3:
-            o.ov.store = optarg;
-            break;
-        case 4:
-            o.ov.admin_socket = optarg;
-            break;
-        case 5:
-            o.ov.no_token = 1;
-            break;
-        case 'n':
-            o.nodes = strtol(optarg, NULL, 10);
-            break;
-        case 6:
-            o.wait_s = strtol(optarg, NULL, 10);
-            break;
-        case 7:
-            o.timeout_s = strtol(optarg, NULL, 10);
-            break;
-        case 8:
-            o.tag = optarg;
-            break;
-        case 9:
-            o.iteration = strtol(optarg, NULL, 10);
-            break;
-        case 10:
-            o.task = optarg;
-            break;
-        case 11:
-            o.node = optarg;
-            o.alias = optarg;
-            break;
-        case 12:
-            o.ttl = optarg;
-            break;
-        case 13:
-            o.json = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        default:
-            fputs("Try 'manta_manager --help'.\n", stderr);
-            return 2;
-        }
-    }
+    while (optind < argc && nrest < 63)
+        rest[nrest++] = argv[optind++];
     rest[nrest] = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "serve"))

@@ -413,64 +413,44 @@ static ProtobufCMessage *recv_concat(rpc_call *call, const ProtobufCMessageDescr
     return first;
 }
 
-static void do_set_global(manager *m, rpc_call *call)
+/* SetGlobal and AddTaskResult: a client stream whose data is concatenated and stored whole. */
+static void do_upload(manager *m, rpc_call *call, bool result)
 {
     strbuf all = {0};
-    Common__Results__GlobalUpdate *u = (Common__Results__GlobalUpdate *)recv_concat(
-        call, &common__results__global_update__descriptor,
-        offsetof(Common__Results__GlobalUpdate, data), &all);
-    if (!u) {
+    ProtobufCMessage *msg = result
+                                ? recv_concat(call, &common__results__result__descriptor,
+                                              offsetof(Common__Results__Result, data), &all)
+                                : recv_concat(call, &common__results__global_update__descriptor,
+                                              offsetof(Common__Results__GlobalUpdate, data), &all);
+    if (!msg) {
         sb_free(&all);
         return;
     }
-    char sx[NODE_XID_MAX + 1];
-    xid_of(u->swarm_id, sx);
-    mt_error *err = NULL;
-    int rc = RPC_OK;
-    if (!swarm_known(m, sx))
-        rc = RPC_FAILED_PRECONDITION;
-    else if (store_global_set(m->st, sx, u->tag, all.buf, all.len, &err) < 0)
-        rc = RPC_INTERNAL;
-    cleanup_free char *msg = rc == RPC_FAILED_PRECONDITION
-                                 ? xasprintf("Swarm %s is not known to this manager.", sx)
-                                 : xstrdup(mt_error_msg(err));
-    mt_error_free(&err);
-    protobuf_c_message_free_unpacked(&u->base, NULL);
-    sb_free(&all);
-    if (rc != RPC_OK)
-        rpc_call_finish(call, rc, msg);
-    else
-        reply(call, NULL);
-}
-
-static void do_add_result(manager *m, rpc_call *call)
-{
-    strbuf all = {0};
-    Common__Results__Result *u = (Common__Results__Result *)recv_concat(
-        call, &common__results__result__descriptor, offsetof(Common__Results__Result, data), &all);
-    if (!u) {
-        sb_free(&all);
-        return;
-    }
+    const Common__Results__Result *r = (const Common__Results__Result *)msg;
+    const Common__Results__GlobalUpdate *g = (const Common__Results__GlobalUpdate *)msg;
     char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1], nx[NODE_XID_MAX + 1];
-    xid_of(u->swarm_id, sx);
-    xid_of(u->task_id, tx);
-    xid_of(u->node_id, nx);
+    xid_of(result ? r->swarm_id : g->swarm_id, sx);
     mt_error *err = NULL;
     int rc = RPC_OK;
-    if (!swarm_known(m, sx))
+    if (!swarm_known(m, sx)) {
         rc = RPC_FAILED_PRECONDITION;
-    else if (store_result_add(m->st, sx, tx, nx, u->iteration, u->tag, all.buf, all.len,
-                              mgr_now_ms(), &err) < 0)
+    } else if (result) {
+        xid_of(r->task_id, tx);
+        xid_of(r->node_id, nx);
+        if (store_result_add(m->st, sx, tx, nx, r->iteration, r->tag, all.buf, all.len,
+                             mgr_now_ms(), &err) < 0)
+            rc = RPC_INTERNAL;
+    } else if (store_global_set(m->st, sx, g->tag, all.buf, all.len, &err) < 0) {
         rc = RPC_INTERNAL;
-    cleanup_free char *msg = rc == RPC_FAILED_PRECONDITION
-                                 ? xasprintf("Swarm %s is not known to this manager.", sx)
-                                 : xstrdup(mt_error_msg(err));
+    }
+    cleanup_free char *text = rc == RPC_FAILED_PRECONDITION
+                                  ? xasprintf("Swarm %s is not known to this manager.", sx)
+                                  : xstrdup(mt_error_msg(err));
     mt_error_free(&err);
-    protobuf_c_message_free_unpacked(&u->base, NULL);
+    protobuf_c_message_free_unpacked(msg, NULL);
     sb_free(&all);
     if (rc != RPC_OK)
-        rpc_call_finish(call, rc, msg);
+        rpc_call_finish(call, rc, text);
     else
         reply(call, NULL);
 }
@@ -625,11 +605,11 @@ static void handle(void *ctx, rpc_call *call)
     } else if (!strcmp(name, "GetTaskResult")) {
         do_get_result(m, call);
     } else if (!strcmp(name, "AddTaskResult")) {
-        do_add_result(m, call);
+        do_upload(m, call, true);
     } else if (!strcmp(name, "GetGlobal")) {
         do_get_global(m, call);
     } else if (!strcmp(name, "SetGlobal")) {
-        do_set_global(m, call);
+        do_upload(m, call, false);
     } else {
         rpc_call_finish(call, RPC_UNIMPLEMENTED, "Unknown method of node.node_service.Node.");
     }

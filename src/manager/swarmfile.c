@@ -23,6 +23,7 @@
 #include "blake3.h"
 #include "fsutil.h"
 #include "mem.h"
+#include "suggest.h"
 #include "msgpack.h"
 #include "strbuf.h"
 #include "toml.h"
@@ -63,51 +64,6 @@ static void strv_free(char **v)
     for (size_t i = 0; v && v[i]; i++)
         free(v[i]);
     free(v);
-}
-
-/* Edit distance with adjacent transpositions (optimal string alignment), case-insensitive,
- * for "did you mean": "nmae" is one edit from "name". */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    size_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t best = d[i - 1][j - 1] + (ca != cb);
-            if (d[i - 1][j] + 1 < best)
-                best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
-
-/* The candidate closest to word, if it is close enough to be a likely typo; else NULL. */
-static const char *closest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t bestd = 99;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        if (d < bestd) {
-            bestd = d;
-            best = cands[i];
-        }
-    }
-    size_t limit = strlen(word) <= 4 ? 1 : (strlen(word) <= 8 ? 2 : 3);
-    return bestd <= limit ? best : NULL;
 }
 
 static const char *const py_keywords[] = {
@@ -445,7 +401,7 @@ static const char *const task_keys[] = {
 static void unknown_key(struct loader *ld, const toml_kv *kv, const char *where,
                         const char *const *known, size_t nknown, const char *list)
 {
-    const char *best = closest(kv->key, known, nknown);
+    const char *best = suggest_closest(kv->key, known, nknown);
     if (best)
         problemf(ld, kv->line, "unknown key '%s' in %s; did you mean '%s'?", kv->key, where, best);
     else
@@ -718,7 +674,7 @@ static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
         } else if (strcmp(kv->key, "tasks") == 0) {
             tasks_kv = kv;
         } else {
-            const char *best = closest(kv->key, top_keys, ARRAY_LEN(top_keys));
+            const char *best = suggest_closest(kv->key, top_keys, ARRAY_LEN(top_keys));
             bool aot = kv->val->type == TOML_ARRAY && kv->val->u.arr.len &&
                        kv->val->u.arr.items[0]->type == TOML_TABLE;
             const char *open = kv->val->type == TOML_TABLE ? "[" : aot ? "[[" : "";
@@ -825,7 +781,7 @@ static void build_graph(struct loader *ld, swarm_def *def, struct task_src *srcs
             const char *name = srcs[i].after[a];
             ssize_t p = swarm_def_find_alias(def, name);
             if (p < 0) {
-                const char *best = closest(name, aliases, n);
+                const char *best = suggest_closest(name, aliases, n);
                 if (best)
                     problemf(ld, srcs[i].after_line,
                              "%s: after names '%s', which is not the alias of any task; did "
