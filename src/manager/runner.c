@@ -227,6 +227,19 @@ static bool deployed_in(const swarm_run *r, size_t ti, uint32_t iteration)
     return false;
 }
 
+/* Task ti takes part in `iteration`: deployed in it, or after a task that does (it is
+ * deployed once that one finishes). A start task ScheduleTask did not open does not. */
+static bool in_iteration(const swarm_run *r, size_t ti, uint32_t iteration)
+{
+    if (deployed_in(r, ti, iteration))
+        return true;
+    const swarm_task_def *t = &r->def->tasks[ti];
+    for (size_t p = 0; p < t->nprev; p++)
+        if (in_iteration(r, t->prev[p], iteration))
+            return true;
+    return false;
+}
+
 /* 1 = every instance of (ti, iteration) is over with at least one done, 0 = not yet, -1 =
  * over with none done. */
 static int task_complete(const swarm_run *r, size_t ti, uint32_t iteration)
@@ -276,7 +289,7 @@ static void advance(manager *m, swarm_run *r, size_t ti, uint32_t iteration)
         const swarm_task_def *tj = &r->def->tasks[j];
         bool ready = true;
         for (size_t p = 0; p < tj->nprev; p++)
-            if (deployed_in(r, tj->prev[p], iteration) &&
+            if (in_iteration(r, tj->prev[p], iteration) &&
                 task_complete(r, tj->prev[p], iteration) != 1)
                 ready = false;
         if (!ready)
@@ -507,7 +520,14 @@ void runner_node_lost(manager *m, node_id node)
             size_t ti = in->task;
             uint32_t it = in->iteration;
             const swarm_task_def *t = &r->def->tasks[ti];
+            if (in->logs_ms) {
+                /* Its logs arrived: it ran to its end before the node went (as runner_tick
+                 * would decide once the grace is over). */
+                runner_task_finished(m, r->id, node, t->task_id, it, false, NULL);
+                continue;
+            }
             in->state = INST_DROPPED;
+            node_running_dec(m, in);
             if (t->method_all) {
                 progress(m, r,
                          "iteration %u: node %.12s was lost while running %s; carrying on "
