@@ -66,7 +66,8 @@ typedef struct node {
     int epfd;
     int sigfd;
     int64_t next_heartbeat_ms;
-    int64_t next_tick_ms;
+    int64_t next_tick_ms;      /* tasks (and MQTT when due) */
+    int64_t next_mqtt_tick_ms; /* MQTT keep-alive clock, once a second */
     int64_t next_monitor_ms;
     uint64_t heartbeats;
     size_t gpus; /* GPUs NVML reported at the last probe */
