@@ -2,9 +2,14 @@
 """Benchmark: the light service as a task uses it.
   * GetBinaryData of a 256 MiB dataset file: throughput and the node's peak RSS during it;
   * a 16 MiB SetGlobal followed by GetGlobal through the node and a (fake, python3-grpcio)
-    manager, one message each way as the SDK sends it.
+    manager, SetGlobal as one message as the SDK sends it.
 
-    bench/light.py --binary $PWD/build/release/manta_node [--runs 5]
+Each is measured with two clients, labelled in the output: python3-grpcio (a Python client, as
+tasks are) and tools/light-client.c (C, gRPC core through libmanta's rpc layer), which shows what
+the node itself sustains when the client is not the bottleneck. The C client is used when built
+(found beside --binary, or given with --client).
+
+    bench/light.py --binary $PWD/build/release/manta_node [--runs 5] [--client PATH]
 """
 import argparse
 import os
@@ -13,6 +18,7 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,11 +31,13 @@ os.environ.setdefault("MANTA_SOURCE_DIR", str(HERE.parent))
 import grpc  # noqa: E402
 import pbgen  # noqa: E402
 from test_light_world import OPTS, WorldManager  # noqa: E402
-from test_tasks_process import NODE_XID, SWARM, mqtt_task, send, sleeper, updates  # noqa: E402
+from test_tasks_process import SWARM, mqtt_task, send, sleeper, updates  # noqa: E402
 from wire_env import Broker, Observer, RunningNode, node_config, tasks_pb2, wait_for  # noqa: E402
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2ln"
 MIB = 1 << 20
+FILE_MIB = 256
+GLOBAL = 16 * MIB
 
 
 class Home:
@@ -62,19 +70,44 @@ class Peak(threading.Thread):
             self.peak = max(self.peak, rss_kib(self.pid))
             time.sleep(0.01)
 
+    def end(self):
+        self.stop_ = True
+        self.join()
+        return self.peak
+
+
+def summary(values, unit):
+    return (f"median {statistics.median(values):.0f} {unit} (min {min(values):.0f}, "
+            f"max {max(values):.0f}, {len(values)} runs)")
+
+
+def c_client(client, *args):
+    """Run tools/light-client; its output lines as dicts of numbers."""
+    p = subprocess.run([client, *args], capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"light-client failed ({p.returncode}): {p.stderr.strip()}")
+    return [{k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", line)}
+            for line in p.stdout.splitlines() if line.strip()]
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--client", help="tools/light-client (default: beside --binary, if built)")
     args = ap.parse_args()
+    client = args.client or str(pathlib.Path(args.binary).resolve().parent / "light-client")
+    if not os.access(client, os.X_OK):
+        print(f"(no C client at {client}: Python figures only)")
+        client = None
     work = pathlib.Path(tempfile.mkdtemp(prefix="manta-bench-light-"))
     data = work / "big.bin"
     with open(data, "wb") as f:
-        for i in range(256):
+        for i in range(FILE_MIB):
             f.write(bytes([i % 251]) * MIB)
     b = Broker(work / "broker").start()
     m = WorldManager(b).start()
+    m.keep_sets = True  # GetGlobal returns what SetGlobal stored (in 4 MiB messages)
     o = Observer(b)
     h = Home(args.binary, work / "home")
     h.write_config("default", node_config(TOKEN, m.port,
@@ -87,26 +120,46 @@ def main():
         log = h.home / ".manta/logs/nodes/default.log"
         port = int(re.search(r"Light service listening on 127\.0\.0\.1:(\d+)",
                              log.read_text()).group(1))
-        ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=OPTS)
+        target = f"127.0.0.1:{port}"
+        ch = grpc.insecure_channel(target, options=OPTS)
         lpb = pbgen.pb("node.light_service_pb2")
         spb = pbgen.pb("common.system_pb2")
         local = pbgen.client(ch, "node.light_service.Local")
         world = pbgen.client(ch, "node.light_service.World")
         ids = dict(task_id=spb.PairId(tail=1), swarm_id=spb.PairId(head=SWARM[0], tail=SWARM[1]))
+        swarm_xid, task_xid = f"{(SWARM[0] << 64) | SWARM[1]:032x}", "01"
         base = rss_kib(rn.proc.pid)
+        lines = []
+
+        # GetBinaryData, Python client.
         rates, peaks = [], []
         for _ in range(args.runs):
             p = Peak(rn.proc.pid)
             t0 = time.monotonic()
             n = sum(len(c.content) for c in local.GetBinaryData(lpb.DataRequest(name="big", **ids)))
             dt = time.monotonic() - t0
-            p.stop_ = True
-            p.join()
-            assert n == 256 * MIB
+            peaks.append(p.end())
+            assert n == FILE_MIB * MIB
             rates.append(n / dt / 1e6)
-            peaks.append(p.peak)
-        value = os.urandom(16 * MIB)
-        m.globals["w"] = value
+        lines.append(f"GetBinaryData {FILE_MIB} MiB, python3-grpcio client: "
+                     f"{summary(rates, 'MB/s')}; node RSS {base / 1024:.1f} MiB before, "
+                     f"peak {max(peaks) / 1024:.1f} MiB during, "
+                     f"{rss_kib(rn.proc.pid) / 1024:.1f} MiB after")
+
+        # GetBinaryData, C client (one process, RUNS calls on one connection).
+        if client:
+            p = Peak(rn.proc.pid)
+            runs = c_client(client, "binary", target, swarm_xid, task_xid, "big", str(args.runs))
+            peak = p.end()
+            assert all(r["bytes"] == FILE_MIB * MIB for r in runs), runs
+            msgs = int(runs[0]["messages"])
+            lines.append(f"GetBinaryData {FILE_MIB} MiB, C client (light-client): "
+                         f"{summary([r['mbps'] for r in runs], 'MB/s')}, {msgs} messages; "
+                         f"node RSS peak {peak / 1024:.1f} MiB during, "
+                         f"{rss_kib(rn.proc.pid) / 1024:.1f} MiB after")
+
+        # 16 MiB SetGlobal + GetGlobal, Python client.
+        value = os.urandom(GLOBAL)
         times = []
         for _ in range(args.runs):
             t0 = time.monotonic()
@@ -114,12 +167,20 @@ def main():
             got = b"".join(c.data for c in world.GetGlobal(lpb.GetGlobalRequest(tag="w", **ids)))
             times.append((time.monotonic() - t0) * 1000)
             assert got == value
+        lines.append(f"16 MiB SetGlobal + GetGlobal through node and manager, python3-grpcio "
+                     f"client: {summary(times, 'ms')}; node RSS "
+                     f"{rss_kib(rn.proc.pid) / 1024:.1f} MiB after")
+
+        if client:
+            runs = c_client(client, "global", target, swarm_xid, task_xid, "wc", str(GLOBAL),
+                            str(args.runs))
+            lines.append(f"16 MiB SetGlobal + GetGlobal through node and manager, C client: "
+                         f"{summary([r['total_ms'] for r in runs], 'ms')} (SetGlobal "
+                         f"{statistics.median([r['set_ms'] for r in runs]):.0f} ms, GetGlobal "
+                         f"{statistics.median([r['get_ms'] for r in runs]):.0f} ms, medians); "
+                         f"node RSS {rss_kib(rn.proc.pid) / 1024:.1f} MiB after")
         ch.close()
-        print(f"GetBinaryData 256 MiB: median {statistics.median(rates):.0f} MB/s "
-              f"(min {min(rates):.0f}, max {max(rates):.0f}, {args.runs} runs); node RSS "
-              f"{base / 1024:.1f} MiB before, peak {max(peaks) / 1024:.1f} MiB during")
-        print(f"16 MiB SetGlobal + GetGlobal through node and manager: median "
-              f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})")
+        print("\n".join(lines))
     finally:
         rn.signal(signal.SIGTERM)
         rn.wait(60)

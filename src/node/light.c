@@ -2,6 +2,7 @@
  * datasets, and dispatch to light_local.c / light_world.c. */
 #include "light.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,10 +17,22 @@
 #define LOCAL_PREFIX "/node.light_service.Local/"
 #define WORLD_PREFIX "/node.light_service.World/"
 
+/* Room on the server beyond the tasks at their cap: calls still reading their request (not yet
+ * counted against a task), calls being refused. */
+#define SPARE_CALLS 64
+#define MIN_CALLS   128
+#define MAX_CALLS   2048
+
 struct known_task {
     node_id swarm, task;
     uint32_t iteration, circular;
     int status;
+};
+
+/* Calls in progress of one task (entries exist while n > 0). */
+struct task_calls {
+    node_id swarm, task;
+    int n;
 };
 
 struct light_service {
@@ -28,6 +41,8 @@ struct light_service {
     pthread_mutex_t mu;
     struct known_task *tasks;
     size_t ntasks;
+    struct task_calls *busy;
+    size_t nbusy;
     dataset_set datasets;
 };
 
@@ -89,6 +104,112 @@ int light_task_status(struct light_service *ls, node_id swarm, node_id task)
     pthread_mutex_unlock(&ls->mu);
     return st;
 }
+
+/* ---- calls in progress per task ------------------------------------------------------------ */
+
+bool light_slot_take(struct light_service *ls, node_id swarm, node_id task, light_slot *slot)
+{
+    *slot = (light_slot){0};
+    pthread_mutex_lock(&ls->mu);
+    size_t i;
+    for (i = 0; i < ls->nbusy; i++)
+        if (node_id_equal(ls->busy[i].swarm, swarm) && node_id_equal(ls->busy[i].task, task))
+            break;
+    if (i == ls->nbusy) {
+        ls->busy = xrealloc(ls->busy, (ls->nbusy + 1) * sizeof(*ls->busy));
+        ls->busy[ls->nbusy++] = (struct task_calls){swarm, task, 0};
+    }
+    bool ok = ls->busy[i].n < LIGHT_TASK_CALLS;
+    if (ok)
+        ls->busy[i].n++;
+    pthread_mutex_unlock(&ls->mu);
+    if (ok) {
+        *slot = (light_slot){ls, swarm, task, true};
+    } else {
+        char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
+        node_id_to_xid(swarm, sx);
+        node_id_to_xid(task, tx);
+        log_warn(ls->n->log, "light",
+                 "Task %s of swarm %s already has %d calls in progress; refusing another", tx, sx,
+                 LIGHT_TASK_CALLS);
+    }
+    return ok;
+}
+
+void light_slot_release(light_slot *slot)
+{
+    if (!slot || !slot->held)
+        return;
+    struct light_service *ls = slot->ls;
+    pthread_mutex_lock(&ls->mu);
+    for (size_t i = 0; i < ls->nbusy; i++) {
+        struct task_calls *b = &ls->busy[i];
+        if (node_id_equal(b->swarm, slot->swarm) && node_id_equal(b->task, slot->task)) {
+            if (--b->n <= 0)
+                *b = ls->busy[--ls->nbusy];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ls->mu);
+    slot->held = false;
+}
+
+void light_busy_text(char *buf, size_t len, bool consumed)
+{
+    snprintf(buf, len,
+             "This task already has %d calls in progress on the light service, the most one task "
+             "may have at once; %s",
+             LIGHT_TASK_CALLS,
+             consumed ? "this call was refused after part of its stream was read, so it must not "
+                        "be retried as is: send it again once one of the others has ended."
+                      : "wait for one of them to end before starting another.");
+}
+
+void light_trim(void)
+{
+    malloc_trim(0);
+}
+
+/* ---- varints ------------------------------------------------------------------------------- */
+
+int light_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -1;
+        uint8_t b = p[(*pos)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+size_t light_varint_write(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+size_t light_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* ---- datasets ------------------------------------------------------------------------------ */
 
 static void copy_datasets(dataset_set *out, const dataset_set *in)
 {
@@ -174,8 +295,12 @@ struct light_service *light_start(node *n, int *port, mt_error **err)
         strchr(host, ':')
             ? xasprintf("[%s]:%lld", host, (long long)n->cfg.network.light_service_port)
             : xasprintf("%s:%lld", host, (long long)n->cfg.network.light_service_port);
-    /* Many tasks and many streams at once; each call has its own thread and bounded buffers. */
-    ls->srv = rpc_server_start(addr, NULL, 64, handle, ls, port, err);
+    /* Each call has its own thread (made on demand) and bounded buffers. Every task may have
+     * LIGHT_TASK_CALLS calls at once: room for all of them at their cap (the running tasks, plus
+     * two finishing or adopted), so a greedy task never keeps another waiting for a thread. */
+    int64_t calls = LIGHT_TASK_CALLS * (n->cfg.resources.max_concurrent_tasks + 2) + SPARE_CALLS;
+    calls = calls < MIN_CALLS ? MIN_CALLS : calls > MAX_CALLS ? MAX_CALLS : calls;
+    ls->srv = rpc_server_start(addr, NULL, (int)calls, handle, ls, port, err);
     if (!ls->srv) {
         datasets_release(&ls->datasets);
         pthread_mutex_destroy(&ls->mu);
@@ -193,6 +318,7 @@ void light_stop(struct light_service *ls)
     rpc_server_stop(ls->srv, 1000);
     datasets_release(&ls->datasets);
     free(ls->tasks);
+    free(ls->busy);
     pthread_mutex_destroy(&ls->mu);
     free(ls);
 }

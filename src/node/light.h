@@ -2,7 +2,8 @@
  * It binds where only the node's tasks can reach it (network.light_service_host, loopback by
  * default) on a kernel-chosen port unless one is configured (binding port 0: no
  * bind-test-then-close race), and answers only requests that carry the (swarm, task) of a task
- * this node is running (the reference serves anyone). */
+ * this node is running (the reference serves anyone). Each task may have LIGHT_TASK_CALLS (8)
+ * calls in progress at once (light_impl.h); the server has room for every task at its cap. */
 #ifndef MANTA_LIGHT_H
 #define MANTA_LIGHT_H
 

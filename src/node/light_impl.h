@@ -5,6 +5,7 @@
 #define MANTA_LIGHT_IMPL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "datasets.h"
@@ -21,6 +22,45 @@ bool light_task_lookup(struct light_service *ls, node_id swarm, node_id task, ui
 
 /* The status the node last reported for the task (common.tasks.TaskStatus), 0 if unknown. */
 int light_task_status(struct light_service *ls, node_id swarm, node_id task);
+
+/* ---- fairness: calls in progress per task -------------------------------------------------------
+ *
+ * A task is a (swarm, task) pair. Each may have at most LIGHT_TASK_CALLS calls in progress on the
+ * light service (Local and World together): a stuck or greedy task cannot take the threads other
+ * tasks need. The SDK's synchronous API makes one call at a time, its async API a few. A call is
+ * counted from the moment its request names the task until its handler returns; calls over the
+ * cap are refused at once (light_busy_text says why). */
+#define LIGHT_TASK_CALLS 8
+
+/* A counted call (zero-initialise; release with light_slot_release, a cleanup function). */
+typedef struct light_slot {
+    struct light_service *ls;
+    node_id swarm, task;
+    bool held;
+} light_slot;
+
+/* Count one call of (swarm, task). Returns true with *slot held, false (nothing held) if the task
+ * already has LIGHT_TASK_CALLS calls in progress. */
+bool light_slot_take(struct light_service *ls, node_id swarm, node_id task, light_slot *slot);
+/* End the call's count (no-op if not held). */
+void light_slot_release(light_slot *slot);
+#define cleanup_slot __attribute__((cleanup(light_slot_release)))
+
+/* The refusal of a call over the cap: a full sentence into buf (always NUL-terminated).
+ * `consumed`: part of the call's stream was read, so the task must not retry it blindly. */
+void light_busy_text(char *buf, size_t len, bool consumed);
+
+/* After a call that moved a large message (>= LIGHT_TRIM_BYTES): give the memory gRPC and the
+ * relay freed back to the system (malloc's arenas keep freed buffers otherwise). */
+#define LIGHT_TRIM_BYTES (16u << 20)
+void light_trim(void);
+
+/* Read one base-128 varint at p[*pos] (len bytes in all). Returns 0, or -1 if malformed. */
+int light_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out);
+/* Write v as a varint into out (at least 10 bytes). Returns its length. */
+size_t light_varint_write(uint8_t *out, uint64_t v);
+/* Length of v as a varint. */
+size_t light_varint_len(uint64_t v);
 
 /* A copy of the datasets being served (release with datasets_release). */
 void light_datasets_copy(struct light_service *ls, dataset_set *out);

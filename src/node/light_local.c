@@ -23,11 +23,22 @@
 #include "node/light_service.pb-c.h"
 #include "wire.h"
 
-#define COMP             "light"
-#define BINARY_CHUNK     (1u << 20) /* bytes per GetBinaryData message */
-#define TEXT_READ_CHUNK  (64u << 10)
-#define TEXT_OUT_CHUNK   (256u << 10)
-#define MAX_LINE_MESSAGE (4u << 20) /* longer lines are sent in several messages */
+#define COMP "light"
+
+/* Bytes of a dataset file per GetBinaryData message. A stream holds about two of them at once
+ * (the one read and gRPC's copy being sent), so this bounds a stream's memory: about 2 MiB of RSS
+ * per stream, 16 MiB for a task at its cap of calls (LIGHT_TASK_CALLS). Messages of 4 MiB were
+ * not measurably faster, even with a C client, and cost four times the memory (bench/README.md);
+ * -DBINARY_CHUNK=... builds another size (a whole message must stay below 4 MiB, a gRPC client's
+ * receive limit by default). */
+#ifndef BINARY_CHUNK
+#define BINARY_CHUNK (1u << 20)
+#endif
+#define BINARY_HEAD     6 /* room for a Binary message's header: field tag + length varint */
+#define TEXT_READ_CHUNK (64u << 10)
+#define TEXT_OUT_CHUNK  (256u << 10)
+/* Longer lines are sent in several messages (each below 4 MiB, a gRPC client's default limit). */
+#define MAX_LINE_MESSAGE ((4u << 20) - (4u << 10))
 
 /* An outcome to report: code + error id + text (RPC_OK = nothing to report). */
 typedef struct failure {
@@ -62,22 +73,6 @@ static void datasets_cleanup(dataset_set *s)
 
 /* ---- request decoding ---------------------------------------------------------------------- */
 
-static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*pos >= len)
-            return -1;
-        uint8_t b = p[(*pos)++];
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Does any string field of the encoded message (recursively) contain a NUL byte? protobuf-c
  * hands strings over as C strings, which would silently truncate "a\0b" to "a". */
 static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
@@ -88,13 +83,13 @@ static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t
         return false;
     while (pos < len) {
         uint64_t key, v;
-        if (read_varint(p, len, &pos, &key) < 0)
+        if (light_varint_read(p, len, &pos, &key) < 0)
             return false; /* malformed: the unpack reports it */
         unsigned wt = key & 7;
         unsigned tag = (unsigned)(key >> 3);
         switch (wt) {
         case 0:
-            if (read_varint(p, len, &pos, &v) < 0)
+            if (light_varint_read(p, len, &pos, &v) < 0)
                 return false;
             break;
         case 1:
@@ -104,7 +99,7 @@ static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t
             pos += 4;
             break;
         case 2: {
-            if (read_varint(p, len, &pos, &v) < 0 || v > len - pos)
+            if (light_varint_read(p, len, &pos, &v) < 0 || v > len - pos)
                 return false;
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, tag);
             if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + pos, 0, v))
@@ -145,14 +140,21 @@ static ProtobufCMessage *recv_request(rpc_call *call, const ProtobufCMessageDesc
     return m;
 }
 
-/* The request must come from a task of this node. */
+/* The request must come from a task of this node with fewer than LIGHT_TASK_CALLS calls in
+ * progress; the call then counts against the task (*slot). */
 static bool authorised(struct light_service *ls, const Node__LightService__DataRequest *dr,
-                       failure *f)
+                       failure *f, light_slot *slot)
 {
     node_id swarm = wire_node_id(dr ? dr->swarm_id : NULL);
     node_id task = wire_node_id(dr ? dr->task_id : NULL);
-    if (light_task_lookup(ls, swarm, task, NULL, NULL))
-        return true;
+    if (light_task_lookup(ls, swarm, task, NULL, NULL)) {
+        if (light_slot_take(ls, swarm, task, slot))
+            return true;
+        char text[sizeof(f->text)];
+        light_busy_text(text, sizeof(text), false);
+        fail_set(f, RPC_RESOURCE_EXHAUSTED, "RESOURCE_ERROR", "%s", text);
+        return false;
+    }
     char sx[64], tx[64];
     snprintf(sx, sizeof(sx), "%016llx%016llx", (unsigned long long)swarm.head,
              (unsigned long long)swarm.tail);
@@ -263,6 +265,19 @@ static int send_binary(rpc_call *call, const uint8_t *data, size_t len)
     return rpc_call_send(call, buf, n);
 }
 
+/* Send common.system.Binary{content = data[0..len)} where data has BINARY_HEAD bytes of room
+ * before it for the header (no copy of the content). */
+static int send_chunk(rpc_call *call, uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return rpc_call_send(call, data, 0); /* proto3: an empty field is not written */
+    size_t hl = 1 + light_varint_len(len);
+    uint8_t *start = data - hl;
+    start[0] = (1 << 3) | 2; /* field 1, length-delimited */
+    light_varint_write(start + 1, len);
+    return rpc_call_send(call, start, hl + len);
+}
+
 static void get_binary_data(struct light_service *ls, rpc_call *call)
 {
     failure f = {0};
@@ -275,7 +290,8 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
     const dataset *d = NULL;
     cleanup_close int fd = -1;
     cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
-    if (!authorised(ls, req, &f) || !(d = find_dataset(&ds, req->name, &f)))
+    cleanup_slot light_slot slot = {0};
+    if (!authorised(ls, req, &f, &slot) || !(d = find_dataset(&ds, req->name, &f)))
         goto fail;
     if (d->is_dir || strcmp(d->dtype, "folder") == 0) {
         fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
@@ -295,13 +311,15 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
     node__light_service__data_request__free_unpacked(req, NULL);
     req = NULL;
 
-    buf = xmalloc(BINARY_CHUNK);
+    /* Each message is packed in place: the file is read just after room for the header. */
+    buf = xmalloc(BINARY_HEAD + BINARY_CHUNK);
+    uint8_t *data = buf + BINARY_HEAD;
     size_t sent = 0;
     for (;;) {
         size_t have = 0;
         bool eof = false;
         while (have < BINARY_CHUNK) {
-            ssize_t r = read(fd, buf + have, BINARY_CHUNK - have);
+            ssize_t r = read(fd, data + have, BINARY_CHUNK - have);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {
@@ -318,7 +336,7 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
         }
         /* An empty file still gets one (empty) message: an empty stream means "retry". */
         if (have > 0 || sent == 0) {
-            if (send_binary(call, buf, have) < 0) {
+            if (send_chunk(call, data, have) < 0) {
                 rpc_call_finish(call, RPC_CANCELLED, "call broken");
                 return;
             }
@@ -328,6 +346,8 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
             break;
     }
     rpc_call_finish(call, RPC_OK, NULL);
+    if (sent * BINARY_CHUNK >= LIGHT_TRIM_BYTES)
+        light_trim(); /* gRPC's copies of the messages, freed but kept by malloc */
     return;
 fail:
     if (req)
@@ -350,7 +370,8 @@ static void list_dir(struct light_service *ls, rpc_call *call)
     cleanup_free char *dir = NULL;
     cleanup_free char *root = NULL;
     cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
-    if (!authorised(ls, req->data_request, &f) ||
+    cleanup_slot light_slot slot = {0};
+    if (!authorised(ls, req->data_request, &f, &slot) ||
         !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)) ||
         !(dir = resolve_path(d, req->path, &f)))
         goto fail;
@@ -417,13 +438,14 @@ static void exists(struct light_service *ls, rpc_call *call)
 {
     failure f = {0};
     bool value = false;
+    cleanup_slot light_slot slot = {0};
     Node__LightService__DirRequest *req = (Node__LightService__DirRequest *)recv_request(
         call, &node__light_service__dir_request__descriptor, &f);
     if (req) {
         dataset_set ds = {0};
         light_datasets_copy(ls, &ds);
         const dataset *d;
-        if (authorised(ls, req->data_request, &f) &&
+        if (authorised(ls, req->data_request, &f, &slot) &&
             (d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f))) {
             char *p = resolve_path(d, req->path, &f);
             value = p != NULL;
@@ -432,6 +454,8 @@ static void exists(struct light_service *ls, rpc_call *call)
         datasets_release(&ds);
         node__light_service__dir_request__free_unpacked(req, NULL);
     }
+    if (f.code == RPC_RESOURCE_EXHAUSTED)
+        return finish_fail(ls, call, "Exists", &f); /* not an answer about the path */
     if (!value && f.code)
         log_debug(light_log(ls), COMP, "Local/Exists -> false: %s: %s", f.id, f.text);
     Node__LightService__ExistsResponse resp = NODE__LIGHT_SERVICE__EXISTS_RESPONSE__INIT;
@@ -582,8 +606,9 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     cleanup_free char *out = NULL;
     enum nl_mode nl;
     enum err_mode em;
+    cleanup_slot light_slot slot = {0};
 
-    if (!authorised(ls, req->data_request, &f) ||
+    if (!authorised(ls, req->data_request, &f, &slot) ||
         !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)))
         goto fail;
     const char *nls = req->newline ? req->newline : "";

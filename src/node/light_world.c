@@ -7,7 +7,14 @@
  * manager carry a deadline per message (a watchdog cancels a manager operation that takes longer
  * than mc->deadline_ms); the task's own call has none. Once data has been relayed, a failure is
  * never reported to the task with a retryable status (the SDK would retry with partial data or
- * an empty stream): INTERNAL (client streams) or DATA_LOSS (server streams) instead. */
+ * an empty stream): INTERNAL (client streams) or DATA_LOSS (server streams) instead.
+ *
+ * Memory: a message of a client stream (the SDK sends a whole value as one) becomes the message
+ * for the manager in the buffer it was received in (only the few header bytes before the value
+ * are rewritten), and after a large message malloc's arenas give the freed gRPC read buffers
+ * back, so a relayed value is held at most twice at once (see rpc.h: a received message is
+ * copied out of gRPC, a sent one into it). Every call counts against its task's cap
+ * (LIGHT_TASK_CALLS). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -146,6 +153,22 @@ static bool check_task(struct light_service *ls, rpc_call *call, const char *met
     return false;
 }
 
+/* Count the call against its task's cap, or refuse it: RESOURCE_EXHAUSTED (the SDK retries
+ * after a short back-off), or FAILED_PRECONDITION if part of a client stream was consumed (a
+ * retry would resend only the rest of it, task-contract 5.1). */
+static bool take_slot(struct light_service *ls, rpc_call *call, const char *method,
+                      const Common__System__PairId *swarm, const Common__System__PairId *task,
+                      bool consumed, light_slot *slot)
+{
+    if (light_slot_take(ls, wire_node_id(swarm), wire_node_id(task), slot))
+        return true;
+    char text[320];
+    light_busy_text(text, sizeof(text), consumed);
+    light_fail(call, consumed ? RPC_FAILED_PRECONDITION : RPC_RESOURCE_EXHAUSTED, "RESOURCE_ERROR",
+               "Error in World.%s: %s", method, text);
+    return false;
+}
+
 /* Report a manager failure to the task. `relayed`: data already went through this call, so a
  * retryable status is replaced by `after_code`. */
 static void fail_manager(struct light_service *ls, rpc_call *call, const char *method,
@@ -240,7 +263,9 @@ static void do_stop_swarm(struct light_service *ls, rpc_call *call)
     if (!env)
         return;
     uint32_t iteration = 0, circular = 0;
-    if (check_task(ls, call, "StopSwarm", env->swarm_id, env->task_id, &iteration, &circular)) {
+    cleanup_slot light_slot slot = {0};
+    if (check_task(ls, call, "StopSwarm", env->swarm_id, env->task_id, &iteration, &circular) &&
+        take_slot(ls, call, "StopSwarm", env->swarm_id, env->task_id, false, &slot)) {
         struct relay_ids id;
         relay_ids_fill(&id, ls, env->swarm_id, env->task_id);
         Common__Tasks__TaskUpdate up = COMMON__TASKS__TASK_UPDATE__INIT;
@@ -266,7 +291,9 @@ static void do_schedule_task(struct light_service *ls, rpc_call *call)
         call, &common__tasks__task_scheduling__descriptor, "ScheduleTask", &raw);
     if (!ts)
         return;
-    if (check_task(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, NULL, NULL))
+    cleanup_slot light_slot slot = {0};
+    if (check_task(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, NULL, NULL) &&
+        take_slot(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, false, &slot))
         unary_relay(ls, call, "ScheduleTask", raw.data, raw.len); /* unchanged */
     protobuf_c_message_free_unpacked(&ts->base, NULL);
     rpc_bytes_free(&raw);
@@ -291,10 +318,11 @@ static void backoff_sleep(int attempt)
 enum sstream_outcome { SS_DONE, SS_TASK_GONE, SS_FAILED };
 
 /* One attempt: call the manager's server-streaming `method` with req and relay every message
- * to the task. *relayed tells whether a message reached the task; *st the failure. */
+ * to the task. *relayed tells whether a message reached the task, *moved adds the bytes
+ * received; *st the failure. */
 static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, const char *path,
                                             const void *req, size_t len, bool *relayed,
-                                            rpc_status *st)
+                                            size_t *moved, rpc_status *st)
 {
     rpc_metadata md[] = {{"authorization", mc->token}};
     rpc_sstream *s = rpc_sstream_start(mc->ch, path, md, 1, req, len, 0, st);
@@ -312,6 +340,9 @@ static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, 
             out = SS_DONE;
         if (r != 1)
             break;
+        *moved += msg.len;
+        if (msg.len >= LIGHT_TRIM_BYTES)
+            light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
         int sr = rpc_call_send(call, msg.data ? msg.data : (const uint8_t *)"", msg.len);
         rpc_bytes_free(&msg);
         if (sr < 0) {
@@ -344,10 +375,13 @@ static void sstream_relay(struct light_service *ls, rpc_call *call, const char *
     snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
     int attempts = mc->attempts > 0 ? mc->attempts : 1;
     bool relayed = false;
+    size_t moved = 0;
     rpc_status st = {0};
     for (int a = 1;; a++) {
         memset(&st, 0, sizeof(st));
-        enum sstream_outcome out = sstream_attempt(mc, call, path, req, len, &relayed, &st);
+        enum sstream_outcome out = sstream_attempt(mc, call, path, req, len, &relayed, &moved, &st);
+        if (moved >= LIGHT_TRIM_BYTES)
+            light_trim(); /* the stream's buffers, freed but kept by malloc */
         if (out == SS_DONE) {
             rpc_call_finish(call, RPC_OK, NULL);
             return;
@@ -372,7 +406,9 @@ static void do_get_task_result(struct light_service *ls, rpc_call *call)
     if (!q)
         return;
     uint32_t iteration = 0;
-    if (check_task(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &iteration, NULL)) {
+    cleanup_slot light_slot slot = {0};
+    if (check_task(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &iteration, NULL) &&
+        take_slot(ls, call, "GetTaskResult", q->swarm_id, q->task_id, false, &slot)) {
         struct relay_ids id;
         relay_ids_fill(&id, ls, q->swarm_id, q->task_id);
         Common__Results__ResultQuery rq = COMMON__RESULTS__RESULT_QUERY__INIT;
@@ -395,7 +431,9 @@ static void do_get_global(struct light_service *ls, rpc_call *call)
         call, &node__light_service__get_global_request__descriptor, "GetGlobal", NULL);
     if (!q)
         return;
-    if (check_task(ls, call, "GetGlobal", q->swarm_id, q->task_id, NULL, NULL)) {
+    cleanup_slot light_slot slot = {0};
+    if (check_task(ls, call, "GetGlobal", q->swarm_id, q->task_id, NULL, NULL) &&
+        take_slot(ls, call, "GetGlobal", q->swarm_id, q->task_id, false, &slot)) {
         Common__System__PairId swarm;
         wire_pair_id(&swarm, wire_node_id(q->swarm_id));
         Common__Results__GlobalTag gt = COMMON__RESULTS__GLOBAL_TAG__INIT;
@@ -410,13 +448,22 @@ static void do_get_global(struct light_service *ls, rpc_call *call)
 
 /* ---- client streams ----------------------------------------------------------------------- */
 
-/* How one incoming message of a client stream becomes the message sent to the manager. Returns
- * owned packed bytes, or NULL after failing the call (unknown task). */
-typedef uint8_t *(*cs_convert)(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                               size_t *len);
+/* Packs the message for the manager from one incoming message: every field but the value, which
+ * the caller appends. Returns owned bytes, or NULL after failing the call (unknown task). */
+typedef uint8_t *(*cs_pack)(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                            size_t *len);
 
-static uint8_t *convert_result(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                               size_t *len)
+/* A client-streaming relay: the incoming message type, its value field (bytes, last on the
+ * SDK's wire), the value's field number in the message for the manager, and the packer. */
+typedef struct cs_method {
+    const char *name;
+    const ProtobufCMessageDescriptor *desc;
+    unsigned in_field, out_field;
+    cs_pack pack;
+} cs_method;
+
+static uint8_t *pack_result(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                            size_t *len)
 {
     const Node__LightService__LightResult *m = (const Node__LightService__LightResult *)in;
     uint32_t iteration = 0;
@@ -430,12 +477,11 @@ static uint8_t *convert_result(struct light_service *ls, rpc_call *call, const P
     r.node_id = &id.node;
     r.iteration = iteration;
     r.tag = m->tag;
-    r.data = m->data;
     return wire_pack(&r.base, len);
 }
 
-static uint8_t *convert_global(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                               size_t *len)
+static uint8_t *pack_global(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
+                            size_t *len)
 {
     const Node__LightService__SetGlobalRequest *m =
         (const Node__LightService__SetGlobalRequest *)in;
@@ -446,16 +492,84 @@ static uint8_t *convert_global(struct light_service *ls, rpc_call *call, const P
     Common__Results__GlobalUpdate g = COMMON__RESULTS__GLOBAL_UPDATE__INIT;
     g.swarm_id = &swarm;
     g.tag = m->tag;
-    g.data = m->data;
     return wire_pack(&g.base, len);
 }
 
-/* Receive one message of the task's stream, unpack and convert it. Returns 1 with *out, 0 at the
- * end of the stream, -1 after failing the call. */
-static int cs_next(struct light_service *ls, rpc_call *call, const char *method,
-                   const ProtobufCMessageDescriptor *desc, cs_convert conv, uint8_t **out,
-                   size_t *len)
+static const cs_method ADD_TASK_RESULT = {
+    "AddTaskResult", &node__light_service__light_result__descriptor, 4, 6, pack_result};
+static const cs_method SET_GLOBAL = {
+    "SetGlobal", &node__light_service__set_global_request__descriptor, 4, 3, pack_global};
+
+/* If the last field of the encoded message p[0..len) is the only occurrence of length-delimited
+ * field `number`, set *field (where it starts) and *value (where its value starts) and return
+ * true; false otherwise (also for malformed input, which the unpack then reports). */
+static bool find_last_bytes_field(const uint8_t *p, size_t len, unsigned number, size_t *field,
+                                  size_t *value)
 {
+    size_t pos = 0, seen = 0, last_end = 0;
+    while (pos < len) {
+        size_t start = pos;
+        uint64_t key, v;
+        if (light_varint_read(p, len, &pos, &key) < 0)
+            return false;
+        switch (key & 7) {
+        case 0:
+            if (light_varint_read(p, len, &pos, &v) < 0)
+                return false;
+            break;
+        case 1:
+            pos += 8;
+            break;
+        case 5:
+            pos += 4;
+            break;
+        case 2: {
+            if (light_varint_read(p, len, &pos, &v) < 0 || v > len - pos)
+                return false;
+            if (key >> 3 == number) {
+                seen++;
+                *field = start;
+                *value = pos;
+                last_end = pos + v;
+            }
+            pos += v;
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return pos == len && seen == 1 && last_end == len;
+}
+
+/* One message of the task's stream, rewritten for the manager. */
+typedef struct cs_msg {
+    uint8_t *buf; /* owned; the message is out[0..len) inside it */
+    uint8_t *out;
+    size_t len;
+    node_id swarm, task; /* whose message it is */
+} cs_msg;
+
+static void cs_msg_free(cs_msg *m)
+{
+    free(m->buf);
+    memset(m, 0, sizeof(*m));
+}
+
+static const Common__System__PairId *pair_field(const ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    return fd ? *(Common__System__PairId *const *)((const char *)m + fd->offset) : NULL;
+}
+
+/* Receive one message of the task's stream and rewrite it for the manager. The value is not
+ * copied when it is the message's last field (always, from the SDK): the new header is written
+ * over the old one just before it (moved up a few bytes if the new header is longer). Returns 1
+ * with *out, 0 at the end of the stream, -1 after failing the call. */
+static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm, cs_msg *out)
+{
+    memset(out, 0, sizeof(*out));
     rpc_bytes b = {0};
     int r = rpc_call_recv(call, &b);
     if (r < 0) {
@@ -464,24 +578,79 @@ static int cs_next(struct light_service *ls, rpc_call *call, const char *method,
     }
     if (r == 0)
         return 0;
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, b.len, b.data);
-    rpc_bytes_free(&b);
+    if (b.len >= LIGHT_TRIM_BYTES)
+        light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
+    size_t field = 0, value = 0;
+    bool in_place = find_last_bytes_field(b.data, b.len, cm->in_field, &field, &value);
+    /* In place: unpack only the fields before the value (protobuf-c would copy it). */
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(cm->desc, NULL, in_place ? field : b.len, b.data);
     if (!m) {
+        rpc_bytes_free(&b);
         light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
-                   "Error in streaming operation World.%s: malformed message", method);
+                   "Error in streaming operation World.%s: malformed message", cm->name);
         return -1;
     }
-    *out = conv(ls, call, m, len);
+    out->swarm = wire_node_id(pair_field(m, "swarm_id"));
+    out->task = wire_node_id(pair_field(m, "task_id"));
+    size_t hlen = 0;
+    cleanup_free uint8_t *head = cm->pack(ls, call, m, &hlen);
+    if (!head) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        rpc_bytes_free(&b);
+        return -1;
+    }
+    const uint8_t *vdata;
+    size_t vlen;
+    if (in_place) {
+        vdata = b.data + value;
+        vlen = b.len - value;
+    } else {
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field(cm->desc, cm->in_field);
+        const ProtobufCBinaryData *bd = (const ProtobufCBinaryData *)((const char *)m + fd->offset);
+        vdata = bd->data;
+        vlen = bd->len;
+    }
+    /* The value's field header for the manager (nothing for an empty value, as in proto3). */
+    uint8_t vhead[20];
+    size_t vhlen = 0;
+    if (vlen > 0) {
+        vhlen = light_varint_write(vhead, ((uint64_t)cm->out_field << 3) | 2);
+        vhlen += light_varint_write(vhead + vhlen, vlen);
+    }
+    size_t total = hlen + vhlen;
+    if (in_place) {
+        if (total > value) {
+            /* A longer header (AddTaskResult adds the node and the iteration): grow the buffer
+             * (a large one is remapped, not copied) and move the value up. */
+            size_t grow = total - value;
+            b.data = xrealloc(b.data, b.len + grow);
+            memmove(b.data + total, b.data + value, vlen);
+            value = total;
+        }
+        out->buf = b.data;
+        out->out = b.data + value - total;
+        b.data = NULL;
+    } else {
+        out->buf = xmalloc(total + vlen ? total + vlen : 1);
+        out->out = out->buf;
+        if (vlen)
+            memcpy(out->buf + total, vdata, vlen);
+        rpc_bytes_free(&b);
+    }
+    memcpy(out->out, head, hlen);
+    memcpy(out->out + hlen, vhead, vhlen);
+    out->len = total + vlen;
     protobuf_c_message_free_unpacked(m, NULL);
-    return *out ? 1 : -1;
+    return 1;
 }
 
-static void cstream_relay(struct light_service *ls, rpc_call *call, const char *method,
-                          const ProtobufCMessageDescriptor *desc, cs_convert conv)
+static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_method *cm)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r = cs_next(ls, call, method, desc, conv, &buf, &len);
+    const char *method = cm->name;
+    cs_msg msg;
+    int r = cs_next(ls, call, cm, &msg);
     if (r < 0)
         return;
     if (r == 0) {
@@ -490,6 +659,16 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const char *
                    "Error in streaming operation World.%s: empty stream", method);
         return;
     }
+    cleanup_slot light_slot slot = {0};
+    if (!light_slot_take(ls, msg.swarm, msg.task, &slot)) {
+        char text[320];
+        light_busy_text(text, sizeof(text), true);
+        light_fail(call, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+                   "Error in streaming operation World.%s: %s", method, text);
+        cs_msg_free(&msg);
+        return;
+    }
+    size_t moved = msg.len;
     manager_client *mc = light_manager(ls);
     char path[128];
     snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
@@ -497,7 +676,7 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const char *
     rpc_status st = {0};
     rpc_cstream *s = rpc_cstream_start(mc->ch, path, md, 1, 0, &st);
     if (!s) {
-        free(buf);
+        cs_msg_free(&msg);
         fail_manager(ls, call, method, &st, false, RPC_INTERNAL);
         return;
     }
@@ -506,20 +685,21 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const char *
     bool failed_call = false; /* the task's call was already finished */
     for (;;) {
         watchdog_arm(&w);
-        int sr = rpc_cstream_send(s, buf, len);
+        int sr = rpc_cstream_send(s, msg.out, msg.len);
         watchdog_disarm(&w);
-        free(buf);
-        buf = NULL;
+        cs_msg_free(&msg);
         if (sr < 0)
             break; /* finish reports the status */
-        r = cs_next(ls, call, method, desc, conv, &buf, &len);
+        r = cs_next(ls, call, cm, &msg);
         if (r < 0) {
             failed_call = true;
             break;
         }
         if (r == 0)
             break;
+        moved += msg.len;
     }
+    cs_msg_free(&msg);
     if (failed_call) {
         watchdog_stop(&w);
         rpc_cstream_free(s); /* cancels the manager call: the value is incomplete */
@@ -531,6 +711,8 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const char *
     watchdog_disarm(&w);
     bool fired = watchdog_stop(&w);
     rpc_cstream_free(s);
+    if (moved >= LIGHT_TRIM_BYTES)
+        light_trim(); /* the stream's buffers, freed but kept by malloc */
     if (fr == 0 && st.code == RPC_OK) {
         reply(call, &resp);
         rpc_bytes_free(&resp);
@@ -553,13 +735,11 @@ void light_world_handle(struct light_service *ls, rpc_call *call, const char *me
     if (strcmp(method, "GetTaskResult") == 0)
         do_get_task_result(ls, call);
     else if (strcmp(method, "AddTaskResult") == 0)
-        cstream_relay(ls, call, "AddTaskResult", &node__light_service__light_result__descriptor,
-                      convert_result);
+        cstream_relay(ls, call, &ADD_TASK_RESULT);
     else if (strcmp(method, "GetGlobal") == 0)
         do_get_global(ls, call);
     else if (strcmp(method, "SetGlobal") == 0)
-        cstream_relay(ls, call, "SetGlobal", &node__light_service__set_global_request__descriptor,
-                      convert_global);
+        cstream_relay(ls, call, &SET_GLOBAL);
     else if (strcmp(method, "StopSwarm") == 0)
         do_stop_swarm(ls, call);
     else if (strcmp(method, "ScheduleTask") == 0)

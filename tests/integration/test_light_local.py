@@ -3,8 +3,10 @@ Exists against a node serving file and folder datasets, with the exact requests 
 (task-contract.md 6). One node and one long-running task (so its (swarm, task) is known) serve
 every test of this module."""
 import os
+import pathlib
 import re
 import signal
+import subprocess
 import threading
 
 import grpc
@@ -19,7 +21,7 @@ from wire_env import Broker, FakeManager, Observer, RunningNode, node_config, sy
 
 lpb = pb("node.light_service_pb2")
 TASK = 1
-BLOB = os.urandom(3 * 1024 * 1024 + 12345)
+BLOB = os.urandom(9 * 1024 * 1024 + 12345)  # several messages of 1 to 4 MiB
 TEXT = "héllo\nwörld €\r\nthird\rlast 日本語".encode()
 LONG = ("€" * 40000 + "\n").encode() + "ü\n".encode()  # crosses read-buffer boundaries
 LATIN = b"caf\xe9\nna\xefve\n"
@@ -119,7 +121,9 @@ def error_of(fn):
 def test_binary_data_streams_a_large_file_in_bounded_chunks(env):
     chunks = [c.content for c in env["local"].GetBinaryData(dreq("blob"), timeout=TIMEOUT)]
     assert len(chunks) >= 3
-    assert all(len(c) <= 4 * 1024 * 1024 for c in chunks)
+    # One chunk size (at most 4 MiB: the SDK's flow-control window) and the rest at the end.
+    assert len({len(c) for c in chunks[:-1]}) == 1 and len(chunks[0]) <= 4 * 1024 * 1024
+    assert 0 < len(chunks[-1]) <= len(chunks[0])
     assert b"".join(chunks) == BLOB
 
 
@@ -155,6 +159,30 @@ def test_four_clients_stream_at_once(env):
     for t in threads:
         t.join(40)
     assert all(r == BLOB for r in results)
+
+
+def light_client():
+    """tools/light-client.c as built beside the node (the benchmark's C client)."""
+    build = os.environ.get("MANTA_BUILD_DIR")
+    tool = pathlib.Path(build) / "light-client" if build else None
+    if not tool or not tool.exists():
+        pytest.skip("light-client not built (MANTA_BUILD_DIR is set by CTest)")
+    return str(tool)
+
+
+def test_c_client_streams_the_dataset(env):
+    target = env["channel"]._channel.target().decode()
+    swarm = f"{(SWARM[0] << 64) | SWARM[1]:x}"
+    p = subprocess.run([light_client(), "binary", target, swarm, f"{TASK:x}", "blob", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    runs = [dict(re.findall(r"(\w+)=([0-9.]+)", line)) for line in p.stdout.splitlines()]
+    assert len(runs) == 2
+    assert all(int(r["bytes"]) == len(BLOB) and int(r["messages"]) >= 3 for r in runs)
+    # Its failures are reported (a dataset that does not exist).
+    p = subprocess.run([light_client(), "binary", target, swarm, f"{TASK:x}", "nope"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "FAILED_PRECONDITION" in p.stderr
 
 
 # ---- authorisation ------------------------------------------------------------------------------
