@@ -18,7 +18,7 @@ FROM ${BASE} AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
       --no-install-recommends build-essential cmake pkg-config python3 \
       protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev libmosquitto-dev \
-      libjansson-dev libyaml-dev zlib1g-dev >/dev/null
+      libjansson-dev libyaml-dev zlib1g-dev libsqlite3-dev libssl-dev >/dev/null
 COPY CMakeLists.txt /src/
 COPY proto /src/proto
 COPY src /src/src
