@@ -188,6 +188,40 @@ int light_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
     return -1;
 }
 
+int light_field_next(const uint8_t *p, size_t len, size_t *pos, light_field *f)
+{
+    if (*pos >= len)
+        return 0;
+    uint64_t key, v;
+    f->start = *pos;
+    if (light_varint_read(p, len, pos, &key) < 0)
+        return -1;
+    f->number = (unsigned)(key >> 3);
+    f->wire = (unsigned)(key & 7);
+    f->value = f->vlen = 0;
+    switch (f->wire) {
+    case 0:
+        return light_varint_read(p, len, pos, &v) < 0 ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t n = f->wire == 1 ? 8 : 4;
+        if (n > len - *pos)
+            return -1;
+        *pos += n;
+        return 1;
+    }
+    case 2:
+        if (light_varint_read(p, len, pos, &v) < 0 || v > len - *pos)
+            return -1;
+        f->value = *pos;
+        f->vlen = (size_t)v;
+        *pos += (size_t)v;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
 size_t light_varint_write(uint8_t *out, uint64_t v)
 {
     size_t n = 0;

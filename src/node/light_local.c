@@ -81,40 +81,20 @@ static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t
     size_t pos = 0;
     if (depth > 8)
         return false;
-    while (pos < len) {
-        uint64_t key, v;
-        if (light_varint_read(p, len, &pos, &key) < 0)
-            return false; /* malformed: the unpack reports it */
-        unsigned wt = key & 7;
-        unsigned tag = (unsigned)(key >> 3);
-        switch (wt) {
-        case 0:
-            if (light_varint_read(p, len, &pos, &v) < 0)
-                return false;
-            break;
-        case 1:
-            pos += 8;
-            break;
-        case 5:
-            pos += 4;
-            break;
-        case 2: {
-            if (light_varint_read(p, len, &pos, &v) < 0 || v > len - pos)
-                return false;
-            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, tag);
-            if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + pos, 0, v))
-                return true;
-            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
-                has_nul_string(fd->descriptor, p + pos, v, depth + 1))
-                return true;
-            pos += v;
-            break;
-        }
-        default:
-            return false;
-        }
+    light_field f;
+    int r;
+    while ((r = light_field_next(p, len, &pos, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field(desc, f.number);
+        if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + f.value, 0, f.vlen))
+            return true;
+        if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+            has_nul_string(fd->descriptor, p + f.value, f.vlen, depth + 1))
+            return true;
     }
-    return false;
+    return false; /* the end, or malformed: the unpack reports it */
 }
 
 /* Receive and unpack the single request. On failure *f is set. Returns owned message or NULL. */

@@ -507,39 +507,17 @@ static bool find_last_bytes_field(const uint8_t *p, size_t len, unsigned number,
                                   size_t *value)
 {
     size_t pos = 0, seen = 0, last_end = 0;
-    while (pos < len) {
-        size_t start = pos;
-        uint64_t key, v;
-        if (light_varint_read(p, len, &pos, &key) < 0)
-            return false;
-        switch (key & 7) {
-        case 0:
-            if (light_varint_read(p, len, &pos, &v) < 0)
-                return false;
-            break;
-        case 1:
-            pos += 8;
-            break;
-        case 5:
-            pos += 4;
-            break;
-        case 2: {
-            if (light_varint_read(p, len, &pos, &v) < 0 || v > len - pos)
-                return false;
-            if (key >> 3 == number) {
-                seen++;
-                *field = start;
-                *value = pos;
-                last_end = pos + v;
-            }
-            pos += v;
-            break;
-        }
-        default:
-            return false;
+    light_field f;
+    int r;
+    while ((r = light_field_next(p, len, &pos, &f)) > 0) {
+        if (f.wire == 2 && f.number == number) {
+            seen++;
+            *field = f.start;
+            *value = f.value;
+            last_end = f.value + f.vlen;
         }
     }
-    return pos == len && seen == 1 && last_end == len;
+    return r == 0 && seen == 1 && last_end == len;
 }
 
 /* One message of the task's stream, rewritten for the manager. */
