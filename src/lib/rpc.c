@@ -136,6 +136,20 @@ static grpc_byte_buffer *bb_new(const void *data, size_t len)
     return bb;
 }
 
+/* A byte buffer over buf[off..off+len) without copying it: buf (malloc'd) is freed when gRPC
+ * drops its last reference. Takes buf. */
+static grpc_byte_buffer *bb_new_owned(void *buf, size_t off, size_t len)
+{
+    if (!len) {
+        free(buf);
+        return bb_new(NULL, 0);
+    }
+    grpc_slice s = grpc_slice_new_with_user_data((uint8_t *)buf + off, len, free, buf);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
 /* Copy a received message into owned bytes (data is never NULL on success). */
 static int bb_to_bytes(grpc_byte_buffer *bb, rpc_bytes *out)
 {
@@ -488,11 +502,27 @@ rpc_cstream *rpc_cstream_start(rpc_channel *ch, const char *method, const rpc_me
     return s;
 }
 
+static int cstream_send_bb(rpc_cstream *s, grpc_byte_buffer *bb);
+
 int rpc_cstream_send(rpc_cstream *s, const void *msg, size_t len)
 {
     if (!s || s->broken || s->finished)
         return -1;
-    s->cc.send_bb = bb_new(msg, len);
+    return cstream_send_bb(s, bb_new(msg, len));
+}
+
+int rpc_cstream_send_owned(rpc_cstream *s, void *buf, size_t off, size_t len)
+{
+    if (!s || s->broken || s->finished) {
+        free(buf);
+        return -1;
+    }
+    return cstream_send_bb(s, bb_new_owned(buf, off, len));
+}
+
+static int cstream_send_bb(rpc_cstream *s, grpc_byte_buffer *bb)
+{
+    s->cc.send_bb = bb;
     grpc_op op;
     op_send_message(&op, s->cc.send_bb);
     if (ccall_start(&s->cc, &op, 1, TAG_SEND, NULL) < 0) {
@@ -858,15 +888,30 @@ int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
     return 1;
 }
 
+static int call_send_bb(rpc_call *call, grpc_byte_buffer *bb);
+
 int rpc_call_send(rpc_call *call, const void *msg, size_t len)
 {
     if (call->broken || call->finished)
         return -1;
+    return call_send_bb(call, bb_new(msg, len));
+}
+
+int rpc_call_send_owned(rpc_call *call, void *buf, size_t off, size_t len)
+{
+    if (call->broken || call->finished) {
+        free(buf);
+        return -1;
+    }
+    return call_send_bb(call, bb_new_owned(buf, off, len));
+}
+
+static int call_send_bb(rpc_call *call, grpc_byte_buffer *bb)
+{
     grpc_op ops[2];
     size_t n = 0;
     if (!call->md_sent)
         op_send_initial_md(&ops[n++], NULL);
-    grpc_byte_buffer *bb = bb_new(msg, len);
     op_send_message(&ops[n++], bb);
     if (grpc_call_start_batch(call->call, ops, n, TAG(TAG_SEND), NULL) != GRPC_CALL_OK) {
         grpc_byte_buffer_destroy(bb);

@@ -96,6 +96,9 @@ typedef struct rpc_cstream rpc_cstream;
 rpc_cstream *rpc_cstream_start(rpc_channel *ch, const char *method, const rpc_metadata *md,
                                size_t nmd, int64_t deadline_ms, rpc_status *st);
 int rpc_cstream_send(rpc_cstream *s, const void *msg, size_t len);
+/* The same without a copy: takes buf (malloc'd, freed once gRPC is done with it, also on
+ * failure) and sends buf[off..off+len). */
+int rpc_cstream_send_owned(rpc_cstream *s, void *buf, size_t off, size_t len);
 int rpc_cstream_finish(rpc_cstream *s, rpc_bytes *resp, rpc_status *st);
 void rpc_cstream_free(rpc_cstream *s);
 
@@ -150,6 +153,9 @@ int rpc_call_recv(rpc_call *call, rpc_bytes *msg);
 /* Send one response message (server-streaming, or the single unary response). Blocks until
  * gRPC has taken it (so memory stays bounded). Returns 0, or -1 if the call is broken. */
 int rpc_call_send(rpc_call *call, const void *msg, size_t len);
+/* The same without a copy: takes buf (malloc'd, freed once gRPC is done with it, also on
+ * failure) and sends buf[off..off+len). */
+int rpc_call_send_owned(rpc_call *call, void *buf, size_t off, size_t len);
 /* End the call with a status (message may be NULL). Sends initial metadata if nothing was sent
  * yet. Returns 0 or -1. */
 int rpc_call_finish(rpc_call *call, int code, const char *message);

@@ -343,8 +343,7 @@ static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, 
         *moved += msg.len;
         if (msg.len >= LIGHT_TRIM_BYTES)
             light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
-        int sr = rpc_call_send(call, msg.data ? msg.data : (const uint8_t *)"", msg.len);
-        rpc_bytes_free(&msg);
+        int sr = rpc_call_send_owned(call, steal_ptr(msg.data), 0, msg.len); /* no copy */
         if (sr < 0) {
             out = SS_TASK_GONE;
             break;
@@ -663,7 +662,8 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
     bool failed_call = false; /* the task's call was already finished */
     for (;;) {
         watchdog_arm(&w);
-        int sr = rpc_cstream_send(s, msg.out, msg.len);
+        size_t off = (size_t)(msg.out - msg.buf);
+        int sr = rpc_cstream_send_owned(s, steal_ptr(msg.buf), off, msg.len); /* no copy */
         watchdog_disarm(&w);
         cs_msg_free(&msg);
         if (sr < 0)
