@@ -47,6 +47,13 @@ static const mkey keys[] = {
      "usually noticed at once through its last will)."},
     {"require_token", K_BOOL, F(require_token), "true", 0, 0,
      "Refuse nodes without a valid token minted by `manta_manager token create`."},
+    {"tls_cert", K_PATH, F(tls_cert), "", 0, 0,
+     "PEM certificate (chain) of the node service: with `tls_key`, nodes connect with TLS "
+     "(their `security.use_tls`). Empty: plaintext, for loopback and closed networks."},
+    {"tls_key", K_PATH, F(tls_key), "", 0, 0, "PEM private key of `tls_cert`."},
+    {"tls_client_ca", K_PATH, F(tls_client_ca), "", 0, 0,
+     "PEM CA certificate(s): when set, nodes must present a certificate it signed (mutual "
+     "TLS; the node's `security.cert_file`/`key_file`)."},
     {"log_file", K_PATH, F(log_file), "", 0, 0, "Log file (empty: standard error only)."},
     {"log_level", K_STR, F(log_level), "info", 0, 0, "debug, info, warning or error."},
 };

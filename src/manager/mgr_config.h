@@ -20,8 +20,11 @@ typedef struct mgr_config {
     char *admin_socket;     /* unix socket of the admin interface */
     int64_t node_timeout;   /* seconds of silence before a node counts as lost */
     bool require_token;
-    char *log_file;  /* "" = console only */
-    char *log_level; /* debug|info|warning|error */
+    char *tls_cert;      /* PEM certificate chain of the node service ("" = plaintext) */
+    char *tls_key;       /* its key */
+    char *tls_client_ca; /* "" or a CA whose certificates nodes must present (mutual TLS) */
+    char *log_file;      /* "" = console only */
+    char *log_level;     /* debug|info|warning|error */
 } mgr_config;
 
 /* Defaults, then the file (NULL = none; a missing explicit file is an error). Owned fields. */

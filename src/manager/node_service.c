@@ -9,6 +9,7 @@
 #include "common/results.pb-c.h"
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
+#include "fsutil.h"
 #include "mem.h"
 #include "runner.h"
 #include "strbuf.h"
@@ -617,7 +618,24 @@ static void handle(void *ctx, rpc_call *call)
 
 int node_service_start(manager *m, mt_error **err)
 {
-    m->srv = rpc_server_start(m->cfg.listen, NULL, 64, handle, m, &m->port, err);
+    rpc_server_tls tls = {0};
+    cleanup_free char *cert = NULL, *key = NULL, *ca = NULL;
+    bool use_tls = *m->cfg.tls_cert || *m->cfg.tls_key;
+    if (use_tls) {
+        if (!*m->cfg.tls_cert || !*m->cfg.tls_key)
+            return mt_error_set(err, MT_ERR_CONFIG,
+                                "TLS needs both tls_cert and tls_key: set the missing one, or "
+                                "neither for plaintext.");
+        size_t n;
+        if (!(cert = fs_read_file(m->cfg.tls_cert, 1 << 20, &n, err)) ||
+            !(key = fs_read_file(m->cfg.tls_key, 1 << 20, &n, err)) ||
+            (*m->cfg.tls_client_ca && !(ca = fs_read_file(m->cfg.tls_client_ca, 1 << 20, &n, err))))
+            return mt_error_wrap(err, "The node service's TLS files could not be read");
+        tls.cert_pem = cert;
+        tls.key_pem = key;
+        tls.client_ca_pem = ca;
+    }
+    m->srv = rpc_server_start(m->cfg.listen, use_tls ? &tls : NULL, 64, handle, m, &m->port, err);
     if (!m->srv)
         return mt_error_wrap(err, "The node service could not listen on %s", m->cfg.listen);
     return 0;

@@ -26,7 +26,7 @@ def manager_bin() -> str:
 
 class LocalSwarm:
     def __init__(self, tmp: pathlib.Path, node_bin: str, nodes: int = 3, datasets=None,
-                 runtime: str = "process"):
+                 runtime: str = "process", node_extra: str = ""):
         self.tmp = tmp
         self.node_bin = node_bin
         self.mgr = manager_bin()
@@ -53,9 +53,9 @@ class LocalSwarm:
             n.home.mkdir(parents=True, exist_ok=True)
             n.env["PYTHONPATH"] = str(SOURCE_DIR / "python")
             maps = datasets[i]
-            extra = ""
+            extra = node_extra
             if maps:
-                extra = "[datasets]\nmappings = { " + ", ".join(
+                extra += "[datasets]\nmappings = { " + ", ".join(
                     f'{k} = "{v}"' for k, v in maps.items()) + " }\n"
             n.write_config("default", node_config(token, self.port, alias=alias, runtime=runtime,
                                                   extra=extra))

@@ -206,3 +206,57 @@ def test_failing_task_fails_the_swarm(tmp_path, node_bin):
         assert "bad things" in logs, logs
     finally:
         sw.close()
+
+
+from test_node_tls import pki  # noqa: E402,F401  (the fixture: a CA, server and client certs)
+
+
+def test_tls_and_mutual_tls(tmp_path, node_bin, pki):
+    # (appended inside [mqtt]: the broker stays plaintext) then the manager's TLS
+    sec = (f'use_tls = false\n[security]\nuse_tls = true\nca_file = "{pki}/ca.crt"\nserver_name = "localhost"\n'
+           f'cert_file = "{pki}/client.crt"\nkey_file = "{pki}/client.key"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1, node_extra=sec)
+    try:
+        sw.start_serve("--config", str(_tls_config(tmp_path, pki, client_ca=True)))
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30,
+                 what="the node registered over mutual TLS")
+        # a node without a client certificate is refused by the handshake
+        bad = Node(node_bin, tmp_path / "nocert")
+        bad.home.mkdir()
+        token = sw.manager("token", "create", "--node", "nocert").stdout.strip()
+        bad.write_config("default", node_config(token, sw.port, alias="nocert", extra=(
+            f'use_tls = false\n[security]\nuse_tls = true\nca_file = "{pki}/ca.crt"\nserver_name = "localhost"\n')))
+        p = bad.run("start", timeout=60)
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert len(sw.admin_json("nodes")["nodes"]) == 1
+    finally:
+        sw.close()
+
+
+def _tls_config(tmp_path, pki, client_ca=False):
+    f = tmp_path / "manager.toml"
+    f.write_text(f'tls_cert = "{pki}/server.crt"\ntls_key = "{pki}/server.key"\n'
+                 + (f'tls_client_ca = "{pki}/ca.crt"\n' if client_ca else ""))
+    return f
+
+
+def test_manager_restart_marks_cut_runs(tmp_path, node_bin):
+    d = module_dir(tmp_path, SLOW)
+    (d / "swarm.toml").write_text(
+        'name = "slow"\n[[tasks]]\nmodule = "slow.py"\nimage = "none"\nmethod = "all"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
+    try:
+        sw.start_serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
+        time.sleep(1.5)  # heard on MQTT
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        assert sw.admin_json("status", sid)["status"] == "RUNNING"
+        sw.proc.kill()
+        sw.proc.wait(10)
+        sw.start_serve()
+        st = sw.admin_json("status", sid)
+        assert st["status"] == "FAILED" and "stopped before it ended" in st["detail"], st
+    finally:
+        sw.close()
