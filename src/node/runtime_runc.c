@@ -28,6 +28,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "images.h"
+#include "runtime_sup.h"
 #include "mem.h"
 #include "runtime.h"
 #include "strbuf.h"

@@ -29,6 +29,7 @@
 #include "err.h"
 #include "fsutil.h"
 #include "images.h"
+#include "runtime_sup.h"
 #include "mem.h"
 #include "runtime.h"
 #include "strbuf.h"

@@ -1,0 +1,1537 @@
+/* runtime_sup.c - task supervision shared by the daemonless drivers (runc and process): task
+ * workdirs and records, the supervisor process that launches a task, pumps its output, reaps it
+ * and records how it ended, and inspect/stop/logs/list/remove over those files. The design is in
+ * runtime_sup.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "images.h"
+#include "mem.h"
+#include "paths.h"
+#include "runtime.h"
+#include "runtime_sup.h"
+#include "strbuf.h"
+
+#define F_TASK     "task.json"
+#define F_SUP      "sup.json"
+#define F_STARTED  "started.json"
+#define F_EXIT     "exit"
+#define F_LOG      "output.log"
+#define F_LOG_OLD  "output.log.1"
+#define F_RUNC_PID "runc.pid"
+
+#define START_TIMEOUT_S 120  /* runc create + start, or fork + exec */
+#define LAUNCH_WAIT_S   10   /* stop: a supervisor that has not recorded the task yet */
+#define KILL_WAIT_S     15   /* after SIGKILL */
+#define SUP_EXIT_WAIT_S 20   /* remove: the supervisor's own cleanup (runc delete) */
+#define DRAIN_MS        2000 /* output still arriving after the task's main process ended */
+#define CPU_PERIOD_US   100000
+#define PUMP_BUF        (64 * 1024)
+
+extern char **environ;
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* pid's start time (clock ticks since boot) and state letter from /proc/<pid>/stat. No
+ * allocation: the supervisor uses it. */
+static bool proc_stat(pid_t pid, unsigned long long *start, char *state)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p || !p[1] || !p[2])
+        return false;
+    p += 2; /* field 3: state */
+    if (state)
+        *state = *p;
+    int field = 3;
+    while (*p && field < 22) {
+        if (*p == ' ')
+            field++;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return true;
+}
+
+static bool proc_alive(pid_t pid, unsigned long long start)
+{
+    unsigned long long s;
+    char st;
+    if (pid <= 0 || !proc_stat(pid, &s, &st))
+        return false;
+    return s == start && st != 'Z' && st != 'X';
+}
+
+/* Write a whole small file; returns 0 or an errno value. No allocation. */
+static int write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int e = n == (ssize_t)len ? 0 : (n < 0 ? errno : EIO);
+    if (close(fd) < 0 && !e)
+        e = errno;
+    return e;
+}
+
+static void write_all(int fd, const char *buf, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
+}
+
+/* tmp + fsync + rename; no allocation (the supervisor uses it). */
+static int write_atomic_noalloc(const char *path, const char *text)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    write_all(fd, text, strlen(text));
+    fsync(fd);
+    close(fd);
+    return rename(tmp, path);
+}
+
+/* Copy s into out as the body of a JSON string. No allocation. */
+static void json_escape_into(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
+static char *wd_file(const char *wd, const char *name)
+{
+    return fs_join(wd, name);
+}
+
+static json_int_t jint(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* ---- cgroups ------------------------------------------------------------------------------- */
+
+static bool has_word(const char *list, const char *word, char sep)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, sep);
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        while (l && (p[l - 1] == '\n' || p[l - 1] == ' '))
+            l--;
+        if (l == wl && strncmp(p, word, wl) == 0)
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+static void cgroups_detect(sup_cgroups *cg)
+{
+    memset(cg, 0, sizeof(*cg));
+    FILE *f = fopen("/proc/self/mounts", "re");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char dev[256], mnt[4096], type[64], opts[1024];
+        if (sscanf(line, "%255s %4095s %63s %1023s", dev, mnt, type, opts) < 4)
+            continue;
+        if (strcmp(type, "cgroup") == 0) {
+            if (has_word(opts, "memory", ',') && !cg->memory_v1)
+                cg->memory_v1 = xstrdup(mnt);
+            if (has_word(opts, "pids", ',') && !cg->pids_v1)
+                cg->pids_v1 = xstrdup(mnt);
+            if (has_word(opts, "cpu", ',') && !cg->cpu_v1)
+                cg->cpu_v1 = xstrdup(mnt);
+        } else if (strcmp(type, "cgroup2") == 0 && !cg->v2) {
+            cg->v2 = xstrdup(mnt);
+        }
+    }
+    free(line);
+    fclose(f);
+    if (cg->v2) {
+        cleanup_free char *ctl = fs_join(cg->v2, "cgroup.controllers");
+        mt_error *e = NULL;
+        cleanup_free char *text = fs_read_file(ctl, 4096, NULL, &e);
+        mt_error_free(&e);
+        if (text) {
+            cg->v2_memory = has_word(text, "memory", ' ') && !cg->memory_v1;
+            cg->v2_pids = has_word(text, "pids", ' ') && !cg->pids_v1;
+            cg->v2_cpu = has_word(text, "cpu", ' ') && !cg->cpu_v1;
+        }
+    }
+    if (cg->memory_v1) {
+        cleanup_free char *sw = fs_join(cg->memory_v1, "memory.memsw.limit_in_bytes");
+        cg->memsw = fs_exists(sw);
+    }
+}
+
+static void cgroups_free(sup_cgroups *cg)
+{
+    free(cg->memory_v1);
+    free(cg->pids_v1);
+    free(cg->cpu_v1);
+    free(cg->v2);
+    memset(cg, 0, sizeof(*cg));
+}
+
+/* The folders a task's cgroup `rel` ("/manta/<name>") has in every hierarchy (owned strv). */
+static char **cgroup_dirs(const sup_cgroups *cg, const char *rel)
+{
+    char **v = xcalloc(5, sizeof(char *));
+    size_t n = 0;
+    const char *mounts[] = {cg->memory_v1, cg->pids_v1, cg->cpu_v1, cg->v2};
+    for (size_t i = 0; i < ARRAY_LEN(mounts); i++) {
+        if (!mounts[i])
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < i; j++)
+            dup = dup || (mounts[j] && strcmp(mounts[j], mounts[i]) == 0);
+        if (!dup)
+            v[n++] = xasprintf("%s%s", mounts[i], rel);
+    }
+    return v;
+}
+
+/* SIGKILL every process of cgroup folder `dir` (cgroup.procs). Returns how many were seen.
+ * No allocation: the supervisor uses it. */
+static int cgroup_kill(const char *dir)
+{
+    char path[4200], buf[8192];
+    if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int count = 0;
+    for (char *p = buf; *p;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (pid > 0) {
+            kill((pid_t)pid, SIGKILL);
+            count++;
+        }
+        p = end;
+        while (*p == '\n')
+            p++;
+    }
+    return count;
+}
+
+/* Kill what is left in a cgroup and remove its folder (bounded wait). */
+static void cgroup_destroy(const char *dir)
+{
+    for (int i = 0; i < 100; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return;
+        cgroup_kill(dir);
+        sleep_ms(20);
+    }
+}
+
+/* The file holding the OOM-kill counter of cgroup `rel`, NULL when no memory controller. */
+static char *oom_file(const sup_cgroups *cg, const char *rel)
+{
+    if (cg->memory_v1)
+        return xasprintf("%s%s/memory.oom_control", cg->memory_v1, rel);
+    if (cg->v2 && cg->v2_memory)
+        return xasprintf("%s%s/memory.events", cg->v2, rel);
+    return NULL;
+}
+
+/* ---- the driver state ---------------------------------------------------------------------- */
+
+int sup_driver_init(sup_driver *d, const char *name, const struct node_config *cfg, mt_error **err)
+{
+    memset(d, 0, sizeof(*d));
+    d->name = name;
+    cleanup_free char *state = NULL;
+    if (cfg && cfg->tasks.state_dir && *cfg->tasks.state_dir) {
+        state = fs_expand_tilde(cfg->tasks.state_dir);
+    } else {
+        cleanup_free char *home = paths_home();
+        state = fs_join(home, "state");
+    }
+    cleanup_free char *rt = fs_join(state, "runtime");
+    d->records = fs_join(rt, name);
+    cgroups_detect(&d->cg);
+    return 0;
+}
+
+void sup_driver_free(sup_driver *d)
+{
+    free(d->records);
+    free(d->runc);
+    free(d->runc_root);
+    free(d->image_store);
+    cgroups_free(&d->cg);
+    memset(d, 0, sizeof(*d));
+}
+
+bool sup_safe_name(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 200 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '+' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int sup_prepare_workdir(const sup_driver *d, const task_spec *spec, char **wd, mt_error **err)
+{
+    *wd = NULL;
+    if (!sup_safe_name(spec->name))
+        return mt_error_set(err, MT_ERR_USAGE,
+                            "invalid task name '%s': use letters, digits and _ . + -",
+                            spec->name ? spec->name : "");
+    if (!sup_safe_name(spec->node_xid))
+        return mt_error_set(err, MT_ERR_USAGE, "invalid node id '%s'",
+                            spec->node_xid ? spec->node_xid : "");
+    if (!spec->argv || !spec->argv[0] || !*spec->argv[0])
+        return mt_error_set(err, MT_ERR_USAGE, "task %s has no command to run", spec->name);
+    if (!spec->workdir || !*spec->workdir)
+        return mt_error_set(err, MT_ERR_USAGE, "task %s has no working folder", spec->name);
+    if (fs_mkdir_p(spec->workdir, 0700, err) < 0)
+        return mt_error_wrap(err, "cannot create the folder of task %s", spec->name);
+    char *abs = realpath(spec->workdir, NULL);
+    if (!abs)
+        return mt_error_sys(err, errno, "cannot resolve %s", spec->workdir);
+    cleanup_free char *task = wd_file(abs, F_TASK);
+    if (fs_exists(task)) {
+        mt_error_set(err, MT_ERR_EXISTS,
+                     "%s already holds a task; remove it before creating another there", abs);
+        free(abs);
+        return -1;
+    }
+    *wd = abs;
+    return 0;
+}
+
+json_t *sup_task_json(const sup_driver *d, const task_spec *spec, const char *wd)
+{
+    cleanup_free char *cg = xasprintf(SUP_CGROUP_PARENT "/%s", spec->name);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:f, s:I}", "driver", d->name,
+                     "name", spec->name, "node_xid", spec->node_xid, "workdir", wd, "created_at_ms",
+                     (json_int_t)now_ms(), "log_limit", (json_int_t)spec->log_limit, "cgroup", cg,
+                     "memory_bytes", (json_int_t)spec->memory_bytes, "cpus",
+                     spec->cpus > 0 ? spec->cpus : 0.0, "pids_limit",
+                     (json_int_t)(spec->pids_limit > 0 ? spec->pids_limit : 0));
+}
+
+static char *record_path(const sup_driver *d, const char *node_xid, const char *name)
+{
+    cleanup_free char *dir = fs_join(d->records, node_xid);
+    return fs_join(dir, name);
+}
+
+int sup_commit(const sup_driver *d, const char *wd, json_t *task, char **handle, mt_error **err)
+{
+    const char *name = jstr(task, "name"), *xid = jstr(task, "node_xid");
+    cleanup_free char *recdir = fs_join(d->records, xid);
+    if (fs_mkdir_p(recdir, 0700, err) < 0)
+        return mt_error_wrap(err, "cannot record task %s", name);
+    cleanup_free char *text = json_dumps(task, JSON_INDENT(2));
+    cleanup_free char *path = wd_file(wd, F_TASK);
+    cleanup_free char *line = xasprintf("%s\n", text);
+    if (fs_write_atomic(path, line, strlen(line), 0600, err) < 0)
+        return -1;
+    cleanup_free char *rec = record_path(d, xid, name);
+    unlink(rec);
+    if (symlink(wd, rec) < 0) {
+        int e = errno;
+        unlink(path);
+        return mt_error_sys(err, e, "cannot record task %s at %s", name, rec);
+    }
+    *handle = xasprintf("%s:%s", d->name, wd);
+    return 0;
+}
+
+char *sup_handle_workdir(const sup_driver *d, const char *handle, mt_error **err)
+{
+    size_t nl = strlen(d->name);
+    if (!handle || strncmp(handle, d->name, nl) != 0 || handle[nl] != ':' || handle[nl + 1] != '/')
+        return mt_error_set(err, MT_ERR_USAGE, "'%s' is not a task handle of the %s runtime",
+                            handle ? handle : "", d->name),
+               NULL;
+    return xstrdup(handle + nl + 1);
+}
+
+json_t *sup_load_task(const sup_driver *d, const char *handle, char **wd_out, mt_error **err)
+{
+    cleanup_free char *wd = sup_handle_workdir(d, handle, err);
+    if (!wd)
+        return NULL;
+    cleanup_free char *path = wd_file(wd, F_TASK);
+    json_error_t je;
+    json_t *t = json_load_file(path, 0, &je);
+    if (!t) {
+        if (!fs_exists(path))
+            return mt_error_set(err, MT_ERR_NOTFOUND, "task %s does not exist (removed?)", handle),
+                   NULL;
+        return mt_error_set(err, MT_ERR_PARSE, "%s is damaged: %s", path, je.text), NULL;
+    }
+    const char *drv = jstr(t, "driver");
+    if (!drv || strcmp(drv, d->name) != 0 || !jstr(t, "name")) {
+        json_decref(t);
+        return mt_error_set(err, MT_ERR_USAGE, "%s does not describe a %s task", path, d->name),
+               NULL;
+    }
+    if (wd_out)
+        *wd_out = steal_ptr(wd);
+    return t;
+}
+
+/* ---- the supervisor ------------------------------------------------------------------------ */
+
+/* Everything the supervisor needs, prepared before fork so that it allocates nothing. */
+struct plan {
+    bool is_runc;
+    char **argv; /* process: the command (owned strv) */
+    char **envp; /* process: its environment (owned strv) */
+    char *runc_create[10], *runc_start[6], *runc_delete[7];
+    char *name, *runc_bin, *root, *bundle, *pidfile;
+    char *workdir, *log, *log_old, *sup, *started, *exitf;
+    uint64_t log_limit;
+    char *procs[4]; /* process: cgroup.procs files the task joins */
+    size_t nprocs;
+    char *cgdirs[4]; /* process: cgroup folders removed at the end */
+    size_t ncgdirs;
+    char *oom; /* memory.oom_control (v1) / memory.events (v2), NULL if none */
+    char *warning;
+};
+
+static void plan_free(struct plan *pl)
+{
+    char **strv[] = {pl->argv, pl->envp};
+    for (size_t i = 0; i < ARRAY_LEN(strv); i++) {
+        for (char **s = strv[i]; s && *s; s++)
+            free(*s);
+        free(strv[i]);
+    }
+    char *strs[] = {pl->name,    pl->runc_bin, pl->root,    pl->bundle, pl->pidfile,
+                    pl->workdir, pl->log,      pl->log_old, pl->sup,    pl->started,
+                    pl->exitf,   pl->oom,      pl->warning};
+    for (size_t i = 0; i < ARRAY_LEN(strs); i++)
+        free(strs[i]);
+    for (size_t i = 0; i < pl->nprocs; i++)
+        free(pl->procs[i]);
+    for (size_t i = 0; i < pl->ncgdirs; i++)
+        free(pl->cgdirs[i]);
+    memset(pl, 0, sizeof(*pl));
+}
+
+struct pump {
+    int in, out;
+    const char *log, *old;
+    uint64_t limit, size;
+    bool eof;
+};
+
+static void pump_rotate(struct pump *pm)
+{
+    rename(pm->log, pm->old);
+    if (pm->out >= 0)
+        close(pm->out);
+    pm->out = open(pm->log, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    pm->size = 0;
+}
+
+static void pump_write(struct pump *pm, const char *buf, size_t n)
+{
+    while (n) {
+        size_t chunk = n;
+        if (pm->limit && pm->size + chunk > pm->limit)
+            chunk = (size_t)(pm->limit - pm->size);
+        if (chunk == 0) {
+            pump_rotate(pm);
+            continue;
+        }
+        if (pm->out >= 0)
+            write_all(pm->out, buf, chunk);
+        pm->size += chunk;
+        buf += chunk;
+        n -= chunk;
+        if (pm->limit && pm->size >= pm->limit)
+            pump_rotate(pm);
+    }
+}
+
+static void pump_drain(struct pump *pm)
+{
+    char buf[PUMP_BUF];
+    for (int i = 0; i < 64 && !pm->eof; i++) {
+        ssize_t n = read(pm->in, buf, sizeof(buf));
+        if (n > 0) {
+            pump_write(pm, buf, (size_t)n);
+        } else if (n == 0) {
+            pm->eof = true;
+        } else if (errno != EINTR) {
+            break;
+        }
+    }
+}
+
+static void pump_note(struct pump *pm, const char *msg)
+{
+    char line[1200];
+    snprintf(line, sizeof(line), "manta-node: %s\n", msg);
+    pump_write(pm, line, strlen(line));
+}
+
+/* Wait up to timeout_ms (-1 = forever) for something to read or a child to change, then pump
+ * what there is. */
+static void sup_poll(struct pump *pm, int sfd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = pm->in, .events = POLLIN}};
+    poll(p, pm->eof ? 1 : 2, timeout_ms);
+    if (p[0].revents & POLLIN) {
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+            ;
+    }
+    pump_drain(pm);
+}
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Run argv (absolute path) with stdout/stderr on `outfd` (or /dev/null when < 0), pumping the
+ * task's output meanwhile; returns its wait status or -1. */
+static int sup_run_pumped(char *const *argv, int outfd, struct pump *pm, int sfd)
+{
+    static char *const min_env[] = {SUP_DEFAULT_PATH, NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = outfd >= 0 ? outfd : open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        reset_signals();
+        execve(argv[0], argv, min_env);
+        _exit(127);
+    }
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        sup_poll(pm, sfd, 200);
+    }
+}
+
+static bool read_oom(const char *path)
+{
+    if (!path)
+        return false;
+    char buf[1024];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, "oom_kill ", 9) == 0)
+            return strtoull(p + 9, NULL, 10) > 0;
+    }
+    return false;
+}
+
+static void sup_write_exit(const struct plan *pl, int exit_code, int sig, bool oom, int64_t started,
+                           const char *error)
+{
+    char esc[1100] = "", text[1400];
+    if (error)
+        json_escape_into(esc, sizeof(esc), error);
+    snprintf(text, sizeof(text),
+             "{\"exit_code\": %d, \"signal\": %d, \"oom_killed\": %s, \"started_at_ms\": %lld, "
+             "\"finished_at_ms\": %lld%s%s%s}\n",
+             exit_code, sig, oom ? "true" : "false", (long long)started, (long long)now_ms(),
+             error ? ", \"error\": \"" : "", esc, error ? "\"" : "");
+    write_atomic_noalloc(pl->exitf, text);
+}
+
+static void notify(int nfd, const char *msg)
+{
+    if (nfd < 0)
+        return;
+    write_all(nfd, msg, strlen(msg));
+    close(nfd);
+}
+
+/* Reap every child that has exited; stop after `ms` or when there are none. */
+static void reap_all(int ms)
+{
+    int64_t end = mono_ms() + ms;
+    for (;;) {
+        pid_t r = waitpid(-1, NULL, WNOHANG);
+        if (r < 0 && errno == ECHILD)
+            return;
+        if (r <= 0) {
+            if (mono_ms() >= end)
+                return;
+            sleep_ms(20);
+        }
+    }
+}
+
+static void sup_cleanup(const struct plan *pl, struct pump *pm, int sfd)
+{
+    if (pl->is_runc) {
+        sup_run_pumped(pl->runc_delete, -1, pm, sfd);
+    } else {
+        for (size_t i = 0; i < pl->ncgdirs; i++)
+            cgroup_destroy(pl->cgdirs[i]);
+    }
+    reap_all(1000);
+}
+
+static __attribute__((noreturn)) void supervise(const struct plan *pl, int nfd)
+{
+    /* A clean process: default signals, nothing blocked but SIGCHLD (read through a signalfd);
+     * the signals a session or a shutdown sends are the task's business, not ours. */
+    reset_signals();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    if (nfd != 3) {
+        dup2(nfd, 3);
+        nfd = 3;
+    }
+    fcntl(nfd, F_SETFD, FD_CLOEXEC);
+    close_range(4, ~0U, 0);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        if (devnull > 3)
+            close(devnull);
+    }
+    if (chdir("/") < 0) { /* never pin a mount */
+    }
+    umask(022);
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    prctl(PR_SET_NAME, "manta-sup", 0, 0, 0);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    char text[512];
+    unsigned long long self_start = 0;
+    proc_stat(getpid(), &self_start, NULL);
+    snprintf(text, sizeof(text), "{\"pid\": %d, \"start\": %llu}\n", (int)getpid(), self_start);
+    write_atomic_noalloc(pl->sup, text);
+
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        sup_write_exit(pl, 127, 0, false, 0, "cannot create a pipe for the task's output");
+        notify(nfd, "ERcannot create a pipe for the task's output\n");
+        _exit(1);
+    }
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    struct pump pm = {.in = out[0], .log = pl->log, .old = pl->log_old, .limit = pl->log_limit};
+    pm.out = open(pl->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    struct stat lst;
+    if (pm.out >= 0 && fstat(pm.out, &lst) == 0)
+        pm.size = (uint64_t)lst.st_size;
+    if (pl->warning)
+        pump_note(&pm, pl->warning);
+
+    int64_t started = now_ms();
+    pid_t main_pid = -1;
+    bool group = false;
+    char error[1024] = "";
+    int fail_code = 127;
+
+    if (pl->is_runc) {
+        int st = sup_run_pumped(pl->runc_create, out[1], &pm, sfd);
+        if (st != 0) {
+            snprintf(error, sizeof(error), "runc create failed (%s %d); see the task's log",
+                     st >= 0 && WIFEXITED(st) ? "exit status" : "wait status",
+                     st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : st);
+            goto failed;
+        }
+        char pidbuf[32] = "";
+        int fd = open(pl->pidfile, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = read(fd, pidbuf, sizeof(pidbuf) - 1);
+            pidbuf[n > 0 ? n : 0] = '\0';
+            close(fd);
+        }
+        main_pid = (pid_t)atoi(pidbuf);
+        if (main_pid <= 0) {
+            snprintf(error, sizeof(error), "runc create did not write the container's pid");
+            goto failed;
+        }
+        st = sup_run_pumped(pl->runc_start, out[1], &pm, sfd);
+        if (st != 0) {
+            kill(main_pid, SIGKILL);
+            snprintf(error, sizeof(error), "runc start failed; see the task's log");
+            goto failed;
+        }
+    } else {
+        int ep[2];
+        if (pipe2(ep, O_CLOEXEC) < 0) {
+            snprintf(error, sizeof(error), "cannot create a pipe: %s", strerror(errno));
+            goto failed;
+        }
+        pid_t c = fork();
+        if (c < 0) {
+            snprintf(error, sizeof(error), "cannot fork: %s", strerror(errno));
+            goto failed;
+        }
+        if (c == 0) {
+            setpgid(0, 0);
+            for (size_t i = 0; i < pl->nprocs; i++)
+                write_text(pl->procs[i], "0");
+            dup2(out[1], 1);
+            dup2(out[1], 2);
+            int e = 0;
+            if (chdir(pl->workdir) < 0)
+                e = errno;
+            reset_signals();
+            if (!e) {
+                environ = pl->envp;
+                execvp(pl->argv[0], pl->argv);
+                e = errno;
+                if (e == ENOENT && strcmp(pl->argv[0], "python") == 0) {
+                    /* the contract says `python`; Debian ships `python3` (python-is-python3
+                     * is optional) */
+                    pl->argv[0] = "python3";
+                    execvp(pl->argv[0], pl->argv);
+                    e = errno;
+                }
+            }
+            if (write(ep[1], &e, sizeof(e)) < 0) {
+            }
+            _exit(127);
+        }
+        setpgid(c, c);
+        close(ep[1]);
+        int e = 0;
+        ssize_t n;
+        while ((n = read(ep[0], &e, sizeof(e))) < 0 && errno == EINTR)
+            ;
+        close(ep[0]);
+        if (n == (ssize_t)sizeof(e)) {
+            while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+                ;
+            snprintf(error, sizeof(error), "cannot run '%s': %s", pl->argv[0], strerror(e));
+            fail_code = e == ENOENT ? 127 : 126;
+            pump_note(&pm, error);
+            goto failed;
+        }
+        main_pid = c;
+        group = true;
+    }
+    close(out[1]);
+    out[1] = -1;
+
+    unsigned long long mstart = 0;
+    proc_stat(main_pid, &mstart, NULL);
+    snprintf(text, sizeof(text),
+             "{\"pid\": %d, \"start\": %llu, \"group\": %s, \"started_at_ms\": %lld}\n",
+             (int)main_pid, mstart, group ? "true" : "false", (long long)started);
+    write_atomic_noalloc(pl->started, text);
+    notify(nfd, "OK\n");
+    nfd = -1;
+
+    /* Wait for the main process; reap whatever else gets reparented to us meanwhile. */
+    int status = -1;
+    for (bool done = false; !done;) {
+        for (;;) {
+            int st;
+            pid_t r = waitpid(-1, &st, WNOHANG);
+            if (r == main_pid) {
+                status = st;
+                done = true;
+                break;
+            }
+            if (r <= 0) {
+                if (r < 0 && errno == ECHILD && !proc_alive(main_pid, mstart))
+                    done = true; /* not our child (cannot happen with the subreaper) */
+                break;
+            }
+        }
+        if (!done)
+            sup_poll(&pm, sfd, 500);
+    }
+    if (group) { /* like a container: the task's other processes end with it */
+        kill(-main_pid, SIGKILL);
+        for (size_t i = 0; i < pl->ncgdirs; i++)
+            cgroup_kill(pl->cgdirs[i]);
+    }
+    int64_t drain_end = mono_ms() + DRAIN_MS;
+    while (!pm.eof && mono_ms() < drain_end) {
+        reap_all(0);
+        sup_poll(&pm, sfd, 100);
+    }
+    int code = 255, sig = 0;
+    if (status != -1 && WIFEXITED(status)) {
+        code = WEXITSTATUS(status);
+    } else if (status != -1 && WIFSIGNALED(status)) {
+        sig = WTERMSIG(status);
+        code = 128 + sig;
+    }
+    bool oom = read_oom(pl->oom);
+    sup_write_exit(pl, code, sig, oom, started, status == -1 ? "exit status unknown" : NULL);
+    if (pm.out >= 0)
+        fsync(pm.out);
+    sup_cleanup(pl, &pm, sfd);
+    _exit(0);
+
+failed:
+    if (out[1] >= 0)
+        close(out[1]);
+    {
+        int64_t end = mono_ms() + 500;
+        while (!pm.eof && mono_ms() < end)
+            sup_poll(&pm, sfd, 50);
+    }
+    sup_write_exit(pl, fail_code, 0, false, started, error);
+    char msg[1100];
+    snprintf(msg, sizeof(msg), "ER%s\n", error);
+    notify(nfd, msg);
+    sup_cleanup(pl, &pm, sfd);
+    _exit(0);
+}
+
+/* ---- start --------------------------------------------------------------------------------- */
+
+static char **json_strv(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    char **v = xcalloc(n + 1, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        if (s)
+            v[k++] = xstrdup(s);
+    }
+    return v;
+}
+
+static int mkdir_cg(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    return errno;
+}
+
+/* Create the process driver's cgroups for a task and fill pl->procs/cgdirs/oom. Problems are
+ * not fatal: pl->warning says which limits are not enforced. */
+static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
+{
+    uint64_t mem = (uint64_t)jint(t, "memory_bytes");
+    int64_t pids = jint(t, "pids_limit");
+    double cpus = json_number_value(json_object_get(t, "cpus"));
+    const char *rel = jstr(t, "cgroup");
+    if ((!mem && pids <= 0 && cpus <= 0) || !rel)
+        return;
+    const sup_cgroups *cg = &d->cg;
+    strbuf missing = STRBUF_INIT;
+    cleanup_free char *v2dir = NULL;
+    if (cg->v2 &&
+        ((mem && cg->v2_memory) || (pids > 0 && cg->v2_pids) || (cpus > 0 && cg->v2_cpu))) {
+        cleanup_free char *top = xasprintf("%s" SUP_CGROUP_PARENT, cg->v2);
+        cleanup_free char *root_ctl = fs_join(cg->v2, "cgroup.subtree_control");
+        cleanup_free char *top_ctl = fs_join(top, "cgroup.subtree_control");
+        mkdir_cg(top);
+        const char *ctls[] = {"+memory", "+pids", "+cpu"};
+        for (size_t i = 0; i < ARRAY_LEN(ctls); i++) {
+            write_text(root_ctl, ctls[i]);
+            write_text(top_ctl, ctls[i]);
+        }
+        v2dir = xasprintf("%s%s", cg->v2, rel);
+        if (mkdir_cg(v2dir) == 0) {
+            pl->cgdirs[pl->ncgdirs++] = xstrdup(v2dir);
+            pl->procs[pl->nprocs++] = fs_join(v2dir, "cgroup.procs");
+        } else {
+            free(v2dir);
+            v2dir = NULL;
+        }
+    }
+    char num[64];
+    /* memory */
+    if (mem) {
+        int ok = 0;
+        if (cg->memory_v1) {
+            cleanup_free char *top = xasprintf("%s" SUP_CGROUP_PARENT, cg->memory_v1);
+            cleanup_free char *dir = xasprintf("%s%s", cg->memory_v1, rel);
+            cleanup_free char *lim = fs_join(dir, "memory.limit_in_bytes");
+            cleanup_free char *sw = fs_join(dir, "memory.memsw.limit_in_bytes");
+            snprintf(num, sizeof(num), "%llu", (unsigned long long)mem);
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(lim, num) == 0) {
+                if (cg->memsw)
+                    write_text(sw, num);
+                pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
+                pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
+                pl->oom = fs_join(dir, "memory.oom_control");
+                ok = 1;
+            }
+        } else if (v2dir && cg->v2_memory) {
+            cleanup_free char *lim = fs_join(v2dir, "memory.max");
+            cleanup_free char *sw = fs_join(v2dir, "memory.swap.max");
+            snprintf(num, sizeof(num), "%llu", (unsigned long long)mem);
+            if (write_text(lim, num) == 0) {
+                write_text(sw, "0");
+                pl->oom = fs_join(v2dir, "memory.events");
+                ok = 1;
+            }
+        }
+        if (!ok)
+            sb_puts(&missing, "memory");
+    }
+    if (pids > 0) {
+        int ok = 0;
+        snprintf(num, sizeof(num), "%lld", (long long)pids);
+        if (cg->pids_v1) {
+            cleanup_free char *top = xasprintf("%s" SUP_CGROUP_PARENT, cg->pids_v1);
+            cleanup_free char *dir = xasprintf("%s%s", cg->pids_v1, rel);
+            cleanup_free char *lim = fs_join(dir, "pids.max");
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(lim, num) == 0) {
+                pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
+                pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
+                ok = 1;
+            }
+        } else if (v2dir && cg->v2_pids) {
+            cleanup_free char *lim = fs_join(v2dir, "pids.max");
+            ok = write_text(lim, num) == 0;
+        }
+        if (!ok)
+            sb_puts(&missing, missing.len ? ", pids" : "pids");
+    }
+    if (cpus > 0) {
+        int ok = 0;
+        long long quota = (long long)(cpus * CPU_PERIOD_US);
+        if (quota < 1000)
+            quota = 1000;
+        if (cg->cpu_v1) {
+            cleanup_free char *top = xasprintf("%s" SUP_CGROUP_PARENT, cg->cpu_v1);
+            cleanup_free char *dir = xasprintf("%s%s", cg->cpu_v1, rel);
+            cleanup_free char *period = fs_join(dir, "cpu.cfs_period_us");
+            cleanup_free char *q = fs_join(dir, "cpu.cfs_quota_us");
+            char pnum[32];
+            snprintf(pnum, sizeof(pnum), "%d", CPU_PERIOD_US);
+            snprintf(num, sizeof(num), "%lld", quota);
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(period, pnum) == 0 &&
+                write_text(q, num) == 0) {
+                pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
+                pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
+                ok = 1;
+            }
+        } else if (v2dir && cg->v2_cpu) {
+            cleanup_free char *lim = fs_join(v2dir, "cpu.max");
+            snprintf(num, sizeof(num), "%lld %d", quota, CPU_PERIOD_US);
+            ok = write_text(lim, num) == 0;
+        }
+        if (!ok)
+            sb_puts(&missing, missing.len ? ", cpu" : "cpu");
+    }
+    if (missing.len)
+        pl->warning = xasprintf("warning: the %s limit%s of this task %s not enforced (no "
+                                "writable cgroup for %s)",
+                                sb_str(&missing), strchr(sb_str(&missing), ',') ? "s" : "",
+                                strchr(sb_str(&missing), ',') ? "are" : "is",
+                                geteuid() == 0 ? "the controller" : "a non-root node");
+    sb_free(&missing);
+}
+
+static int plan_build(const sup_driver *d, json_t *t, const char *wd, struct plan *pl,
+                      mt_error **err)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->workdir = xstrdup(wd);
+    pl->log = wd_file(wd, F_LOG);
+    pl->log_old = wd_file(wd, F_LOG_OLD);
+    pl->sup = wd_file(wd, F_SUP);
+    pl->started = wd_file(wd, F_STARTED);
+    pl->exitf = wd_file(wd, F_EXIT);
+    pl->log_limit = (uint64_t)jint(t, "log_limit");
+    pl->name = xstrdup(jstr(t, "name"));
+    if (strcmp(d->name, "runc") == 0) {
+        const char *bin = jstr(t, "runc"), *root = jstr(t, "runc_root"),
+                   *bundle = jstr(t, "bundle");
+        if (!bin || !root || !bundle)
+            return mt_error_set(err, MT_ERR_PARSE, "the task.json of %s lacks its runc bundle", wd);
+        pl->is_runc = true;
+        pl->runc_bin = xstrdup(bin);
+        pl->root = xstrdup(root);
+        pl->bundle = xstrdup(bundle);
+        pl->pidfile = wd_file(wd, F_RUNC_PID);
+        unlink(pl->pidfile);
+        char *c[] = {pl->runc_bin, "--root",     pl->root,    "create", "--bundle",
+                     pl->bundle,   "--pid-file", pl->pidfile, pl->name, NULL};
+        char *s[] = {pl->runc_bin, "--root", pl->root, "start", pl->name, NULL};
+        char *dl[] = {pl->runc_bin, "--root", pl->root, "delete", "--force", pl->name, NULL};
+        memcpy(pl->runc_create, c, sizeof(c));
+        memcpy(pl->runc_start, s, sizeof(s));
+        memcpy(pl->runc_delete, dl, sizeof(dl));
+        const char *rel = jstr(t, "cgroup");
+        pl->oom = rel ? oom_file(&d->cg, rel) : NULL;
+    } else {
+        pl->argv = json_strv(json_object_get(t, "argv"));
+        pl->envp = json_strv(json_object_get(t, "env"));
+        if (!pl->argv[0])
+            return mt_error_set(err, MT_ERR_PARSE, "the task.json of %s has no command", wd);
+        plan_cgroups(d, t, pl);
+    }
+    return 0;
+}
+
+/* The last lines (at most ~1 KiB) of a task's log, for messages. Owned, "" if none. */
+static char *log_tail(const char *wd)
+{
+    cleanup_free char *path = wd_file(wd, F_LOG);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return xstrdup("");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return xstrdup("");
+    off_t off = st.st_size > 1024 ? st.st_size - 1024 : 0;
+    char buf[1025];
+    ssize_t n = pread(fd, buf, 1024, off);
+    if (n <= 0)
+        return xstrdup("");
+    buf[n] = '\0';
+    char *s = buf;
+    if (off > 0 && strchr(s, '\n'))
+        s = strchr(s, '\n') + 1;
+    size_t len = strlen(s);
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+        s[--len] = '\0';
+    return xstrdup(s);
+}
+
+int sup_start(const sup_driver *d, const char *handle, mt_error **err)
+{
+    cleanup_free char *wd = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, err);
+    if (!t)
+        return -1;
+    const char *name = jstr(t, "name");
+    cleanup_free char *task_path = wd_file(wd, F_TASK);
+    cleanup_close int lock = open(task_path, O_RDONLY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        json_decref(t);
+        return mt_error_set(err, MT_ERR_EXISTS, "task %s is being started by another call", name);
+    }
+    cleanup_free char *supf = wd_file(wd, F_SUP);
+    cleanup_free char *exitf = wd_file(wd, F_EXIT);
+    if (fs_exists(supf) || fs_exists(exitf)) {
+        mt_error_set(err, MT_ERR_EXISTS, "task %s was already started", name);
+        json_decref(t);
+        return -1;
+    }
+    struct plan pl;
+    if (plan_build(d, t, wd, &pl, err) < 0) {
+        plan_free(&pl);
+        json_decref(t);
+        return -1;
+    }
+    json_decref(t);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        plan_free(&pl);
+        return mt_error_sys(err, errno, "cannot start task %s", pl.name);
+    }
+    /* Fork twice: the supervisor is reparented to init, in its own session. */
+    pid_t c = fork();
+    if (c == 0) {
+        close(fds[0]);
+        setsid();
+        pid_t s = fork();
+        if (s == 0)
+            supervise(&pl, fds[1]);
+        _exit(s < 0 ? 1 : 0);
+    }
+    int fork_errno = errno;
+    close(fds[1]);
+    cleanup_free char *task_name = xstrdup(pl.name);
+    plan_free(&pl);
+    if (c < 0) {
+        close(fds[0]);
+        return mt_error_sys(err, fork_errno, "cannot start task %s", task_name);
+    }
+    int status = 0;
+    while (waitpid(c, &status, 0) < 0 && errno == EINTR)
+        ;
+    /* The supervisor's word: "OK" or "ER<reason>", then EOF. */
+    strbuf msg = STRBUF_INIT;
+    int64_t deadline = mono_ms() + (int64_t)START_TIMEOUT_S * 1000;
+    bool timed_out = false;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        int n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n <= 0)
+            continue;
+        char buf[1200];
+        ssize_t r = read(fds[0], buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        sb_append(&msg, buf, (size_t)r);
+    }
+    close(fds[0]);
+    const char *m = sb_str(&msg);
+    int rc = 0;
+    if (strncmp(m, "OK", 2) == 0) {
+        rc = 0;
+    } else if (timed_out) {
+        rc = mt_error_set(err, MT_ERR_GENERIC, "task %s did not start within %d s", task_name,
+                          START_TIMEOUT_S);
+    } else {
+        cleanup_free char *tail = log_tail(wd);
+        size_t ml = strlen(m);
+        while (ml && m[ml - 1] == '\n')
+            ml--;
+        if (strncmp(m, "ER", 2) == 0)
+            rc = mt_error_set(err, MT_ERR_GENERIC, "task %s could not start: %.*s%s%s", task_name,
+                              (int)(ml - 2), m + 2, *tail ? "\n" : "", tail);
+        else
+            rc = mt_error_set(err, MT_ERR_GENERIC,
+                              "task %s could not start: its supervisor ended without a word",
+                              task_name);
+    }
+    sb_free(&msg);
+    return rc;
+}
+
+/* ---- inspect, stop ------------------------------------------------------------------------- */
+
+struct procref {
+    pid_t pid;
+    unsigned long long start;
+    bool group;
+    int64_t started_at_ms;
+};
+
+static bool read_procref(const char *wd, const char *file, struct procref *r)
+{
+    memset(r, 0, sizeof(*r));
+    cleanup_free char *path = wd_file(wd, file);
+    json_t *j = json_load_file(path, 0, NULL);
+    if (!j)
+        return false;
+    r->pid = (pid_t)jint(j, "pid");
+    r->start = (unsigned long long)jint(j, "start");
+    r->group = json_is_true(json_object_get(j, "group"));
+    r->started_at_ms = jint(j, "started_at_ms");
+    json_decref(j);
+    return r->pid > 0;
+}
+
+static bool read_exit(const char *wd, rt_status *st)
+{
+    cleanup_free char *path = wd_file(wd, F_EXIT);
+    json_t *j = json_load_file(path, 0, NULL);
+    if (!j)
+        return false;
+    st->state = RT_EXITED;
+    st->exit_code = (int)jint(j, "exit_code");
+    st->oom_killed = json_is_true(json_object_get(j, "oom_killed"));
+    st->started_at_ms = jint(j, "started_at_ms");
+    st->finished_at_ms = jint(j, "finished_at_ms");
+    json_decref(j);
+    return true;
+}
+
+static void inspect_wd(const char *wd, rt_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    cleanup_free char *task = wd_file(wd, F_TASK);
+    if (!fs_exists(task)) {
+        st->state = RT_GONE;
+        return;
+    }
+    if (read_exit(wd, st))
+        return;
+    struct procref sup, main_ref;
+    if (!read_procref(wd, F_SUP, &sup)) {
+        st->state = RT_CREATED;
+        return;
+    }
+    bool have_main = read_procref(wd, F_STARTED, &main_ref);
+    st->started_at_ms = have_main ? main_ref.started_at_ms : 0;
+    if (proc_alive(sup.pid, sup.start)) {
+        st->state = RT_RUNNING;
+        return;
+    }
+    if (read_exit(wd, st)) /* it has just finished */
+        return;
+    /* The supervisor is gone without a word (killed by hand, or the machine rebooted). */
+    st->state = have_main && proc_alive(main_ref.pid, main_ref.start) ? RT_RUNNING : RT_GONE;
+}
+
+int sup_inspect(const sup_driver *d, const char *handle, rt_status *st, mt_error **err)
+{
+    cleanup_free char *wd = sup_handle_workdir(d, handle, err);
+    if (!wd)
+        return -1;
+    inspect_wd(wd, st);
+    return 0;
+}
+
+static void signal_task(const struct procref *m, int sig)
+{
+    if (!proc_alive(m->pid, m->start))
+        return;
+    kill(m->group ? -m->pid : m->pid, sig);
+}
+
+/* Wait until the task is no longer running or `ms` passed; returns its state. */
+static rt_state wait_not_running(const char *wd, int64_t ms)
+{
+    int64_t end = mono_ms() + ms;
+    rt_status st;
+    for (;;) {
+        inspect_wd(wd, &st);
+        if (st.state != RT_RUNNING || mono_ms() >= end)
+            return st.state;
+        sleep_ms(20);
+    }
+}
+
+int sup_stop(const sup_driver *d, const char *handle, int grace_s, mt_error **err)
+{
+    cleanup_free char *wd = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, err);
+    if (!t)
+        return -1;
+    cleanup_free char *name = xstrdup(jstr(t, "name"));
+    json_decref(t);
+    rt_status st;
+    inspect_wd(wd, &st);
+    if (st.state != RT_RUNNING)
+        return 0;
+    struct procref m;
+    int64_t end = mono_ms() + LAUNCH_WAIT_S * 1000;
+    while (!read_procref(wd, F_STARTED, &m)) { /* still launching */
+        inspect_wd(wd, &st);
+        if (st.state != RT_RUNNING)
+            return 0;
+        if (mono_ms() >= end)
+            return mt_error_set(err, MT_ERR_GENERIC,
+                                "task %s is still being launched after %d s; try again", name,
+                                LAUNCH_WAIT_S);
+        sleep_ms(20);
+    }
+    if (grace_s > 0) {
+        signal_task(&m, SIGTERM);
+        if (wait_not_running(wd, (int64_t)grace_s * 1000) != RT_RUNNING)
+            goto stopped;
+    }
+    signal_task(&m, SIGKILL);
+    if (wait_not_running(wd, (int64_t)KILL_WAIT_S * 1000) == RT_RUNNING)
+        return mt_error_set(err, MT_ERR_GENERIC, "task %s did not end %d s after SIGKILL", name,
+                            KILL_WAIT_S);
+stopped:
+    inspect_wd(wd, &st);
+    if (st.state == RT_GONE) {
+        /* the supervisor was gone: record what we know */
+        int sig = grace_s > 0 ? SIGTERM : SIGKILL;
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "{\"exit_code\": %d, \"signal\": %d, \"oom_killed\": false, \"started_at_ms\": "
+                 "%lld, \"finished_at_ms\": %lld, \"error\": \"stopped without its supervisor; "
+                 "exit status unknown\"}\n",
+                 128 + sig, sig, (long long)m.started_at_ms, (long long)now_ms());
+        cleanup_free char *exitf = wd_file(wd, F_EXIT);
+        mt_error *e = NULL;
+        if (fs_write_atomic(exitf, text, strlen(text), 0644, &e) < 0)
+            mt_error_free(&e);
+    }
+    return 0;
+}
+
+/* ---- logs, list ---------------------------------------------------------------------------- */
+
+int sup_logs(const sup_driver *d, const char *handle, uint64_t limit, uint8_t **out, size_t *len,
+             mt_error **err)
+{
+    *out = NULL;
+    *len = 0;
+    cleanup_free char *wd = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, err);
+    if (!t)
+        return -1;
+    uint64_t keep = (uint64_t)jint(t, "log_limit");
+    json_decref(t);
+    if (keep && (!limit || keep < limit))
+        limit = keep;
+    cleanup_free char *old = wd_file(wd, F_LOG_OLD);
+    cleanup_free char *cur = wd_file(wd, F_LOG);
+    /* open both before reading, so a rotation in between loses nothing we had */
+    cleanup_close int fo = open(old, O_RDONLY | O_CLOEXEC);
+    cleanup_close int fc = open(cur, O_RDONLY | O_CLOEXEC);
+    struct stat so = {0}, sc = {0};
+    if (fo >= 0 && fstat(fo, &so) < 0)
+        so.st_size = 0;
+    if (fc >= 0 && fstat(fc, &sc) < 0)
+        sc.st_size = 0;
+    uint64_t a = fo >= 0 ? (uint64_t)so.st_size : 0, b = fc >= 0 ? (uint64_t)sc.st_size : 0;
+    uint64_t total = a + b, want = limit && limit < total ? limit : total;
+    if (want > SIZE_MAX - 1)
+        return mt_error_set(err, MT_ERR_IO, "the log of %s is too large to read", handle);
+    uint8_t *buf = xmalloc((size_t)want + 1);
+    size_t got = 0;
+    uint64_t skip = total - want; /* bytes of the oldest part left out */
+    struct {
+        int fd;
+        uint64_t size;
+    } parts[2] = {{fo, a}, {fc, b}};
+    for (size_t i = 0; i < 2; i++) {
+        if (parts[i].fd < 0 || parts[i].size == 0)
+            continue;
+        if (skip >= parts[i].size) {
+            skip -= parts[i].size;
+            continue;
+        }
+        uint64_t off = skip, n = parts[i].size - skip;
+        skip = 0;
+        while (n && got < want) {
+            size_t chunk = (size_t)(n < want - got ? n : want - got);
+            ssize_t r = pread(parts[i].fd, buf + got, chunk, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            off += (uint64_t)r;
+            n -= (uint64_t)r;
+        }
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int sup_list(const sup_driver *d, const char *node_xid, char ***handles, mt_error **err)
+{
+    *handles = xcalloc(1, sizeof(char *));
+    if (!sup_safe_name(node_xid))
+        return mt_error_set(err, MT_ERR_USAGE, "invalid node id '%s'", node_xid ? node_xid : "");
+    cleanup_free char *dir = fs_join(d->records, node_xid);
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        if (errno == ENOENT)
+            return 0;
+        return mt_error_sys(err, errno, "cannot read the task records in %s", dir);
+    }
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        cleanup_free char *rec = fs_join(dir, de->d_name);
+        char target[4096];
+        ssize_t l = readlink(rec, target, sizeof(target) - 1);
+        if (l <= 0)
+            continue;
+        target[l] = '\0';
+        cleanup_free char *task = wd_file(target, F_TASK);
+        json_t *t = json_load_file(task, 0, NULL);
+        bool mine = t && jstr(t, "node_xid") && strcmp(jstr(t, "node_xid"), node_xid) == 0 &&
+                    jstr(t, "driver") && strcmp(jstr(t, "driver"), d->name) == 0;
+        json_decref(t);
+        if (!mine)
+            continue;
+        *handles = xrealloc(*handles, (n + 2) * sizeof(char *));
+        (*handles)[n++] = xasprintf("%s:%s", d->name, target);
+        (*handles)[n] = NULL;
+    }
+    closedir(dh);
+    return 0;
+}
+
+/* ---- remove -------------------------------------------------------------------------------- */
+
+int sup_remove_begin(const sup_driver *d, const char *handle, mt_error **err)
+{
+    cleanup_free char *wd = sup_handle_workdir(d, handle, err);
+    if (!wd)
+        return -1;
+    rt_status st;
+    inspect_wd(wd, &st);
+    if (st.state == RT_RUNNING && sup_stop(d, handle, 0, err) < 0)
+        return mt_error_wrap(err, "cannot remove the task");
+    /* let the supervisor finish its own cleanup (runc delete, cgroups) */
+    struct procref sup;
+    if (read_procref(wd, F_SUP, &sup)) {
+        int64_t end = mono_ms() + SUP_EXIT_WAIT_S * 1000;
+        while (proc_alive(sup.pid, sup.start) && mono_ms() < end)
+            sleep_ms(20);
+    }
+    return 0;
+}
+
+void sup_remove_finish(const sup_driver *d, const char *wd, json_t *task)
+{
+    const char *rel = jstr(task, "cgroup");
+    if (rel && strncmp(rel, SUP_CGROUP_PARENT "/", strlen(SUP_CGROUP_PARENT) + 1) == 0) {
+        cleanup_strv char **dirs = cgroup_dirs(&d->cg, rel);
+        for (char **p = dirs; *p; p++)
+            if (fs_is_dir(*p))
+                cgroup_destroy(*p);
+    }
+    const char *files[] = {F_EXIT,     F_STARTED,     F_SUP,        F_LOG,           F_LOG_OLD,
+                           F_RUNC_PID, F_EXIT ".tmp", F_SUP ".tmp", F_STARTED ".tmp"};
+    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+        cleanup_free char *p = wd_file(wd, files[i]);
+        unlink(p);
+    }
+    const char *name = jstr(task, "name"), *xid = jstr(task, "node_xid");
+    if (name && xid) {
+        cleanup_free char *rec = record_path(d, xid, name);
+        char target[4096];
+        ssize_t l = readlink(rec, target, sizeof(target) - 1);
+        if (l > 0) {
+            target[l] = '\0';
+            if (strcmp(target, wd) == 0)
+                unlink(rec);
+        }
+    }
+    cleanup_free char *tp = wd_file(wd, F_TASK);
+    unlink(tp);
+}
+
+int sup_remove(const sup_driver *d, const char *handle, sup_cleanup_fn cleanup, mt_error **err)
+{
+    cleanup_free char *wd = NULL;
+    mt_error *e = NULL;
+    json_t *t = sup_load_task(d, handle, &wd, &e);
+    if (!t) {
+        if (e && e->code == MT_ERR_NOTFOUND) { /* already removed */
+            mt_error_free(&e);
+            return 0;
+        }
+        *err = e;
+        return -1;
+    }
+    if (sup_remove_begin(d, handle, err) < 0 || (cleanup && cleanup(d, wd, t, err) < 0)) {
+        json_decref(t);
+        return -1;
+    }
+    sup_remove_finish(d, wd, t);
+    json_decref(t);
+    return 0;
+}
