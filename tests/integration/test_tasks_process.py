@@ -187,6 +187,10 @@ def test_stop_swarm_and_graceful_shutdown_clean_up(node, world):
         # graceful shutdown with a task running: stopped, logs uploaded, then exit 0
         send(o, "deploy_task", mqtt_task(32, sleeper(60)))
         wait_for(lambda: tasks_pb2.RUNNING in updates(o, 32), 10, what="task 32 running")
+        # RUNNING means started, not that Python has printed yet: wait for its first line
+        wait_for(lambda: any("start" in p.read_text(errors="replace")
+                             for p in state.glob("*/*/output.log")), 20,
+                 what=lambda: f"task 32's output in {sorted(state.rglob('*'))}")
     finally:
         rn.signal(signal.SIGTERM)
         assert rn.wait(60) == 0
