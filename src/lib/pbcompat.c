@@ -8,7 +8,60 @@
 /* Field number of ResultQuery.size; the fields before it and after it are packed by protobuf-c. */
 enum { RESULT_QUERY_SIZE_FIELD = 6 };
 
-static size_t put_varint(uint8_t *out, uint64_t v)
+/* ---- wire primitives
+ * ------------------------------------------------------------------------------- */
+
+int pb_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -1;
+        uint8_t b = p[(*pos)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int pb_field_next(const uint8_t *p, size_t len, size_t *pos, pb_field *f)
+{
+    if (*pos >= len)
+        return 0;
+    uint64_t key, v;
+    f->start = *pos;
+    if (pb_varint_read(p, len, pos, &key) < 0)
+        return -1;
+    f->number = (unsigned)(key >> 3);
+    f->wire = (unsigned)(key & 7);
+    f->value = f->vlen = 0;
+    switch (f->wire) {
+    case 0:
+        return pb_varint_read(p, len, pos, &v) < 0 ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t n = f->wire == 1 ? 8 : 4;
+        if (n > len - *pos)
+            return -1;
+        *pos += n;
+        return 1;
+    }
+    case 2:
+        if (pb_varint_read(p, len, pos, &v) < 0 || v > len - *pos)
+            return -1;
+        f->value = *pos;
+        f->vlen = (size_t)v;
+        *pos += (size_t)v;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+size_t pb_varint_write(uint8_t *out, uint64_t v)
 {
     size_t n = 0;
     while (v >= 0x80) {
@@ -16,6 +69,16 @@ static size_t put_varint(uint8_t *out, uint64_t v)
         v >>= 7;
     }
     out[n++] = (uint8_t)v;
+    return n;
+}
+
+size_t pb_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
     return n;
 }
 
@@ -47,7 +110,7 @@ uint8_t *pbcompat_pack_result_query(const Common__Results__ResultQuery *q, int32
     size_t n = protobuf_c_message_pack(&head.base, buf);
     if (size != 0) {
         buf[n++] = (uint8_t)(RESULT_QUERY_SIZE_FIELD << 3 | PROTOBUF_C_WIRE_TYPE_VARINT);
-        n += put_varint(buf + n, (uint64_t)(int64_t)size);
+        n += pb_varint_write(buf + n, (uint64_t)(int64_t)size);
     }
     n += protobuf_c_message_pack(&tail.base, buf + n);
     *len = n;

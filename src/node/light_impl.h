@@ -55,24 +55,6 @@ void light_busy_text(char *buf, size_t len, bool consumed);
 #define LIGHT_TRIM_BYTES (16u << 20)
 void light_trim(void);
 
-/* Read one base-128 varint at p[*pos] (len bytes in all). Returns 0, or -1 if malformed. */
-int light_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out);
-/* One field of an encoded protobuf message, as light_field_next walks them. */
-typedef struct light_field {
-    size_t start;    /* where its key starts */
-    unsigned number; /* field number */
-    unsigned wire;   /* wire type: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
-    size_t value;    /* wire 2: where the bytes start */
-    size_t vlen;     /* wire 2: their length */
-} light_field;
-/* Step to the next field of p[0..len) from *pos. Returns 1 with *f filled, 0 at the end, -1 if
- * malformed (unknown wire type, truncation). */
-int light_field_next(const uint8_t *p, size_t len, size_t *pos, light_field *f);
-/* Write v as a varint into out (at least 10 bytes). Returns its length. */
-size_t light_varint_write(uint8_t *out, uint64_t v);
-/* Length of v as a varint. */
-size_t light_varint_len(uint64_t v);
-
 /* A copy of the datasets being served (release with datasets_release). */
 void light_datasets_copy(struct light_service *ls, dataset_set *out);
 

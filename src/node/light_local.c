@@ -20,6 +20,7 @@
 #include "common/system.pb-c.h"
 #include "light_impl.h"
 #include "mem.h"
+#include "pbcompat.h"
 #include "node/light_service.pb-c.h"
 #include "wire.h"
 
@@ -81,9 +82,9 @@ static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t
     size_t pos = 0;
     if (depth > 8)
         return false;
-    light_field f;
+    pb_field f;
     int r;
-    while ((r = light_field_next(p, len, &pos, &f)) > 0) {
+    while ((r = pb_field_next(p, len, &pos, &f)) > 0) {
         if (f.wire != 2)
             continue;
         const ProtobufCFieldDescriptor *fd =
@@ -251,10 +252,10 @@ static int send_chunk(rpc_call *call, uint8_t *data, size_t len)
 {
     if (len == 0)
         return rpc_call_send(call, data, 0); /* proto3: an empty field is not written */
-    size_t hl = 1 + light_varint_len(len);
+    size_t hl = 1 + pb_varint_len(len);
     uint8_t *start = data - hl;
     start[0] = (1 << 3) | 2; /* field 1, length-delimited */
-    light_varint_write(start + 1, len);
+    pb_varint_write(start + 1, len);
     return rpc_call_send(call, start, hl + len);
 }
 

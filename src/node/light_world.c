@@ -506,9 +506,9 @@ static bool find_last_bytes_field(const uint8_t *p, size_t len, unsigned number,
                                   size_t *value)
 {
     size_t pos = 0, seen = 0, last_end = 0;
-    light_field f;
+    pb_field f;
     int r;
-    while ((r = light_field_next(p, len, &pos, &f)) > 0) {
+    while ((r = pb_field_next(p, len, &pos, &f)) > 0) {
         if (f.wire == 2 && f.number == number) {
             seen++;
             *field = f.start;
@@ -593,8 +593,8 @@ static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm
     uint8_t vhead[20];
     size_t vhlen = 0;
     if (vlen > 0) {
-        vhlen = light_varint_write(vhead, ((uint64_t)cm->out_field << 3) | 2);
-        vhlen += light_varint_write(vhead + vhlen, vlen);
+        vhlen = pb_varint_write(vhead, ((uint64_t)cm->out_field << 3) | 2);
+        vhlen += pb_varint_write(vhead + vhlen, vlen);
     }
     size_t total = hlen + vhlen;
     if (in_place) {
