@@ -215,7 +215,15 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
     mqtt_lib_init();
     char cid[64];
     snprintf(cid, sizeof(cid), "manta_manager-%d", (int)getpid());
-    mqtt_options mo = {.client_id = cid, .clean_session = true, .keepalive = 30};
+    mqtt_options mo = {.client_id = cid,
+                       .clean_session = true,
+                       .keepalive = 30,
+                       .username = *m->cfg.broker_username ? m->cfg.broker_username : NULL,
+                       .password = *m->cfg.broker_password ? m->cfg.broker_password : NULL,
+                       .tls = m->cfg.broker_tls,
+                       .ca_file = *m->cfg.broker_ca_file ? m->cfg.broker_ca_file : NULL};
+    if (*m->cfg.broker_password)
+        log_add_secret(m->log, m->cfg.broker_password);
     mqtt_callbacks cb = {
         .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message};
     m->mq = mqtt_new(&mo, &cb, m, err);

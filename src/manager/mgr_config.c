@@ -30,6 +30,14 @@ static const mkey keys[] = {
     {"broker_host", K_STR, F(broker_host), "127.0.0.1", 0, 0,
      "Host of the MQTT broker the manager uses to send commands to nodes."},
     {"broker_port", K_INT, F(broker_port), "1883", 1, 65535, "Port of that broker."},
+    {"broker_username", K_STR, F(broker_username), "", 0, 0,
+     "User name for the broker (empty: anonymous)."},
+    {"broker_password", K_STR, F(broker_password), "", 0, 0,
+     "Password for the broker; never shown by `config show`. `${VAR}` is not expanded: keep the "
+     "file private (0600)."},
+    {"broker_tls", K_BOOL, F(broker_tls), "false", 0, 0, "Connect to the broker with TLS."},
+    {"broker_ca_file", K_PATH, F(broker_ca_file), "", 0, 0,
+     "CA certificate(s) for the broker's TLS certificate (empty: the system's)."},
     {"advertise_host", K_STR, F(advertise_host), "", 0, 0,
      "Broker host given to nodes at registration when they reach the broker by another name "
      "(empty: `broker_host`)."},
@@ -164,7 +172,10 @@ char *mgr_config_show(const mgr_config *cfg)
         switch (k->type) {
         case K_STR:
         case K_PATH: {
-            toml_value *s = toml_new_string(*(char *const *)field);
+            const char *v = *(char *const *)field;
+            if (!strcmp(k->name, "broker_password") && *v)
+                v = "(set, not shown)";
+            toml_value *s = toml_new_string(v);
             cleanup_free char *t = toml_format_value(s);
             toml_free(s);
             sb_printf(&sb, "%s = %s\n", k->name, t);

@@ -13,6 +13,10 @@ typedef struct mgr_config {
     char *listen;      /* gRPC address for nodes, "127.0.0.1:50051" */
     char *broker_host; /* the MQTT broker the manager connects to */
     int64_t broker_port;
+    char *broker_username; /* "" = anonymous */
+    char *broker_password;
+    bool broker_tls;
+    char *broker_ca_file;   /* "" = the system's CAs */
     char *advertise_host;   /* broker host told to nodes (NULL/"" = broker_host) */
     int64_t advertise_port; /* 0 = broker_port */
     char *store;            /* SQLite file */

@@ -26,7 +26,7 @@ def manager_bin() -> str:
 
 class LocalSwarm:
     def __init__(self, tmp: pathlib.Path, node_bin: str, nodes: int = 3, datasets=None,
-                 runtime: str = "process", node_extra: str = ""):
+                 runtime: str = "process", node_extra: str = "", broker_conf: str = ""):
         self.tmp = tmp
         self.node_bin = node_bin
         self.mgr = manager_bin()
@@ -37,7 +37,7 @@ class LocalSwarm:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 self.env[k] = os.environ[k]
-        self.broker = Broker(tmp / "broker").start()
+        self.broker = Broker(tmp / "broker", extra_conf=broker_conf).start()
         self.port = free_port()
         self.store = tmp / "store.db"
         self.admin_sock = tmp / "admin.sock"

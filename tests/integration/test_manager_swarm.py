@@ -260,3 +260,28 @@ def test_manager_restart_marks_cut_runs(tmp_path, node_bin):
         assert st["status"] == "FAILED" and "stopped before it ended" in st["detail"], st
     finally:
         sw.close()
+
+
+def test_broker_with_credentials(tmp_path, node_bin):
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "manta", "s3cret-pw"], check=True,
+                   capture_output=True, timeout=30)
+    pw.chmod(0o644)
+    d = module_dir(tmp_path, {"hello.py": "def main():\n    print('hello')\n"})
+    (d / "swarm.toml").write_text(
+        'name = "hi"\n[[tasks]]\nmodule = "hello.py"\nimage = "none"\nmethod = "all"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1,
+                    node_extra='username = "manta"\npassword = "s3cret-pw"\n',  # in [mqtt]
+                    broker_conf=f"allow_anonymous false\npassword_file {pw}\n")
+    cfg = tmp_path / "manager.toml"
+    cfg.write_text('broker_username = "manta"\nbroker_password = "s3cret-pw"\n')
+    try:
+        shown = sw.manager("config", "show", "--config", str(cfg)).stdout
+        assert "s3cret-pw" not in shown and "(set, not shown)" in shown
+        sw.start_run(d / "swarm.toml", "--config", str(cfg), "--timeout", "60")
+        sw.start_nodes()
+        rc, out = sw.wait(timeout=90)
+        assert rc == 0 and "COMPLETED" in out, out
+        assert "s3cret-pw" not in out
+    finally:
+        sw.close()
