@@ -120,6 +120,15 @@ int fs_mkdir_p(const char *path, mode_t mode, mt_error **err)
     return 0;
 }
 
+int fs_mkdir_parent(const char *path, mode_t mode, mt_error **err)
+{
+    cleanup_free char *copy = xstrdup(path);
+    const char *dir = dirname(copy);
+    if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0)
+        return 0;
+    return fs_mkdir_p(dir, mode, err);
+}
+
 bool fs_exists(const char *path)
 {
     struct stat st;

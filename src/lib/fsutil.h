@@ -19,6 +19,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 /* mkdir -p with the given mode for directories it creates. */
 int fs_mkdir_p(const char *path, mode_t mode, mt_error **err);
 
+/* mkdir -p of the directory holding the file `path` (nothing to do for "x" or "/x"). */
+int fs_mkdir_parent(const char *path, mode_t mode, mt_error **err);
+
 bool fs_exists(const char *path);
 bool fs_is_dir(const char *path);
 

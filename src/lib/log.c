@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -107,16 +106,6 @@ static int open_log_file(const char *path, uint64_t *size_out)
     return fd;
 }
 
-/* Create the directory holding path, if path has one. */
-static int make_parent_dir(const char *path, mt_error **err)
-{
-    cleanup_free char *copy = xstrdup(path);
-    const char *dir = dirname(copy);
-    if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0)
-        return 0;
-    return fs_mkdir_p(dir, LOG_DIR_MODE, err);
-}
-
 logger *log_open(const log_options *opt, mt_error **err)
 {
     if (!opt)
@@ -139,7 +128,7 @@ logger *log_open(const log_options *opt, mt_error **err)
 
     if (opt->to_file && opt->file && *opt->file) {
         lg->path = xstrdup(opt->file);
-        if (make_parent_dir(lg->path, err) < 0) {
+        if (fs_mkdir_parent(lg->path, LOG_DIR_MODE, err) < 0) {
             mt_error_wrap(err, "cannot open log file %s", lg->path);
             log_close(lg);
             return NULL;
@@ -212,7 +201,7 @@ int log_reopen(logger *lg, mt_error **err)
     int rc = 0;
     uint64_t size = 0;
     int fd = -1;
-    if (make_parent_dir(lg->path, err) < 0) {
+    if (fs_mkdir_parent(lg->path, LOG_DIR_MODE, err) < 0) {
         rc = mt_error_wrap(err, "cannot reopen log file %s", lg->path);
     } else if ((fd = open_log_file(lg->path, &size)) < 0) {
         rc = mt_error_sys(err, errno, "cannot reopen log file %s", lg->path);

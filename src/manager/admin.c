@@ -60,22 +60,22 @@ static char *resolve_swarm(manager *m, const char *given, json_t **errout)
         mt_error_free(&err);
         return NULL;
     }
+    /* An exact id wins; otherwise the prefix must match exactly one swarm. */
     char *found = NULL;
-    int matches = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!strncmp(rows[i].id, given, strlen(given))) {
-            if (!found || !strcmp(rows[i].id, given)) {
-                free(found);
-                found = xstrdup(rows[i].id);
-            }
-            matches += strcmp(rows[i].id, given) ? 1 : 100;
-        }
+    size_t prefixed = 0;
+    for (size_t i = 0; i < n && !(found && !strcmp(found, given)); i++) {
+        if (strncmp(rows[i].id, given, strlen(given)) != 0)
+            continue;
+        prefixed++;
+        free(found);
+        found = xstrdup(rows[i].id);
+    }
     store_swarms_free(rows, n);
     if (!found)
         *errout = err_json("No swarm %s is known to this manager (`manta_manager swarms` lists "
                            "them).",
                            given);
-    else if (matches > 1 && matches < 100) {
+    else if (prefixed > 1 && strcmp(found, given) != 0) {
         *errout = err_json("'%s' matches several swarms: give more of the id.", given);
         free(found);
         found = NULL;

@@ -189,13 +189,8 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
     m->log = log_open(&lo, err);
     if (!m->log)
         return -1;
-    cleanup_free char *dir = xstrdup(m->cfg.store);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (fs_mkdir_p(dir, 0700, err) < 0)
-            return -1;
-    }
+    if (fs_mkdir_parent(m->cfg.store, 0700, err) < 0)
+        return -1;
     m->st = store_open(m->cfg.store, err);
     if (!m->st)
         return -1;

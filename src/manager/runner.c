@@ -125,6 +125,12 @@ static void end_run(manager *m, swarm_run *r, int status, const char *fmt, ...)
     va_end(ap);
     r->status = status;
     stop_everywhere(m, r);
+    /* Nothing is deployed any more: a long-running `serve` keeps only the small graph. */
+    for (size_t i = 0; i < r->def->ntasks; i++) {
+        free(r->def->tasks[i].pyz);
+        r->def->tasks[i].pyz = NULL;
+        r->def->tasks[i].pyz_len = 0;
+    }
     progress(m, r, "swarm %s: %s", run_status_name(status), r->detail);
     save(m, r);
 }

@@ -31,13 +31,8 @@ int token_secret_load(const char *path, uint8_t secret[TOKEN_SECRET_LEN], mt_err
         memcpy(secret, data, TOKEN_SECRET_LEN);
         return 0;
     }
-    cleanup_free char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (fs_mkdir_p(dir, 0700, err) < 0)
-            return -1;
-    }
+    if (fs_mkdir_parent(path, 0700, err) < 0)
+        return -1;
     size_t got = 0;
     while (got < TOKEN_SECRET_LEN) {
         ssize_t r = getrandom(secret + got, TOKEN_SECRET_LEN - got, 0);

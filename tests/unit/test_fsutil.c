@@ -77,6 +77,13 @@ static void test_mkdir_p(void **state)
     cleanup_free char *under = fs_join(f, "sub");
     assert_int_equal(fs_mkdir_p(under, 0700, &e), -1);
     mt_error_free(&e);
+    /* the parent of a file: made, and nothing to do for a bare name */
+    cleanup_free char *in = xasprintf("%s/p/q/store.db", dir);
+    cleanup_free char *parent = xasprintf("%s/p/q", dir);
+    assert_int_equal(fs_mkdir_parent(in, 0700, &e), 0);
+    assert_true(fs_is_dir(parent));
+    assert_false(fs_exists(in));
+    assert_int_equal(fs_mkdir_parent("store.db", 0700, &e), 0);
 }
 
 static void test_paths(void **state)
