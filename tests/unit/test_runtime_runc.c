@@ -982,7 +982,10 @@ static void test_process_oom_and_stop(void **state)
             fail_msg("not OOM-killed (exit %d); log:\n%s", st.exit_code, log);
     }
     cleanup_free char *memcg = xasprintf("/sys/fs/cgroup/memory/manta/%s", s.name);
-    assert_false(fs_exists(memcg)); /* the supervisor removed the task's cgroup */
+    /* the supervisor removes the task's cgroup right after recording the exit */
+    for (int i = 0; i < 100 && fs_exists(memcg); i++)
+        sleep_ms(50);
+    assert_false(fs_exists(memcg));
 
     /* stop: SIGTERM to the whole process group, quickly */
     const char *a2[] = {"sh", "-c", "sleep 1000 & sleep 1000 & echo ready; wait", NULL};
