@@ -274,3 +274,11 @@ bool node_id_equal(node_id a, node_id b)
 {
     return a.head == b.head && a.tail == b.tail;
 }
+
+int node_id_cmp(const void *a, const void *b)
+{
+    const node_id *x = a, *y = b;
+    if (x->head != y->head)
+        return x->head < y->head ? -1 : 1;
+    return (x->tail > y->tail) - (x->tail < y->tail);
+}

@@ -42,4 +42,7 @@ bool node_id_parse_xid(const char *s, node_id *out);
 
 bool node_id_equal(node_id a, node_id b);
 
+/* qsort/bsearch order of node_id values (by head, then tail). */
+int node_id_cmp(const void *a, const void *b);
+
 #endif

@@ -1,4 +1,14 @@
-/* admin.c - the admin socket: a thread accepting one request per connection. */
+/* admin.c - the admin socket: one JSON request per connection, each on its own thread.
+ *
+ * A listener thread accepts; every connection is served by a worker thread of a fixed set of
+ * ADMIN_MAX_CONNS slots, so one slow or stuck client cannot hold the others (a request is read
+ * within ADMIN_READ_MS and the answer written within ADMIN_WRITE_MS, whatever the client does).
+ * When every slot is busy the listener answers "busy" at once. Workers are joinable and joined:
+ * by the listener as they finish, and all of them by admin_stop.
+ *
+ * Every string that came from outside (names, tags, task output, error texts) goes into the
+ * JSON answer through jstr(), which repairs ill-formed UTF-8, so an answer can always be
+ * encoded; and a request over ADMIN_MAX_REQUEST bytes gets an error answer, not a reset. */
 #include "admin.h"
 
 #include <errno.h>
@@ -14,8 +24,24 @@
 
 #include "jwt.h"
 #include "mem.h"
+#include "utf8.h"
 #include "runner.h"
 #include "swarmfile.h"
+
+#define ADMIN_MAX_CONNS   8
+#define ADMIN_MAX_REQUEST (64u << 10)
+#define ADMIN_READ_MS     5000
+#define ADMIN_WRITE_MS    10000
+
+struct admin_server;
+
+typedef struct admin_conn {
+    struct admin_server *a;
+    int fd;
+    pthread_t thread;
+    bool used; /* a thread was started in this slot and is not joined yet */
+    bool done; /* that thread has finished (set under a->mu) */
+} admin_conn;
 
 struct admin_server {
     manager *m;
@@ -23,6 +49,8 @@ struct admin_server {
     int stop_pipe[2];
     pthread_t thread;
     char *path;
+    pthread_mutex_t mu;
+    admin_conn conns[ADMIN_MAX_CONNS];
 };
 
 static int unix_addr(const char *path, struct sockaddr_un *sa, mt_error **err)
@@ -38,11 +66,29 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, mt_error **err)
     return 0;
 }
 
+/* A JSON string of outside text: ill-formed UTF-8 is repaired (U+FFFD), never refused. */
+static json_t *jstrn(const char *s, size_t len)
+{
+    if (!s)
+        return json_string("");
+    if (utf8_valid(s, len))
+        return json_stringn(s, len);
+    size_t n = 0;
+    cleanup_free char *fixed = utf8_lossy(s, len, &n);
+    return json_stringn(fixed, n);
+}
+
+static json_t *jstr(const char *s)
+{
+    return jstrn(s, s ? strlen(s) : 0);
+}
+
 static json_t *err_json(const char *fmt, const char *arg)
 {
-    char buf[512];
-    snprintf(buf, sizeof(buf), fmt, arg ? arg : "");
-    return json_pack("{s:s}", "error", buf);
+    cleanup_free char *text = xasprintf(fmt, arg ? arg : "");
+    json_t *o = json_object();
+    json_object_set_new(o, "error", jstr(text));
+    return o;
 }
 
 /* Resolve a swarm given as a full xid or a unique prefix. */
@@ -92,12 +138,12 @@ static json_t *do_nodes(manager *m)
         mgr_node *n = m->nodes[i];
         json_t *ds = json_array();
         for (size_t k = 0; n->datasets && n->datasets[k]; k++)
-            json_array_append_new(ds, json_string(n->datasets[k]));
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:b, s:o, s:i, s:f}", "id", n->xid,
-                                        "alias", n->alias, "hostname", n->hostname, "connected",
-                                        n->connected, "datasets", ds, "running", (int)n->running,
-                                        "seen_s_ago", (double)(now - n->last_seen_ms) / 1000.0));
+            json_array_append_new(ds, jstr(n->datasets[k]));
+        json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:b, s:o, s:i, s:f}", "id", n->xid,
+                                             "alias", jstr(n->alias), "hostname", jstr(n->hostname),
+                                             "connected", n->connected, "datasets", ds, "running",
+                                             (int)n->running, "seen_s_ago",
+                                             (double)(now - n->last_seen_ms) / 1000.0));
     }
     pthread_mutex_unlock(&m->lock);
     return json_pack("{s:o}", "nodes", arr);
@@ -115,12 +161,12 @@ static json_t *do_swarms(manager *m)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "id", rows[i].id,
-                                        "name", rows[i].name, "status", rows[i].status, "detail",
-                                        rows[i].detail, "iteration", (int)rows[i].iteration,
-                                        "created_ms", (json_int_t)rows[i].created_ms, "updated_ms",
-                                        (json_int_t)rows[i].updated_ms));
+        json_array_append_new(arr, json_pack("{s:o, s:o, s:o, s:o, s:i, s:I, s:I}", "id",
+                                             jstr(rows[i].id), "name", jstr(rows[i].name), "status",
+                                             jstr(rows[i].status), "detail", jstr(rows[i].detail),
+                                             "iteration", (int)rows[i].iteration, "created_ms",
+                                             (json_int_t)rows[i].created_ms, "updated_ms",
+                                             (json_int_t)rows[i].updated_ms));
     store_swarms_free(rows, n);
     return json_pack("{s:o}", "swarms", arr);
 }
@@ -156,10 +202,11 @@ static json_t *do_results(manager *m, json_t *req)
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n; i++) {
         const char *alias = alias_of(m, swarm, rows[i].task);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "node", rows[i].node, "task",
-                              rows[i].task, "alias", alias ? alias : "", "tag", rows[i].tag,
-                              "iteration", (int)rows[i].iteration, "bytes", (json_int_t)rows[i].len,
-                              "created_ms", (json_int_t)rows[i].created_ms);
+        json_t *o =
+            json_pack("{s:o, s:o, s:o, s:o, s:i, s:I, s:I}", "node", jstr(rows[i].node), "task",
+                      jstr(rows[i].task), "alias", jstr(alias), "tag", jstr(rows[i].tag),
+                      "iteration", (int)rows[i].iteration, "bytes", (json_int_t)rows[i].len,
+                      "created_ms", (json_int_t)rows[i].created_ms);
         if (with_data) {
             cleanup_free char *b64 =
                 base64url_encode(rows[i].data ? rows[i].data : (uint8_t *)"", rows[i].len);
@@ -169,7 +216,7 @@ static json_t *do_results(manager *m, json_t *req)
     }
     pthread_mutex_unlock(&m->lock);
     store_results_free(rows, n);
-    return json_pack("{s:s, s:o}", "swarm", swarm, "results", arr);
+    return json_pack("{s:o, s:o}", "swarm", jstr(swarm), "results", arr);
 }
 
 static json_t *do_logs(manager *m, json_t *req)
@@ -198,10 +245,10 @@ static json_t *do_logs(manager *m, json_t *req)
         if (node && strncmp(rows[i].node, node, strlen(node)))
             continue;
         json_array_append_new(
-            arr,
-            json_pack("{s:s, s:s, s:s, s:i, s:I, s:s%}", "node", rows[i].node, "task", rows[i].task,
-                      "alias", alias ? alias : "", "iteration", (int)rows[i].iteration, "ts_ms",
-                      (json_int_t)rows[i].ts_ms, "text", rows[i].text, rows[i].len));
+            arr, json_pack("{s:o, s:o, s:o, s:i, s:I, s:o}", "node", jstr(rows[i].node), "task",
+                           jstr(rows[i].task), "alias", jstr(alias), "iteration",
+                           (int)rows[i].iteration, "ts_ms", (json_int_t)rows[i].ts_ms, "text",
+                           jstrn(rows[i].text, rows[i].len)));
     }
     pthread_mutex_unlock(&m->lock);
     store_logs_free(rows, n);
@@ -210,14 +257,14 @@ static json_t *do_logs(manager *m, json_t *req)
     json_t *earr = json_array();
     if (store_error_list(m->st, swarm, &errs, &ne, &err) == 0) {
         for (size_t i = 0; i < ne; i++)
-            json_array_append_new(earr, json_pack("{s:s, s:s, s:i, s:i, s:s}", "node", errs[i].node,
-                                                  "task", errs[i].task, "iteration",
-                                                  (int)errs[i].iteration, "error_id",
-                                                  errs[i].error_id, "content", errs[i].content));
+            json_array_append_new(
+                earr, json_pack("{s:o, s:o, s:i, s:i, s:o}", "node", jstr(errs[i].node), "task",
+                                jstr(errs[i].task), "iteration", (int)errs[i].iteration, "error_id",
+                                errs[i].error_id, "content", jstr(errs[i].content)));
         store_errors_free(errs, ne);
     }
     mt_error_free(&err);
-    return json_pack("{s:s, s:o, s:o}", "swarm", swarm, "logs", arr, "errors", earr);
+    return json_pack("{s:o, s:o, s:o}", "swarm", jstr(swarm), "logs", arr, "errors", earr);
 }
 
 static json_t *do_submit(manager *m, json_t *req)
@@ -237,7 +284,7 @@ static json_t *do_submit(manager *m, json_t *req)
     int rc = runner_start(m, def, xid, &err);
     pthread_mutex_unlock(&m->lock);
     if (rc < 0) {
-        json_t *e = json_pack("{s:s, s:s}", "error", mt_error_msg(err), "swarm", xid);
+        json_t *e = json_pack("{s:o, s:s}", "error", jstr(mt_error_msg(err)), "swarm", xid);
         mt_error_free(&err);
         return e;
     }
@@ -262,67 +309,204 @@ static json_t *do_status(manager *m, json_t *req, bool stop)
         store_swarm s = {0};
         mt_error *err = NULL;
         if (store_swarm_get(m->st, swarm, &s, &err) == 1) {
-            json_t *o = json_pack("{s:s, s:s, s:i, s:s}", "swarm", swarm, "status", s.status,
-                                  "iteration", (int)s.iteration, "detail", s.detail);
+            json_t *o =
+                json_pack("{s:o, s:o, s:i, s:o}", "swarm", jstr(swarm), "status", jstr(s.status),
+                          "iteration", (int)s.iteration, "detail", jstr(s.detail));
             store_swarm_clear(&s);
             return o;
         }
         mt_error_free(&err);
         return err_json("Swarm %s is not running on this manager.", swarm);
     }
-    return json_pack("{s:s, s:s, s:i, s:s}", "swarm", swarm, "status", run_status_name(st),
-                     "iteration", (int)it, "detail", detail);
+    return json_pack("{s:o, s:s, s:i, s:o}", "swarm", jstr(swarm), "status", run_status_name(st),
+                     "iteration", (int)it, "detail", jstr(detail));
 }
+
+static json_t *do_nodes_req(manager *m, json_t *req)
+{
+    return do_nodes(m);
+}
+
+static json_t *do_swarms_req(manager *m, json_t *req)
+{
+    return do_swarms(m);
+}
+
+static json_t *do_status_req(manager *m, json_t *req)
+{
+    return do_status(m, req, false);
+}
+
+static json_t *do_stop_req(manager *m, json_t *req)
+{
+    return do_status(m, req, true);
+}
+
+static const struct {
+    const char *cmd;
+    json_t *(*fn)(manager *m, json_t *req);
+} admin_cmds[] = {
+    {"nodes", do_nodes_req}, {"swarms", do_swarms_req}, {"results", do_results}, {"logs", do_logs},
+    {"submit", do_submit},   {"status", do_status_req}, {"stop", do_stop_req},
+};
 
 static json_t *dispatch(manager *m, json_t *req)
 {
-    const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+    const char *cmd = json_is_object(req) ? json_string_value(json_object_get(req, "cmd")) : NULL;
     if (!cmd)
         return err_json("The request is not a JSON object with a \"cmd\".", NULL);
-    if (!strcmp(cmd, "nodes"))
-        return do_nodes(m);
-    if (!strcmp(cmd, "swarms"))
-        return do_swarms(m);
-    if (!strcmp(cmd, "results"))
-        return do_results(m, req);
-    if (!strcmp(cmd, "logs"))
-        return do_logs(m, req);
-    if (!strcmp(cmd, "submit"))
-        return do_submit(m, req);
-    if (!strcmp(cmd, "status") || !strcmp(cmd, "stop"))
-        return do_status(m, req, !strcmp(cmd, "stop"));
+    for (size_t i = 0; i < ARRAY_LEN(admin_cmds); i++)
+        if (!strcmp(cmd, admin_cmds[i].cmd))
+            return admin_cmds[i].fn(m, req);
     return err_json("Unknown admin command '%s'.", cmd);
 }
 
-static void serve_one(admin_server *a, int c)
+/* Milliseconds left until deadline (monotonic ms), at least 0. */
+static int left_ms(int64_t deadline)
 {
-    char buf[8192];
+    int64_t l = deadline - mgr_mono_ms();
+    return l < 0 ? 0 : l > 60000 ? 60000 : (int)l;
+}
+
+/* Wait until c is ready for events, the deadline passes or the server stops. True if ready. */
+static bool wait_fd(admin_server *a, int c, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p[2] = {{.fd = c, .events = events},
+                              {.fd = a->stop_pipe[0], .events = POLLIN}};
+        int r = poll(p, 2, left_ms(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || p[1].revents)
+            return false;
+        return true;
+    }
+}
+
+/* Read the request line: up to '\n' or the end of input. Returns the length read, or -1 when
+ * the client sent more than ADMIN_MAX_REQUEST bytes. buf holds ADMIN_MAX_REQUEST + 1 bytes. */
+static ssize_t read_request(admin_server *a, int c, char *buf, int64_t deadline)
+{
     size_t len = 0;
-    for (int i = 0; i < 100 && len < sizeof(buf) - 1; i++) {
-        struct pollfd p = {.fd = c, .events = POLLIN};
-        if (poll(&p, 1, 2000) <= 0)
-            break;
-        ssize_t r = read(c, buf + len, sizeof(buf) - 1 - len);
+    while (wait_fd(a, c, POLLIN, deadline)) {
+        ssize_t r = read(c, buf + len, ADMIN_MAX_REQUEST + 1 - len);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (r <= 0)
             break;
+        bool nl = memchr(buf + len, '\n', (size_t)r) != NULL;
         len += (size_t)r;
-        if (memchr(buf, '\n', len))
+        if (len > ADMIN_MAX_REQUEST)
+            return -1;
+        if (nl)
             break;
     }
     buf[len] = '\0';
-    json_t *req = json_loads(buf, 0, NULL);
-    json_t *ans = dispatch(a->m, req);
-    mgr_wake(a->m);
-    cleanup_free char *out = json_dumps(ans, JSON_COMPACT);
-    size_t olen = strlen(out), off = 0;
-    while (off < olen) {
-        ssize_t w = send(c, out + off, olen - off, MSG_NOSIGNAL);
+    return (ssize_t)len;
+}
+
+static void send_all(admin_server *a, int c, const char *out, size_t olen, int64_t deadline)
+{
+    size_t off = 0;
+    while (off < olen && wait_fd(a, c, POLLOUT, deadline)) {
+        ssize_t w = send(c, out + off, olen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (w <= 0)
             break;
         off += (size_t)w;
     }
+}
+
+/* After the answer: end our side and read what the client still sends (bounded), so closing
+ * does not reset a connection whose client has not read the answer yet. */
+static void close_gently(admin_server *a, int c, int64_t deadline)
+{
+    shutdown(c, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 4096 && wait_fd(a, c, POLLIN, deadline); i++) {
+        ssize_t r = read(c, sink, sizeof(sink));
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            break;
+    }
+}
+
+/* The answer as text; never NULL (an answer that cannot be encoded becomes an error). */
+static char *answer_text(json_t *ans)
+{
+    char *out = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
+    if (!out)
+        out = xstrdup("{\"error\":\"The manager could not encode its answer; see its log.\"}");
+    return out;
+}
+
+static void serve_one(admin_server *a, int c)
+{
+    cleanup_free char *buf = xmalloc(ADMIN_MAX_REQUEST + 1);
+    ssize_t len = read_request(a, c, buf, mgr_mono_ms() + ADMIN_READ_MS);
+    json_t *ans;
+    json_t *req = NULL;
+    if (len < 0) {
+        ans = err_json("The request is larger than %s: an admin request is one JSON line of "
+                       "at most that size.",
+                       "64 KiB");
+    } else {
+        req = json_loads(buf, JSON_REJECT_DUPLICATES, NULL);
+        ans = dispatch(a->m, req);
+        mgr_wake(a->m);
+    }
+    cleanup_free char *out = answer_text(ans);
+    int64_t deadline = mgr_mono_ms() + ADMIN_WRITE_MS;
+    send_all(a, c, out, strlen(out), deadline);
+    close_gently(a, c, deadline);
     json_decref(ans);
     json_decref(req);
+}
+
+static void *conn_thread(void *arg)
+{
+    admin_conn *cn = arg;
+    serve_one(cn->a, cn->fd);
+    close(cn->fd);
+    pthread_mutex_lock(&cn->a->mu);
+    cn->done = true;
+    pthread_mutex_unlock(&cn->a->mu);
+    return NULL;
+}
+
+/* Join the workers that have finished; returns a free slot, or NULL when all are busy. */
+static admin_conn *free_slot(admin_server *a)
+{
+    admin_conn *found = NULL;
+    for (int i = 0; i < ADMIN_MAX_CONNS; i++) {
+        admin_conn *cn = &a->conns[i];
+        pthread_mutex_lock(&a->mu);
+        bool finished = cn->used && cn->done;
+        pthread_mutex_unlock(&a->mu);
+        if (finished) {
+            pthread_join(cn->thread, NULL);
+            cn->used = false;
+        }
+        if (!cn->used && !found)
+            found = cn;
+    }
+    return found;
+}
+
+/* Every slot busy: say so at once, without waiting for the client. */
+static void answer_busy(admin_server *a, int c)
+{
+    char busy[160];
+    int n = snprintf(busy, sizeof(busy),
+                     "{\"error\":\"The manager is answering %d admin requests already; try "
+                     "again in a moment.\"}",
+                     ADMIN_MAX_CONNS);
+    if (send(c, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* the client went away */
+    }
+    close_gently(a, c, mgr_mono_ms() + 100);
 }
 
 static void *admin_thread(void *arg)
@@ -340,9 +524,24 @@ static void *admin_thread(void *arg)
         int c = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0)
             continue;
-        serve_one(a, c);
-        close(c);
+        admin_conn *cn = free_slot(a);
+        if (!cn) {
+            answer_busy(a, c);
+            close(c);
+            continue;
+        }
+        *cn = (admin_conn){.a = a, .fd = c, .used = true, .done = false};
+        if (pthread_create(&cn->thread, NULL, conn_thread, cn) != 0) {
+            cn->used = false;
+            answer_busy(a, c);
+            close(c);
+        }
     }
+    for (int i = 0; i < ADMIN_MAX_CONNS; i++)
+        if (a->conns[i].used) {
+            pthread_join(a->conns[i].thread, NULL);
+            a->conns[i].used = false;
+        }
     return NULL;
 }
 
@@ -365,6 +564,7 @@ admin_server *admin_start(manager *m, const char *path, mt_error **err)
     unlink(path);
     admin_server *a = xcalloc(1, sizeof(*a));
     a->m = m;
+    pthread_mutex_init(&a->mu, NULL);
     a->path = xstrdup(path);
     a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     mode_t old = umask(0077);
@@ -374,11 +574,22 @@ admin_server *admin_start(manager *m, const char *path, mt_error **err)
         mt_error_sys(err, errno, "The admin socket %s could not be opened", path);
         if (a->fd >= 0)
             close(a->fd);
+        pthread_mutex_destroy(&a->mu);
         free(a->path);
         free(a);
         return NULL;
     }
-    pthread_create(&a->thread, NULL, admin_thread, a);
+    if (pthread_create(&a->thread, NULL, admin_thread, a) != 0) {
+        mt_error_sys(err, errno, "The admin socket %s could not be served", path);
+        close(a->fd);
+        close(a->stop_pipe[0]);
+        close(a->stop_pipe[1]);
+        unlink(path);
+        pthread_mutex_destroy(&a->mu);
+        free(a->path);
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -394,6 +605,7 @@ void admin_stop(admin_server *a)
     close(a->stop_pipe[0]);
     close(a->stop_pipe[1]);
     unlink(a->path);
+    pthread_mutex_destroy(&a->mu);
     free(a->path);
     free(a);
 }
@@ -412,6 +624,8 @@ json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
     json_t *ans = dispatch(&m, req);
     store_close(m.st);
     pthread_mutex_destroy(&m.lock);
+    if (!ans)
+        return mt_error_set(err, MT_ERR_GENERIC, "The store's answer could not be encoded."), NULL;
     const char *e = json_string_value(json_object_get(ans, "error"));
     if (e) {
         mt_error_set(err, MT_ERR_GENERIC, "%s", e);

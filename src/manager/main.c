@@ -57,6 +57,10 @@ typedef struct opts {
     bool json;
 } opts;
 
+/* The longest token lifetime --ttl accepts: 100 years (a token that should never expire is
+ * minted without --ttl). */
+#define TOKEN_TTL_MAX_S (100LL * 366 * 86400)
+
 static int fail(mt_error **err)
 {
     fprintf(stderr, "manta_manager: %s\n", mt_error_msg(*err));
@@ -342,27 +346,10 @@ static int cmd_token(opts *o, int argc, char **argv)
                         "[--ttl DURATION]\n");
         return 2;
     }
-    int64_t ttl = 0;
-    if (o->ttl) {
-        char *end = NULL;
-        double v = strtod(o->ttl, &end);
-        double mul = 1;
-        if (end && *end == 'm')
-            mul = 60;
-        else if (end && *end == 'h')
-            mul = 3600;
-        else if (end && *end == 'd')
-            mul = 86400;
-        else if (end && *end && *end != 's')
-            end = NULL;
-        if (!end || end == o->ttl || v <= 0 || (*end && end[1])) {
-            fprintf(stderr,
-                    "manta_manager: --ttl '%s' is not a duration: use e.g. 3600, 90m, "
-                    "12h or 30d.\n",
-                    o->ttl);
-            return 2;
-        }
-        ttl = (int64_t)(v * mul);
+    int64_t ttl = 0; /* no expiry */
+    if (o->ttl && parse_duration(o->ttl, 1, TOKEN_TTL_MAX_S, &ttl, &err) < 0) {
+        mt_error_wrap(&err, "--ttl");
+        return fail(&err);
     }
     mgr_config cfg;
     if (mgr_config_load(&cfg, o->config, &err) < 0)
@@ -398,6 +385,19 @@ static int cmd_config(opts *o, int argc, char **argv)
     return 2;
 }
 
+/* A whole-number option in [min, max]; returns -1 to go on, or 2 after saying what is wrong. */
+static int int_opt(const char *name, int64_t min, int64_t max, long *out)
+{
+    int64_t v;
+    if (!parse_int_range(optarg, min, max, &v)) {
+        fprintf(stderr, "manta_manager: --%s '%s' is not a whole number from %lld to %lld.\n", name,
+                optarg, (long long)min, (long long)max);
+        return 2;
+    }
+    *out = (long)v;
+    return -1;
+}
+
 /* Apply one option; returns -1 to go on, or the exit status (help, version, usage error). */
 static int apply_opt(opts *o, int c)
 {
@@ -421,20 +421,16 @@ static int apply_opt(opts *o, int c)
         o->ov.no_token = 1;
         break;
     case 'n':
-        o->nodes = strtol(optarg, NULL, 10);
-        break;
+        return int_opt("nodes", 0, 100000, &o->nodes);
     case 6:
-        o->wait_s = strtol(optarg, NULL, 10);
-        break;
+        return int_opt("wait", 0, 365L * 86400, &o->wait_s);
     case 7:
-        o->timeout_s = strtol(optarg, NULL, 10);
-        break;
+        return int_opt("timeout", 1, 365L * 86400, &o->timeout_s);
     case 8:
         o->tag = optarg;
         break;
     case 9:
-        o->iteration = strtol(optarg, NULL, 10);
-        break;
+        return int_opt("iteration", 0, UINT32_MAX, &o->iteration);
     case 10:
         o->task = optarg;
         break;

@@ -207,7 +207,11 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
     sigdelset(&set, SIGPIPE);
     m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 
+    /* Both libraries are set up together and torn down together by mgr_close, whichever step
+     * below fails: gRPC must never be shut down without having been initialised. */
     mqtt_lib_init();
+    rpc_init();
+    m->libs_up = true;
     char cid[64];
     snprintf(cid, sizeof(cid), "manta_manager-%d", (int)getpid());
     mqtt_options mo = {.client_id = cid,
@@ -229,7 +233,6 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
                              "The manager could not reach the MQTT broker %s:%lld (start "
                              "mosquitto, or set broker_host/broker_port)",
                              m->cfg.broker_host, (long long)m->cfg.broker_port);
-    rpc_init();
     if (node_service_start(m, err) < 0)
         return -1;
     m->admin = admin_start(m, m->cfg.admin_socket, err);
@@ -344,8 +347,11 @@ void mgr_close(manager *m)
             mqtt_on_writable(m->mq);
         mqtt_free(m->mq);
         m->mq = NULL;
+    }
+    if (m->libs_up) {
         mqtt_lib_cleanup();
         rpc_shutdown();
+        m->libs_up = false;
     }
     pthread_mutex_lock(&m->lock);
     runner_free_all(m);

@@ -54,7 +54,8 @@ typedef struct manager {
     store *st;
     uint8_t secret[TOKEN_SECRET_LEN];
     rpc_server *srv;
-    int port; /* the gRPC port actually bound */
+    struct node_service *ns; /* node_service.c: calls in progress per node, node bindings */
+    int port;                /* the gRPC port actually bound */
     mqtt_client *mq;
     int evfd; /* eventfd: outbox or run state changed */
 
@@ -68,6 +69,7 @@ typedef struct manager {
     void *progress_ctx;
     struct admin_server *admin; /* admin.c */
     int sigfd;
+    bool libs_up; /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
 } manager;
 
 int64_t mgr_now_ms(void);  /* wall clock, ms since the epoch */

@@ -10,6 +10,7 @@
 #include "common/tasks.pb-c.h"
 #include "mem.h"
 #include "placement.h"
+#include "utf8.h"
 
 enum inst_state { INST_DEPLOYED = 0, INST_DONE, INST_FAILED, INST_DROPPED, INST_STOPPED };
 
@@ -123,6 +124,7 @@ static void end_run(manager *m, swarm_run *r, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
     va_end(ap);
+    utf8_drop_partial_tail(r->detail); /* a cut inside a character would be ill-formed */
     r->status = status;
     stop_everywhere(m, r);
     /* Nothing is deployed any more: a long-running `serve` keeps only the small graph. */
@@ -330,7 +332,7 @@ int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_erro
     r->status = RUN_RUNNING;
     if (store_swarm_create(m->st, r->xid, def->name, mgr_now_ms(), err) < 0) {
         r->status = RUN_FAILED;
-        snprintf(r->detail, sizeof(r->detail), "%s", mt_error_msg(*err));
+        utf8_copy(r->detail, sizeof(r->detail), mt_error_msg(*err));
         return -1;
     }
     for (size_t g = 0; g < def->nglobals; g++)
@@ -444,6 +446,7 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
     ssize_t ti = swarm_def_find_alias(r->def, alias);
     if (ti < 0) {
         snprintf(msg, msg_size, "The swarm has no task with alias '%s'.", alias);
+        utf8_drop_partial_tail(msg);
         return RPC_INVALID_ARGUMENT;
     }
     if (nnodes == 0) {
@@ -451,11 +454,20 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
                  "ScheduleTask names no node: give at least one node id (or stop the swarm).");
         return RPC_INVALID_ARGUMENT;
     }
-    cleanup_free mgr_node **targets = xcalloc(nnodes, sizeof(*targets));
-    for (size_t i = 0; i < nnodes; i++) {
-        mgr_node *n = mgr_node_find(m, nodes[i]);
+    /* The ids come from a task: sorted and made unique first (O(k log k)), so a request that
+     * names one node a million times costs no more than naming it once. */
+    cleanup_free node_id *ids = xmalloc(nnodes * sizeof(node_id));
+    memcpy(ids, nodes, nnodes * sizeof(node_id));
+    qsort(ids, nnodes, sizeof(node_id), node_id_cmp);
+    size_t nuniq = 0;
+    for (size_t i = 0; i < nnodes; i++)
+        if (!nuniq || !node_id_equal(ids[nuniq - 1], ids[i]))
+            ids[nuniq++] = ids[i];
+    cleanup_free mgr_node **targets = xcalloc(nuniq, sizeof(*targets));
+    for (size_t i = 0; i < nuniq; i++) {
+        mgr_node *n = mgr_node_find(m, ids[i]);
         char x[NODE_XID_MAX + 1];
-        node_id_to_xid(nodes[i], x);
+        node_id_to_xid(ids[i], x);
         if (!n || !n->connected || !n->ready) {
             snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
             return RPC_FAILED_PRECONDITION;
@@ -465,15 +477,9 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
     uint32_t it = ++r->iteration;
     const char *caller = runner_task_alias(m, swarm, caller_task);
     progress(m, r, "iteration %u opened by %s: %s on %zu node%s", it, caller ? caller : "a task",
-             alias, nnodes, nnodes == 1 ? "" : "s");
-    for (size_t i = 0; i < nnodes; i++) {
-        bool dup = false;
-        for (size_t k = 0; k < i; k++)
-            if (targets[k] == targets[i])
-                dup = true;
-        if (!dup)
-            deploy_on(m, r, (size_t)ti, it, targets[i]);
-    }
+             alias, nuniq, nuniq == 1 ? "" : "s");
+    for (size_t i = 0; i < nuniq; i++)
+        deploy_on(m, r, (size_t)ti, it, targets[i]);
     save(m, r);
     return RPC_OK;
 }
@@ -585,7 +591,7 @@ int runner_status(manager *m, const char *xid, uint32_t *iteration, char *detail
         if (iteration)
             *iteration = r->iteration;
         if (detail && detail_size)
-            snprintf(detail, detail_size, "%s", r->detail);
+            utf8_copy(detail, detail_size, r->detail);
         return r->status;
     }
     return -1;

@@ -30,6 +30,16 @@
 
 /* Largest file accepted for a global_files entry and for one file of a module. */
 #define SWARM_MAX_FILE ((size_t)1 << 30)
+/* What one swarm file may ask for: tasks, entries of one list (specified_ids, excepted_ids,
+ * datasets, after), list entries in the whole file, and bytes of all its globals together.
+ * Every check below is O(n log n) or better in these, so a file at the limits loads in well
+ * under a second. */
+#define SWARM_MAX_TASKS        10000
+#define SWARM_MAX_LIST         10000
+#define SWARM_MAX_LIST_ENTRIES 200000
+#define SWARM_MAX_GLOBAL_BYTES ((size_t)2 << 30)
+/* Problems listed in one report; the rest are counted. */
+#define SWARM_MAX_PROBLEMS_SHOWN 25
 /* Deepest folder nesting packed from a module package. */
 #define PYZ_MAX_DEPTH 64
 
@@ -51,12 +61,67 @@ static size_t strv_len(char *const *v)
     return n;
 }
 
-static bool strv_has(char *const *v, const char *s)
+/* A string and its position, to sort and find duplicates in O(n log n). */
+struct keyed {
+    const char *key;
+    size_t idx;
+};
+
+static int keyed_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* keys[0..n) sorted by (key, position): equal keys are adjacent, first occurrence first.
+ * Owned. */
+static struct keyed *keyed_sort(const char *const *keys, size_t n)
+{
+    struct keyed *k = xcalloc(n ? n : 1, sizeof(*k));
+    for (size_t i = 0; i < n; i++)
+        k[i] = (struct keyed){keys[i], i};
+    qsort(k, n, sizeof(*k), keyed_cmp);
+    return k;
+}
+
+/* True if s is one of the keys of a keyed_sort array. */
+static bool keyed_has(const struct keyed *k, size_t n, const char *s)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(k[mid].key, s);
+        if (c == 0)
             return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return false;
+}
+
+/* Drop the later copies of repeated strings of a NULL-terminated vector, keeping the order of
+ * first occurrences. */
+static void strv_unique(char **v)
+{
+    size_t n = strv_len(v);
+    if (n < 2)
+        return;
+    cleanup_free struct keyed *k = keyed_sort((const char *const *)v, n);
+    cleanup_free bool *dup = xcalloc(n, sizeof(bool));
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(k[i].key, k[i - 1].key) == 0)
+            dup[k[i].idx] = true;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dup[i])
+            free(v[i]);
+        else
+            v[o++] = v[i];
+    }
+    v[o] = NULL;
 }
 
 static void strv_free(char **v)
@@ -215,12 +280,24 @@ struct loader {
     const char *dir;   /* absolute folder of the swarm file */
     strbuf problems;
     size_t nproblems;
+    size_t list_entries; /* list entries read so far (SWARM_MAX_LIST_ENTRIES) */
+    size_t global_bytes; /* bytes of globals so far (SWARM_MAX_GLOBAL_BYTES) */
 };
+
+/* True while problems are still listed in full (callers skip costly suggestions after). */
+static bool problems_room(const struct loader *ld)
+{
+    return ld->nproblems < SWARM_MAX_PROBLEMS_SHOWN;
+}
 
 static void problemf(struct loader *ld, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void problemf(struct loader *ld, int line, const char *fmt, ...)
 {
+    if (!problems_room(ld)) {
+        ld->nproblems++; /* counted, not listed: a report stays readable and small */
+        return;
+    }
     if (ld->nproblems)
         sb_putc(&ld->problems, '\n');
     if (line > 0)
@@ -286,6 +363,21 @@ static char **string_list(struct loader *ld, const toml_kv *kv, const char *labe
         strv_free(out);
         return NULL;
     }
+    if (v->u.arr.len > SWARM_MAX_LIST) {
+        problemf(ld, kv->line, "%s: '%s' has %zu entries; a list holds at most %d.", label, kv->key,
+                 v->u.arr.len, SWARM_MAX_LIST);
+        strv_free(out);
+        return NULL;
+    }
+    ld->list_entries += v->u.arr.len;
+    if (ld->list_entries > SWARM_MAX_LIST_ENTRIES) {
+        problemf(ld, kv->line,
+                 "%s: the lists of this swarm file hold more than %d entries in all; split "
+                 "the swarm.",
+                 label, SWARM_MAX_LIST_ENTRIES);
+        strv_free(out);
+        return NULL;
+    }
     for (size_t i = 0; i < v->u.arr.len; i++) {
         const toml_value *e = v->u.arr.items[i];
         if (e->type != TOML_STRING || e->u.s.len == 0 || strlen(e->u.s.ptr) != e->u.s.len) {
@@ -297,9 +389,9 @@ static char **string_list(struct loader *ld, const toml_kv *kv, const char *labe
             strv_free(out);
             return NULL;
         }
-        if (!strv_has(out, e->u.s.ptr))
-            strv_push(&out, &n, xstrdup(e->u.s.ptr));
+        strv_push(&out, &n, xstrdup(e->u.s.ptr));
     }
+    strv_unique(out);
     return out;
 }
 
@@ -327,10 +419,10 @@ static char **id_list(struct loader *ld, const toml_kv *kv, const char *label)
         }
         char xid[NODE_XID_MAX + 1];
         node_id_to_xid(id, xid);
-        if (!strv_has(out, xid))
-            strv_push(&out, &n, xstrdup(xid));
+        strv_push(&out, &n, xstrdup(xid));
     }
     strv_free(raw);
+    strv_unique(out); /* "0xab" and "ab" are one id */
     return out;
 }
 
@@ -556,8 +648,10 @@ static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swar
 
     /* The SDK's rule for specified_ids with excepted_ids (swarm-model.md 2.2). */
     size_t nspec = strv_len(t->specified_ids), left = 0;
+    size_t nexc = strv_len(t->excepted_ids);
+    cleanup_free struct keyed *exc = keyed_sort((const char *const *)t->excepted_ids, nexc);
     for (size_t i = 0; i < nspec; i++)
-        if (!strv_has(t->excepted_ids, t->specified_ids[i]))
+        if (!keyed_has(exc, nexc, t->specified_ids[i]))
             left++;
     if (nspec && !left) {
         problemf(ld, src->ids_line,
@@ -575,11 +669,16 @@ static void add_global(swarm_def *def, const char *tag, uint8_t *data, size_t le
     def->globals[def->nglobals++] = (swarm_global){.tag = xstrdup(tag), .data = data, .len = len};
 }
 
-static bool global_exists(const swarm_def *def, const char *tag)
+/* Count a global's bytes against the file's budget; false (and a problem) past it. */
+static bool global_budget(struct loader *ld, int line, const char *tag, size_t len)
 {
-    for (size_t i = 0; i < def->nglobals; i++)
-        if (strcmp(def->globals[i].tag, tag) == 0)
-            return true;
+    ld->global_bytes += len;
+    if (ld->global_bytes <= SWARM_MAX_GLOBAL_BYTES)
+        return true;
+    problemf(ld, line,
+             "global '%s' brings the globals of this swarm file past %zu MiB in all; pass "
+             "large data to tasks as datasets instead.",
+             tag, SWARM_MAX_GLOBAL_BYTES >> 20);
     return false;
 }
 
@@ -613,6 +712,10 @@ static void load_globals(struct loader *ld, const toml_kv *sec, swarm_def *def)
             mt_error_free(&e);
             continue;
         }
+        if (!global_budget(ld, kv->line, kv->key, len)) {
+            free(data);
+            return;
+        }
         add_global(def, kv->key, data, len);
     }
 }
@@ -624,6 +727,12 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
                  toml_type_name(sec->val->type));
         return;
     }
+    /* the tags of [globals], sorted once: a file of many globals is checked in O(n log n) */
+    size_t ng = def->nglobals;
+    cleanup_free const char **tags = xcalloc(ng ? ng : 1, sizeof(char *));
+    for (size_t i = 0; i < ng; i++)
+        tags[i] = def->globals[i].tag;
+    cleanup_free struct keyed *sorted = keyed_sort(tags, ng);
     for (size_t i = 0; i < sec->val->u.tab.len; i++) {
         const toml_kv *kv = &sec->val->u.tab.items[i];
         if (!tag_ok(ld, kv, "global_files"))
@@ -632,7 +741,7 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
         const char *rel = string_value(ld, kv, what, false);
         if (!rel)
             continue;
-        if (global_exists(def, kv->key)) {
+        if (keyed_has(sorted, ng, kv->key)) {
             problemf(ld, kv->line,
                      "global '%s' is set in both [globals] and [global_files]: keep one of "
                      "them.",
@@ -649,6 +758,10 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
                      kv->key, mt_error_msg(e), ld->dir);
             mt_error_free(&e);
             continue;
+        }
+        if (!global_budget(ld, kv->line, kv->key, len)) {
+            free(data);
+            return;
         }
         add_global(def, kv->key, (uint8_t *)data, len);
     }
@@ -720,6 +833,12 @@ static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
                  "an image.");
         return;
     }
+    if (arr->u.arr.len > SWARM_MAX_TASKS) {
+        problemf(ld, tasks_kv->line,
+                 "the swarm has %zu tasks; a swarm file holds at most %d: split the swarm.",
+                 arr->u.arr.len, SWARM_MAX_TASKS);
+        return;
+    }
     def->tasks = xcalloc(arr->u.arr.len, sizeof(swarm_task_def));
     *srcs = xcalloc(arr->u.arr.len, sizeof(struct task_src));
     def->ntasks = arr->u.arr.len;
@@ -742,46 +861,86 @@ static void push_index(size_t **v, size_t *n, size_t x)
     (*v)[(*n)++] = x;
 }
 
-static bool has_index(const size_t *v, size_t n, size_t x)
+/* Tasks sharing a key (alias or module name): one problem per shared key, naming the lines. */
+static void report_shared(struct loader *ld, swarm_def *def, struct task_src *srcs, bool alias)
 {
+    size_t n = def->ntasks;
+    cleanup_free const char **keys = xcalloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        if (v[i] == x)
-            return true;
-    return false;
+        keys[i] = alias ? def->tasks[i].alias : def->tasks[i].name;
+    cleanup_free struct keyed *k = keyed_sort(keys, n);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && strcmp(k[j].key, k[i].key) == 0)
+            j++;
+        if (j - i > 1 && problems_room(ld)) {
+            /* reported once, at the second task, in the words used for a pair */
+            int first = srcs[k[i].idx].line;
+            size_t second = k[i + 1].idx;
+            strbuf more = STRBUF_INIT;
+            if (j - i > 2) {
+                sb_printf(&more, " (and by %zu more task%s, at line%s ", j - i - 2,
+                          j - i > 3 ? "s" : "", j - i > 3 ? "s" : "");
+                for (size_t m = i + 2; m < j && m < i + 12; m++)
+                    sb_printf(&more, "%s%d", m > i + 2 ? ", " : "", srcs[k[m].idx].line);
+                sb_puts(&more, j - i > 12 ? ", ...)" : ")");
+            }
+            if (alias)
+                problemf(ld, srcs[second].line,
+                         "the alias '%s' is already used by the task at line %d%s: give %s "
+                         "another alias = \"...\".",
+                         k[i].key, first, sb_str(&more),
+                         j - i > 2 ? "each of these tasks but one" : "one of the two tasks");
+            else
+                problemf(ld, srcs[second].line,
+                         "%s uses module name '%s' like the task at line %d%s; the task id comes "
+                         "from the module name, so the %s would be one graph task: rename %s of "
+                         "the modules (file or folder).",
+                         srcs[second].label, k[i].key, first, sb_str(&more),
+                         j - i > 2 ? "tasks" : "two", j - i > 2 ? "all but one" : "one");
+            sb_free(&more);
+        } else if (j - i > 1) {
+            ld->nproblems++;
+        }
+        i = j;
+    }
 }
 
 /* Stage 2: names, edges, cycles and orders. */
 static void build_graph(struct loader *ld, swarm_def *def, struct task_src *srcs)
 {
     size_t n = def->ntasks;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(def->tasks[i].alias, def->tasks[j].alias) == 0)
-                problemf(ld, srcs[i].line,
-                         "the alias '%s' is already used by the task at line %d: give one of "
-                         "the two tasks another alias = \"...\".",
-                         def->tasks[i].alias, srcs[j].line);
-            if (strcmp(def->tasks[i].name, def->tasks[j].name) == 0)
-                problemf(ld, srcs[i].line,
-                         "%s uses module name '%s' like the task at line %d; the task id comes "
-                         "from the module name, so the two would be one graph task: rename one "
-                         "of the modules (file or folder).",
-                         srcs[i].label, def->tasks[i].name, srcs[j].line);
-        }
-    }
+    report_shared(ld, def, srcs, true);
+    report_shared(ld, def, srcs, false);
     if (ld->nproblems)
         return;
 
     const char **aliases = xcalloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++)
         aliases[i] = def->tasks[i].alias;
+    /* aliases are unique here: a sorted copy answers "which task" in O(log n) */
+    cleanup_free struct keyed *by_alias = keyed_sort(aliases, n);
+    cleanup_free size_t *seen = xcalloc(n, sizeof(size_t)); /* i + 1: already a prev of i */
     for (size_t i = 0; i < n; i++) {
         swarm_task_def *t = &def->tasks[i];
         for (size_t a = 0; srcs[i].after[a]; a++) {
             const char *name = srcs[i].after[a];
-            ssize_t p = swarm_def_find_alias(def, name);
+            ssize_t p = -1;
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(by_alias[mid].key, name);
+                if (c == 0) {
+                    p = (ssize_t)by_alias[mid].idx;
+                    break;
+                }
+                if (c < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
             if (p < 0) {
-                const char *best = suggest_closest(name, aliases, n);
+                const char *best = problems_room(ld) ? suggest_closest(name, aliases, n) : NULL;
                 if (best)
                     problemf(ld, srcs[i].after_line,
                              "%s: after names '%s', which is not the alias of any task; did "
@@ -795,8 +954,10 @@ static void build_graph(struct loader *ld, swarm_def *def, struct task_src *srcs
                              srcs[i].label, name);
                 continue;
             }
-            if (!has_index(t->prev, t->nprev, (size_t)p))
+            if (seen[p] != i + 1) {
+                seen[p] = i + 1;
                 push_index(&t->prev, &t->nprev, (size_t)p);
+            }
         }
     }
     free(aliases);
@@ -901,6 +1062,9 @@ swarm_def *swarmfile_load(const char *path, mt_error **err)
         strv_free(srcs[i].after);
     }
     free(srcs);
+    if (ld.nproblems > SWARM_MAX_PROBLEMS_SHOWN)
+        sb_printf(&ld.problems, "\n%s: ... and %zu more problems; fix these first.", path,
+                  ld.nproblems - SWARM_MAX_PROBLEMS_SHOWN);
     if (ld.nproblems) {
         mt_error_set(err, MT_ERR_CONFIG, "%s", sb_str(&ld.problems));
         sb_free(&ld.problems);

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "id.h"
 #include "mem.h"
+#include "strbuf.h"
 #include "swarmfile.h"
 
 static char tmpdir[] = "/tmp/test_swarmfile_XXXXXX";
@@ -447,6 +448,103 @@ static void test_error_globals(void **state)
     EXPECT("[globals]\n\"\" = 1\n" T(""), "bad.toml:2: [globals]: a tag must be non-empty");
 }
 
+/* Count the occurrences of needle in hay. */
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Load a generated file that must fail; returns the owned message. */
+static char *load_fail(const strbuf *text)
+{
+    write_file("big.toml", sb_str(text));
+    cleanup_free char *p = tpath("big.toml");
+    mt_error *err = NULL;
+    swarm_def *def = swarmfile_load(p, &err);
+    assert_null(def);
+    assert_non_null(err);
+    char *msg = xstrdup(mt_error_msg(err));
+    mt_error_free(&err);
+    return msg;
+}
+
+/* Issue 16 item 8: 5,000 tasks sharing one module were reported pair by pair (12.5 million
+ * lines, an out-of-memory abort). Each shared name is one problem, and a report is capped. */
+static void test_error_large_files(void **state)
+{
+    (void)state;
+    strbuf sb = STRBUF_INIT;
+    for (int i = 0; i < 5000; i++)
+        sb_printf(&sb, "[[tasks]]\nmodule = \"a\"\nimage = \"i\"\nalias = \"t%d\"\n", i);
+    cleanup_free char *msg = load_fail(&sb);
+    assert_int_equal(count_of(msg, "uses module name 'a'"), 1);
+    assert_non_null(strstr(msg, "like the task at line 1 (and by 4998 more tasks, at lines 9, "));
+    assert_true(strlen(msg) < 2048);
+
+    /* every alias shared by two tasks: 2,500 problems, 25 listed, the rest counted */
+    sb_reset(&sb);
+    for (int i = 0; i < 5000; i++)
+        sb_printf(&sb, "[[tasks]]\nmodule = \"m%d\"\nimage = \"i\"\nalias = \"t%d\"\n", i, i / 2);
+    free(msg);
+    msg = load_fail(&sb);
+    assert_int_equal(count_of(msg, "is already used by the task"), 0); /* modules come first */
+    assert_non_null(strstr(msg, "... and "));
+    assert_true(strlen(msg) < 16384);
+
+    /* too many tasks, and a list too long */
+    sb_reset(&sb);
+    for (int i = 0; i < 10001; i++)
+        sb_printf(&sb, "[[tasks]]\nmodule = \"a\"\nimage = \"i\"\n");
+    free(msg);
+    msg = load_fail(&sb);
+    assert_non_null(strstr(msg, "the swarm has 10001 tasks; a swarm file holds at most 10000"));
+    sb_reset(&sb);
+    sb_puts(&sb, "[[tasks]]\nmodule = \"a\"\nimage = \"i\"\ndatasets = [");
+    for (int i = 0; i < 10001; i++)
+        sb_printf(&sb, "%s\"d%d\"", i ? ", " : "", i);
+    sb_puts(&sb, "]\n");
+    free(msg);
+    msg = load_fail(&sb);
+    assert_non_null(strstr(msg, "'datasets' has 10001 entries; a list holds at most 10000."));
+
+    /* a wide fan-in with repeated entries loads, each edge once */
+    sb_reset(&sb);
+    sb_puts(&sb, "[[tasks]]\nmodule = \"a\"\nimage = \"i\"\nafter = [");
+    for (int i = 0; i < 2000; i++)
+        sb_printf(&sb, "%s\"w%d\", \"w%d\"", i ? ", " : "", i, i);
+    sb_puts(&sb, "]\n");
+    for (int i = 0; i < 2000; i++) {
+        cleanup_free char *mod = xasprintf("fan/w%d.py", i);
+        write_file(mod, MAIN_PY);
+        sb_printf(&sb, "[[tasks]]\nmodule = \"fan/w%d.py\"\nimage = \"i\"\n", i);
+    }
+    write_file("fan.toml", sb_str(&sb));
+    cleanup_free char *p = tpath("fan.toml");
+    mt_error *err = NULL;
+    swarm_def *def = swarmfile_load(p, &err);
+    if (!def)
+        fail_msg("%s", mt_error_msg(err));
+    assert_int_equal(def->tasks[0].nprev, 2000);
+    assert_int_equal(def->tasks[1].nnext, 1);
+    swarm_def_free(def);
+    sb_free(&sb);
+}
+
+/* Issue 16 item 6: a FIFO named as a global file blocked the loader (and the manager's admin
+ * socket) forever; it is refused at once as not a regular file. */
+static void test_error_fifo_global(void **state)
+{
+    (void)state;
+    cleanup_free char *fifo = tpath("pipe.bin");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    EXPECT("[global_files]\ng = \"pipe.bin\"\n" T(""),
+           "bad.toml:2: global file 'g': ", "pipe.bin is a FIFO (named pipe), not a regular file");
+    unlink(fifo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_hex_module_name),   cmocka_unit_test(test_error_parse_and_keys),
         cmocka_unit_test(test_error_task_fields), cmocka_unit_test(test_error_modules),
         cmocka_unit_test(test_error_graph),       cmocka_unit_test(test_error_globals),
+        cmocka_unit_test(test_error_large_files), cmocka_unit_test(test_error_fifo_global),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

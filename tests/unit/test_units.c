@@ -1,4 +1,4 @@
-/* test_units.c - parse_size and format_size. */
+/* test_units.c - parse_size and format_size, parse_duration and parse_int_range. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mem.h"
 #include "units.h"
 
 #define KIB 1024ULL
@@ -146,6 +147,75 @@ static void test_format_round_trip_many(void **state)
     }
 }
 
+static void expect_duration(const char *text, int64_t want)
+{
+    int64_t got = -7;
+    mt_error *err = NULL;
+    if (parse_duration(text, 1, 100LL * 366 * 86400, &got, &err) != 0)
+        fail_msg("parse_duration(\"%s\") rejected: %s", text, mt_error_msg(err));
+    if (got != want)
+        fail_msg("parse_duration(\"%s\") = %lld, want %lld", text, (long long)got, (long long)want);
+}
+
+static void expect_duration_error(const char *text, const char *needle)
+{
+    int64_t got = -7;
+    mt_error *err = NULL;
+    if (parse_duration(text, 1, 100LL * 366 * 86400, &got, &err) == 0)
+        fail_msg("parse_duration(\"%s\") accepted as %lld", text, (long long)got);
+    assert_int_equal(got, -7);
+    assert_int_equal(err->code, MT_ERR_USAGE);
+    if (!strstr(mt_error_msg(err), needle))
+        fail_msg("parse_duration(\"%s\"): '%s' lacks '%s'", text, mt_error_msg(err), needle);
+    mt_error_free(&err);
+}
+
+/* Issue 16 item 9: --ttl overflowed a float-to-integer cast on huge, infinite and NaN values
+ * (UBSan), and 0.4 rounded to 0, which means a token that never expires. */
+static void test_durations(void **state)
+{
+    (void)state;
+    expect_duration("3600", 3600);
+    expect_duration("3600s", 3600);
+    expect_duration("90m", 5400);
+    expect_duration("1.5h", 5400);
+    expect_duration("30d", 30 * 86400);
+    expect_duration(" 12h ", 12 * 3600);
+    expect_duration("0.6", 1);
+    expect_duration(".5m", 30);
+    expect_duration("36600d", 36600LL * 86400);
+    const char *malformed[] = {"",     " ",   "soon",  "1e300", "inf",   "nan", "-1", "+5",
+                               "0x10", "1hh", "1 h h", "5w",    "1.2.3", ".",   "1e3"};
+    for (size_t i = 0; i < ARRAY_LEN(malformed); i++)
+        expect_duration_error(malformed[i], "is not a duration");
+    expect_duration_error("0.4", "shorter than the shortest allowed duration, 1 s");
+    expect_duration_error("0", "shorter than");
+    expect_duration_error("36601d", "longer than the longest allowed duration");
+    expect_duration_error("9223372036854775807", "longer than");
+    expect_duration_error("99999999999999999999999999999999999999999d", "longer than");
+    /* the whole int64 range: 2^63 rounds from (double)INT64_MAX and must not be converted */
+    int64_t got = 0;
+    assert_int_equal(parse_duration("9223372036854775807", 0, INT64_MAX, &got, NULL), -1);
+    assert_int_equal(parse_duration("9223372036854774784", 0, INT64_MAX, &got, NULL), 0);
+    assert_true(got > 0);
+}
+
+static void test_int_range(void **state)
+{
+    (void)state;
+    int64_t v = 42;
+    assert_true(parse_int_range("7", 0, 10, &v) && v == 7);
+    assert_true(parse_int_range(" -3 ", -5, 10, &v) && v == -3);
+    assert_true(parse_int_range("10", 0, 10, &v) && v == 10);
+    v = 42;
+    const char *bad[] = {"", "x", "11", "-1", "1e3", "3.0", "0x5", "99999999999999999999", "5 5"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        if (parse_int_range(bad[i], 0, 10, &v))
+            fail_msg("parse_int_range(\"%s\") accepted", bad[i]);
+    assert_int_equal(v, 42);
+    assert_false(parse_int_range(NULL, 0, 10, &v));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +226,8 @@ int main(void)
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_format_round_trip),
         cmocka_unit_test(test_format_round_trip_many),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_int_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
