@@ -10,7 +10,10 @@
  * always keeps one call request outstanding. Each accepted call is bound to its own pluck
  * queue and run by a worker thread: up to max_calls workers exist at once; calls arriving
  * when all are busy wait in a FIFO, and a worker that finishes a call takes the next one from
- * it before exiting.
+ * it before exiting. A worker is held for as long as its handler waits on the call, so a
+ * handler facing clients it does not trust sets a stall limit (rpc_call_set_stall_limit): a
+ * step that makes no progress within it - a client that opens a stream and then goes quiet, or
+ * stops reading what is sent to it - ends the call with DEADLINE_EXCEEDED and frees the worker.
  */
 #include "rpc.h"
 
@@ -711,8 +714,11 @@ struct rpc_call {
     bool half_closed;
     bool broken;
     bool finished;
-    bool finish_ok; /* the status went out */
-    rpc_call *next; /* in the server's wait queue */
+    bool finish_ok;   /* the status went out */
+    int64_t stall_ms; /* 0: a step may wait forever (rpc_call_set_stall_limit) */
+    char *stall_why;  /* status message when the limit ends the call */
+    bool stalled;     /* the limit ended the call */
+    rpc_call *next;   /* in the server's wait queue */
 };
 
 typedef struct worker {
@@ -791,6 +797,7 @@ static void call_free(rpc_call *c)
     }
     free(c->md_keys);
     free(c->md_values);
+    free(c->stall_why);
     free(c);
 }
 
@@ -804,6 +811,40 @@ static void call_reject(rpc_call *c, grpc_status_code code, const char *why)
 static grpc_event call_pluck(rpc_call *c, int tag, gpr_timespec deadline)
 {
     return grpc_completion_queue_pluck(c->cq, TAG(tag), deadline, NULL);
+}
+
+/* Wait for the batch `tag` of a call step. Under a stall limit, a batch that does not complete
+ * in time ends the call: cancelling with a status fails every pending batch at once (the
+ * transport sends the status and resets the stream), so the batch is then plucked without a
+ * timeout - a batch is never left behind in the queue - and reported as failed. */
+static grpc_event call_wait(rpc_call *c, int tag)
+{
+    if (c->stall_ms <= 0)
+        return call_pluck(c, tag, forever());
+    grpc_event ev = call_pluck(c, tag, deadline_after(c->stall_ms));
+    if (ev.type != GRPC_QUEUE_TIMEOUT)
+        return ev;
+    c->stalled = true;
+    c->broken = true;
+    c->finished = true; /* the cancel carries the status */
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, c->stall_why, NULL);
+    ev = call_pluck(c, tag, forever());
+    ev.success = 0;
+    return ev;
+}
+
+void rpc_call_set_stall_limit(rpc_call *call, int64_t stall_ms, const char *why)
+{
+    call->stall_ms = stall_ms > 0 ? stall_ms : 0;
+    free(call->stall_why);
+    call->stall_why = xstrdup(why && *why ? why
+                                          : "The call made no progress within the server's "
+                                            "stall limit and was ended.");
+}
+
+bool rpc_call_stalled(const rpc_call *call)
+{
+    return call->stalled;
 }
 
 const char *rpc_call_method(const rpc_call *call)
@@ -857,7 +898,7 @@ int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
         call->broken = true;
         return -1;
     }
-    grpc_event ev = call_pluck(call, TAG_RECV, forever());
+    grpc_event ev = call_wait(call, TAG_RECV);
     if (!ev.success) {
         if (bb)
             grpc_byte_buffer_destroy(bb);
@@ -919,7 +960,7 @@ static int call_send_bb(rpc_call *call, grpc_byte_buffer *bb)
         return -1;
     }
     call->md_sent = true;
-    grpc_event ev = call_pluck(call, TAG_SEND, forever());
+    grpc_event ev = call_wait(call, TAG_SEND);
     grpc_byte_buffer_destroy(bb);
     if (!ev.success) {
         call->broken = true;
@@ -950,7 +991,7 @@ int rpc_call_finish(rpc_call *call, int code, const char *message)
     grpc_slice_unref(details);
     if (e != GRPC_CALL_OK)
         return -1;
-    grpc_event ev = call_pluck(call, TAG_FINISH, forever());
+    grpc_event ev = call_wait(call, TAG_FINISH);
     call->finish_ok = ev.success != 0;
     return call->finish_ok ? 0 : -1;
 }

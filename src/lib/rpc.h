@@ -162,4 +162,16 @@ int rpc_call_finish(rpc_call *call, int code, const char *message);
 /* True once the client cancelled or the deadline passed. */
 bool rpc_call_cancelled(const rpc_call *call);
 
+/* A limit on how long one step of the call may wait without progress: from now on, a receive
+ * that gets no message, or a send or finish that gRPC does not take, within stall_ms (> 0; 0 =
+ * no limit, the default) ends the call. It is then cancelled with DEADLINE_EXCEEDED and `why`
+ * (copied; NULL = a generic sentence) as the status the client sees; the receive or send
+ * returns -1, rpc_call_stalled() becomes true, and the call counts as finished (a later
+ * rpc_call_finish returns -1 and sends nothing). The limit is per step, not for the whole
+ * call: a stream that keeps bringing messages runs as long as it likes, and one message of
+ * hundreds of MiB must arrive whole within the limit (it is one step). */
+void rpc_call_set_stall_limit(rpc_call *call, int64_t stall_ms, const char *why);
+/* True once the stall limit ended the call. */
+bool rpc_call_stalled(const rpc_call *call);
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mem.h"
 #include "strbuf.h"
 
 /* Length of the well-formed sequence at s[0..len), or 0 if it is ill-formed. */
@@ -74,6 +75,8 @@ bool utf8_valid(const char *s, size_t len)
 
 char *utf8_lossy(const char *s, size_t len, size_t *out_len)
 {
+    if (!s)
+        s = ""; /* len is 0: no pointer arithmetic on NULL */
     strbuf sb = STRBUF_INIT;
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0; /* well-formed bytes not yet copied start at i - run */
@@ -117,4 +120,31 @@ char *utf8_copy(char *dst, size_t dst_size, const char *src)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return dst;
+}
+
+char *utf8_clean_copy(char *dst, size_t size, const char *src)
+{
+    const unsigned char *u = (const unsigned char *)(src ? src : "");
+    size_t n = strlen((const char *)u), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = seq_len(u + i, n - i);
+        bool keep = k > 1 || (k == 1 && u[i] >= 0x20 && u[i] != 0x7F);
+        size_t out = keep ? k : 1;
+        if (o + out > size - 1)
+            break;
+        if (keep)
+            memcpy(dst + o, u + i, k);
+        else
+            dst[o] = '?';
+        o += out;
+        i += k ? k : 1;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+char *utf8_clean_dup(const char *src)
+{
+    size_t n = strlen(src ? src : "") + 1;
+    return utf8_clean_copy(xmalloc(n), n, src);
 }

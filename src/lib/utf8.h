@@ -27,4 +27,13 @@ void utf8_drop_partial_tail(char *s);
  * boundary; returns dst. */
 char *utf8_copy(char *dst, size_t dst_size, const char *src);
 
+/* Copy src (NULL = "") into dst (size >= 1 bytes, always NUL-terminated), cut at a character
+ * boundary when it does not fit; bytes that are not well-formed UTF-8, and control characters
+ * (U+0000-U+001F, U+007F: a newline would forge a log line), become '?'. For text from the
+ * network that is shown in listings, logs or JSON. Returns dst. */
+char *utf8_clean_copy(char *dst, size_t size, const char *src);
+
+/* The same, whole, into a new string (owned). */
+char *utf8_clean_dup(const char *src);
+
 #endif

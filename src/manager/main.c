@@ -346,6 +346,12 @@ static int cmd_token(opts *o, int argc, char **argv)
                         "[--ttl DURATION]\n");
         return 2;
     }
+    size_t alen = strlen(o->alias);
+    if (alen == 0 || alen > 127) {
+        fprintf(stderr, "manta_manager: the node alias must be 1 to 127 bytes long (the manager "
+                        "refuses tokens for other aliases).\n");
+        return 2;
+    }
     int64_t ttl = 0; /* no expiry */
     if (o->ttl && parse_duration(o->ttl, 1, TOKEN_TTL_MAX_S, &ttl, &err) < 0) {
         mt_error_wrap(&err, "--ttl");

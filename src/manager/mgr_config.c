@@ -53,6 +53,12 @@ static const mkey keys[] = {
     {"node_timeout", K_INT, F(node_timeout), "30", 2, 3600,
      "Seconds without a heartbeat after which a node counts as lost (a node that dies is "
      "usually noticed at once through its last will)."},
+    {"call_stall_timeout", K_INT, F(call_stall_timeout), "120", 1, 86400,
+     "Seconds a node's call may wait for its next message (or for the node to take what the "
+     "manager sends) before the manager ends it with DEADLINE_EXCEEDED, so that a stalled call "
+     "does not hold one of the node service's threads. One message must arrive whole within "
+     "it: a 300 MiB value takes about 25 s at 100 Mbit/s; raise it for slower links or larger "
+     "values."},
     {"require_token", K_BOOL, F(require_token), "true", 0, 0,
      "Refuse nodes without a valid token minted by `manta_manager token create`."},
     {"tls_cert", K_PATH, F(tls_cert), "", 0, 0,
@@ -131,8 +137,10 @@ int mgr_config_load(mgr_config *cfg, const char *path, mt_error **err)
     if (!path)
         return 0;
     toml_value *root = toml_parse_file(path, TOML_1_1, err);
-    if (!root)
+    if (!root) {
+        mgr_config_clear(cfg);
         return mt_error_wrap(err, "The manager configuration could not be read");
+    }
     int rc = 0;
     for (size_t j = 0; j < root->u.tab.len && rc == 0; j++) {
         const toml_kv *kv = &root->u.tab.items[j];
@@ -149,6 +157,8 @@ int mgr_config_load(mgr_config *cfg, const char *path, mt_error **err)
             rc = set_value(cfg, k, kv->val, NULL, path, err);
     }
     toml_free(root);
+    if (rc < 0)
+        mgr_config_clear(cfg); /* nothing half-loaded is left for the caller to free */
     return rc;
 }
 

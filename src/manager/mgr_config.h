@@ -29,6 +29,8 @@ typedef struct mgr_config {
     char *tls_client_ca; /* "" or a CA whose certificates nodes must present (mutual TLS) */
     char *log_file;      /* "" = console only */
     char *log_level;     /* debug|info|warning|error */
+
+    int64_t call_stall_timeout; /* seconds a node's call may go without progress */
 } mgr_config;
 
 /* Defaults, then the file (NULL = none; a missing explicit file is an error). Owned fields. */

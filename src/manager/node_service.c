@@ -1,6 +1,51 @@
-/* node_service.c - node.node_service.Node for nodes, and the node messages arriving by MQTT. */
+/* node_service.c - node.node_service.Node for nodes, and the node messages arriving by MQTT.
+ *
+ * Who may do what (docs/manager-security.md has the same for operators):
+ *
+ * Calls per node. The node service runs each call on one of NODE_SERVICE_CALLS threads; calls
+ * beyond wait in rpc.c's queue. A call holds its thread for as long as its client keeps it
+ * open, so one token holder with 70 streams that send one message and never end used to hold
+ * all 64 threads, and every other node's IsAvailable, registration, logs and results waited.
+ * Now each caller may have at most NODE_CALLS calls in progress, counted across all methods
+ * (a stream of logs and a registration take the same kind of thread). The caller is the
+ * token's subject - the alias the token was minted for, the node's identity - or, with tokens
+ * off (`--no-token`), the peer's address and port: one connection, which is what one node
+ * process uses, since without tokens the manager cannot tell nodes apart (a client opening
+ * many connections is then not bounded; tokens off is for closed machines). A call over the
+ * cap is refused with RESOURCE_EXHAUSTED right after the token check, before any message is
+ * read, so its thread is free again at once and the calls queued behind it move on.
+ * Sizing: 64 threads = 8 callers at their cap of 8; with one greedy token, 56 threads stay
+ * free for the others. A node of this project has at most max_concurrent_tasks relayed World
+ * calls (the SDK calls one at a time), one log upload and a few unary calls in progress: 8
+ * fits its default of 2 tasks with room to spare; unary calls and downloads refused over the
+ * cap are retried by the node.
+ *
+ * Calls that make no progress. The cap bounds what one caller holds, not for how long. Every
+ * call also gets the stall limit `call_stall_timeout` (rpc_call_set_stall_limit): a receive
+ * that brings no message, or a send the client does not take, within it ends the call with
+ * DEADLINE_EXCEEDED and frees the thread and the slot. The limit is per message, not per call:
+ * a long stream is fine as long as it moves, but one message must arrive whole within it (a
+ * 300 MiB value takes about 25 s at 100 Mbit/s), hence the generous default of 120 s.
+ *
+ * Node bindings. A token names an alias; a node's id is node_id_from_alias(alias) for this
+ * project's nodes, but a node without an alias has a MAC-derived or random id, and nothing in
+ * a request ties the id it names to the token. So a call acting for node id X is allowed when
+ * X is the id of the token's alias (its "natural" id), or when X is bound to the token's
+ * subject; RegisterNode of an X bound to nobody binds X to the subject, and the natural id's
+ * owner registering takes X back from whoever bound it first. Bindings are kept in the store
+ * (node_bindings) and in memory (bound, sorted by id, for a lookup without the store's lock on
+ * every call). Anything else is refused with PERMISSION_DENIED naming the node id (never the
+ * token). Checked: every RPC whose request names the node it acts for - RegisterNode, Ping,
+ * SetNodeStatus, SetSystemSummary, SetOverviews, SendError, UpdateTask, StopSwarm, AddTaskLogs
+ * (each message's task-log header) and AddTaskResult (its first message, before the value is
+ * read). ScheduleTask names the nodes to run on, not the caller, and any task may schedule on
+ * any node of its swarm: it is not checked (nor are the swarm-wide GetGlobal, SetGlobal and
+ * GetTaskResult). With tokens off nothing is checked. MQTT messages on manager/+ carry node ids
+ * too; what a client may publish there is the broker's ACLs' business (a later issue).
+ */
 #include "node_service.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +58,52 @@
 #include "mem.h"
 #include "runner.h"
 #include "strbuf.h"
+#include "utf8.h"
 #include "tasklog.h"
 
 #define SVC     "/node.node_service.Node/"
 #define CHUNK   (4u << 20) /* bytes of data per streamed message */
 #define LOG_MAX (64u << 20)
+/* A value (global, result) larger than this is refused while it arrives: SQLite's default
+ * length limit, which the store would refuse anyway once all of it were in memory. */
+#define VALUE_MAX 1000000000u
+
+#define NODE_SERVICE_CALLS 64 /* threads of the node service */
+#define NODE_CALLS         8  /* calls in progress per caller */
+#define SUBJECT_MAX        sizeof(((mgr_node *)0)->alias)
+#define SHOWN_MAX          201 /* bytes of client text quoted in a status message, + NUL */
+
+/* Calls in progress of one caller (entries exist while n > 0). */
+typedef struct caller_calls {
+    char *who;
+    int n;
+    bool warned; /* a refusal was logged since n last was 0 */
+} caller_calls;
+
+/* A node id and the token subject it acts for. */
+typedef struct bound_id {
+    node_id id;
+    char *subject;
+} bound_id;
+
+struct node_service {
+    pthread_mutex_t mu;      /* busy and bound; a leaf lock, held briefly */
+    pthread_mutex_t bind_mu; /* one binding decision at a time (held across the store write) */
+    caller_calls *busy;
+    size_t nbusy, capbusy;
+    bound_id *bound; /* sorted by id */
+    size_t nbound, capbound;
+};
+
+/* Who makes a call. */
+typedef struct caller {
+    bool checked;               /* tokens on: node ids are checked against the subject */
+    char subject[SUBJECT_MAX];  /* the token's subject ("" with tokens off) */
+    char shown[SUBJECT_MAX];    /* the same, safe to log and to quote */
+    bool has_natural;           /* the subject has a node id (a hex alias may be out of range) */
+    node_id natural;            /* node_id_from_alias(subject) */
+    char who[SUBJECT_MAX + 64]; /* the identity the call cap counts: subject or peer */
+} caller;
 
 static node_id pid(const Common__System__PairId *p)
 {
@@ -64,6 +150,240 @@ static ProtobufCMessage *recv_one(rpc_call *call, const ProtobufCMessageDescript
     return msg;
 }
 
+/* ---- calls in progress per caller ------------------------------------------------------------ */
+
+typedef struct call_slot {
+    struct node_service *ns;
+    const char *who;
+    bool held;
+} call_slot;
+
+static void slot_release(call_slot *slot)
+{
+    if (!slot->held)
+        return;
+    struct node_service *ns = slot->ns;
+    pthread_mutex_lock(&ns->mu);
+    for (size_t i = 0; i < ns->nbusy; i++) {
+        caller_calls *b = &ns->busy[i];
+        if (!strcmp(b->who, slot->who)) {
+            if (--b->n <= 0) {
+                free(b->who);
+                *b = ns->busy[--ns->nbusy];
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ns->mu);
+    slot->held = false;
+}
+#define cleanup_slot __attribute__((cleanup(slot_release)))
+
+/* Take one of the caller's NODE_CALLS slots. False when all are taken; *log_it is then true
+ * for the first refusal since the caller last had no call in progress (one log line per
+ * episode, not one per refused call). */
+static bool slot_take(struct node_service *ns, const char *who, call_slot *slot, bool *log_it)
+{
+    *slot = (call_slot){.ns = ns, .who = who};
+    *log_it = false;
+    pthread_mutex_lock(&ns->mu);
+    size_t i;
+    for (i = 0; i < ns->nbusy; i++)
+        if (!strcmp(ns->busy[i].who, who))
+            break;
+    if (i == ns->nbusy) {
+        if (ns->nbusy == ns->capbusy) {
+            ns->capbusy = ns->capbusy ? 2 * ns->capbusy : 16;
+            ns->busy = xrealloc(ns->busy, ns->capbusy * sizeof(*ns->busy));
+        }
+        ns->busy[ns->nbusy++] = (caller_calls){.who = xstrdup(who)};
+    }
+    caller_calls *b = &ns->busy[i];
+    bool ok = b->n < NODE_CALLS;
+    if (ok) {
+        b->n++;
+    } else if (!b->warned) {
+        b->warned = true;
+        *log_it = true;
+    }
+    pthread_mutex_unlock(&ns->mu);
+    slot->held = ok;
+    return ok;
+}
+
+/* ---- node bindings ------------------------------------------------------------------------ */
+
+/* Index of id in ns->bound (mu held); when absent, false and *at = where it would go. */
+static bool bound_find(const struct node_service *ns, node_id id, size_t *at)
+{
+    size_t lo = 0, hi = ns->nbound;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = node_id_cmp(&ns->bound[mid].id, &id);
+        if (c == 0) {
+            *at = mid;
+            return true;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return false;
+}
+
+/* Bind id to subject, replacing its binding if any (mu held). */
+static void bound_put(struct node_service *ns, node_id id, const char *subject)
+{
+    size_t i;
+    if (bound_find(ns, id, &i)) {
+        free(ns->bound[i].subject);
+        ns->bound[i].subject = xstrdup(subject);
+        return;
+    }
+    if (ns->nbound == ns->capbound) {
+        ns->capbound = ns->capbound ? 2 * ns->capbound : 64;
+        ns->bound = xrealloc(ns->bound, ns->capbound * sizeof(*ns->bound));
+    }
+    memmove(&ns->bound[i + 1], &ns->bound[i], (ns->nbound - i) * sizeof(*ns->bound));
+    ns->bound[i] = (bound_id){.id = id, .subject = xstrdup(subject)};
+    ns->nbound++;
+}
+
+/* The subject id is bound to (owned), or NULL. */
+static char *bound_owner(struct node_service *ns, node_id id)
+{
+    pthread_mutex_lock(&ns->mu);
+    size_t i;
+    char *owner = bound_find(ns, id, &i) ? xstrdup(ns->bound[i].subject) : NULL;
+    pthread_mutex_unlock(&ns->mu);
+    return owner;
+}
+
+/* May the caller act for node id? */
+static bool may_act_for(manager *m, const caller *c, node_id id)
+{
+    if (!c->checked || (c->has_natural && node_id_equal(c->natural, id)))
+        return true;
+    cleanup_free char *owner = bound_owner(m->ns, id);
+    return owner && !strcmp(owner, c->subject);
+}
+
+/* Refuse a call that names a node its token may not act for. */
+static void deny(manager *m, rpc_call *call, const caller *c, const char *rpc, node_id id)
+{
+    char x[NODE_XID_MAX + 1];
+    node_id_to_xid(id, x);
+    log_warn(m->log, "nodes",
+             "%s from %s refused: the token for '%s' may not act for node %s (another node's "
+             "id, or one it never registered)",
+             rpc, rpc_call_peer(call), c->shown, x);
+    cleanup_free char *msg = xasprintf(
+        "The node token for '%s' may not act for node %s: a token acts only for the node it was "
+        "issued for (the node id of its alias, or one it registered first). Call with that "
+        "node's own token, or register this node first.",
+        c->shown, x);
+    rpc_call_finish(call, RPC_PERMISSION_DENIED, msg);
+}
+
+/* Check the node a request acts for; on refusal the call is finished and false returned. */
+static bool act_for(manager *m, rpc_call *call, const caller *c, const char *rpc,
+                    const Common__System__PairId *p)
+{
+    if (may_act_for(m, c, pid(p)))
+        return true;
+    deny(m, call, c, rpc, pid(p));
+    return false;
+}
+
+/* RegisterNode of id: allowed when id is bound to the caller's subject, or bound to nobody
+ * (it is then bound to the subject), or the subject's natural id (bound to the subject, taken
+ * back from whoever bound it before). Returns false with the call finished otherwise. */
+static bool claim(manager *m, rpc_call *call, const caller *c, node_id id)
+{
+    if (!c->checked)
+        return true;
+    struct node_service *ns = m->ns;
+    bool natural = c->has_natural && node_id_equal(c->natural, id);
+    char x[NODE_XID_MAX + 1];
+    node_id_to_xid(id, x);
+    pthread_mutex_lock(&ns->bind_mu);
+    cleanup_free char *owner = bound_owner(ns, id);
+    bool ok = true;
+    if (owner && !strcmp(owner, c->subject)) {
+        /* already the caller's */
+    } else if (owner && !natural) {
+        ok = false;
+    } else {
+        mt_error *err = NULL;
+        if (store_binding_set(m->st, x, c->subject, mgr_now_ms(), &err) < 0) {
+            /* kept in memory all the same: it holds until the manager restarts */
+            log_error(m->log, "nodes", "%s", mt_error_msg(err));
+            mt_error_free(&err);
+        }
+        pthread_mutex_lock(&ns->mu);
+        bound_put(ns, id, c->subject);
+        pthread_mutex_unlock(&ns->mu);
+        if (owner) {
+            char shown[SUBJECT_MAX];
+            log_warn(m->log, "nodes",
+                     "node %s was registered with the token for '%s'; it is the node id of alias "
+                     "'%s', whose token takes it back",
+                     x, utf8_clean_copy(shown, sizeof(shown), owner), c->shown);
+        }
+    }
+    pthread_mutex_unlock(&ns->bind_mu);
+    if (!ok) {
+        log_warn(m->log, "nodes",
+                 "RegisterNode from %s refused: node %s is registered with another token than "
+                 "the one for '%s'",
+                 rpc_call_peer(call), x, c->shown);
+        cleanup_free char *msg = xasprintf(
+            "Node %s is already registered with another node's token, and the token for '%s' "
+            "may not take it over: a token acts only for the node it was issued for. Give this "
+            "node its own alias and token (`manta_manager token create --node ALIAS`).",
+            x, c->shown);
+        rpc_call_finish(call, RPC_PERMISSION_DENIED, msg);
+    }
+    return ok;
+}
+
+static struct node_service *ns_new(manager *m, mt_error **err)
+{
+    store_binding *rows = NULL;
+    size_t n = 0;
+    if (store_binding_list(m->st, &rows, &n, err) < 0)
+        return NULL;
+    struct node_service *ns = xcalloc(1, sizeof(*ns));
+    pthread_mutex_init(&ns->mu, NULL);
+    pthread_mutex_init(&ns->bind_mu, NULL);
+    for (size_t i = 0; i < n; i++) {
+        node_id id;
+        if (node_id_parse_xid(rows[i].node, &id))
+            bound_put(ns, id, rows[i].subject);
+    }
+    store_bindings_free(rows, n);
+    return ns;
+}
+
+static void ns_free(struct node_service *ns)
+{
+    if (!ns)
+        return;
+    for (size_t i = 0; i < ns->nbusy; i++)
+        free(ns->busy[i].who);
+    for (size_t i = 0; i < ns->nbound; i++)
+        free(ns->bound[i].subject);
+    free(ns->busy);
+    free(ns->bound);
+    pthread_mutex_destroy(&ns->mu);
+    pthread_mutex_destroy(&ns->bind_mu);
+    free(ns);
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
 static void touch_from(manager *m, node_id id, bool mqtt)
 {
     mgr_node *n = mgr_node_find(m, id);
@@ -88,12 +408,13 @@ static void touch(manager *m, node_id id)
     touch_from(m, id, false);
 }
 
+/* The overview names, cleaned (they are listed as JSON and logged). */
 static char **dataset_names(const Common__Informations__Overviews *ov)
 {
     size_t n = ov ? ov->n_content : 0;
     char **v = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        v[i] = xstrdup(ov->content[i]->name);
+        v[i] = utf8_clean_dup(ov->content[i]->name);
     return v;
 }
 
@@ -125,16 +446,25 @@ static void set_datasets(manager *m, node_id id, const Common__Informations__Ove
     mt_error_free(&err);
 }
 
-static void do_register(manager *m, rpc_call *call, const char *alias)
+static void do_register(manager *m, rpc_call *call, const caller *c)
 {
     Common__Informations__NodeOverview *ov = (Common__Informations__NodeOverview *)recv_one(
         call, &common__informations__node_overview__descriptor);
     if (!ov)
         return;
     node_id id = pid(ov->node_id);
+    if (!claim(m, call, c, id)) {
+        protobuf_c_message_free_unpacked(&ov->base, NULL);
+        return;
+    }
     char x[NODE_XID_MAX + 1];
     node_id_to_xid(id, x);
     const Common__Informations__PlatformInfo *pi = ov->platform_info;
+    /* text the node chose, shown by `manta_manager nodes` (JSON) and logged: cleaned, and cut
+     * at a character boundary (a cut inside one made the node vanish from the listing) */
+    char hostname[sizeof(((mgr_node *)0)->hostname)];
+    utf8_clean_copy(hostname, sizeof(hostname), pi ? pi->hostname : "");
+    const char *alias = c->shown;
     char **names = dataset_names(ov->dataset_overviews);
     cleanup_free char *joined = join_names(names);
 
@@ -147,8 +477,8 @@ static void do_register(manager *m, rpc_call *call, const char *alias)
         m->nodes = xrealloc(m->nodes, (m->nnodes + 1) * sizeof(*m->nodes));
         m->nodes[m->nnodes++] = n;
     }
-    snprintf(n->hostname, sizeof(n->hostname), "%s", pi && pi->hostname ? pi->hostname : "");
-    snprintf(n->alias, sizeof(n->alias), "%s", alias);
+    memcpy(n->hostname, hostname, sizeof(hostname));
+    snprintf(n->alias, sizeof(n->alias), "%s", alias); /* fits: both SUBJECT_MAX */
     mem_free_strv(&n->datasets);
     n->datasets = names;
     n->connected = true;
@@ -157,10 +487,11 @@ static void do_register(manager *m, rpc_call *call, const char *alias)
     pthread_mutex_unlock(&m->lock);
     mgr_wake(m);
 
-    cleanup_free char *platform =
+    cleanup_free char *raw_platform =
         pi ? xasprintf("%s %s %s", pi->system, pi->release, pi->machine) : xstrdup("");
+    cleanup_free char *platform = utf8_clean_dup(raw_platform);
     store_node rec = {.id = x,
-                      .hostname = (char *)(pi && pi->hostname ? pi->hostname : ""),
+                      .hostname = hostname,
                       .platform = platform,
                       .datasets = joined,
                       .status = (char *)"CONNECTED"};
@@ -185,12 +516,24 @@ static void do_register(manager *m, rpc_call *call, const char *alias)
     reply(call, &reg.base);
 }
 
-static void do_error(manager *m, rpc_call *call)
+static void do_error(manager *m, rpc_call *call, const caller *c)
 {
     Common__System__Error *e =
         (Common__System__Error *)recv_one(call, &common__system__error__descriptor);
     if (!e)
         return;
+    if (!act_for(m, call, c, "SendError", e->node_id)) {
+        protobuf_c_message_free_unpacked(&e->base, NULL);
+        return;
+    }
+    if (e->error_id > INT_MAX) { /* the store keeps an int */
+        cleanup_free char *msg = xasprintf(
+            "The error id %u is out of range: error ids go up to %d.", e->error_id, INT_MAX);
+        protobuf_c_message_free_unpacked(&e->base, NULL);
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+        return;
+    }
+    cleanup_free char *content = utf8_clean_dup(e->content); /* listed as JSON, logged */
     char nx[NODE_XID_MAX + 1] = "", sx[NODE_XID_MAX + 1] = "", tx[NODE_XID_MAX + 1] = "";
     if (e->node_id)
         xid_of(e->node_id, nx);
@@ -204,7 +547,7 @@ static void do_error(manager *m, rpc_call *call)
                         .iteration = e->iteration,
                         .circular = e->circular,
                         .error_id = (int)e->error_id,
-                        .content = e->content,
+                        .content = content,
                         .ts_ms = mgr_now_ms()};
     mt_error *err = NULL;
     if (store_error_add(m->st, &row, &err) < 0) {
@@ -212,11 +555,11 @@ static void do_error(manager *m, rpc_call *call)
         mt_error_free(&err);
     }
     log_msg(m->log, LOG_WARNING, "nodes", "node %s reports error %u%s%s: %s", nx, e->error_id,
-            *tx ? " on task " : "", tx, e->content);
+            *tx ? " on task " : "", tx, content);
     if (e->swarm_id && e->task_id) {
         pthread_mutex_lock(&m->lock);
         runner_task_error(m, pid(e->swarm_id), pid(e->node_id), pid(e->task_id), e->iteration,
-                          e->content);
+                          content);
         pthread_mutex_unlock(&m->lock);
     }
     protobuf_c_message_free_unpacked(&e->base, NULL);
@@ -251,9 +594,19 @@ static void task_update(manager *m, const Common__Tasks__TaskUpdate *u, bool mqt
     pthread_mutex_unlock(&m->lock);
 }
 
-static void do_add_logs(manager *m, rpc_call *call)
+/* A Logs timestamp in ms, or now when it is absent or outside what google.protobuf.Timestamp
+ * allows (years 1-9999): seconds * 1000 of any int64 would overflow. */
+static int64_t stamp_ms(const Google__Protobuf__Timestamp *t)
 {
-    int n = 0;
+    if (!t || t->seconds < INT64_C(-62135596800) || t->seconds > INT64_C(253402300799) ||
+        t->nanos < 0 || t->nanos > 999999999)
+        return mgr_now_ms();
+    return t->seconds * 1000 + t->nanos / 1000000;
+}
+
+static void do_add_logs(manager *m, rpc_call *call, const caller *c)
+{
+    size_t n = 0;
     for (;;) {
         rpc_bytes b = {0};
         int r = rpc_call_recv(call, &b);
@@ -272,14 +625,18 @@ static void do_add_logs(manager *m, rpc_call *call)
         size_t tlen = 0;
         mt_error *err = NULL;
         int rc = tasklog_decode(lg->content.data, lg->content.len, &h, &text, &tlen, LOG_MAX, &err);
-        int64_t ts = lg->timestamp ? lg->timestamp->seconds * 1000 + lg->timestamp->nanos / 1000000
-                                   : mgr_now_ms();
+        int64_t ts = stamp_ms(lg->timestamp);
         protobuf_c_message_free_unpacked(&lg->base, NULL);
         if (rc < 0) {
             cleanup_free char *msg =
                 xasprintf("The task log blob is malformed: %s", mt_error_msg(err));
             mt_error_free(&err);
             rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+            return;
+        }
+        if (!may_act_for(m, c, h.node)) {
+            free(text);
+            deny(m, call, c, "AddTaskLogs", h.node);
             return;
         }
         char sx[NODE_XID_MAX + 1], nx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
@@ -365,8 +722,10 @@ static void do_get_global(manager *m, rpc_call *call)
         return;
     }
     if (r == 0) {
+        char shown[SHOWN_MAX]; /* the tag as the client sent it: cleaned, cut */
+        utf8_clean_copy(shown, sizeof(shown), tag);
         cleanup_free char *msg = swarm_known(m, sx)
-                                     ? xasprintf("The swarm has no global '%s'.", tag)
+                                     ? xasprintf("The swarm has no global '%s'.", shown)
                                      : xasprintf("Swarm %s is not known to this manager.", sx);
         rpc_call_finish(call, RPC_NOT_FOUND, msg);
         return;
@@ -375,10 +734,16 @@ static void do_get_global(manager *m, rpc_call *call)
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
-/* Receive a client stream of T messages, concatenating data. Returns the first message (its
- * data replaced by the concatenation), or NULL with the call finished. */
-static ProtobufCMessage *recv_concat(rpc_call *call, const ProtobufCMessageDescriptor *d,
-                                     size_t data_off, strbuf *all)
+/* Checks the first message of an upload before the rest is read; false = the call was
+ * finished. */
+typedef bool (*first_check)(manager *m, rpc_call *call, const caller *c,
+                            const ProtobufCMessage *first);
+
+/* Receive a client stream of T messages, concatenating data (at most VALUE_MAX bytes). Returns
+ * the first message, or NULL with the call finished. */
+static ProtobufCMessage *recv_concat(manager *m, rpc_call *call, const caller *c,
+                                     const ProtobufCMessageDescriptor *d, size_t data_off,
+                                     first_check check, strbuf *all)
 {
     ProtobufCMessage *first = NULL;
     for (;;) {
@@ -399,7 +764,20 @@ static ProtobufCMessage *recv_concat(rpc_call *call, const ProtobufCMessageDescr
             rpc_call_finish(call, RPC_INVALID_ARGUMENT, "A message is not valid protobuf.");
             return NULL;
         }
+        if (!first && check && !check(m, call, c, msg)) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            return NULL;
+        }
         ProtobufCBinaryData *bd = (ProtobufCBinaryData *)((char *)msg + data_off);
+        if (bd->len > VALUE_MAX - all->len) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            if (first)
+                protobuf_c_message_free_unpacked(first, NULL);
+            rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+                            "The value is larger than 1000000000 bytes, the most the manager's "
+                            "store keeps; nothing was stored. Send a smaller value.");
+            return NULL;
+        }
         if (bd->len)
             sb_append(all, bd->data, bd->len);
         if (!first)
@@ -414,15 +792,20 @@ static ProtobufCMessage *recv_concat(rpc_call *call, const ProtobufCMessageDescr
     return first;
 }
 
+static bool result_check(manager *m, rpc_call *call, const caller *c, const ProtobufCMessage *first)
+{
+    return act_for(m, call, c, "AddTaskResult", ((const Common__Results__Result *)first)->node_id);
+}
+
 /* SetGlobal and AddTaskResult: a client stream whose data is concatenated and stored whole. */
-static void do_upload(manager *m, rpc_call *call, bool result)
+static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
 {
     strbuf all = {0};
-    ProtobufCMessage *msg = result
-                                ? recv_concat(call, &common__results__result__descriptor,
-                                              offsetof(Common__Results__Result, data), &all)
-                                : recv_concat(call, &common__results__global_update__descriptor,
-                                              offsetof(Common__Results__GlobalUpdate, data), &all);
+    ProtobufCMessage *msg =
+        result ? recv_concat(m, call, c, &common__results__result__descriptor,
+                             offsetof(Common__Results__Result, data), result_check, &all)
+               : recv_concat(m, call, c, &common__results__global_update__descriptor,
+                             offsetof(Common__Results__GlobalUpdate, data), NULL, &all);
     if (!msg) {
         sb_free(&all);
         return;
@@ -487,87 +870,114 @@ static void do_get_result(manager *m, rpc_call *call)
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
-static void handle(void *ctx, rpc_call *call)
+/* Who calls: the token's subject (tokens on), or the connection (tokens off). Returns false
+ * with the call finished when the token is refused. */
+static bool identify(manager *m, rpc_call *call, const char *name, caller *c)
 {
-    manager *m = ctx;
-    const char *method = rpc_call_method(call);
-    if (strncmp(method, SVC, strlen(SVC)) != 0) {
-        rpc_call_finish(call, RPC_UNIMPLEMENTED,
-                        "This manager serves node.node_service.Node only.");
-        return;
+    memset(c, 0, sizeof(*c));
+    if (!m->cfg.require_token) {
+        snprintf(c->who, sizeof(c->who), "peer %s", rpc_call_peer(call));
+        return true;
     }
-    const char *name = method + strlen(SVC);
-    char alias[128] = "";
-    if (m->cfg.require_token) {
-        mt_error *err = NULL;
-        if (token_verify(m->secret, rpc_call_metadata(call, "authorization"), mgr_now_ms() / 1000,
-                         alias, sizeof(alias), &err) < 0) {
-            cleanup_free char *msg = xasprintf("The node token was refused: %s", mt_error_msg(err));
-            log_msg(m->log, LOG_WARNING, "nodes", "%s call from %s refused: %s", name,
-                    rpc_call_peer(call), mt_error_msg(err));
-            mt_error_free(&err);
-            rpc_call_finish(call, RPC_UNAUTHENTICATED, msg);
-            return;
-        }
+    mt_error *err = NULL;
+    if (token_verify(m->secret, rpc_call_metadata(call, "authorization"), mgr_now_ms() / 1000,
+                     c->subject, sizeof(c->subject), &err) < 0) {
+        cleanup_free char *msg = xasprintf("The node token was refused: %s", mt_error_msg(err));
+        log_msg(m->log, LOG_WARNING, "nodes", "%s call from %s refused: %s", name,
+                rpc_call_peer(call), mt_error_msg(err));
+        mt_error_free(&err);
+        rpc_call_finish(call, RPC_UNAUTHENTICATED, msg);
+        return false;
     }
+    c->checked = true;
+    utf8_clean_copy(c->shown, sizeof(c->shown), c->subject);
+    c->has_natural = node_id_from_alias(c->subject, &c->natural, NULL) == 0;
+    snprintf(c->who, sizeof(c->who), "token %s", c->subject);
+    return true;
+}
+
+/* A text from the runner (it quotes what the task sent: an alias may hold control characters
+ * or ill-formed UTF-8) made safe for a status message. */
+static void finish_with(rpc_call *call, int rc, const char *text)
+{
+    char msg[512];
+    rpc_call_finish(call, rc, utf8_clean_copy(msg, sizeof(msg), text));
+}
+
+/* One call, once the caller has a slot. */
+static void serve(manager *m, rpc_call *call, const caller *c, const char *name)
+{
     if (!strcmp(name, "IsAvailable")) {
         rpc_bytes b = {0};
-        if (rpc_call_recv(call, &b) > 0)
-            rpc_bytes_free(&b);
+        if (rpc_call_recv(call, &b) < 0)
+            return;
+        rpc_bytes_free(&b);
         reply(call, NULL);
     } else if (!strcmp(name, "RegisterNode")) {
-        do_register(m, call, alias);
+        do_register(m, call, c);
     } else if (!strcmp(name, "Ping")) {
         Common__Informations__Ping *p =
             (Common__Informations__Ping *)recv_one(call, &common__informations__ping__descriptor);
         if (!p)
             return;
-        pthread_mutex_lock(&m->lock);
-        touch(m, pid(p->node_id));
-        pthread_mutex_unlock(&m->lock);
+        if (act_for(m, call, c, name, p->node_id)) {
+            pthread_mutex_lock(&m->lock);
+            touch(m, pid(p->node_id));
+            pthread_mutex_unlock(&m->lock);
+            reply(call, NULL);
+        }
         protobuf_c_message_free_unpacked(&p->base, NULL);
-        reply(call, NULL);
     } else if (!strcmp(name, "SetNodeStatus")) {
         Common__Informations__NodeStatus *s = (Common__Informations__NodeStatus *)recv_one(
             call, &common__informations__node_status__descriptor);
         if (!s)
             return;
-        pthread_mutex_lock(&m->lock);
-        mgr_node *n = mgr_node_find(m, pid(s->node_id));
-        if (n && s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED)
-            mgr_node_lost(m, n, "it said it is disconnecting");
-        else
-            touch(m, pid(s->node_id));
-        pthread_mutex_unlock(&m->lock);
+        if (act_for(m, call, c, name, s->node_id)) {
+            pthread_mutex_lock(&m->lock);
+            mgr_node *n = mgr_node_find(m, pid(s->node_id));
+            if (n && s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED)
+                mgr_node_lost(m, n, "it said it is disconnecting");
+            else
+                touch(m, pid(s->node_id));
+            pthread_mutex_unlock(&m->lock);
+            reply(call, NULL);
+        }
         protobuf_c_message_free_unpacked(&s->base, NULL);
-        reply(call, NULL);
     } else if (!strcmp(name, "SetSystemSummary")) {
         Common__Informations__SetSystemSummaryRequest *s =
             (Common__Informations__SetSystemSummaryRequest *)recv_one(
                 call, &common__informations__set_system_summary_request__descriptor);
         if (!s)
             return;
-        pthread_mutex_lock(&m->lock);
-        touch(m, pid(s->node_id));
-        pthread_mutex_unlock(&m->lock);
+        if (act_for(m, call, c, name, s->node_id)) {
+            pthread_mutex_lock(&m->lock);
+            touch(m, pid(s->node_id));
+            pthread_mutex_unlock(&m->lock);
+            reply(call, NULL);
+        }
         protobuf_c_message_free_unpacked(&s->base, NULL);
-        reply(call, NULL);
     } else if (!strcmp(name, "SetOverviews")) {
         Common__Informations__DatasetOverviews *o =
             (Common__Informations__DatasetOverviews *)recv_one(
                 call, &common__informations__dataset_overviews__descriptor);
         if (!o)
             return;
-        set_datasets(m, pid(o->node_id), o->content);
+        if (act_for(m, call, c, name, o->node_id)) {
+            set_datasets(m, pid(o->node_id), o->content);
+            reply(call, NULL);
+        }
         protobuf_c_message_free_unpacked(&o->base, NULL);
-        reply(call, NULL);
     } else if (!strcmp(name, "SendError")) {
-        do_error(m, call);
+        do_error(m, call, c);
     } else if (!strcmp(name, "StopSwarm") || !strcmp(name, "UpdateTask")) {
         Common__Tasks__TaskUpdate *u =
             (Common__Tasks__TaskUpdate *)recv_one(call, &common__tasks__task_update__descriptor);
         if (!u)
             return;
+        if (!act_for(m, call, c, name, u->node_id)) {
+            protobuf_c_message_free_unpacked(&u->base, NULL);
+            return;
+        }
         char msg[512] = "";
         int rc = RPC_OK;
         if (!strcmp(name, "StopSwarm")) {
@@ -580,10 +990,11 @@ static void handle(void *ctx, rpc_call *call)
         }
         protobuf_c_message_free_unpacked(&u->base, NULL);
         if (rc != RPC_OK)
-            rpc_call_finish(call, rc, msg);
+            finish_with(call, rc, msg);
         else
             reply(call, NULL);
     } else if (!strcmp(name, "ScheduleTask")) {
+        /* node_ids are where to run, not who calls: not checked (see the top of the file) */
         Common__Tasks__TaskScheduling *s = (Common__Tasks__TaskScheduling *)recv_one(
             call, &common__tasks__task_scheduling__descriptor);
         if (!s)
@@ -598,22 +1009,64 @@ static void handle(void *ctx, rpc_call *call)
         pthread_mutex_unlock(&m->lock);
         protobuf_c_message_free_unpacked(&s->base, NULL);
         if (rc != RPC_OK)
-            rpc_call_finish(call, rc, msg);
+            finish_with(call, rc, msg);
         else
             reply(call, NULL);
     } else if (!strcmp(name, "AddTaskLogs")) {
-        do_add_logs(m, call);
+        do_add_logs(m, call, c);
     } else if (!strcmp(name, "GetTaskResult")) {
         do_get_result(m, call);
     } else if (!strcmp(name, "AddTaskResult")) {
-        do_upload(m, call, true);
+        do_upload(m, call, c, true);
     } else if (!strcmp(name, "GetGlobal")) {
         do_get_global(m, call);
     } else if (!strcmp(name, "SetGlobal")) {
-        do_upload(m, call, false);
+        do_upload(m, call, c, false);
     } else {
         rpc_call_finish(call, RPC_UNIMPLEMENTED, "Unknown method of node.node_service.Node.");
     }
+}
+
+static void handle(void *ctx, rpc_call *call)
+{
+    manager *m = ctx;
+    const char *method = rpc_call_method(call);
+    if (strncmp(method, SVC, strlen(SVC)) != 0) {
+        rpc_call_finish(call, RPC_UNIMPLEMENTED,
+                        "This manager serves node.node_service.Node only.");
+        return;
+    }
+    const char *name = method + strlen(SVC);
+    caller c;
+    if (!identify(m, call, name, &c))
+        return;
+    /* The cap first, before any message is read: a refusal frees the thread at once. */
+    bool log_it = false;
+    cleanup_slot call_slot slot = {0};
+    if (!slot_take(m->ns, c.who, &slot, &log_it)) {
+        if (log_it) {
+            char shown[sizeof(c.who)];
+            log_warn(m->log, "nodes",
+                     "%s already has %d calls in progress (the most one node may have); "
+                     "refusing more until one ends (%s from %s)",
+                     utf8_clean_copy(shown, sizeof(shown), c.who), NODE_CALLS, name,
+                     rpc_call_peer(call));
+        }
+        cleanup_free char *msg = xasprintf(
+            "This %s already has %d calls in progress on the manager, the most one node may have "
+            "at once; nothing of this call was read. Wait for one of them to end, then call "
+            "again.",
+            c.checked ? "node token" : "connection", NODE_CALLS);
+        rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    cleanup_free char *stalled = xasprintf(
+        "The manager received nothing on this call for %lld s (its call_stall_timeout) and ended "
+        "it: a call must not pause that long. If one message takes longer than that to cross "
+        "this link, the manager's operator can raise call_stall_timeout.",
+        (long long)m->cfg.call_stall_timeout);
+    rpc_call_set_stall_limit(call, m->cfg.call_stall_timeout * 1000, stalled);
+    serve(m, call, &c, name);
 }
 
 int node_service_start(manager *m, mt_error **err)
@@ -635,7 +1088,11 @@ int node_service_start(manager *m, mt_error **err)
         tls.key_pem = key;
         tls.client_ca_pem = ca;
     }
-    m->srv = rpc_server_start(m->cfg.listen, use_tls ? &tls : NULL, 64, handle, m, &m->port, err);
+    m->ns = ns_new(m, err);
+    if (!m->ns)
+        return mt_error_wrap(err, "The node service could not load which token each node acts for");
+    m->srv = rpc_server_start(m->cfg.listen, use_tls ? &tls : NULL, NODE_SERVICE_CALLS, handle, m,
+                              &m->port, err);
     if (!m->srv)
         return mt_error_wrap(err, "The node service could not listen on %s", m->cfg.listen);
     return 0;
@@ -646,6 +1103,8 @@ void node_service_stop(manager *m)
     if (m->srv)
         rpc_server_stop(m->srv, 2000);
     m->srv = NULL;
+    ns_free(m->ns); /* no handler runs any more */
+    m->ns = NULL;
 }
 
 void node_service_on_mqtt(manager *m, const char *topic, const void *payload, size_t len)

@@ -56,6 +56,10 @@ static const char *const schema_steps[] = {
     " iteration INTEGER NOT NULL, circular INTEGER NOT NULL, error_id INTEGER NOT NULL,"
     " ts_ms INTEGER NOT NULL, content TEXT NOT NULL);"
     "CREATE INDEX task_errors_by_swarm ON task_errors (swarm);",
+    /* 1 -> 2: the token subject each node id acts for (node_service.c); a store of version 1
+     * has none yet, and every node binds again at its next registration. */
+    "CREATE TABLE node_bindings ("
+    " node TEXT PRIMARY KEY NOT NULL, subject TEXT NOT NULL, bound_ms INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)ARRAY_LEN(schema_steps))
 
@@ -76,6 +80,8 @@ enum {
     S_NODE_DATASETS,
     S_NODE_STATUS,
     S_NODE_LIST,
+    S_BINDING_SET,
+    S_BINDING_LIST,
     S_GLOBAL_SET,
     S_GLOBAL_GET,
     S_RESULT_ADD,
@@ -108,6 +114,9 @@ static const char *const fixed_sql[] = {
     [S_NODE_STATUS] = "UPDATE nodes SET status = ?2, last_seen_ms = ?3 WHERE id = ?1",
     [S_NODE_LIST] = "SELECT id, hostname, platform, datasets, status, registered_ms,"
                     " last_seen_ms FROM nodes ORDER BY id",
+    [S_BINDING_SET] = "INSERT INTO node_bindings (node, subject, bound_ms) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (node) DO UPDATE SET subject = ?2, bound_ms = ?3",
+    [S_BINDING_LIST] = "SELECT node, subject, bound_ms FROM node_bindings ORDER BY node",
     [S_GLOBAL_SET] = "INSERT INTO globals (swarm, tag, data) VALUES (?1, ?2, ?3)"
                      " ON CONFLICT (swarm, tag) DO UPDATE SET data = excluded.data",
     [S_GLOBAL_GET] = "SELECT id, length(data) FROM globals WHERE swarm = ?1 AND tag = ?2",
@@ -711,6 +720,60 @@ void store_nodes_free(store_node *rows, size_t n)
         free(rows[i].platform);
         free(rows[i].datasets);
         free(rows[i].status);
+    }
+    free(rows);
+}
+
+/* ---- node bindings ---- */
+
+int store_binding_set(store *st, const char *node, const char *subject, int64_t now_ms,
+                      mt_error **err)
+{
+    if (!node || !subject)
+        return missing(st, err, node ? "a token subject" : "a node id");
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_BINDING_SET, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, node);
+    bind_str(s, 2, subject);
+    sqlite3_bind_int64(s, 3, now_ms);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_fail(st, err, "save which token node %s acts for", node);
+    return 0;
+}
+
+int store_binding_list(store *st, store_binding **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_BINDING_LIST, err);
+    if (!s)
+        return -1;
+    store_binding *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_binding *r = ROWS_PUSH(out, count, cap);
+        r->node = col_str(s, 0);
+        r->subject = col_str(s, 1);
+        r->bound_ms = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        store_bindings_free(out, count);
+        return db_fail(st, err, "list which token each node acts for");
+    }
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
+void store_bindings_free(store_binding *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].node);
+        free(rows[i].subject);
     }
     free(rows);
 }

@@ -60,6 +60,19 @@ int store_node_set_status(store *st, const char *id, const char *status, int64_t
 int store_node_list(store *st, store_node **rows, size_t *n, mt_error **err); /* by id */
 void store_nodes_free(store_node *rows, size_t n);
 
+/* ---- node bindings: the token subject (alias) each node id acts for ---- */
+typedef struct store_binding {
+    char *node;    /* node xid */
+    char *subject; /* the `sub` of the token that registered it */
+    int64_t bound_ms;
+} store_binding;
+/* Bind node to subject, replacing the binding it had, if any. */
+int store_binding_set(store *st, const char *node, const char *subject, int64_t now_ms,
+                      mt_error **err);
+/* Every binding, by node. *rows owned (free with store_bindings_free). */
+int store_binding_list(store *st, store_binding **rows, size_t *n, mt_error **err);
+void store_bindings_free(store_binding *rows, size_t n);
+
 /* ---- globals: per (swarm, tag), last write wins ---- */
 int store_global_set(store *st, const char *swarm, const char *tag, const void *data, size_t len,
                      mt_error **err);

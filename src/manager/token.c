@@ -122,8 +122,18 @@ int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int6
                           "The token has expired: mint a new one with `manta_manager token "
                           "create --node %s`.",
                           s ? s : "ALIAS");
+    else if (!s || !*s)
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          "The token names no node (its subject is missing or empty): mint one "
+                          "with `manta_manager token create --node ALIAS`.");
+    else if (sub && sub_size && strlen(s) >= sub_size)
+        /* never cut the subject: two aliases sharing a prefix would become one node */
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          "The token's node alias is longer than %zu bytes, the most this manager "
+                          "accepts: mint a token for a shorter alias.",
+                          sub_size - 1);
     else if (sub && sub_size)
-        snprintf(sub, sub_size, "%s", s ? s : "");
+        memcpy(sub, s, strlen(s) + 1);
     json_decref(c);
     return rc;
 }

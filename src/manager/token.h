@@ -20,9 +20,11 @@ int token_secret_load(const char *path, uint8_t secret[TOKEN_SECRET_LEN], mt_err
 char *token_create(const uint8_t secret[TOKEN_SECRET_LEN], const char *subject, int64_t ttl_s,
                    int64_t now_s);
 
-/* Check shape, algorithm (HS256 only), signature (constant-time), audience and expiry. On
- * success copies the subject to sub (may be NULL) and returns 0; otherwise -1 with *err saying
- * what is wrong, never quoting the token. A leading "Bearer " is accepted. */
+/* Check shape, algorithm (HS256 only), signature (constant-time), audience, expiry and the
+ * subject (present, not empty). On success copies the subject to sub (may be NULL) and returns
+ * 0; otherwise -1 with *err saying what is wrong, never quoting the token. A subject that does
+ * not fit in sub_size is refused, never cut (the subject is the node's identity). A leading
+ * "Bearer " is accepted. */
 int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
                  char *sub, size_t sub_size, mt_error **err);
 

@@ -181,3 +181,10 @@ def test_whole_number_options_are_checked(tmp_path):
     p = mm("results", "abc", "--iteration", "-3", home=tmp_path)
     assert p.returncode == 2 and "--iteration '-3' is not a whole number from 0" in p.stderr
 
+
+
+def test_token_alias_length_is_checked(tmp_path):
+    for alias in ("", "a" * 128):
+        p = mm("token", "create", "--node", alias, home=tmp_path)
+        assert p.returncode == 2 and "1 to 127 bytes" in p.stderr, p.stderr
+    assert mm("token", "create", "--node", "a" * 127, home=tmp_path).returncode == 0

@@ -1,5 +1,6 @@
 /* test_utf8.c - cutting at character boundaries, validation and lossy repair (issue 16 item 2:
- * a 512-byte buffer cut a '€' in half and the JSON encoder then refused the answer). */
+ * a 512-byte buffer cut a '€' in half and the JSON encoder then refused the answer), and the
+ * cleaned copy of text from the network (control characters and ill-formed bytes become '?'). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -88,13 +89,34 @@ static void test_drop_partial_tail(void **state)
     assert_string_equal(e, "plain");
 }
 
+static void test_clean_copy(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), "host-\xC3\xA9"), "host-\xC3\xA9");
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), "a\nb\tc\x7F"), "a?b?c?");
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), "x\xFF\xC3y"), "x??y");
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), "\xED\xA0\x80"), "???"); /* surrogate */
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), "\xC0\xAF"), "??");      /* overlong */
+    assert_string_equal(utf8_clean_copy(out, sizeof(out), NULL), "");
+    /* cut at a boundary: 6 bytes of room, "é" is 2 bytes */
+    char small[7];
+    assert_string_equal(utf8_clean_copy(small, sizeof(small), "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"),
+                        "\xC3\xA9\xC3\xA9\xC3\xA9");
+    char tiny[6];
+    assert_string_equal(utf8_clean_copy(tiny, sizeof(tiny), "ab\xE2\x82\xAC\xE2\x82\xAC"),
+                        "ab\xE2\x82\xAC");
+    char *d = utf8_clean_dup("ok\r\n\xF4\x90\x80\x80"); /* above U+10FFFF */
+    assert_string_equal(d, "ok??????");
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_cut),
-        cmocka_unit_test(test_lossy),
-        cmocka_unit_test(test_drop_partial_tail),
+        cmocka_unit_test(test_valid),      cmocka_unit_test(test_cut),
+        cmocka_unit_test(test_lossy),      cmocka_unit_test(test_drop_partial_tail),
+        cmocka_unit_test(test_clean_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
