@@ -13,16 +13,79 @@
 
 #include "mem.h"
 
+const char *fs_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+        return "a regular file";
+    case S_IFDIR:
+        return "a directory";
+    case S_IFIFO:
+        return "a FIFO (named pipe)";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFLNK:
+        return "a symbolic link";
+    default:
+        return "not a regular file";
+    }
+}
+
+int fs_open_regular(const char *path, int flags, struct stat *st, mt_error **err)
+{
+    struct stat local;
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof(*st));
+    /* A first look by name: a device is not even opened (opening some has side effects). The
+     * check that counts is the fstat below, on what was actually opened. */
+    struct stat pre;
+    int pr = (flags & O_NOFOLLOW) ? lstat(path, &pre) : stat(path, &pre);
+    if (pr == 0 && !S_ISREG(pre.st_mode)) {
+        *st = pre;
+        return mt_error_set(err, MT_ERR_IO, "%s is %s, not a regular file", path,
+                            fs_kind(pre.st_mode));
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP && (flags & O_NOFOLLOW)) {
+            st->st_mode = S_IFLNK;
+            mt_error_set(err, MT_ERR_IO, "%s is a symbolic link, which is not followed here", path);
+            if (err && *err)
+                (*err)->errnum = e;
+            return -1;
+        }
+        return mt_error_sys(err, e, "cannot open %s", path);
+    }
+    if (fstat(fd, st) < 0) {
+        int e = errno;
+        close(fd);
+        return mt_error_sys(err, e, "cannot stat %s", path);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return mt_error_set(err, MT_ERR_IO, "%s is %s, not a regular file", path,
+                            fs_kind(st->st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return mt_error_sys(err, e, "cannot set up %s for reading", path);
+    }
+    return fd;
+}
+
 char *fs_read_file(const char *path, size_t max_bytes, size_t *len_out, mt_error **err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cleanup_close int fd = fs_open_regular(path, 0, NULL, err);
     if (fd < 0)
-        return mt_error_sys(err, errno, "cannot open %s", path), NULL;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return mt_error_sys(err, errno, "cannot stat %s", path), NULL;
-    if (S_ISDIR(st.st_mode))
-        return mt_error_set(err, MT_ERR_IO, "%s is a directory, not a file", path), NULL;
+        return NULL;
     size_t cap = 4096, len = 0;
     cleanup_free char *buf = xmalloc(cap);
     for (;;) {

@@ -4,12 +4,30 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "err.h"
 
-/* Read a whole file (at most max_bytes; larger is an error). Returns owned, NUL-terminated
- * contents and sets *len_out (may be NULL), or NULL with *err. */
+/* Open a path from outside (a dataset, a configuration, a certificate, a token) for reading,
+ * only if it is a regular file. The open itself never blocks: O_NONBLOCK keeps a FIFO without
+ * a writer (or a device) from hanging the caller; the type is checked on the opened descriptor
+ * (fstat), so a file swapped after a check cannot slip through. `flags` adds open flags (e.g.
+ * O_NOFOLLOW to refuse a symbolic link as the last component); O_RDONLY, O_CLOEXEC and
+ * O_NONBLOCK are implied, and O_NONBLOCK is cleared again on the returned descriptor.
+ * Returns an owned descriptor, or -1 with *err: errnum is the open's errno, or 0 when the path
+ * is not a regular file. *st (may be NULL) receives the file's status (st_mode 0 if the open
+ * failed; S_IFLNK for a symbolic link refused because of O_NOFOLLOW). */
+int fs_open_regular(const char *path, int flags, struct stat *st, mt_error **err);
+
+/* What kind of file a mode describes, for messages: "a regular file", "a directory",
+ * "a FIFO (named pipe)", "a socket", "a character device", "a block device",
+ * "a symbolic link". Static. */
+const char *fs_kind(mode_t mode);
+
+/* Read a whole regular file (at most max_bytes; larger is an error; a FIFO, socket or device
+ * is refused without blocking, see fs_open_regular). Returns owned, NUL-terminated contents and
+ * sets *len_out (may be NULL), or NULL with *err. */
 char *fs_read_file(const char *path, size_t max_bytes, size_t *len_out, mt_error **err);
 
 /* Write data to path crash-safely: path.tmp.<pid>, fsync, rename, fsync the directory.

@@ -34,8 +34,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "mem.h"
 
 #define DEFAULT_KEEPALIVE 60
@@ -208,6 +210,13 @@ static int check_readable(const char *path, const char *what, mt_error **err)
 {
     if (access(path, R_OK) != 0)
         return mt_error_sys(err, errno, "cannot read the TLS %s %s", what, path);
+    /* libmosquitto and OpenSSL open it by name: a FIFO would block the caller for ever */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mt_error_set(err, MT_ERR_IO,
+                            "cannot read the TLS %s %s: it is %s, not a regular file; give the "
+                            "path of the PEM file itself",
+                            what, path, fs_kind(st.st_mode));
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* agent.c - the node daemon's context, startup sequence and event loop; see agent.h. */
 #include "agent.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -24,6 +26,7 @@
 #include "tasks.h"
 #include "mem.h"
 #include "strbuf.h"
+#include "utf8.h"
 #include "wire.h"
 
 #define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
@@ -33,6 +36,8 @@
 #define TICK_MS                  1000
 #define TASK_TICK_MS             250 /* while tasks run: their exit is noticed this fast */
 #define STOP_PUBACK_WAIT_MS      3000
+#define MARKER_WAIT_MS           5000  /* the marker is given up on after this much silence */
+#define MARKER_CAP_MS            30000 /* ...or this long after it was published, at most */
 
 int64_t agent_now_ms(void)
 {
@@ -104,6 +109,159 @@ static void subscribe_all(node *n)
     }
 }
 
+/* ---- stale commands: the session marker ----------------------------------------------------
+ *
+ * The problem. The node's MQTT session is persistent (clean_session false) so that commands
+ * the manager sends while the node is away (a broker restart, a network cut, the node
+ * restarting) wait for it instead of being lost. The price: a stop_node published while the
+ * node was stopped is delivered at its next start and stops that run too (a burst of them
+ * stopped several starts in a row). Commands queued while away must still run; only a stop
+ * meant for an earlier run must not stop this one.
+ *
+ * Why not a payload. The reference manager sends stop_node with an empty payload (the reference
+ * node ignores it), and nothing in the protocol tells a manager which run of a node it is
+ * talking to, so the node cannot rely on a payload. It does accept one (below), for managers
+ * that learn the run.
+ *
+ * The design: a marker through the node's own subscription. If the broker says it kept no
+ * session (CONNACK session present = 0), nothing can be stale. Otherwise, right after
+ * subscribing, once per run (not per reconnection), the node publishes a marker, QoS 1, to a topic
+ * of its own command subscription (the manager's filter, e.g. manta/nodes/<xid>/+, with
+ * node_session_marker as the command), carrying this run's random ID (run_id: 32 hex digits). The
+ * broker hands a session its queued messages in order, before anything published later (the marker
+ * goes through the same per-session queue; mosquitto and the other common brokers keep one ordered
+ * queue per session, QoS 1 included), so everything that arrives before this run's marker came back
+ * was queued before this run: a stop_node among it is stale, logged ("Ignoring a stop_node queued
+ * before this run started") and not obeyed. Other commands are run as always (held until the
+ * task table exists, see commands.c). Once the marker is back, every stop_node counts, also
+ * those queued during a later disconnection of this run (they were sent to this run).
+ *
+ * Bounds. If the marker does not come back (a broker ACL may forbid the node to publish on its
+ * command topics; the broker drops the message), the node stops waiting after MARKER_WAIT_MS
+ * without any message, or MARKER_CAP_MS after publishing, and from then on treats the session
+ * as current (a stale stop_node could then stop it, as before). Without a filter the node can
+ * publish to (only exact topics, or wildcards inside the filter), there is no marker and every
+ * stop_node counts. A stop_node the manager published after the node registered but before it
+ * published the marker (a fraction of a second of the start) is taken as stale: the node
+ * cannot tell it from an old one.
+ *
+ * The payload a manager may send. A stop_node whose payload is exactly a run ID (32 hex
+ * digits) targets that run: it stops the node at once if it names this run (marker back or
+ * not) and is ignored as stale if it names another. A manager learns the current run ID by
+ * subscribing to <prefix>/node_session_marker (the node publishes it at every start, also
+ * with a new session). Any other
+ * payload (the reference manager's empty one) follows the marker rule above. */
+
+static char *marker_topic_of(const char *filter)
+{
+    const char *last = strrchr(filter, '/');
+    const char *seg = last ? last + 1 : filter;
+    size_t prefix = (size_t)(seg - filter);
+    if (filter[0] == '$' || (strcmp(seg, "+") != 0 && strcmp(seg, "#") != 0) ||
+        memchr(filter, '+', prefix) || memchr(filter, '#', prefix))
+        return NULL; /* only a filter whose single wildcard is its last level names the node */
+    return xasprintf("%.*s%s", (int)prefix, filter, AGENT_MARKER_COMMAND);
+}
+
+static void publish_marker(node *n, bool session_present)
+{
+    if (n->session != AGENT_SESSION_NONE)
+        return; /* once per run: a reconnection does not make this run's commands stale */
+    /* A new session (CONNACK session present = 0): the broker kept nothing for the node, so
+     * nothing can be stale. The marker still goes out, announcing the run ID. */
+    n->session = session_present ? AGENT_SESSION_PENDING : AGENT_SESSION_CURRENT;
+    for (size_t i = 0; i < n->ntopics && !n->marker_topic; i++)
+        n->marker_topic = marker_topic_of(n->topics[i]);
+    mt_error *e = NULL;
+    if (!n->marker_topic) {
+        if (n->session == AGENT_SESSION_PENDING)
+            log_info(n->log, "mqtt",
+                     "No subscription lets the node publish its session marker, so a stop_node "
+                     "queued before this run cannot be told from a new one: every stop_node "
+                     "counts");
+    } else if (mqtt_publish(n->mqtt, n->marker_topic, n->run_id, strlen(n->run_id), 1, false, NULL,
+                            &e) < 0) {
+        if (n->session == AGENT_SESSION_PENDING)
+            log_warn(n->log, "mqtt",
+                     "Cannot publish the session marker on %s (%s): every stop_node counts from "
+                     "now on",
+                     n->marker_topic, mt_error_msg(e));
+        mt_error_free(&e);
+    } else if (n->session == AGENT_SESSION_PENDING) {
+        int64_t now = agent_now_ms();
+        n->marker_deadline_ms = now + MARKER_WAIT_MS;
+        n->marker_cap_ms = now + MARKER_CAP_MS;
+        log_debug(n->log, "mqtt", "Session marker %s published on %s", n->run_id, n->marker_topic);
+        return;
+    }
+    n->session = AGENT_SESSION_CURRENT;
+}
+
+static void session_current(node *n, const char *why)
+{
+    n->session = AGENT_SESSION_CURRENT;
+    log_info(n->log, "mqtt", "%s; %llu stop_node command(s) queued before this run were ignored",
+             why, (unsigned long long)n->stale_stops);
+}
+
+/* Give up on the marker after a bounded wait (see above). */
+static void marker_check(node *n, int64_t now)
+{
+    if (n->session != AGENT_SESSION_PENDING)
+        return;
+    if (now >= n->marker_deadline_ms || now >= n->marker_cap_ms) {
+        log_warn(n->log, "mqtt",
+                 "The session marker did not come back from the broker (may the node publish "
+                 "on %s?): every stop_node counts from now on",
+                 n->marker_topic);
+        session_current(n, "Session marker given up on");
+    }
+}
+
+void agent_marker_received(node *n, const void *payload, size_t len)
+{
+    size_t rl = strlen(n->run_id);
+    if (len != rl || memcmp(payload, n->run_id, rl) != 0) {
+        log_debug(n->log, "mqtt", "The session marker of an earlier run (%zu bytes); ignored", len);
+        return;
+    }
+    if (n->session == AGENT_SESSION_PENDING)
+        session_current(n, "Session marker back: what the broker kept for the node was "
+                           "delivered");
+}
+
+static bool is_run_id(const void *payload, size_t len)
+{
+    const unsigned char *p = payload;
+    if (len != 32)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit(p[i]))
+            return false;
+    return true;
+}
+
+bool agent_stop_is_for_this_run(node *n, const void *payload, size_t len)
+{
+    if (is_run_id(payload, len))
+        return strncasecmp(payload, n->run_id, len) == 0;
+    return n->session == AGENT_SESSION_CURRENT;
+}
+
+static void new_run_id(node *n)
+{
+    uint8_t r[16];
+    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        /* no entropy yet (early boot): unique enough for telling runs apart */
+        uint64_t a = (uint64_t)agent_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        uint64_t b = (uint64_t)time(NULL) * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)(uintptr_t)n;
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 8);
+    }
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(n->run_id + 2 * i, 3, "%02x", r[i]);
+}
+
 static void on_connect(void *ctx, int rc, bool session_present)
 {
     node *n = ctx;
@@ -118,6 +276,7 @@ static void on_connect(void *ctx, int rc, bool session_present)
     log_info(n->log, "mqtt", "Connected to MQTT broker %s:%d as %s (session %s)", n->broker_host,
              n->broker_port, n->xid, session_present ? "resumed" : "new");
     subscribe_all(n);
+    publish_marker(n, session_present);
 }
 
 static void on_disconnect(void *ctx, int rc)
@@ -134,7 +293,14 @@ static void on_disconnect(void *ctx, int rc)
 
 static void on_message(void *ctx, const char *topic, const void *payload, size_t len, int qos)
 {
-    commands_dispatch(ctx, topic, payload, len);
+    node *n = ctx;
+    if (n->session == AGENT_SESSION_PENDING) {
+        /* the broker is still handing over what it kept: the marker is behind it */
+        int64_t later = agent_now_ms() + MARKER_WAIT_MS;
+        if (later > n->marker_deadline_ms)
+            n->marker_deadline_ms = later;
+    }
+    commands_dispatch(n, topic, payload, len);
 }
 
 static void on_published(void *ctx, int mid)
@@ -344,7 +510,10 @@ static void hook_error(void *ctx, int id, const task *t, const char *msg)
     e.circular = t->circular;
     e.timestamp = &ts;
     e.error_id = (uint32_t)id;
-    e.content = (char *)msg;
+    /* a protobuf string must be valid UTF-8 (the manager refuses the message otherwise), and
+     * fixed-size buffers may have cut a character */
+    cleanup_free char *content = utf8_lossy(msg, strlen(msg), NULL);
+    e.content = content;
     size_t len;
     uint8_t *buf = wire_pack(&e.base, &len);
     agent_call_async(n, "SendError", buf, len);
@@ -490,6 +659,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
         return -1;
     }
     node_id_to_xid(n->id, n->xid);
+    new_run_id(n);
 
     if (datasets_scan(&n->cfg.datasets.mappings, &n->datasets, err) < 0)
         return mt_error_wrap(err, "Dataset validation failed");
@@ -589,8 +759,11 @@ int agent_start(node *n, int *stage, mt_error **err)
     Common__Informations__Registration *reg = (Common__Informations__Registration *)resp;
     n->broker_host =
         xstrdup(n->cfg.mqtt.broker_host ? n->cfg.mqtt.broker_host : reg->mqtt_broker_host);
-    n->broker_port =
-        n->cfg.mqtt.broker_port ? (int)n->cfg.mqtt.broker_port : (int)reg->mqtt_broker_port;
+    /* uint32 on the wire: anything past 65535 is no port (and must not wrap into one) */
+    uint32_t reg_port = reg->mqtt_broker_port;
+    n->broker_port = n->cfg.mqtt.broker_port ? (int)n->cfg.mqtt.broker_port
+                     : reg_port <= 65535     ? (int)reg_port
+                                             : -1;
     n->topics = xcalloc(reg->n_mqtt_topics + 1, sizeof(char *));
     for (size_t i = 0; i < reg->n_mqtt_topics; i++)
         n->topics[i] = xstrdup(reg->mqtt_topics[i]);
@@ -604,7 +777,10 @@ int agent_start(node *n, int *stage, mt_error **err)
     /* The broker: connect and subscribe within connect_timeout. */
     if (!*n->broker_host || n->broker_port <= 0 || n->broker_port > 65535) {
         *stage = AGENT_STAGE_BROKER;
-        return mt_error_set(err, MT_ERR_CONFIG, "the manager returned no usable broker address");
+        return mt_error_set(err, MT_ERR_CONFIG,
+                            "the manager returned no usable broker address (host '%s', port %u); "
+                            "set [mqtt] broker_host and broker_port to choose the broker",
+                            n->broker_host, (unsigned)reg_port);
     }
     if (mqtt_setup(n, err) < 0) {
         *stage = AGENT_STAGE_BROKER;
@@ -648,6 +824,9 @@ int agent_start(node *n, int *stage, mt_error **err)
         *stage = AGENT_STAGE_RUNTIME;
         return -1;
     }
+    /* Commands the broker handed over during the connection (kept while the node was away)
+     * were held until now: the task table exists. */
+    commands_release_held(n);
     fprintf(n->out, "Task runtime: %s\n", n->runtime_name);
     fprintf(n->out, "✓ Ready to execute tasks\n");
     fflush(n->out);
@@ -787,7 +966,9 @@ void agent_send_error(node *n, int error_id, const char *content)
     e.node_id = &pid;
     e.timestamp = &ts;
     e.error_id = (uint32_t)error_id;
-    e.content = (char *)content;
+    /* see hook_error: valid UTF-8 whatever was cut or copied into the text */
+    cleanup_free char *text = utf8_lossy(content, strlen(content), NULL);
+    e.content = text;
     size_t len;
     uint8_t *buf = wire_pack(&e.base, &len);
     agent_call_async(n, "SendError", buf, len);
@@ -983,6 +1164,7 @@ static void loop_once(node *n, int timeout_ms)
         if (n->next_tick_ms > n->next_mqtt_tick_ms && n->mqtt)
             n->next_tick_ms = n->next_mqtt_tick_ms;
     }
+    marker_check(n, now);
     if (n->draining && (tasks_idle(n->tasks) || now >= n->drain_deadline_ms)) {
         if (!tasks_idle(n->tasks))
             log_warn(n->log, "agent", "Tasks still busy after %d s; stopping anyway",
@@ -1042,6 +1224,7 @@ int agent_run(node *n)
 
 void agent_free(node *n)
 {
+    commands_discard_held(n); /* a start that failed: say what was never run */
     /* task threads finish their current step (bounded by the drivers' timeouts) */
     for (int i = 0; i < 300 && __atomic_load_n(&n->threads, __ATOMIC_SEQ_CST); i++) {
         usleep(100000);
@@ -1068,6 +1251,7 @@ void agent_free(node *n)
         free(n->topics);
     }
     free(n->broker_host);
+    free(n->marker_topic);
     datasets_release(&n->datasets);
     metrics_release(&n->metrics);
     if (n->sigfd >= 0)

@@ -83,6 +83,16 @@ typedef struct node {
     int64_t drain_deadline_ms; /* stop: give tasks until then to stop and upload logs */
     bool draining;
 
+    /* commands and this run's place in the persistent session (agent.c, "stale commands") */
+    struct command_hold *held;  /* commands received before the task table existed */
+    char run_id[33];            /* 32 hex digits, random per run: the session marker's payload */
+    char *marker_topic;         /* owned; NULL when no subscription lets the node reach itself */
+    int session;                /* enum agent_session */
+    int64_t marker_deadline_ms; /* waiting for the marker until then (extended while the
+                                 * broker is still handing over queued messages)... */
+    int64_t marker_cap_ms;      /* ...but never past this */
+    uint64_t stale_stops;       /* stop_node commands ignored as meant for an earlier run */
+
     /* light service */
     struct light_service *light;
     int light_port;
@@ -141,5 +151,23 @@ void agent_send_error(node *n, int error_id, const char *content);
 
 /* Begin the graceful stop (also used by stop_node). */
 void agent_request_stop(node *n, const char *why);
+
+/* ---- stale commands (agent.c explains the design) ---- */
+
+/* The command name the node's session marker travels under (never reported as unknown). */
+#define AGENT_MARKER_COMMAND "node_session_marker"
+
+enum agent_session {
+    AGENT_SESSION_NONE = 0, /* not connected yet this run */
+    AGENT_SESSION_PENDING,  /* marker published; what arrives now was queued before this run */
+    AGENT_SESSION_CURRENT,  /* marker back (or given up on): everything is for this run */
+};
+
+/* A node_session_marker message arrived (payload borrowed, may be NULL when len is 0). */
+void agent_marker_received(node *n, const void *payload, size_t len);
+
+/* Is a stop_node with this payload meant for this run? false: it was queued in the session
+ * before this run started (or names another run), and must not stop the node. */
+bool agent_stop_is_for_this_run(node *n, const void *payload, size_t len);
 
 #endif

@@ -125,10 +125,18 @@ static char *config_alias_of(const char *name)
     return alias;
 }
 
+/* More nodes than this on one host is a typo, not a plan (and the tables below are sized by
+ * the count). */
+#define CLUSTER_MAX 1000
+
 static int cluster_start(long count, const char *config, bool yes)
 {
     if (count <= 0) {
         cli_error("Node count must be greater than 0");
+        return 1;
+    }
+    if (count > CLUSTER_MAX) {
+        cli_error("Node count must be at most %d; start a smaller cluster", CLUSTER_MAX);
         return 1;
     }
     if (count > 10 && !yes) {
@@ -292,9 +300,14 @@ int cli_cluster(int argc, char **argv)
             config = optarg;
             break;
         case 'n':
+            errno = 0;
             count = strtol(optarg, &end, 10);
-            if (*end)
+            if (*end || !*optarg)
                 return cli_usage("cluster", "--count takes a number, not '%s'", optarg);
+            if (errno == ERANGE || count > CLUSTER_MAX)
+                count = CLUSTER_MAX + 1; /* refused with the limit in cluster_start */
+            else if (count < 0)
+                count = 0; /* "must be greater than 0", not "count is required" */
             break;
         case 'y':
             yes = true;
@@ -332,9 +345,14 @@ int cli_cluster(int argc, char **argv)
     }
     if (count < 0 && num) {
         char *end;
+        errno = 0;
         count = strtol(num, &end, 10);
-        if (*end)
+        if (*end || !*num)
             return cli_usage("cluster", "The node count must be a number, not '%s'", num);
+        if (errno == ERANGE || count > CLUSTER_MAX)
+            count = CLUSTER_MAX + 1;
+        else if (count < 0)
+            count = 0;
     }
     if (count < 0) {
         cli_error("Node count is required");

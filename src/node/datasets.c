@@ -10,6 +10,7 @@
 
 #include "mem.h"
 #include "strbuf.h"
+#include "utf8.h"
 
 const char *datasets_dtype(const char *filename)
 {
@@ -65,7 +66,12 @@ int datasets_scan(const cfg_map *m, dataset_set *out, mt_error **err)
         d->key = xstrdup(key);
         d->path = xstrdup(path);
         d->is_dir = S_ISDIR(st.st_mode);
-        char *bn = base_name(path);
+        /* The overview's name and description go into protobuf strings, which must be valid
+         * UTF-8 (the manager refuses the whole registration otherwise); a file name need not
+         * be: ill-formed bytes are shown as U+FFFD. The path itself is kept as it is. */
+        char *raw = base_name(path);
+        char *bn = utf8_lossy(raw, strlen(raw), NULL);
+        free(raw);
         if (d->is_dir) {
             d->name = xstrdup(bn);
             d->description = xasprintf("Folder in %s", bn);

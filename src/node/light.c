@@ -13,6 +13,7 @@
 #include "light_impl.h"
 #include "mem.h"
 #include "rpc.h"
+#include "utf8.h"
 
 #define LOCAL_PREFIX "/node.light_service.Local/"
 #define WORLD_PREFIX "/node.light_service.World/"
@@ -226,7 +227,10 @@ void light_fail(rpc_call *call, int code, const char *error_id_name, const char 
     va_end(ap);
     char msg[512];
     snprintf(msg, sizeof(msg), "%s: %s", error_id_name, text);
-    rpc_call_finish(call, code, msg);
+    /* The text may quote what the task sent (a path) and was cut to fit: clients decode the
+     * status message as UTF-8, so it must be valid (U+FFFD for anything that is not). */
+    cleanup_free char *clean = utf8_lossy(msg, strlen(msg), NULL);
+    rpc_call_finish(call, code, clean);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */

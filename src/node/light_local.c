@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <iconv.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,11 @@
 #include <unistd.h>
 
 #include "common/system.pb-c.h"
+#include "fsutil.h"
 #include "light_impl.h"
 #include "mem.h"
 #include "pbcompat.h"
+#include "utf8.h"
 #include "node/light_service.pb-c.h"
 #include "wire.h"
 
@@ -233,6 +236,42 @@ static char *resolve_path(const dataset *d, const char *sub, failure *f)
     return target;
 }
 
+/* Prefix *f's text with "<what>: " (what is printf-formatted). */
+static void fail_prefix(failure *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_prefix(failure *f, const char *fmt, ...)
+{
+    char what[200], text[sizeof(what) + sizeof(f->text) + 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(text, sizeof(text), "%s: %s", what, f->text);
+    utf8_copy(f->text, sizeof(f->text), text);
+}
+
+/* Open a file of a dataset for reading: regular files only, and never blocking on the open
+ * (fs_open_regular). Anything else is refused with a non-retryable status (a task retrying a
+ * FIFO would only wait again): FAILED_PRECONDITION, or PERMISSION_DENIED for permissions and
+ * links swapped in. Returns the fd or -1 with *f set (its text without the file's name: the
+ * caller prefixes it) and st->st_mode telling what was found. */
+static int open_dataset_file(const char *path, int flags, struct stat *st, failure *f)
+{
+    mt_error *e = NULL;
+    int fd = fs_open_regular(path, flags, st, &e);
+    if (fd >= 0)
+        return fd;
+    int en = e ? e->errnum : 0;
+    mt_error_free(&e);
+    if (st->st_mode && !S_ISREG(st->st_mode))
+        fail_set(f, S_ISLNK(st->st_mode) ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
+                 "RESOURCE_ERROR", "it is %s, not a regular file; only regular files can be read",
+                 fs_kind(st->st_mode));
+    else
+        fail_set(f, en == EACCES || en == EPERM ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
+                 "RESOURCE_ERROR", "cannot be opened: %s", strerror(en ? en : EIO));
+    return -1;
+}
+
 /* ---- GetBinaryData ------------------------------------------------------------------------- */
 
 static int send_binary(rpc_call *call, const uint8_t *data, size_t len)
@@ -278,15 +317,15 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
         fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
         goto fail;
     }
-    fd = open(d->path, O_RDONLY | O_CLOEXEC);
+    /* The dataset was a regular file at the last scan, but may have been replaced since (by a
+     * FIFO, whose open would block this thread, and the task's slot, for ever). */
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        fail_set(&f, errno == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
-                 "RESOURCE_ERROR", "Cannot open dataset '%s': %s", d->key, strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
+    if ((fd = open_dataset_file(d->path, 0, &st, &f)) < 0) {
+        if (S_ISDIR(st.st_mode))
+            fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder",
+                     d->key);
+        else
+            fail_prefix(&f, "Dataset '%s'", d->key);
         goto fail;
     }
     node__light_service__data_request__free_unpacked(req, NULL);
@@ -625,16 +664,16 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     }
     if (!(file = resolve_path(d, req->path ? req->path->value : "", &f)))
         goto fail;
-    fd = open(file, O_RDONLY | O_CLOEXEC);
+    /* realpath resolved every link: one that appears now is a swap, refused (O_NOFOLLOW). */
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        fail_set(&f, errno == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
-                 "RESOURCE_ERROR", "Cannot open file: %s", strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fail_set(&f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Not a file: %s",
-                 req->path ? req->path->value : "");
+    if ((fd = open_dataset_file(file, O_NOFOLLOW, &st, &f)) < 0) {
+        const char *v = req->path && req->path->value && *req->path->value ? req->path->value
+                                                                           : "(dataset root)";
+        if (S_ISDIR(st.st_mode))
+            fail_set(&f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+                     "Not a file: %s is a directory; ReadFileLines reads regular files only", v);
+        else
+            fail_prefix(&f, "%s", v);
         goto fail;
     }
     node__light_service__read_text__free_unpacked(req, NULL);
