@@ -29,8 +29,8 @@ class Aggregator(Task):
         if set(models) <= set(metrics) and all("n_samples" in metrics[n] for n in models):
             weights = {n: metrics[n]["n_samples"] for n in models}
         self.world.globals["global_model_params"] = numpy_to_bytes(fedavg(models, weights))
-        print(f"averaged the models of {len(models)} node(s)"
-              + (f", weighted by samples {weights}" if weights else ""), flush=True)
+        self.logger.info("averaged the models of %d node(s)%s", len(models),
+                         f", weighted by samples {weights}" if weights else "")
 
 
 def main():

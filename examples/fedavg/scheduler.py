@@ -30,13 +30,13 @@ class Scheduler(Task):
         self.world.globals["round"] = rnd
         metrics = self.world.results.select("metrics")
         accs = ", ".join(f"{n[:8]} {m['val_acc']:.3f}" for n, m in sorted(metrics.items()))
-        print(f"round {rnd}: val_acc {accs}", flush=True)
+        self.logger.info("round %d: val_acc %s", rnd, accs)
         action, what = decide(metrics, hp, rnd)
         if action == "stop":
-            print(f"stopping the swarm: {what}", flush=True)
+            self.logger.info("stopping the swarm: %s", what)
             self.world.stop_swarm()
         else:
-            print(f"next round on {len(what)} node(s)", flush=True)
+            self.logger.info("next round on %d node(s)", len(what))
             self.world.schedule_next_iter(node_ids=what, task_to_schedule_alias="worker")
 
 

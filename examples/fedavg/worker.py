@@ -2,10 +2,10 @@
 minibatch SGD, starting from the global model, and publishes the new weights.
 
 Reads  dataset "mnist" (x_train, y_train), globals "hyperparameters", "global_model_params"
-       ({layer: .npy bytes}; an empty map means: start from zeros)
+       ({layer: .npy bytes}; an empty map means: start from zeros), "round" (shuffle seed)
 Writes results "train_metrics" {"loss": [per epoch], "n_samples": N}, "model_params"
 """
-import io
+import time
 
 import numpy as np
 
@@ -50,16 +50,22 @@ def train(params, x, y, hp, seed=0):
 class Worker(Task):
     def __init__(self):
         super().__init__()
-        data = np.load(io.BytesIO(self.local.get_binary_data("mnist")))
+        t0 = time.monotonic()
+        data = np.load(self.local.get_binary_data("mnist"))
         self.x = data["x_train"].reshape(len(data["x_train"]), -1).astype(np.float32)
         self.y = data["y_train"].astype(np.int64)
+        self.logger.info("loaded %d training images in %.3f s", len(self.y), time.monotonic() - t0)
 
     def run(self):
         hp = self.world.globals["hyperparameters"]
         params = bytes_to_numpy(self.world.globals["global_model_params"]) or initial_params()
-        params, losses = train(params, self.x, self.y, hp, seed=int(hp.get("seed", 0)))
-        print(f"trained on {len(self.x)} samples, loss per epoch: "
-              + ", ".join(f"{l:.4f}" for l in losses), flush=True)
+        # A new order of the images every round (the scheduler counts rounds in "round"): the
+        # same order each time would make every round end on the same minibatches.
+        seed = int(hp.get("seed", 0)) + int(self.world.globals["round"] or 0)
+        t0 = time.monotonic()
+        params, losses = train(params, self.x, self.y, hp, seed=seed)
+        self.logger.info("trained on %d images in %.3f s, loss per epoch: %s", len(self.x),
+                         time.monotonic() - t0, ", ".join(f"{l:.4f}" for l in losses))
         self.world.results.add("train_metrics", {"loss": losses, "n_samples": len(self.x)})
         self.world.results.add("model_params", numpy_to_bytes(params))
 

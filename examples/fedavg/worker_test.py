@@ -3,7 +3,7 @@
 Reads  dataset "mnist" (x_test, y_test), globals "global_model_params", "hyperparameters"
 Writes result "metrics" {"val_loss": float, "val_acc": float}
 """
-import io
+import time
 
 import numpy as np
 
@@ -22,9 +22,11 @@ def evaluate(params, x, y):
 class WorkerTest(Task):
     def __init__(self):
         super().__init__()
-        data = np.load(io.BytesIO(self.local.get_binary_data("mnist")))
+        t0 = time.monotonic()
+        data = np.load(self.local.get_binary_data("mnist"))
         self.x = data["x_test"].reshape(len(data["x_test"]), -1).astype(np.float32)
         self.y = data["y_test"].astype(np.int64)
+        self.logger.info("loaded %d held-out images in %.3f s", len(self.y), time.monotonic() - t0)
 
     def run(self):
         params = bytes_to_numpy(self.world.globals["global_model_params"])
@@ -32,8 +34,8 @@ class WorkerTest(Task):
         if not params:
             raise RuntimeError("global_model_params is empty: the aggregator has not run")
         val_loss, val_acc = evaluate(params, self.x, self.y)
-        print(f"val_loss {val_loss:.4f}, val_acc {val_acc:.4f} on {len(self.y)} samples",
-              flush=True)
+        self.logger.info("val_loss %.4f, val_acc %.4f on %d held-out images", val_loss, val_acc,
+                         len(self.y))
         self.world.results.add("metrics", {"val_loss": val_loss, "val_acc": val_acc})
 
 

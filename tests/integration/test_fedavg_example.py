@@ -1,8 +1,9 @@
-"""examples/fedavg: the federated-averaging example converges and its scheduler ends the swarm.
+"""examples/fedavg: the federated-averaging example converges on Fashion-MNIST and its
+scheduler ends the swarm; examples/prepare_data.py partitions the real data.
 
 The example's four modules run unmodified, in this process, on the task runtime of python/
 (`manta`), against an in-memory stand-in of the platform: one gRPC server per simulated node
-serving the node's Local (its own "mnist" partition from generate_data.py) and World services
+serving the node's Local (its own "mnist" partition from prepare_data.py) and World services
 (from proto/, via the runtime's generated modules), all sharing one "manager" store of globals
 and results keyed by iteration. Each round runs what the manager would deploy: worker on the
 scheduled nodes, aggregator on node 0, worker_test on every node, scheduler on node 0; then
@@ -27,7 +28,9 @@ import pytest
 from conftest import SOURCE_DIR
 
 EXAMPLE = SOURCE_DIR / "examples" / "fedavg"
+PREPARE = SOURCE_DIR / "examples" / "prepare_data.py"
 sys.path.insert(0, str(SOURCE_DIR / "python"))
+sys.path.insert(0, str(SOURCE_DIR / "examples"))
 
 from manta._proto.common import results_pb2, system_pb2, tasks_pb2  # noqa: E402
 from manta._proto.node import light_service_pb2 as lpb  # noqa: E402
@@ -202,8 +205,8 @@ def load_module(alias):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("fedavg-data")
-    p = subprocess.run([PY, str(EXAMPLE / "generate_data.py"), "--nodes", "3", "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([PY, str(PREPARE), "--nodes", "3", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     return out
 
@@ -270,13 +273,14 @@ def test_fedavg_converges_and_the_scheduler_stops_the_swarm(data, modules):
               + " ".join(f"{h[n]['val_loss']:.3f}" for n in NODE_IDS))
     first = [history[0][n]["val_acc"] for n in NODE_IDS]
     last = [history[-1][n]["val_acc"] for n in NODE_IDS]
-    # It had to learn: not there after one round, every node there when it stopped.
+    # It had to learn: not there after one round, every node there when it stopped, within
+    # reach of what a softmax regression gets on Fashion-MNIST (about 0.84).
     assert min(first) < threshold
     assert rounds < max_rounds, f"stopped by the round limit ({rounds}), not by accuracy"
     assert min(last) >= threshold, last
-    assert np.mean(last) > np.mean(first) + 0.1
+    assert np.mean(last) > np.mean(first) + 0.02
     mean_acc = [np.mean([h[n]["val_acc"] for n in NODE_IDS]) for h in history]
-    assert any(a >= 0.85 for a in mean_acc)
+    assert 0.82 <= mean_acc[-1] <= 0.87, mean_acc
     assert all(b >= a - 0.01 for a, b in zip(mean_acc, mean_acc[1:])), mean_acc
 
     # The scheduler: one ScheduleTask per round but the last (reschedule = "all": every tester's
@@ -297,7 +301,7 @@ def test_fedavg_converges_and_the_scheduler_stops_the_swarm(data, modules):
     assert params["dense.bias"].shape == (10,)
     tm = m.values("train_metrics", rounds - 1)
     assert sorted(tm) == sorted(NODE_IDS)
-    assert all(v["n_samples"] == 2000 and len(v["loss"]) == hp["epochs"] for v in tm.values())
+    assert all(v["n_samples"] == 20000 and len(v["loss"]) == hp["epochs"] for v in tm.values())
     assert sorted(m.values("model_params", 0)) == sorted(NODE_IDS)
     # Every select() asked for everything: size -1, method ALL.
     assert m.queries and all(q.size == -1 and q.method == 2 for q in m.queries)
@@ -331,28 +335,61 @@ def test_fedavg_is_a_weighted_mean(modules):
     assert np.allclose(avg["w"], 1.75) and np.allclose(avg["b"], 0.25)
 
 
-def test_generate_data_is_mnist_shaped_deterministic_and_partitioned(data, tmp_path):
+def test_prepare_data_partitions_fashion_mnist(data, tmp_path):
+    """IID: every node its own third of the 60,000 + 10,000 images, every class about equally,
+    the npz layout of the platform's MNIST example; deterministic for a seed."""
     parts = [np.load(data / f"node_{i}" / "mnist.npz") for i in range(3)]
     for d in parts:
         assert sorted(d.files) == ["x_test", "x_train", "y_test", "y_train"]
-        assert d["x_train"].shape == (2000, 28, 28) and d["x_test"].shape == (500, 28, 28)
-        assert d["x_train"].dtype == np.float32
+        assert d["x_train"].shape == (20000, 28, 28) and d["x_train"].dtype == np.float32
+        assert d["x_test"].shape[1:] == (28, 28) and 3333 <= len(d["x_test"]) <= 3334
+        assert d["y_train"].dtype == np.int64 and set(np.unique(d["y_train"])) == set(range(10))
         assert 0.0 <= d["x_train"].min() and d["x_train"].max() <= 1.0
-        assert d["y_train"].shape == (2000,) and set(np.unique(d["y_train"])) <= set(range(10))
-    hists = [np.bincount(d["y_train"], minlength=10) for d in parts]
-    assert all(h.min() > 0 for h in hists)                        # every class everywhere
-    assert not np.array_equal(hists[0], hists[1]) and not np.array_equal(hists[1], hists[2])
-    assert not np.array_equal(parts[0]["x_train"][:5], parts[1]["x_train"][:5])
-    # Same seed, same bytes; another seed, other data.
+        hist = np.bincount(d["y_train"], minlength=10)
+        assert hist.min() > 1800 and hist.max() < 2200, hist  # about 2,000 of each class
+    assert sum(len(d["y_test"]) for d in parts) == 10000
+    # Real images: the mean pixel of Fashion-MNIST's training set is 0.286.
+    assert abs(float(np.mean([d["x_train"].mean() for d in parts])) - 0.286) < 0.005
+    # Same seed, same bytes; another seed, another deal.
     again, other = tmp_path / "again", tmp_path / "other"
     for out, seed in ((again, "0"), (other, "1")):
-        p = subprocess.run([PY, str(EXAMPLE / "generate_data.py"), "--nodes", "3", "--out",
-                            str(out), "--seed", seed], capture_output=True, text=True, timeout=120)
+        p = subprocess.run([PY, str(PREPARE), "--nodes", "3", "--out", str(out), "--seed", seed,
+                            "--train", "500", "--test", "100"],
+                           capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
-    for i in range(3):
-        same = (again / f"node_{i}" / "mnist.npz").read_bytes()
-        assert same == (data / f"node_{i}" / "mnist.npz").read_bytes()
-        assert same != (other / f"node_{i}" / "mnist.npz").read_bytes()
+    small = [np.load(again / f"node_{i}" / "mnist.npz") for i in range(3)]
+    assert [len(d["y_train"]) for d in small] == [500] * 3
+    assert [len(d["y_test"]) for d in small] == [100] * 3
+    assert np.array_equal(small[0]["x_train"], parts[0]["x_train"][:500])  # a prefix of the deal
+    assert not np.array_equal(np.load(other / "node_0" / "mnist.npz")["y_train"],
+                              small[0]["y_train"])
+
+
+def test_partitions_are_disjoint_and_dirichlet_is_skewed():
+    import prepare_data as pd
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 600)
+    for parts in (pd.split_iid(rng, len(y), 4),
+                  pd.split_by_shares(rng, y, pd.shares_dirichlet(rng, y, 4, 0.3))):
+        every = np.concatenate(parts)
+        assert len(every) == len(y) and len(np.unique(every)) == len(y)  # each item once
+    # alpha 0.3: nodes dominated by a few classes; alpha 1000: nearly IID.
+    skew = pd.split_by_shares(rng, y, pd.shares_dirichlet(rng, y, 4, 0.3))
+    flat = pd.split_by_shares(rng, y, pd.shares_dirichlet(rng, y, 4, 1000.0))
+    top = lambda parts: np.mean([np.bincount(y[p], minlength=10).max() / len(p) for p in parts])
+    assert top(skew) > 0.25 > 0.13 > top(flat)
+    assert all(len(p) >= 10 for p in skew)
+
+
+def test_centralized_baseline(data):
+    """The demo's baseline: the same model on all partitions together, epochs given."""
+    p = subprocess.run([PY, str(EXAMPLE / "centralized.py"), "--data", str(data), "--epochs", "1"],
+                       capture_output=True, text=True, timeout=300,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SOURCE_DIR / "python")})
+    assert p.returncode == 0, p.stderr
+    b = __import__("json").loads(p.stdout.strip().splitlines()[-1])
+    assert b["images"] == 60000 and b["epochs"] == 1 and len(b["per_node"]) == 3
+    assert 0.75 <= b["worst"] <= b["mean"] <= 0.86, b
 
 
 def test_swarm_file_declares_the_mnist_graph():

@@ -40,7 +40,8 @@ sys.path.insert(0, str(RUNTIME))
 
 from manta.common.errors import MantaConnectionError, MantaGRPCError  # noqa: E402
 from manta.light import _transport  # noqa: E402
-from manta.light.task import Task  # noqa: E402
+from manta.light.local import Local  # noqa: E402
+from manta.light.world import World  # noqa: E402
 from manta.light.utils import bytes_to_numpy, numpy_to_bytes  # noqa: E402
 
 PY = os.environ.get("MANTA_PYTHON", "/usr/bin/python3")
@@ -120,20 +121,27 @@ class Manager(FakeManager):
 
 
 JOB_CODE = r'''
-import io, json
+import asyncio, io, json
 import numpy as np
+from manta.light import MantaPath, bytes_to_dict, dict_to_bytes
 from manta.light.task import Task
 from manta.light.utils import bytes_to_numpy, numpy_to_bytes
 
 
 class Job(Task):
+    def __init__(self):
+        super().__init__()
+        # As the platform's MNIST example: np.load() straight on what get_binary_data returns.
+        self.data = np.load(self.local.get_binary_data("mnist"))
+        self.logger.info("job constructed, %d training images", len(self.data["x_train"]))
+
     def run(self):
         out = {}
-        data = np.load(io.BytesIO(self.local.get_binary_data("mnist")))
+        data = self.data
         out["x_train"] = [list(data["x_train"].shape), float(data["x_train"].sum())]
         out["exists"] = [self.local.exists("mnist"), self.local.exists("nope")]
-        out["list_dir"] = sorted((p.value, p.is_file) for p in self.local.list_dir("imgs"))
-        out["lines"] = self.local.read_file_lines("notes")
+        out["list_dir"] = sorted((p.value, p.is_file) for p in self.local.list_dir("imgs").paths)
+        out["lines"] = list(self.local.read_file_lines("notes"))
         out["hp"] = self.world.globals["hyperparameters"]
         w = {"dense.weight": np.arange(12, dtype=np.float32).reshape(3, 4),
              "dense.bias": np.array([0.5, -1.0, 2.0])}
@@ -144,6 +152,15 @@ class Job(Task):
         self.world.results.add("metrics", {"val_acc": 0.75, "raw": b"\x00\xff"})
         sel = self.world.results.select("metrics")
         out["select"] = {k: [v["val_acc"], v["raw"].hex()] for k, v in sel.items()}
+        # MantaPath: the dataset, then a path inside it.
+        p = MantaPath("imgs") / "a.txt"
+        out["mantapath"] = [p.name, p.stem, p.suffix, str(p), self.local.exists(p),
+                            self.local.exists(MantaPath("imgs/zzz")),
+                            list(self.local.read_file_lines(p)), p.read_text(),
+                            sorted(str(c) for c in MantaPath("imgs").iterdir()),
+                            [x.value for x in self.local.list_dir(MantaPath("imgs/sub")).paths]]
+        out["msgpack"] = bytes_to_dict(dict_to_bytes({"a": [1, 2.5, b"x"]})) == {"a": [1, 2.5, b"x"]}
+        out["async"] = asyncio.run(self.run_async())
         self.world.schedule_next_iter(node_ids=sorted(sel), task_to_schedule_alias="worker")
         self.world.stop_swarm()
         import importlib.metadata
@@ -152,6 +169,25 @@ class Job(Task):
         except importlib.metadata.PackageNotFoundError:
             out["version"] = None
         print("RESULT " + json.dumps(out), flush=True)
+
+    async def run_async(self):
+        # Every async_ twin; the Local reads run concurrently on the task's one connection.
+        raw, npz, listing, text, yes, no = await asyncio.gather(
+            self.local.async_get_binary_data("mnist"), self.local.async_get_numpy_data("mnist"),
+            self.local.async_list_dir("imgs"), self.local.async_read_file_lines("notes"),
+            self.local.async_exists("mnist"), self.local.async_exists(MantaPath("nope")))
+        await self.world.globals.async_set("model_async", {"n": 3})
+        back = await self.world.globals.async_get("model_async")
+        sel = await self.world.results.async_select("metrics")
+        await self.world.async_schedule_next_iter(node_ids=sorted(sel)[:1],
+                                                  task_to_schedule_alias="aggregator")
+        await self.world.results.async_add("metrics_async", {"val_acc": 0.5})
+        await self.world.async_stop_swarm()
+        return {"bytes": isinstance(raw, io.BytesIO) and len(raw.getvalue()),
+                "npz": float(npz["x_train"].sum()),
+                "list_dir": sorted(p.value for p in listing.paths),
+                "text": text.read(), "exists": [yes, no], "global": back,
+                "select": sorted(sel)}
 
 
 def main():
@@ -188,6 +224,7 @@ def env(node_bin, tmp_path_factory):
     node = Node(node_bin, home)
     b = Broker(base / "broker").start()
     m = Manager(b, token=TOKEN).start()
+    m.data_dir = data
     o = Observer(b)
     node.write_config("default", node_config(TOKEN, m.port, extra=extra))
     rn = RunningNode(node)
@@ -208,9 +245,21 @@ def env(node_bin, tmp_path_factory):
         assert rc == 0
 
 
-def task_client(env, task=SLEEPER, **kw):
-    return Task(host="127.0.0.1", port=env["port"], task_id=format(task, "x"),
-                swarm_id=xid(*SWARM), **kw)
+class Client:
+    """What a Task holds (Local, World) for the sleeper's (swarm, task), built with explicit
+    connection settings (the SDK's keyword order: host, port, swarm_id, task_id)."""
+
+    def __init__(self, port, task=SLEEPER):
+        kw = dict(host="127.0.0.1", port=port, swarm_id=xid(*SWARM), task_id=format(task, "x"))
+        self.local, self.world = Local(**kw), World(**kw)
+
+    def cleanup(self):
+        self.local.close()
+        self.world.close()
+
+
+def task_client(env, task=SLEEPER):
+    return Client(env["port"], task)
 
 
 def preset(m):
@@ -232,37 +281,50 @@ def check_job(m, text, task, iteration):
     assert out["exists"] == [True, False]
     assert out["list_dir"] == [["a.txt", True], ["sub", False]]
     assert out["lines"] == NOTES.splitlines(keepends=True)
+    assert out["mantapath"] == ["a.txt", "a", ".txt", "imgs/a.txt", True, False, ["alpha\n"],
+                                "alpha\n", ["imgs/a.txt", "imgs/sub"], []]
+    assert out["msgpack"] is True
+    a = out["async"]
+    assert a["bytes"] == len((m.data_dir / "mnist.npz").read_bytes())
+    assert a["npz"] == pytest.approx(float(X_TRAIN.sum()), rel=1e-6)
+    assert a["list_dir"] == ["a.txt", "sub"] and a["text"] == NOTES
+    assert a["exists"] == [True, False] and a["global"] == {"n": 3}
     assert out["hp"] == {"lr": 0.5, "epochs": 2, "name": "é"}
     assert out["round_trip"] is True
     own = NODE_XID
     key_a, key_b = xid(*OTHER_A), xid(*OTHER_B)
     assert key_b == "0b2"
     assert out["select"] == {key_a: [0.25, "41"], key_b: [0.5, "42"], own: [0.75, "00ff"]}
+    assert a["select"] == sorted([key_a, key_b, own])
 
     sw, tk = pair(SWARM), pair((0, task))
     # globals: GetGlobal -> GlobalTag{swarm, tag}; SetGlobal in one message, msgpack of the
     # {layer: .npy bytes} map, byte for byte what the SDK would send.
     tags = [c.request.tag for c in m.named("GetGlobal")]
-    assert tags[-2:] == ["hyperparameters", "model"]
-    sent = m.named("SetGlobal")[-1].request
+    assert tags[-3:] == ["hyperparameters", "model", "model_async"]
+    sent = m.named("SetGlobal")[-2].request
     assert [(g.tag, g.swarm_id) for g in sent] == [("model", sw)]
+    assert msgpack.unpackb(m.globals["model_async"]) == {"n": 3}
     assert m.globals["model"] == pack(numpy_to_bytes(weights()))
     # results: one Result, with the node's id and the task's iteration.
-    sent = m.named("AddTaskResult")[-1].request
+    sent = m.named("AddTaskResult")[-2].request
     assert len(sent) == 1
+    assert m.named("AddTaskResult")[-1].request[0].tag == "metrics_async"
     r = sent[0]
     assert (r.swarm_id, r.task_id, r.node_id, r.iteration, r.tag) == (sw, tk, pair(NODE), iteration,
                                                                       "metrics")
     assert msgpack.unpackb(r.data, raw=False) == {"val_acc": 0.75, "raw": b"\x00\xff"}
-    q = m.named("GetTaskResult")[-1].request
+    q = m.named("GetTaskResult")[-2].request
     assert q.tag == "metrics" and q.method == 2 and q.size == 0xFFFFFFFF  # SDK defaults: -1, ALL
     assert q.iteration == iteration and q.task_id == tk
     # ScheduleTask: the select() keys turned back into ids; StopSwarm: the task's record.
     ts = m.named("ScheduleTask")[-1].request
     assert ts.task_to_schedule_alias == "worker" and ts.task_id == tk and ts.swarm_id == sw
     assert sorted((p.head, p.tail) for p in ts.node_ids) == sorted([OTHER_A, OTHER_B, NODE])
-    u = m.named("StopSwarm")[-1].request
-    assert (u.swarm_id, u.task_id, u.node_id, u.iteration) == (sw, tk, pair(NODE), iteration)
+    ts = m.named("ScheduleTask")[-2].request  # the async one, before
+    assert ts.task_to_schedule_alias == "aggregator" and len(ts.node_ids) == 1
+    for u in (c.request for c in m.named("StopSwarm")[-2:]):  # async, then sync
+        assert (u.swarm_id, u.task_id, u.node_id, u.iteration) == (sw, tk, pair(NODE), iteration)
     return out
 
 
@@ -276,6 +338,8 @@ def test_a_task_module_uses_every_call_through_the_node(env):
     # The runtime logs as the SDK does (stderr, INFO), without touching the network at import.
     assert "manta.light - INFO - Local configured with Host: 127.0.0.1, Port: " in text
     assert "Traceback" not in text, text
+    # self.logger reaches the task's log.
+    assert re.search(r" - Job - INFO - job constructed, 2 training images", text), text
     check_job(m, text, JOB, ITERATION)
     wait_for(lambda: re.search(r"Task \S+ finished: \w+, exit code 0", env["log"].read_text()),
              10, what="exit code 0 in the node's log")
@@ -284,7 +348,8 @@ def test_a_task_module_uses_every_call_through_the_node(env):
 def test_local_calls_and_their_errors(env):
     t = task_client(env)
     data = t.local.get_binary_data("mnist")
-    assert data == (env["data"] / "mnist.npz").read_bytes()
+    assert isinstance(data, io.BytesIO) and data.tell() == 0
+    assert data.getvalue() == (env["data"] / "mnist.npz").read_bytes()
     assert np.array_equal(t.local.get_numpy_data("mnist")["x_train"], X_TRAIN)
     assert t.local.exists("imgs") and not t.local.exists("missing")
     start = time.monotonic()
@@ -362,7 +427,7 @@ def test_node_not_listening(env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t = Task(host="127.0.0.1", port=port, task_id="1", swarm_id="2")
+    t = Client(port)
     start = time.monotonic()
     with pytest.raises(MantaConnectionError):
         t.world.globals["hyperparameters"]
@@ -406,7 +471,8 @@ def test_environment(monkeypatch):
 def test_request_encoding():
     # task-contract.md 4.3: this DataRequest is 53 bytes, empty PairIds are still sent.
     from manta.light.local import Local
-    loc = Local("h", 1, "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
+    loc = Local("h", 1, swarm_id="fedcba9876543210fedcba9876543210",
+                task_id="0123456789abcdef0123456789abcdef")
     assert len(loc._data_request("mnist").SerializeToString()) == 53
     loc = Local("h", 1, "0", "0")
     assert loc._data_request("").SerializeToString() == bytes.fromhex("0a001200")

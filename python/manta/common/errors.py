@@ -1,5 +1,5 @@
-"""Errors a task sees (task-contract.md 10): MantaGRPCError carries the gRPC status."""
-import grpc
+"""Errors a task sees (task-contract.md 10): MantaGRPCError carries the gRPC status (a
+`grpc.StatusCode`; grpc itself is imported by the transport, at the first call)."""
 
 
 class MantaError(Exception):
@@ -9,7 +9,7 @@ class MantaError(Exception):
 class MantaGRPCError(MantaError):
     """A call to the node's light service ended with a non-OK gRPC status."""
 
-    def __init__(self, method: str, status_code: grpc.StatusCode, details: str):
+    def __init__(self, method: str, status_code, details: str):
         self.method = method
         self.status_code = status_code
         self.details = details or ""

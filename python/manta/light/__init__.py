@@ -1,22 +1,23 @@
-"""manta.light: what runs inside a task container (task-contract.md).
+"""manta.light: what runs inside a task container (task-contract.md), the SDK's task API.
 
-Importing it configures logging as the SDK does (root handler on stderr, level INFO) and reads
-the connection settings once, so that a bad RPC_PORT fails at import as with the SDK."""
-import logging
-import sys
+    from manta.light import Task, MantaPath, numpy_to_bytes, bytes_to_numpy
 
-_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s (%(filename)s:%(lineno)d)"
-if not logging.getLogger().handlers:
-    _h = logging.StreamHandler(sys.stderr)
-    _h.setFormatter(logging.Formatter(_FORMAT))
-    logging.getLogger().addHandler(_h)
-    logging.getLogger().setLevel(logging.INFO)
+Importing it configures logging as the SDK does (root handler on stderr, level INFO) and builds
+the module-level Local of manta.light.path from the environment, so that a bad RPC_PORT fails at
+import as with the SDK. Nothing connects, and neither grpc, protobuf, numpy nor msgpack is
+imported, before the first call that needs them."""
+from manta.light import logging_config  # noqa: F401  (configures logging)
+from manta.light import globals, local, path, results, task, utils, world  # noqa: F401,A004
+from manta.light.globals import Globals
+from manta.light.local import Local
+from manta.light.path import MantaPath
+from manta.light.results import ResultMethod, Results
+from manta.light.task import Task
+from manta.light.utils import (bytes_to_dict, bytes_to_numpy, bytes_to_torchmodel, dict_to_bytes,
+                               numpy_to_bytes, torchmodel_to_bytes)
+from manta.light.world import World
 
-from manta.light._transport import Config as _Config  # noqa: E402
-
-_Config.from_env()  # ValueError now on a bad RPC_PORT / TASK_ID / SWARM_ID
-
-from manta.light.local import Local  # noqa: E402,F401
-from manta.light.results import ResultMethod  # noqa: E402,F401
-from manta.light.task import Task  # noqa: E402,F401
-from manta.light.world import World  # noqa: E402,F401
+__all__ = ["Task", "Local", "World", "Globals", "Results", "MantaPath", "bytes_to_dict",
+           "dict_to_bytes", "numpy_to_bytes", "bytes_to_numpy", "torchmodel_to_bytes",
+           "bytes_to_torchmodel", "ResultMethod", "task", "local", "world", "globals", "results",
+           "utils", "path", "logging_config"]

@@ -1,11 +1,15 @@
 """The connection to the node's light service: environment (task-contract.md 2), one gRPC
-channel per client object (3), calls with the SDK's retry policy (10).
+channel per client object (3), calls with the SDK's retry policy (10), and the `async_*` forms.
 
 Transport: python3-grpcio, insecure (h2c) channel, no message size limits, no deadline, no
 metadata. Retryable statuses (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED) are
 tried 3 times in all (0.2 s, then 0.4 s back-off, +0-20 % jitter); a server stream that already
 delivered data is never retried (its chunks would be mixed with the retry's). Client streams are
 re-sent in full on a retry (the SDK would send an empty stream).
+
+grpc and the generated protobuf modules are imported at the first call, not at
+`import manta.light`: a task's start-up does not pay for them before it talks to the node
+(bench/README.md, "Task start-up").
 """
 import logging
 import os
@@ -14,20 +18,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import grpc
-
-from manta.common.errors import MantaConnectionError, MantaGRPCError
-from manta._proto.common import system_pb2
-
 log = logging.getLogger("manta.light")
 
 DEFAULT_HOST = "host.docker.internal"
 DEFAULT_PORT = "50051"
 OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
-             grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+# grpc.StatusCode names the SDK retries (task-contract.md 10).
+RETRYABLE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "ABORTED", "DEADLINE_EXCEEDED")
 ATTEMPTS = 3
 FIRST_DELAY = 0.2
+_first_call_logged = False
 
 
 def parse_id(value, name: str) -> int:
@@ -56,7 +56,8 @@ def id_hex(v: int) -> str:
     return h if len(h) == 32 else "0" + h
 
 
-def pair(v: int) -> system_pb2.PairId:
+def pair(v: int):
+    from manta._proto.common import system_pb2
     return system_pb2.PairId(head=v >> 64, tail=v & ((1 << 64) - 1))
 
 
@@ -72,7 +73,9 @@ class Config:
     swarm_id: int
 
     @classmethod
-    def from_env(cls, host=None, port=None, task_id=None, swarm_id=None) -> "Config":
+    def from_env(cls, host=None, port=None, swarm_id=None, task_id=None) -> "Config":
+        """The SDK's order of arguments: host, port, swarm_id, task_id; each falls back to
+        RPC_HOST, RPC_PORT, SWARM_ID, TASK_ID."""
         if host is None:
             host = os.environ.get("RPC_HOST", DEFAULT_HOST)
         if host == "":
@@ -99,7 +102,9 @@ class Config:
 
 
 class Channel:
-    """One lazily opened gRPC channel and the three call shapes the light API uses."""
+    """One lazily opened gRPC channel and the three call shapes the light API uses. Thread-safe
+    (grpcio channels are): the `async_*` methods run these calls on the event loop's executor,
+    several at once on the same connection."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -108,13 +113,16 @@ class Channel:
 
     def _callable(self, kind: str, path: str, request_cls, response_cls):
         key = (kind, path)
-        if key not in self._calls:
+        call = self._calls.get(key)
+        if call is None:
             if self._channel is None:
+                import grpc
                 self._channel = grpc.insecure_channel(self.config.target, options=OPTIONS)
-            self._calls[key] = getattr(self._channel, kind)(
+                _log_first_call()
+            call = self._calls[key] = getattr(self._channel, kind)(
                 path, request_serializer=request_cls.SerializeToString,
                 response_deserializer=response_cls.FromString)
-        return self._calls[key]
+        return call
 
     def close(self):
         if self._channel is not None:
@@ -123,6 +131,7 @@ class Channel:
             self._calls = {}
 
     def _retrying(self, path: str, attempt_fn):
+        import grpc
         delay = FIRST_DELAY
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -130,7 +139,7 @@ class Channel:
             except _Partial as p:
                 raise _error(path, p.error) from None
             except grpc.RpcError as e:
-                if e.code() in RETRYABLE and attempt < ATTEMPTS:
+                if e.code().name in RETRYABLE and attempt < ATTEMPTS:
                     log.warning("%s: %s (%s), attempt %d of %d; retrying in %.1f s", path,
                                 e.code().name, e.details(), attempt, ATTEMPTS, delay)
                     time.sleep(delay * (1 + 0.2 * random.random()))
@@ -147,6 +156,7 @@ class Channel:
         return self._retrying(path, lambda: call(iter(requests)))
 
     def server_stream(self, path: str, request, response_cls) -> list:
+        import grpc
         call = self._callable("unary_stream", path, type(request), response_cls)
 
         def attempt():
@@ -162,6 +172,37 @@ class Channel:
         return self._retrying(path, attempt)
 
 
+def process_age():
+    """Seconds since this process started (/proc/self/stat, clock-tick resolution), or None."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _log_first_call():
+    """Once per process: how long the task took to reach its first light-service call (the
+    interpreter, the imports, the task's own set-up); bench/torch_round.py reads it."""
+    global _first_call_logged
+    if _first_call_logged:
+        return
+    _first_call_logged = True
+    age = process_age()
+    if age is not None:
+        log.info("first light-service call %.3f s after the process started", age)
+
+
+async def run_async(fn, *args, **kwargs):
+    """The `async_*` form of a synchronous call: run on the loop's default executor, so that
+    several calls of one task proceed at once (on one connection per client, as the SDK)."""
+    import asyncio
+    import functools
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
 class _Partial(Exception):
     """A server stream failed after some data: not retried."""
 
@@ -169,6 +210,7 @@ class _Partial(Exception):
         self.error = error
 
 
-def _error(path: str, e: grpc.RpcError) -> MantaGRPCError:
-    cls = MantaConnectionError if e.code() == grpc.StatusCode.UNAVAILABLE else MantaGRPCError
+def _error(path: str, e):
+    from manta.common.errors import MantaConnectionError, MantaGRPCError
+    cls = MantaConnectionError if e.code().name == "UNAVAILABLE" else MantaGRPCError
     return cls(path, e.code(), e.details())
