@@ -149,13 +149,39 @@ static bool authorised(struct light_service *ls, const Node__LightService__DataR
     return false;
 }
 
-static const dataset *find_dataset(const dataset_set *ds, const char *name, failure *f)
+/* The dataset a request names, and the path inside it (*sub, owned).
+ *
+ * The reference's rule: `name` is a dataset's name and `path` a path inside it. Two extensions
+ * for MantaPath("dataset/inside/it") (task-contract.md 6), both used only when no dataset has
+ * the name as given: the SDK's MantaPath sends an empty name with the whole path in `path`,
+ * and this project's runtime sends GetBinaryData (which has no path field) the whole path as
+ * the name; in both the first component names the dataset and the rest is the path inside. */
+static const dataset *find_dataset(const dataset_set *ds, const char *name, const char *path,
+                                   char **sub, failure *f)
 {
-    const dataset *d = datasets_find(ds, name ? name : "");
-    if (!d)
-        fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset '%s' not found",
-                 name ? name : "");
-    return d;
+    name = name ? name : "";
+    path = path ? path : "";
+    *sub = NULL;
+    const dataset *d = datasets_find(ds, name);
+    if (d) {
+        *sub = xstrdup(path);
+        return d;
+    }
+    if (!*name || strchr(name, '/')) {
+        cleanup_free char *whole = !*name  ? xstrdup(path)
+                                   : *path ? xasprintf("%s/%s", name, path)
+                                           : xstrdup(name);
+        const char *slash = strchr(whole, '/');
+        cleanup_free char *first = slash ? xstrndup(whole, (size_t)(slash - whole)) : NULL;
+        d = *whole && whole[0] != '/' ? datasets_find(ds, first ? first : whole) : NULL;
+        if (d) {
+            *sub = xstrdup(slash ? slash + 1 : "");
+            return d;
+        }
+    }
+    fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset '%s' not found",
+             *name ? name : path);
+    return NULL;
 }
 
 /* ---- path resolution (reference-node.md 11.4) ---------------------------------------------- */
@@ -310,18 +336,32 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
     const dataset *d = NULL;
     cleanup_close int fd = -1;
     cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
+    cleanup_free char *sub = NULL;
+    cleanup_free char *file = NULL;
     cleanup_slot light_slot slot = {0};
-    if (!authorised(ls, req, &f, &slot) || !(d = find_dataset(&ds, req->name, &f)))
+    if (!authorised(ls, req, &f, &slot) || !(d = find_dataset(&ds, req->name, "", &sub, &f)))
         goto fail;
-    if (d->is_dir || strcmp(d->dtype, "folder") == 0) {
+    bool folder = d->is_dir || strcmp(d->dtype, "folder") == 0;
+    if (*sub && !folder) {
+        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                 "Dataset '%s' is a file: it has no '%s' inside", d->key, sub);
+        goto fail;
+    }
+    if (folder && !*sub) {
         fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
         goto fail;
     }
+    /* a file inside a folder dataset (MantaPath): resolved as ReadFileLines resolves it */
+    if (folder && !(file = resolve_path(d, sub, &f)))
+        goto fail;
     /* The dataset was a regular file at the last scan, but may have been replaced since (by a
      * FIFO, whose open would block this thread, and the task's slot, for ever). */
     struct stat st;
-    if ((fd = open_dataset_file(d->path, 0, &st, &f)) < 0) {
-        if (S_ISDIR(st.st_mode))
+    if ((fd = open_dataset_file(file ? file : d->path, file ? O_NOFOLLOW : 0, &st, &f)) < 0) {
+        if (S_ISDIR(st.st_mode) && file)
+            fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                     "'%s' in dataset '%s' is a folder", sub, d->key);
+        else if (S_ISDIR(st.st_mode))
             fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder",
                      d->key);
         else
@@ -389,11 +429,13 @@ static void list_dir(struct light_service *ls, rpc_call *call)
     const dataset *d = NULL;
     cleanup_free char *dir = NULL;
     cleanup_free char *root = NULL;
+    cleanup_free char *sub = NULL;
     cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
     cleanup_slot light_slot slot = {0};
     if (!authorised(ls, req->data_request, &f, &slot) ||
-        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)) ||
-        !(dir = resolve_path(d, req->path, &f)))
+        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", req->path, &sub,
+                           &f)) ||
+        !(dir = resolve_path(d, sub, &f)))
         goto fail;
     root = realpath(d->path, NULL);
     DIR *dh = opendir(dir);
@@ -465,9 +507,11 @@ static void exists(struct light_service *ls, rpc_call *call)
         dataset_set ds = {0};
         light_datasets_copy(ls, &ds);
         const dataset *d;
+        cleanup_free char *sub = NULL;
         if (authorised(ls, req->data_request, &f, &slot) &&
-            (d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f))) {
-            char *p = resolve_path(d, req->path, &f);
+            (d = find_dataset(&ds, req->data_request ? req->data_request->name : "", req->path,
+                              &sub, &f))) {
+            char *p = resolve_path(d, sub, &f);
             value = p != NULL;
             free(p);
         }
@@ -626,10 +670,12 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     cleanup_free char *out = NULL;
     enum nl_mode nl;
     enum err_mode em;
+    cleanup_free char *sub = NULL;
     cleanup_slot light_slot slot = {0};
 
     if (!authorised(ls, req->data_request, &f, &slot) ||
-        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", &f)))
+        !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "",
+                           req->path ? req->path->value : "", &sub, &f)))
         goto fail;
     const char *nls = req->newline ? req->newline : "";
     if (!*nls)
@@ -662,7 +708,7 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
                  req->encoding);
         goto fail;
     }
-    if (!(file = resolve_path(d, req->path ? req->path->value : "", &f)))
+    if (!(file = resolve_path(d, sub, &f)))
         goto fail;
     /* realpath resolved every link: one that appears now is a swap, refused (O_NOFOLLOW). */
     struct stat st;

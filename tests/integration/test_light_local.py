@@ -302,3 +302,38 @@ def test_read_file_lines_in_a_folder_and_errors(env):
         assert code in NON_RETRYABLE_PATH, (value, code, msg)
     code, _ = error_of(lambda: local.ReadFileLines(text_req("text", newline="x"), timeout=TIMEOUT))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# ---- MantaPath("dataset/inside/it") (task-contract.md 6: extensions of the reference) ----------
+
+def test_manta_path_inside_a_folder_dataset(env):
+    local = env["local"]
+    # this runtime's MantaPath: GetBinaryData names the whole path
+    got = b"".join(c.content for c in local.GetBinaryData(dreq("imgs/b.bin"), timeout=TIMEOUT))
+    assert got == b"\x00\x01"
+    got = b"".join(c.content for c in local.GetBinaryData(dreq("imgs/sub/c.txt"),
+                                                         timeout=TIMEOUT))
+    assert got == b"gamma\n"
+    # the SDK's MantaPath: an empty dataset name, the whole path in the path field
+    assert sorted(p.value for p in local.ListDir(dirreq("", "imgs/sub"), timeout=TIMEOUT).paths) \
+        == ["c.txt"]
+    assert local.Exists(dirreq("", "imgs/a.txt"), timeout=TIMEOUT).value is True
+    assert local.Exists(dirreq("", "imgs/zzz"), timeout=TIMEOUT).value is False
+    assert lines(local, text_req("", value="imgs/sub/c.txt")) == ["gamma\n"]
+    # a dataset named as given wins; the same resolution and refusals as any path inside
+    assert lines(local, text_req("imgs", value="a.txt")) == ["alpha\n", "beta\n"]
+    code, _ = error_of(lambda: local.GetBinaryData(dreq("imgs/../../outside.txt"),
+                                                    timeout=TIMEOUT))
+    assert code in NON_RETRYABLE_PATH
+    code, _ = error_of(lambda: local.GetBinaryData(dreq("imgs/link_out"), timeout=TIMEOUT))
+    assert code in NON_RETRYABLE_PATH
+    code, details = error_of(lambda: local.GetBinaryData(dreq("imgs/sub"), timeout=TIMEOUT))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "'sub' in dataset 'imgs' is a folder" \
+        in details, details
+    code, details = error_of(lambda: local.GetBinaryData(dreq("blob/x"), timeout=TIMEOUT))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "is a file: it has no 'x' inside" in \
+        details, details
+    code, details = error_of(lambda: local.GetBinaryData(dreq("nope/x"), timeout=TIMEOUT))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "Dataset 'nope/x' not found" in details
+    code, _ = error_of(lambda: local.GetBinaryData(dreq("/imgs/b.bin"), timeout=TIMEOUT))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION

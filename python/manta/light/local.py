@@ -72,7 +72,8 @@ class Local:
     def get_binary_data(self, name) -> io.BytesIO:
         """The content of a file dataset, as a file object at offset 0 (np.load() takes it).
         A ProtoPath's value is not sent (as the SDK); a MantaPath inside a folder dataset is
-        sent as the whole path, which a node resolves only if it maps such a name."""
+        sent as the whole path, which this project's node resolves (its first component names
+        the dataset); the reference node does not."""
         from manta._proto.common import system_pb2
         if not isinstance(name, str) and hasattr(name, "_dataset_and_path"):
             ds, inside = name._dataset_and_path()

@@ -7,7 +7,8 @@
 The first component is the dataset (the key of the node's [datasets.mappings]), the rest a path
 inside a folder dataset. Accepted by every `Local` method wherever a dataset name is. The
 SDK's own MantaPath sends an empty dataset name, which the reference node serves only when a
-dataset is mapped under "" (task-contract.md 6); this one names the dataset.
+dataset is mapped under "" (task-contract.md 6); this one names the dataset. This project's
+node serves both forms (an empty name with the whole path, or the whole path as the name).
 
 As in the SDK, importing this module builds a module-level `Local()` from the environment
 (no connection before the first call): a bad RPC_PORT fails at `import manta.light`.
