@@ -16,8 +16,9 @@ import pytest
 
 import pbgen
 from test_node_wire import TOKEN
-from test_tasks_process import NODE, NODE_XID, SWARM, send, sleeper, start, updates
-from wire_env import Broker, FakeManager, Observer, system_pb2, tasks_pb2, wait_for
+from test_tasks_process import NODE, NODE_XID, SWARM, send, sleeper, updates
+from wire_env import Broker, FakeManager, Observer, RunningNode, node_config, system_pb2, tasks_pb2, \
+    wait_for
 
 lpb = pbgen.pb("node.light_service_pb2")
 results_pb2 = pbgen.pb("common.results_pb2")
@@ -240,7 +241,11 @@ class WorldManager(FakeManager):
 
 
 @pytest.fixture
-def env(node, tmp_path):
+def env(node, tmp_path, request):
+    """A node serving one running task. The node's rpc_timeout (the World relay's deadline per
+    message to the manager) is the tests' 5 s unless a test asks for another with
+    @pytest.mark.parametrize("env", [{"rpc_timeout": N}], indirect=True)."""
+    rpc_timeout = getattr(request, "param", {}).get("rpc_timeout", 5)
     # Under AddressSanitizer freed chunks sit in a 256 MiB quarantine, which would hide whether
     # the node's memory stays flat: keep it small (no effect on a plain build).
     asan = node.env.get("ASAN_OPTIONS", "")
@@ -248,7 +253,10 @@ def env(node, tmp_path):
     b = Broker(tmp_path / "broker").start()
     m = WorldManager(b, token=TOKEN).start()
     o = Observer(b)
-    rn = start(node, m)
+    node.write_config("default", node_config(TOKEN, m.port).replace(
+        "rpc_timeout = 5\n", f"rpc_timeout = {rpc_timeout}\n"))
+    rn = RunningNode(node)
+    rn.wait_line("✓ Ready to execute tasks")
     ch = None
     try:
         task = tasks_pb2.MqttTask(
@@ -612,6 +620,9 @@ class PeakRss:
         self.peak = max(self.sampler.peak, status_kib(self.pid, "VmHWM") if self.hwm else 0)
 
 
+# The node's default deadline per message (30 s): a single 300 MiB message takes seconds on a
+# busy machine (the tests' 5 s is for the deadline tests; issue 13 replaces it by a stall limit).
+@pytest.mark.parametrize("env", [{"rpc_timeout": 30}], indirect=True)
 def test_300_mib_global_in_one_message(env):
     """A 300 MiB global set as ONE SetGlobal message (what the SDK sends for any value below
     4 GiB) and read back as one GlobalValue, the node's RSS watched throughout.
