@@ -53,6 +53,9 @@
 #include "common/swarms.pb-c.h"
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
+#include "common/user.pb-c.h"
+#include "common/cluster.pb-c.h"
+#include "core/user_services.pb-c.h"
 #include "err.h"
 #include "fsutil.h"
 #include "google/protobuf/timestamp.pb-c.h"
@@ -154,6 +157,42 @@ static const ProtobufCMessageDescriptor *const MESSAGES[] = {
     &node__light_service__list_dir_response__descriptor,
     &node__light_service__get_global_request__descriptor,
     &node__light_service__set_global_request__descriptor,
+    /* common/user.proto */
+    &common__user__user__descriptor,
+    /* common/cluster.proto */
+    &common__cluster__cluster_list__descriptor,
+    &common__cluster__cluster__descriptor,
+    /* core/user_services.proto */
+    &core__user_services__register_user_request__descriptor,
+    &core__user_services__register_user_response__descriptor,
+    &core__user_services__add_user_request__descriptor,
+    &core__user_services__sign_in_request__descriptor,
+    &core__user_services__validate_user_request__descriptor,
+    &core__user_services__validate_user_response__descriptor,
+    &core__user_services__get_user_request__descriptor,
+    &core__user_services__delete_user_request__descriptor,
+    &core__user_services__request_password_reset_request__descriptor,
+    &core__user_services__request_password_reset_response__descriptor,
+    &core__user_services__reset_password_request__descriptor,
+    &core__user_services__reset_password_response__descriptor,
+    &core__user_services__resend_verification_request__descriptor,
+    &core__user_services__resend_verification_response__descriptor,
+    &core__user_services__create_cluster_request__descriptor,
+    &core__user_services__node_request__descriptor,
+    &core__user_services__errors_request__descriptor,
+    &core__user_services__send_swarm_request__descriptor,
+    &core__user_services__stop_swarm_request__descriptor,
+    &core__user_services__results_request__descriptor,
+    &core__user_services__delete_results_request__descriptor,
+    &core__user_services__log_query__descriptor,
+    &core__user_services__global_request__descriptor,
+    &core__user_services__results_response__descriptor,
+    &core__user_services__log_response__descriptor,
+    &core__user_services__task_response__descriptor,
+    &core__user_services__select_global_response__descriptor,
+    &core__user_services__module_request__descriptor,
+    &core__user_services__tags__descriptor,
+    &core__user_services__tags__gb_usage_per_tag_entry__descriptor,
     /* node/node_service.proto: services only */
 };
 /* clang-format on */

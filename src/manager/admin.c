@@ -26,6 +26,7 @@
 #include "mem.h"
 #include "utf8.h"
 #include "runner.h"
+#include "user_service.h"
 #include "swarmfile.h"
 
 #define ADMIN_MAX_CONNS   8
@@ -105,6 +106,14 @@ static char *resolve_swarm(manager *m, const char *given, json_t **errout)
         *errout = err_json("%s", mt_error_msg(err));
         mt_error_free(&err);
         return NULL;
+    }
+    /* A whole id as the SDK shows it (32 hex digits, leading zeros kept): its xid. */
+    char canon[NODE_XID_MAX + 1];
+    node_id whole;
+    if (strlen(given) == 32 && strspn(given, "0123456789abcdef") == 32 &&
+        node_id_parse_xid(given, &whole)) {
+        node_id_to_xid(whole, canon);
+        given = canon;
     }
     /* An exact id wins; otherwise the prefix must match exactly one swarm. */
     char *found = NULL;
@@ -299,8 +308,20 @@ static json_t *do_status(manager *m, json_t *req, bool stop)
     if (!swarm)
         return e;
     pthread_mutex_lock(&m->lock);
-    if (stop)
-        runner_cancel(m, swarm, "stopped by the operator");
+    bool cancelled = stop && runner_cancel(m, swarm, "stopped by the operator") == 0;
+    pthread_mutex_unlock(&m->lock);
+    if (stop && !cancelled) {
+        /* a swarm sent with the SDK and not started yet ends here too */
+        store_swarm s = {0};
+        mt_error *err = NULL;
+        if (store_swarm_get(m->st, swarm, &s, &err) == 1 && !strcmp(s.status, "PENDING") &&
+            store_swarm_update(m->st, swarm, "STOPPED", "stopped by the operator before it started",
+                               0, mgr_now_ms(), &err) == 0)
+            user_service_notify(m);
+        store_swarm_clear(&s);
+        mt_error_free(&err);
+    }
+    pthread_mutex_lock(&m->lock);
     uint32_t it = 0;
     char detail[512] = "";
     int st = runner_status(m, swarm, &it, detail, sizeof(detail));

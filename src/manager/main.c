@@ -1,18 +1,23 @@
 /* main.c - the manta_manager command line. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "admin.h"
+#include "fsutil.h"
 #include "mem.h"
 #include "mgr.h"
 #include "runner.h"
 #include "swarmfile.h"
 #include "units.h"
+#include "users.h"
 
 static const char usage_text[] =
     "Usage: manta_manager COMMAND [OPTIONS]\n"
@@ -33,11 +38,22 @@ static const char usage_text[] =
     "  logs SWARM            task output of a swarm [--task ALIAS] [--node ID]\n"
     "  token create --node ALIAS [--ttl DURATION]\n"
     "                        mint a node token (HS256), e.g. --ttl 30d; default: no expiry\n"
+    "  token create --user NAME [--ttl DURATION]\n"
+    "                        mint a user token (for the Manta SDK); default --ttl: 7d\n"
+    "  user create NAME [--password-file F]\n"
+    "                        add a user of the user services (SDK SignIn); the password is\n"
+    "                        asked twice on a terminal, else read from the first line of F\n"
+    "                        or of standard input\n"
+    "  user list             the users\n"
+    "  user delete NAME      remove a user (their tokens stop working)\n"
     "  config show|reference the configuration in effect, or the reference of every key\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: none, built-in defaults)\n"
     "      --listen HOST:PORT   node service address (overrides `listen`)\n"
+    "      --user-listen HOST:PORT\n"
+    "                        address of the user services (overrides `user_listen`; default:\n"
+    "                        the node service's)\n"
     "      --broker HOST:PORT   MQTT broker (overrides broker_host/broker_port)\n"
     "      --store FILE      SQLite store (overrides `store`)\n"
     "      --admin PATH      admin socket (overrides `admin_socket`)\n"
@@ -52,7 +68,7 @@ typedef struct opts {
     const char *config;
     mgr_overrides ov;
     long nodes, wait_s, timeout_s;
-    const char *tag, *task, *node, *alias, *ttl;
+    const char *tag, *task, *node, *alias, *ttl, *user, *password_file;
     long iteration;
     bool json;
 } opts;
@@ -332,20 +348,76 @@ static int cmd_serve(opts *o)
         return code;
     }
     printf("manta_manager: serving nodes on port %d\n", m.port);
+    if (m.usrv)
+        printf("manta_manager: serving users on port %d\n", m.user_port);
     fflush(stdout);
     mgr_loop(&m, NULL, NULL, 0);
     mgr_close(&m);
     return 0;
 }
 
+/* The store of the configuration (or --store), opened for the user commands. */
+static store *user_store(const opts *o, uint8_t secret[TOKEN_SECRET_LEN], int64_t *ttl,
+                         mt_error **err)
+{
+    mgr_config cfg;
+    if (mgr_config_load(&cfg, o->config, err) < 0)
+        return NULL;
+    const char *db = o->ov.store ? o->ov.store : cfg.store;
+    store *st = NULL;
+    if (fs_mkdir_parent(db, 0700, err) == 0 &&
+        (!secret || token_secret_load(cfg.secret_file, secret, err) == 0))
+        st = store_open(db, err);
+    if (ttl)
+        *ttl = cfg.user_token_ttl;
+    mgr_config_clear(&cfg);
+    return st;
+}
+
+static int cmd_user_token(opts *o)
+{
+    mt_error *err = NULL;
+    uint8_t secret[TOKEN_SECRET_LEN];
+    int64_t ttl = 0;
+    store *st = user_store(o, secret, &ttl, &err);
+    if (!st)
+        return fail(&err);
+    store_object u = {0};
+    int r = store_object_get(st, "user", o->user, false, &u, &err);
+    store_object_clear(&u);
+    store_close(st);
+    if (r < 0)
+        return fail(&err);
+    if (r == 0) {
+        fprintf(stderr,
+                "manta_manager: there is no user '%s': create it first with `manta_manager user "
+                "create NAME`.\n",
+                o->user);
+        return 2;
+    }
+    if (o->ttl && parse_duration(o->ttl, 60, TOKEN_TTL_MAX_S, &ttl, &err) < 0) {
+        mt_error_wrap(&err, "--ttl");
+        return fail(&err);
+    }
+    char jti[TOKEN_JTI_LEN + 1];
+    cleanup_free char *tok = token_create_user(secret, o->user, ttl, time(NULL), jti, &err);
+    if (!tok)
+        return fail(&err);
+    puts(tok);
+    return 0;
+}
+
 static int cmd_token(opts *o, int argc, char **argv)
 {
     mt_error *err = NULL;
-    if (argc < 1 || strcmp(argv[0], "create") != 0 || !o->alias) {
+    if (argc < 1 || strcmp(argv[0], "create") != 0 || !o->alias == !o->user) {
         fprintf(stderr, "manta_manager: usage: manta_manager token create --node ALIAS "
-                        "[--ttl DURATION]\n");
+                        "[--ttl DURATION]\n"
+                        "       manta_manager token create --user NAME [--ttl DURATION]\n");
         return 2;
     }
+    if (o->user)
+        return cmd_user_token(o);
     size_t alen = strlen(o->alias);
     if (alen == 0 || alen > 127) {
         fprintf(stderr, "manta_manager: the node alias must be 1 to 127 bytes long (the manager "
@@ -368,6 +440,124 @@ static int cmd_token(opts *o, int argc, char **argv)
     cleanup_free char *tok = token_create(secret, o->alias, ttl, time(NULL));
     puts(tok);
     return 0;
+}
+
+/* One line of f without its line end (owned), or NULL at the end of f. */
+static char *read_line(FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    return line;
+}
+
+/* Ask on the terminal without echo. Owned, or NULL. */
+static char *ask_hidden(const char *prompt)
+{
+    struct termios old, quiet;
+    fputs(prompt, stderr);
+    fflush(stderr);
+    bool tty = tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *line = read_line(stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    return line;
+}
+
+static char *read_password(const opts *o, mt_error **err)
+{
+    if (o->password_file) {
+        cleanup_fclose FILE *f = fopen(o->password_file, "r");
+        if (!f)
+            return mt_error_sys(err, errno, "The password file %s could not be opened",
+                                o->password_file),
+                   NULL;
+        char *p = read_line(f);
+        if (!p)
+            mt_error_set(err, MT_ERR_USAGE, "The password file %s is empty.", o->password_file);
+        return p;
+    }
+    if (!isatty(STDIN_FILENO)) {
+        char *p = read_line(stdin);
+        if (!p)
+            mt_error_set(err, MT_ERR_USAGE,
+                         "No password on standard input: give one, or use --password-file.");
+        return p;
+    }
+    cleanup_free char *a = ask_hidden("Password: ");
+    cleanup_free char *b = a ? ask_hidden("Password (again): ") : NULL;
+    if (!a || !b || strcmp(a, b) != 0) {
+        mt_error_set(err, MT_ERR_USAGE, "The two passwords differ: nothing was changed.");
+        return NULL;
+    }
+    return steal_ptr(a);
+}
+
+static int cmd_user(opts *o, int argc, char **argv)
+{
+    mt_error *err = NULL;
+    bool create = argc == 2 && !strcmp(argv[0], "create");
+    bool del = argc == 2 && !strcmp(argv[0], "delete");
+    bool list = argc == 1 && !strcmp(argv[0], "list");
+    if (!create && !del && !list) {
+        fprintf(stderr, "manta_manager: usage: manta_manager user create NAME "
+                        "[--password-file F] | user list | user delete NAME\n");
+        return 2;
+    }
+    if (create && users_check_name(argv[1], &err) < 0)
+        return fail(&err);
+    cleanup_free char *password = create ? read_password(o, &err) : NULL;
+    if (create && !password)
+        return fail(&err);
+    store *st = user_store(o, NULL, NULL, &err);
+    if (!st)
+        return fail(&err);
+    int rc = 0;
+    if (create) {
+        char id[33];
+        if (users_create(st, argv[1], password, time(NULL) * 1000LL, id, &err) < 0)
+            rc = -1;
+        else
+            printf("user %s created (id %s)\n", argv[1], id);
+        explicit_bzero(password, strlen(password));
+    } else if (del) {
+        int r = users_delete(st, argv[1], &err);
+        if (r == 0)
+            rc = mt_error_set(&err, MT_ERR_NOTFOUND, "There is no user '%s'.", argv[1]);
+        else if (r > 0)
+            printf("user %s deleted: their tokens no longer work\n", argv[1]);
+        else
+            rc = -1;
+    } else {
+        store_object *rows = NULL;
+        size_t n = 0;
+        if (store_object_list(st, "user", &rows, &n, &err) < 0) {
+            rc = -1;
+        } else {
+            printf("%-32s %-34s %s\n", "USER", "ID", "CREATED");
+            for (size_t i = 0; i < n; i++) {
+                char when[32];
+                fmt_time(rows[i].created_ms, when);
+                printf("%-32s %-34s %s\n", rows[i].id, rows[i].meta, when);
+            }
+            store_objects_free(rows, n);
+        }
+    }
+    store_close(st);
+    return rc < 0 ? fail(&err) : 0;
 }
 
 static int cmd_config(opts *o, int argc, char **argv)
@@ -450,6 +640,15 @@ static int apply_opt(opts *o, int c)
     case 13:
         o->json = true;
         break;
+    case 14:
+        o->user = optarg;
+        break;
+    case 15:
+        o->password_file = optarg;
+        break;
+    case 16:
+        o->ov.user_listen = optarg;
+        break;
     case 'h':
         fputs(usage_text, stdout);
         return 0;
@@ -466,16 +665,27 @@ static int apply_opt(opts *o, int c)
 int main(int argc, char **argv)
 {
     opts o = {.nodes = 1, .wait_s = 120, .timeout_s = 1800, .iteration = -1};
-    static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 1},
-        {"broker", required_argument, NULL, 2},    {"store", required_argument, NULL, 3},
-        {"admin", required_argument, NULL, 4},     {"no-token", no_argument, NULL, 5},
-        {"nodes", required_argument, NULL, 'n'},   {"wait", required_argument, NULL, 6},
-        {"timeout", required_argument, NULL, 7},   {"tag", required_argument, NULL, 8},
-        {"iteration", required_argument, NULL, 9}, {"task", required_argument, NULL, 10},
-        {"node", required_argument, NULL, 11},     {"ttl", required_argument, NULL, 12},
-        {"json", no_argument, NULL, 13},           {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {0, 0, 0, 0}};
+    static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+                                       {"listen", required_argument, NULL, 1},
+                                       {"broker", required_argument, NULL, 2},
+                                       {"store", required_argument, NULL, 3},
+                                       {"admin", required_argument, NULL, 4},
+                                       {"no-token", no_argument, NULL, 5},
+                                       {"nodes", required_argument, NULL, 'n'},
+                                       {"wait", required_argument, NULL, 6},
+                                       {"timeout", required_argument, NULL, 7},
+                                       {"tag", required_argument, NULL, 8},
+                                       {"iteration", required_argument, NULL, 9},
+                                       {"task", required_argument, NULL, 10},
+                                       {"node", required_argument, NULL, 11},
+                                       {"ttl", required_argument, NULL, 12},
+                                       {"json", no_argument, NULL, 13},
+                                       {"user", required_argument, NULL, 14},
+                                       {"password-file", required_argument, NULL, 15},
+                                       {"user-listen", required_argument, NULL, 16},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {0, 0, 0, 0}};
     /* GNU getopt moves the operands after the options: options go anywhere. */
     int c;
     while ((c = getopt_long(argc, argv, "c:n:hV", lo, NULL)) != -1) {
@@ -505,6 +715,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "token"))
         return cmd_token(&o, nrest, rest);
+    if (!strcmp(cmd, "user"))
+        return cmd_user(&o, nrest, rest);
     if (!strcmp(cmd, "config"))
         return cmd_config(&o, nrest, rest);
     if (!strcmp(cmd, "nodes") || !strcmp(cmd, "swarms"))

@@ -161,6 +161,10 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
             free(m->cfg.listen);
             m->cfg.listen = xstrdup(ov->listen);
         }
+        if (ov->user_listen) {
+            free(m->cfg.user_listen);
+            m->cfg.user_listen = xstrdup(ov->user_listen);
+        }
         if (ov->broker) {
             free(m->cfg.broker_host);
             if (split_hostport(ov->broker, &m->cfg.broker_host, &m->cfg.broker_port, err) < 0)
@@ -357,6 +361,9 @@ void mgr_close(manager *m)
     runner_free_all(m);
     for (size_t i = 0; i < m->nnodes; i++) {
         mem_free_strv(&m->nodes[i]->datasets);
+        free(m->nodes[i]->platform.data);
+        free(m->nodes[i]->overviews.data);
+        free(m->nodes[i]->metrics.data);
         free(m->nodes[i]);
     }
     free(m->nodes);

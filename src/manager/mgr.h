@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "err.h"
 #include "id.h"
 #include "log.h"
@@ -34,6 +36,10 @@ typedef struct mgr_node {
     int64_t last_seen_ms; /* monotonic */
     char **datasets;      /* NULL-terminated overview names, owned */
     unsigned running;     /* task instances deployed and not finished */
+    /* for the user services (packed messages, owned, len 0 = none yet) */
+    ProtobufCBinaryData platform;  /* common.informations.PlatformInfo of the registration */
+    ProtobufCBinaryData overviews; /* common.informations.Overviews, latest */
+    ProtobufCBinaryData metrics;   /* common.informations.MetricsSnapshot, latest */
 } mgr_node;
 
 typedef struct mgr_msg {
@@ -56,6 +62,9 @@ typedef struct manager {
     rpc_server *srv;
     struct node_service *ns; /* node_service.c: calls in progress per node, node bindings */
     int port;                /* the gRPC port actually bound */
+    rpc_server *usrv;        /* the user services' own server (user_listen), or NULL */
+    int user_port;           /* where the user services are served (port or user_listen's) */
+    struct user_service *us; /* user_service.c */
     mqtt_client *mq;
     int evfd; /* eventfd: outbox or run state changed */
 
@@ -90,6 +99,7 @@ void mgr_node_lost(manager *m, mgr_node *n, const char *why);
 /* Options the command line gives over the configuration file (NULL/0 = keep). */
 typedef struct mgr_overrides {
     const char *listen;
+    const char *user_listen;
     const char *broker; /* "host:port" */
     const char *store;
     const char *admin_socket;

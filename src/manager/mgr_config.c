@@ -27,6 +27,13 @@ static const mkey keys[] = {
     {"listen", K_STR, F(listen), "127.0.0.1:50051", 0, 0,
      "Address of the node service (gRPC) that nodes connect to: `host:port`. Port 0 picks a "
      "free port."},
+    {"user_listen", K_STR, F(user_listen), "", 0, 0,
+     "Address of the user services (core.user_services, what the Manta SDK calls): "
+     "`host:port`. Empty: served with the node service, on `listen`. Give users their own "
+     "address when nodes use mutual TLS (`tls_client_ca`): users never present a client "
+     "certificate."},
+    {"user_token_ttl", K_INT, F(user_token_ttl), "604800", 60, 31622400,
+     "Seconds a user token from SignIn stays valid (default 7 days)."},
     {"broker_host", K_STR, F(broker_host), "127.0.0.1", 0, 0,
      "Host of the MQTT broker the manager uses to send commands to nodes."},
     {"broker_port", K_INT, F(broker_port), "1883", 1, 65535, "Port of that broker."},

@@ -42,6 +42,13 @@
  * any node of its swarm: it is not checked (nor are the swarm-wide GetGlobal, SetGlobal and
  * GetTaskResult). With tokens off nothing is checked. MQTT messages on manager/+ carry node ids
  * too; what a client may publish there is the broker's ACLs' business (a later issue).
+ *
+ * The user services. Calls to "/core.user_services.*" (what the Manta SDK calls) are served on
+ * the same server and threads (user_service.c), under the same per-caller cap (the caller is
+ * then "user NAME", or the connection without a user token) and stall limit; with
+ * `user_listen` they get their own server (never asking for a client certificate), and each
+ * server refuses the other's services with UNIMPLEMENTED naming the right address. A user token
+ * is refused here, a node token there (token.c: different audiences).
  */
 #include "node_service.h"
 
@@ -60,6 +67,7 @@
 #include "strbuf.h"
 #include "utf8.h"
 #include "tasklog.h"
+#include "user_service.h"
 
 #define SVC     "/node.node_service.Node/"
 #define CHUNK   (4u << 20) /* bytes of data per streamed message */
@@ -408,6 +416,27 @@ static void touch(manager *m, node_id id)
     touch_from(m, id, false);
 }
 
+/* Keep msg packed in *dst (replacing what it held; NULL msg keeps nothing). */
+static void keep_packed(ProtobufCBinaryData *dst, const ProtobufCMessage *msg)
+{
+    free(dst->data);
+    dst->data = NULL;
+    dst->len = 0;
+    if (!msg)
+        return;
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    dst->data = xmalloc(len ? len : 1);
+    dst->len = protobuf_c_message_pack(msg, dst->data);
+}
+
+/* The latest MetricsSnapshot of a node, for the user services (lock held). */
+static void keep_metrics(manager *m, const Common__Informations__SetSystemSummaryRequest *s)
+{
+    mgr_node *n = mgr_node_find(m, pid(s->node_id));
+    if (n && s->metrics_snapshot)
+        keep_packed(&n->metrics, &s->metrics_snapshot->base);
+}
+
 /* The overview names, cleaned (they are listed as JSON and logged). */
 static char **dataset_names(const Common__Informations__Overviews *ov)
 {
@@ -436,6 +465,7 @@ static void set_datasets(manager *m, node_id id, const Common__Informations__Ove
         mem_free_strv(&n->datasets);
         n->datasets = names;
         names = NULL;
+        keep_packed(&n->overviews, ov ? &ov->base : NULL);
     }
     pthread_mutex_unlock(&m->lock);
     mem_free_strv(&names);
@@ -481,6 +511,8 @@ static void do_register(manager *m, rpc_call *call, const caller *c)
     snprintf(n->alias, sizeof(n->alias), "%s", alias); /* fits: both SUBJECT_MAX */
     mem_free_strv(&n->datasets);
     n->datasets = names;
+    keep_packed(&n->platform, pi ? &pi->base : NULL);
+    keep_packed(&n->overviews, ov->dataset_overviews ? &ov->dataset_overviews->base : NULL);
     n->connected = true;
     n->ready = false; /* until it is heard on MQTT */
     n->last_seen_ms = mgr_mono_ms();
@@ -650,6 +682,7 @@ static void do_add_logs(manager *m, rpc_call *call, const caller *c)
         }
         free(text);
         n++;
+        user_service_notify(m);
         pthread_mutex_lock(&m->lock);
         touch(m, h.node);
         runner_task_logs(m, h.swarm, h.node, h.task, h.iteration);
@@ -833,10 +866,12 @@ static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
     mt_error_free(&err);
     protobuf_c_message_free_unpacked(msg, NULL);
     sb_free(&all);
-    if (rc != RPC_OK)
+    if (rc != RPC_OK) {
         rpc_call_finish(call, rc, text);
-    else
+    } else {
+        user_service_notify(m);
         reply(call, NULL);
+    }
 }
 
 static void do_get_result(manager *m, rpc_call *call)
@@ -952,6 +987,7 @@ static void serve(manager *m, rpc_call *call, const caller *c, const char *name)
         if (act_for(m, call, c, name, s->node_id)) {
             pthread_mutex_lock(&m->lock);
             touch(m, pid(s->node_id));
+            keep_metrics(m, s);
             pthread_mutex_unlock(&m->lock);
             reply(call, NULL);
         }
@@ -1027,36 +1063,59 @@ static void serve(manager *m, rpc_call *call, const caller *c, const char *name)
     }
 }
 
-static void handle(void *ctx, rpc_call *call)
+/* Which services a server answers. */
+enum { SERVE_NODES = 1, SERVE_USERS = 2 };
+
+static void handle_for(manager *m, rpc_call *call, int which)
 {
-    manager *m = ctx;
     const char *method = rpc_call_method(call);
-    if (strncmp(method, SVC, strlen(SVC)) != 0) {
+    bool user = !strncmp(method, USER_SVC_PREFIX, strlen(USER_SVC_PREFIX));
+    bool node = !strncmp(method, SVC, strlen(SVC));
+    if (!(user && (which & SERVE_USERS)) && !(node && (which & SERVE_NODES))) {
         rpc_call_finish(call, RPC_UNIMPLEMENTED,
-                        "This manager serves node.node_service.Node only.");
+                        which == SERVE_USERS
+                            ? "This address serves the user services (core.user_services) only; "
+                              "nodes connect to the manager's `listen` address."
+                        : which == SERVE_NODES
+                            ? "This address serves node.node_service.Node only; the user "
+                              "services (core.user_services) are on the manager's `user_listen` "
+                              "address."
+                            : "This manager serves node.node_service.Node and core.user_services "
+                              "only.");
         return;
     }
-    const char *name = method + strlen(SVC);
     caller c;
-    if (!identify(m, call, name, &c))
-        return;
+    user_caller uc;
+    const char *who;
+    if (user) {
+        if (!user_service_identify(m, call, &uc))
+            return;
+        who = uc.who;
+    } else {
+        if (!identify(m, call, method + strlen(SVC), &c))
+            return;
+        who = c.who;
+    }
     /* The cap first, before any message is read: a refusal frees the thread at once. */
     bool log_it = false;
     cleanup_slot call_slot slot = {0};
-    if (!slot_take(m->ns, c.who, &slot, &log_it)) {
+    if (!slot_take(m->ns, who, &slot, &log_it)) {
         if (log_it) {
-            char shown[sizeof(c.who)];
+            char shown[sizeof(c.who) + sizeof(uc.who)];
             log_warn(m->log, "nodes",
-                     "%s already has %d calls in progress (the most one node may have); "
+                     "%s already has %d calls in progress (the most one caller may have); "
                      "refusing more until one ends (%s from %s)",
-                     utf8_clean_copy(shown, sizeof(shown), c.who), NODE_CALLS, name,
+                     utf8_clean_copy(shown, sizeof(shown), who), NODE_CALLS, method,
                      rpc_call_peer(call));
         }
         cleanup_free char *msg = xasprintf(
-            "This %s already has %d calls in progress on the manager, the most one node may have "
+            "This %s already has %d calls in progress on the manager, the most one %s may have "
             "at once; nothing of this call was read. Wait for one of them to end, then call "
             "again.",
-            c.checked ? "node token" : "connection", NODE_CALLS);
+            user        ? "user"
+            : c.checked ? "node token"
+                        : "connection",
+            NODE_CALLS, user ? "user" : "node");
         rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
         return;
     }
@@ -1066,7 +1125,21 @@ static void handle(void *ctx, rpc_call *call)
         "this link, the manager's operator can raise call_stall_timeout.",
         (long long)m->cfg.call_stall_timeout);
     rpc_call_set_stall_limit(call, m->cfg.call_stall_timeout * 1000, stalled);
-    serve(m, call, &c, name);
+    if (user)
+        user_service_serve(m, call, &uc);
+    else
+        serve(m, call, &c, method + strlen(SVC));
+}
+
+static void handle(void *ctx, rpc_call *call)
+{
+    manager *m = ctx;
+    handle_for(m, call, *m->cfg.user_listen ? SERVE_NODES : SERVE_NODES | SERVE_USERS);
+}
+
+static void handle_users(void *ctx, rpc_call *call)
+{
+    handle_for(ctx, call, SERVE_USERS);
 }
 
 int node_service_start(manager *m, mt_error **err)
@@ -1091,18 +1164,34 @@ int node_service_start(manager *m, mt_error **err)
     m->ns = ns_new(m, err);
     if (!m->ns)
         return mt_error_wrap(err, "The node service could not load which token each node acts for");
+    if (user_service_init(m, err) < 0)
+        return mt_error_wrap(err, "The user services could not start");
     m->srv = rpc_server_start(m->cfg.listen, use_tls ? &tls : NULL, NODE_SERVICE_CALLS, handle, m,
                               &m->port, err);
     if (!m->srv)
         return mt_error_wrap(err, "The node service could not listen on %s", m->cfg.listen);
+    m->user_port = m->port;
+    if (*m->cfg.user_listen) {
+        /* users never present a client certificate (the SDK cannot): no client_ca here */
+        tls.client_ca_pem = NULL;
+        m->usrv = rpc_server_start(m->cfg.user_listen, use_tls ? &tls : NULL, NODE_SERVICE_CALLS,
+                                   handle_users, m, &m->user_port, err);
+        if (!m->usrv)
+            return mt_error_wrap(err, "The user services could not listen on %s",
+                                 m->cfg.user_listen);
+    }
     return 0;
 }
 
 void node_service_stop(manager *m)
 {
+    if (m->usrv)
+        rpc_server_stop(m->usrv, 2000);
+    m->usrv = NULL;
     if (m->srv)
         rpc_server_stop(m->srv, 2000);
     m->srv = NULL;
+    user_service_free(m);
     ns_free(m->ns); /* no handler runs any more */
     m->ns = NULL;
 }
@@ -1125,6 +1214,7 @@ void node_service_on_mqtt(manager *m, const char *topic, const void *payload, si
         if (s) {
             pthread_mutex_lock(&m->lock);
             touch_from(m, pid(s->node_id), true);
+            keep_metrics(m, s);
             pthread_mutex_unlock(&m->lock);
             protobuf_c_message_free_unpacked(&s->base, NULL);
         }

@@ -4,7 +4,8 @@
 
 #include "mgr.h"
 
-/* Serve on m->cfg.listen; sets m->srv and m->port. */
+/* Serve on m->cfg.listen (nodes, and users unless user_listen is set; then users on their
+ * own server there): sets m->srv, m->port, m->usrv, m->user_port, m->us. */
 int node_service_start(manager *m, mt_error **err);
 void node_service_stop(manager *m);
 

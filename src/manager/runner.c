@@ -9,7 +9,9 @@
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
 #include "mem.h"
+#include "graph.h"
 #include "placement.h"
+#include "user_service.h"
 #include "utf8.h"
 
 enum inst_state { INST_DEPLOYED = 0, INST_DONE, INST_FAILED, INST_DROPPED, INST_STOPPED };
@@ -81,6 +83,7 @@ static void save(manager *m, swarm_run *r)
         log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(err));
         mt_error_free(&err);
     }
+    user_service_notify(m);
     mgr_wake(m);
 }
 
@@ -154,7 +157,7 @@ static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mg
     mt.payload.len = t->pyz_len;
     mt.image = t->image;
     mt.alias = t->alias;
-    mt.network = (char *)"None";
+    mt.network = t->network ? t->network : (char *)"None";
     mt.auth_key = (char *)"None";
     mt.login_server = (char *)"None";
     mt.gpu = t->gpu;
@@ -312,13 +315,17 @@ static void advance(manager *m, swarm_run *r, size_t ti, uint32_t iteration)
     check_complete(m, r);
 }
 
-int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err)
+/* Start a run with the given id (a swarm the store has, PENDING) or a new one (id NULL). */
+static int start(manager *m, swarm_def *def, const node_id *id, char xid[NODE_XID_MAX + 1],
+                 mt_error **err)
 {
     swarm_run *r = xcalloc(1, sizeof(*r));
     r->def = def;
     r->fixed = xcalloc(def->ntasks + 1, sizeof(node_id *));
     r->nfixed = xcalloc(def->ntasks + 1, sizeof(size_t));
-    if (node_id_random(&r->id, err) < 0) {
+    if (id) {
+        r->id = *id;
+    } else if (node_id_random(&r->id, err) < 0) {
         swarm_def_free(def);
         free(r->fixed);
         free(r->nfixed);
@@ -330,10 +337,20 @@ int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_erro
     m->runs = xrealloc(m->runs, (m->nruns + 1) * sizeof(*m->runs));
     m->runs[m->nruns++] = r;
     r->status = RUN_RUNNING;
-    if (store_swarm_create(m->st, r->xid, def->name, mgr_now_ms(), err) < 0) {
+    if (!id && store_swarm_create(m->st, r->xid, def->name, mgr_now_ms(), err) < 0) {
         r->status = RUN_FAILED;
         utf8_copy(r->detail, sizeof(r->detail), mt_error_msg(*err));
         return -1;
+    }
+    if (!id) {
+        /* the graph as the user services show it (a swarm sent with the SDK has its own) */
+        size_t glen = 0;
+        cleanup_free uint8_t *g = graph_pack(def, &glen);
+        mt_error *e2 = NULL;
+        if (store_object_put(m->st, "graph", r->xid, "", g, glen, mgr_now_ms(), true, &e2) < 0) {
+            log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(e2));
+            mt_error_free(&e2);
+        }
     }
     for (size_t g = 0; g < def->nglobals; g++)
         if (store_global_set(m->st, r->xid, def->globals[g].tag, def->globals[g].data,
@@ -354,6 +371,17 @@ int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_erro
         }
     }
     return 0;
+}
+
+int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err)
+{
+    return start(m, def, NULL, xid, err);
+}
+
+int runner_start_id(manager *m, swarm_def *def, node_id id, mt_error **err)
+{
+    char xid[NODE_XID_MAX + 1];
+    return start(m, def, &id, xid, err);
 }
 
 static inst *find_inst(swarm_run *r, node_id node, node_id task, uint32_t iteration)

@@ -20,6 +20,10 @@ const char *run_status_name(int status); /* "RUNNING", ... */
  * with *err when it cannot start (no eligible node for a start task, store error). */
 int runner_start(manager *m, swarm_def *def, char xid[NODE_XID_MAX + 1], mt_error **err);
 
+/* Start a run of def (taken) as the swarm id, which the store already has (PENDING: a swarm
+ * sent with the SDK, user_swarms.c). Same outcomes as runner_start. */
+int runner_start_id(manager *m, swarm_def *def, node_id id, mt_error **err);
+
 /* A task instance finished (the node published COMPLETED/FAILED, or runner_tick decided). */
 void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
                           bool failed, const char *why);

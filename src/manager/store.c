@@ -60,13 +60,19 @@ static const char *const schema_steps[] = {
      * has none yet, and every node binds again at its next registration. */
     "CREATE TABLE node_bindings ("
     " node TEXT PRIMARY KEY NOT NULL, subject TEXT NOT NULL, bound_ms INTEGER NOT NULL);",
+    /* 2 -> 3: the user side (user_service.c): users, revoked user tokens, uploaded modules,
+     * swarm graphs and the cluster id, as objects of a kind with an id, a short text and a
+     * value. */
+    "CREATE TABLE objects ("
+    " kind TEXT NOT NULL, id TEXT NOT NULL, meta TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY (kind, id));",
 };
 #define SCHEMA_VERSION ((int)ARRAY_LEN(schema_steps))
 
 /* ---- statements ---- */
 
 #define RESULT_COLS "seq, swarm, task, node, tag, iteration, created_ms, length(data)"
-#define LOG_COLS    "swarm, node, task, iteration, circular, ts_ms, text"
+#define LOG_COLS    "swarm, node, task, iteration, circular, ts_ms, text, id"
 #define ERROR_COLS  "node, swarm, task, iteration, circular, error_id, content, ts_ms"
 
 /* Statements with optional filters come in variants: base + bitmask of the filters given,
@@ -91,7 +97,17 @@ enum {
     S_LOG_LIST, /* + 1 swarm, + 2 node, + 4 task */
     S_ERROR_ADD = S_LOG_LIST + 8,
     S_ERROR_LIST, /* + 1 swarm */
-    S_COUNT = S_ERROR_LIST + 2,
+    S_OBJECT_PUT = S_ERROR_LIST + 2,
+    S_OBJECT_ADD,
+    S_OBJECT_GET,
+    S_OBJECT_LIST,
+    S_OBJECT_DELETE,
+    S_SWARM_REMOVE, /* + 0 .. 4: swarms, globals, results, task_logs, task_errors */
+    S_RESULT_DELETE = S_SWARM_REMOVE + 5,
+    S_RESULT_AFTER,
+    S_GLOBAL_LIST,
+    S_LOG_AFTER,
+    S_COUNT,
 };
 
 static const char *const fixed_sql[] = {
@@ -117,7 +133,8 @@ static const char *const fixed_sql[] = {
     [S_BINDING_SET] = "INSERT INTO node_bindings (node, subject, bound_ms) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (node) DO UPDATE SET subject = ?2, bound_ms = ?3",
     [S_BINDING_LIST] = "SELECT node, subject, bound_ms FROM node_bindings ORDER BY node",
-    [S_GLOBAL_SET] = "INSERT INTO globals (swarm, tag, data) VALUES (?1, ?2, ?3)"
+    /* room for the value (a zeroblob costs no memory), then written in place (global_set) */
+    [S_GLOBAL_SET] = "INSERT INTO globals (swarm, tag, data) VALUES (?1, ?2, zeroblob(?3))"
                      " ON CONFLICT (swarm, tag) DO UPDATE SET data = excluded.data",
     [S_GLOBAL_GET] = "SELECT id, length(data) FROM globals WHERE swarm = ?1 AND tag = ?2",
     [S_RESULT_ADD] = "INSERT INTO results (swarm, task, node, iteration, tag, created_ms, data)"
@@ -130,6 +147,29 @@ static const char *const fixed_sql[] = {
                        " ORDER BY seq DESC LIMIT ?4",
     [S_LOG_ADD] = "INSERT INTO task_logs (swarm, node, task, iteration, circular, ts_ms, text)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_OBJECT_PUT] = "INSERT INTO objects (kind, id, meta, created_ms, data)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kind, id) DO UPDATE SET"
+                     " meta = excluded.meta, data = excluded.data",
+    [S_OBJECT_ADD] = "INSERT INTO objects (kind, id, meta, created_ms, data)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_OBJECT_GET] = "SELECT rowid, meta, created_ms, length(data) FROM objects"
+                     " WHERE kind = ?1 AND id = ?2",
+    [S_OBJECT_LIST] = "SELECT id, meta, created_ms, length(data) FROM objects WHERE kind = ?1"
+                      " ORDER BY created_ms, rowid",
+    [S_OBJECT_DELETE] = "DELETE FROM objects WHERE kind = ?1 AND id = ?2",
+    [S_SWARM_REMOVE] = "DELETE FROM swarms WHERE id = ?1",
+    [S_SWARM_REMOVE + 1] = "DELETE FROM globals WHERE swarm = ?1",
+    [S_SWARM_REMOVE + 2] = "DELETE FROM results WHERE swarm = ?1",
+    [S_SWARM_REMOVE + 3] = "DELETE FROM task_logs WHERE swarm = ?1",
+    [S_SWARM_REMOVE + 4] = "DELETE FROM task_errors WHERE swarm = ?1",
+    /* tag, then optional node (?3), task (?4), iteration (?5): NULL = any */
+    [S_RESULT_DELETE] = "DELETE FROM results WHERE swarm = ?1 AND tag = ?2"
+                        " AND (?3 IS NULL OR node = ?3) AND (?4 IS NULL OR task = ?4)"
+                        " AND (?5 IS NULL OR iteration = ?5)",
+    [S_RESULT_AFTER] = "SELECT " RESULT_COLS " FROM results WHERE swarm = ?1 AND tag = ?2"
+                       " AND seq > ?3 ORDER BY seq",
+    [S_GLOBAL_LIST] = "SELECT tag, length(data) FROM globals WHERE swarm = ?1 ORDER BY tag",
+    [S_LOG_AFTER] = "SELECT " LOG_COLS " FROM task_logs WHERE swarm = ?1 AND id > ?2 ORDER BY id",
     [S_ERROR_ADD] = "INSERT INTO task_errors (node, swarm, task, iteration, circular, error_id,"
                     " content, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 };
@@ -780,6 +820,13 @@ void store_bindings_free(store_binding *rows, size_t n)
 
 /* ---- globals ---- */
 
+/* Roll back the transaction begun in store_global_set unless it was committed. */
+static void txn_end(store **pst)
+{
+    if (*pst && !sqlite3_get_autocommit((*pst)->db))
+        sqlite3_exec((*pst)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 int store_global_set(store *st, const char *swarm, const char *tag, const void *data, size_t len,
                      mt_error **err)
 {
@@ -788,15 +835,48 @@ int store_global_set(store *st, const char *swarm, const char *tag, const void *
     LOCK_STORE(st);
     if (check_len(st, len, err) < 0)
         return -1;
-    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_GLOBAL_SET, err);
-    if (!s)
-        return -1;
-    bind_str(s, 1, swarm);
-    bind_str(s, 2, tag);
-    if (bind_value(st, s, 3, data, len, err) < 0)
-        return -1;
-    if (sqlite3_step(s) != SQLITE_DONE)
+    /* The value is written into its row with the incremental blob API: SQLite never builds a
+     * record holding a copy of it (a 300 MiB global costs no second 300 MiB here). One
+     * transaction, so a reader never sees the zeros. */
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, err, "start saving the global \"%s\" of swarm %s", tag, swarm);
+    __attribute__((cleanup(txn_end))) store *txn = st;
+    int64_t rowid = 0;
+    {
+        cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_GLOBAL_SET, err);
+        if (!s)
+            return -1;
+        bind_str(s, 1, swarm);
+        bind_str(s, 2, tag);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            return db_fail(st, err, "save the global \"%s\" of swarm %s", tag, swarm);
+    }
+    {
+        cleanup_stmt sqlite3_stmt *g = stmt_get(st, S_GLOBAL_GET, err);
+        if (!g)
+            return -1;
+        bind_str(g, 1, swarm);
+        bind_str(g, 2, tag);
+        if (sqlite3_step(g) != SQLITE_ROW)
+            return db_fail(st, err, "save the global \"%s\" of swarm %s", tag, swarm);
+        rowid = sqlite3_column_int64(g, 0);
+    }
+    if (len) {
+        cleanup_blob sqlite3_blob *blob = NULL;
+        if (sqlite3_blob_open(st->db, "main", "globals", "data", rowid, 1, &blob) != SQLITE_OK)
+            return db_fail(st, err, "write the global \"%s\" of swarm %s", tag, swarm);
+        for (size_t off = 0; off < len;) {
+            size_t chunk = len - off > (1u << 30) ? (1u << 30) : len - off;
+            if (sqlite3_blob_write(blob, (const uint8_t *)data + off, (int)chunk, (int)off) !=
+                SQLITE_OK)
+                return db_fail(st, err, "write the global \"%s\" of swarm %s", tag, swarm);
+            off += chunk;
+        }
+    }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(st, err, "save the global \"%s\" of swarm %s", tag, swarm);
+    (void)txn;
     return 0;
 }
 
@@ -986,6 +1066,37 @@ int store_log_add(store *st, const char *swarm, const char *node, const char *ta
     return 0;
 }
 
+/* Collect the rows of a task_logs query (LOG_COLS). */
+static int logs_collect(store *st, sqlite3_stmt *s, store_log **rows, size_t *n, mt_error **err)
+{
+    store_log *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_log *r = ROWS_PUSH(out, count, cap);
+        r->swarm = col_str(s, 0);
+        r->node = col_str(s, 1);
+        r->task = col_str(s, 2);
+        r->iteration = (uint32_t)sqlite3_column_int64(s, 3);
+        r->circular = (uint32_t)sqlite3_column_int64(s, 4);
+        r->ts_ms = sqlite3_column_int64(s, 5);
+        r->seq = sqlite3_column_int64(s, 7);
+        const void *text = sqlite3_column_blob(s, 6);
+        r->len = (size_t)sqlite3_column_bytes(s, 6);
+        r->text = xmalloc(r->len + 1);
+        if (r->len)
+            memcpy(r->text, text, r->len);
+        r->text[r->len] = '\0';
+    }
+    if (rc != SQLITE_DONE) {
+        store_logs_free(out, count);
+        return db_fail(st, err, "list the task logs");
+    }
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
 int store_log_list(store *st, const char *swarm, const char *node, const char *task,
                    store_log **rows, size_t *n, mt_error **err)
 {
@@ -1002,31 +1113,21 @@ int store_log_list(store *st, const char *swarm, const char *node, const char *t
         bind_str(s, 2, node);
     if (task)
         bind_str(s, 3, task);
-    store_log *out = NULL;
-    size_t count = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        store_log *r = ROWS_PUSH(out, count, cap);
-        r->swarm = col_str(s, 0);
-        r->node = col_str(s, 1);
-        r->task = col_str(s, 2);
-        r->iteration = (uint32_t)sqlite3_column_int64(s, 3);
-        r->circular = (uint32_t)sqlite3_column_int64(s, 4);
-        r->ts_ms = sqlite3_column_int64(s, 5);
-        const void *text = sqlite3_column_blob(s, 6);
-        r->len = (size_t)sqlite3_column_bytes(s, 6);
-        r->text = xmalloc(r->len + 1);
-        if (r->len)
-            memcpy(r->text, text, r->len);
-        r->text[r->len] = '\0';
-    }
-    if (rc != SQLITE_DONE) {
-        store_logs_free(out, count);
-        return db_fail(st, err, "list the task logs");
-    }
-    *rows = out;
-    *n = count;
-    return 0;
+    return logs_collect(st, s, rows, n, err);
+}
+
+int store_log_after(store *st, const char *swarm, int64_t after_seq, store_log **rows, size_t *n,
+                    mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_LOG_AFTER, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm ? swarm : "");
+    sqlite3_bind_int64(s, 2, after_seq);
+    return logs_collect(st, s, rows, n, err);
 }
 
 void store_logs_free(store_log *rows, size_t n)
@@ -1105,4 +1206,237 @@ void store_errors_free(store_errrow *rows, size_t n)
         free(rows[i].content);
     }
     free(rows);
+}
+
+/* ---- objects of the user side ---- */
+
+int store_object_put(store *st, const char *kind, const char *id, const char *meta,
+                     const void *data, size_t len, int64_t now_ms, bool replace, mt_error **err)
+{
+    if (!kind || !id)
+        return missing(st, err, kind ? "an object id" : "an object kind");
+    LOCK_STORE(st);
+    if (check_len(st, len, err) < 0)
+        return -1;
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, replace ? S_OBJECT_PUT : S_OBJECT_ADD, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, kind);
+    bind_str(s, 2, id);
+    bind_str(s, 3, meta ? meta : "");
+    sqlite3_bind_int64(s, 4, now_ms);
+    if (bind_value(st, s, 5, data, len, err) < 0)
+        return -1;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return mt_error_set(err, MT_ERR_EXISTS, "the manager's store %s already has a %s '%s'",
+                            st->path, kind, id);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, err, "save the %s '%s'", kind, id);
+    return 0;
+}
+
+int store_object_get(store *st, const char *kind, const char *id, bool with_data, store_object *out,
+                     mt_error **err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!kind || !id)
+        return 0;
+    LOCK_STORE(st);
+    cleanup_read store *txn = read_begin(st, err);
+    if (!txn)
+        return -1;
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_OBJECT_GET, err);
+    if (!s)
+        return -1;
+    cleanup_blob sqlite3_blob *blob = NULL;
+    bind_str(s, 1, kind);
+    bind_str(s, 2, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_fail(st, err, "read the %s '%s'", kind, id);
+    int64_t rowid = sqlite3_column_int64(s, 0);
+    size_t len = (size_t)sqlite3_column_int64(s, 3);
+    uint8_t *data = NULL;
+    if (with_data && value_read(st, &blob, "objects", "data", rowid, len, &data, err) < 0)
+        return mt_error_wrap(err, "reading the %s '%s'", kind, id);
+    out->kind = xstrdup(kind);
+    out->id = xstrdup(id);
+    out->meta = col_str(s, 1);
+    out->created_ms = sqlite3_column_int64(s, 2);
+    out->data = data;
+    out->len = len;
+    return 1;
+}
+
+int store_object_list(store *st, const char *kind, store_object **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_OBJECT_LIST, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, kind);
+    store_object *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_object *o = ROWS_PUSH(out, count, cap);
+        o->kind = xstrdup(kind);
+        o->id = col_str(s, 0);
+        o->meta = col_str(s, 1);
+        o->created_ms = sqlite3_column_int64(s, 2);
+        o->len = (size_t)sqlite3_column_int64(s, 3);
+    }
+    if (rc != SQLITE_DONE) {
+        store_objects_free(out, count);
+        return db_fail(st, err, "list the %s objects", kind);
+    }
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
+int store_object_delete(store *st, const char *kind, const char *id, mt_error **err)
+{
+    if (!kind || !id)
+        return 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_OBJECT_DELETE, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, kind);
+    bind_str(s, 2, id);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_fail(st, err, "delete the %s '%s'", kind, id);
+    return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+void store_object_clear(store_object *o)
+{
+    if (!o)
+        return;
+    free(o->kind);
+    free(o->id);
+    free(o->meta);
+    free(o->data);
+    memset(o, 0, sizeof(*o));
+}
+
+void store_objects_free(store_object *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_object_clear(&rows[i]);
+    free(rows);
+}
+
+int store_swarm_remove(store *st, const char *id, mt_error **err)
+{
+    if (!id)
+        return 0;
+    LOCK_STORE(st);
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, err, "start removing swarm %s", id);
+    int removed = 0;
+    for (int i = 0; i < 5; i++) {
+        cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_SWARM_REMOVE + i, err);
+        if (!s) {
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        bind_str(s, 1, id);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            db_fail(st, err, "remove swarm %s", id);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        if (i == 0)
+            removed = sqlite3_changes(st->db) > 0;
+    }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(st, err, "remove swarm %s", id);
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return removed;
+}
+
+int store_result_delete(store *st, const char *swarm, const char *tag, const char *node,
+                        const char *task, int64_t iteration, mt_error **err)
+{
+    if (!swarm || !tag)
+        return missing(st, err, swarm ? "a tag" : "a swarm id");
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_RESULT_DELETE, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm);
+    bind_str(s, 2, tag);
+    if (node)
+        bind_str(s, 3, node);
+    if (task)
+        bind_str(s, 4, task);
+    if (iteration >= 0)
+        sqlite3_bind_int64(s, 5, iteration);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_fail(st, err, "delete results of swarm %s", swarm);
+    return sqlite3_changes(st->db);
+}
+
+int store_result_after(store *st, const char *swarm, const char *tag, int64_t after_seq,
+                       store_result **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    if (!swarm || !tag)
+        return 0;
+    LOCK_STORE(st);
+    cleanup_read store *txn = read_begin(st, err);
+    if (!txn)
+        return -1;
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_RESULT_AFTER, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm);
+    bind_str(s, 2, tag);
+    sqlite3_bind_int64(s, 3, after_seq);
+    if (results_collect(st, s, true, rows, n, err) < 0)
+        return mt_error_wrap(err, "listing the results of swarm %s", swarm);
+    return 0;
+}
+
+int store_global_list(store *st, const char *swarm, char ***tags, size_t **lens, size_t *n,
+                      mt_error **err)
+{
+    *tags = NULL;
+    *lens = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = stmt_get(st, S_GLOBAL_LIST, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm ? swarm : "");
+    char **t = xcalloc(1, sizeof(char *));
+    size_t *l = NULL;
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        t = xrealloc(t, (count + 2) * sizeof(char *));
+        l = xrealloc(l, (count + 1) * sizeof(size_t));
+        t[count] = col_str(s, 0);
+        l[count] = (size_t)sqlite3_column_int64(s, 1);
+        t[++count] = NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        mem_free_strv(&t);
+        free(l);
+        return db_fail(st, err, "list the globals of swarm %s", swarm);
+    }
+    *tags = t;
+    *lens = l;
+    *n = count;
+    return 0;
 }

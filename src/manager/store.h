@@ -112,6 +112,7 @@ typedef struct store_log {
     int64_t ts_ms;
     char *text; /* stdout+stderr of the task instance, NUL-terminated */
     size_t len;
+    int64_t seq; /* insertion order */
 } store_log;
 int store_log_add(store *st, const char *swarm, const char *node, const char *task,
                   uint32_t iteration, uint32_t circular, int64_t ts_ms, const char *text,
@@ -119,6 +120,9 @@ int store_log_add(store *st, const char *swarm, const char *node, const char *ta
 /* Filtered by swarm / node / task (NULL = any), oldest first (ts_ms, then insertion). */
 int store_log_list(store *st, const char *swarm, const char *node, const char *task,
                    store_log **rows, size_t *n, mt_error **err);
+/* The logs of a swarm stored after seq after_seq, in insertion order. */
+int store_log_after(store *st, const char *swarm, int64_t after_seq, store_log **rows, size_t *n,
+                    mt_error **err);
 void store_logs_free(store_log *rows, size_t n);
 
 typedef struct store_errrow {
@@ -132,5 +136,44 @@ int store_error_add(store *st, const store_errrow *e, mt_error **err);
 int store_error_list(store *st, const char *swarm, store_errrow **rows, size_t *n,
                      mt_error **err); /* swarm NULL = all; oldest first (ts_ms, insertion) */
 void store_errors_free(store_errrow *rows, size_t n);
+
+/* ---- swarm removal and result deletion (the user side) ---- */
+/* Remove a swarm with its globals, results, logs and errors: 1 removed, 0 unknown, -1 error. */
+int store_swarm_remove(store *st, const char *id, mt_error **err);
+/* Delete the results of (swarm, tag), narrowed by node / task (NULL = any) and iteration (-1 =
+ * any). Returns the number of rows deleted, or -1. */
+int store_result_delete(store *st, const char *swarm, const char *tag, const char *node,
+                        const char *task, int64_t iteration, mt_error **err);
+
+/* Results of (swarm, tag) stored after seq after_seq, oldest first, with data. */
+int store_result_after(store *st, const char *swarm, const char *tag, int64_t after_seq,
+                       store_result **rows, size_t *n, mt_error **err);
+/* The globals of a swarm: *tags NULL-terminated (owned, free with mem_free_strv), *lens their
+ * sizes (owned), by tag. */
+int store_global_list(store *st, const char *swarm, char ***tags, size_t **lens, size_t *n,
+                      mt_error **err);
+
+/* ---- objects of the user side: (kind, id) -> short text `meta` and a value ---- *
+ * Kinds: "user" (id = name, meta = user id, value = password hash), "revoked" (id = token id),
+ * "module" (id = module id, meta = name, value = packed common.tasks.Module), "graph" (id =
+ * swarm id, value = packed swarm graph), "meta" (id = a key). */
+typedef struct store_object {
+    char *kind, *id, *meta;
+    int64_t created_ms;
+    uint8_t *data; /* NULL when listed, or read without data */
+    size_t len;
+} store_object;
+/* Save; replace false refuses an existing (kind, id) with an EXISTS error. */
+int store_object_put(store *st, const char *kind, const char *id, const char *meta,
+                     const void *data, size_t len, int64_t now_ms, bool replace, mt_error **err);
+/* 1 found (*out owned fields, data only when with_data), 0 unknown, -1 error. */
+int store_object_get(store *st, const char *kind, const char *id, bool with_data, store_object *out,
+                     mt_error **err);
+/* Every object of a kind, oldest first, without data. *rows owned. */
+int store_object_list(store *st, const char *kind, store_object **rows, size_t *n, mt_error **err);
+/* 1 deleted, 0 unknown, -1 error. */
+int store_object_delete(store *st, const char *kind, const char *id, mt_error **err);
+void store_object_clear(store_object *o);
+void store_objects_free(store_object *rows, size_t n);
 
 #endif

@@ -232,6 +232,8 @@ static void task_def_release(swarm_task_def *t)
     strv_free(t->datasets);
     free(t->prev);
     free(t->next);
+    free(t->next_result);
+    free(t->network);
     free(t->pyz);
 }
 
@@ -1054,6 +1056,13 @@ swarm_def *swarmfile_load(const char *path, mt_error **err)
                 problemf(&ld, srcs[i].line, "%s: %s", srcs[i].label, mt_error_msg(e));
                 mt_error_free(&e);
                 break;
+            }
+            /* a swarm file's module has no upload id: its content names it */
+            uint8_t d[16];
+            b3_hash(t->pyz, t->pyz_len, d, sizeof(d));
+            for (int k = 0; k < 8; k++) {
+                t->module_id.head = (t->module_id.head << 8) | d[k];
+                t->module_id.tail = (t->module_id.tail << 8) | d[8 + k];
             }
         }
     }

@@ -64,8 +64,19 @@ typedef struct swarm_task_def {
     size_t order;        /* depth from the start tasks (0 = start task) */
     uint8_t *pyz;        /* the module archive (task-contract.md 1.1), built by the loader */
     size_t pyz_len;
+    node_id module_id; /* the SDK's upload id, or (swarm files) BLAKE3 of pyz */
+    char *network;     /* the swarm network the task joins, or NULL */
+    bool *next_result; /* per next[i]: the edge is Condition.RESULT (NULL = all FINISHED) */
 } swarm_task_def;
 
+/* A swarm's network (the SDK's add_network): name and driver. */
+typedef struct swarm_network {
+    char *name, *driver;
+} swarm_network;
+
+/* The one graph model: a swarm file (swarmfile_load) and a swarm sent with the SDK
+ * (graph.c: SendSwarm's graph, its modules and networks) both become a swarm_def, which the
+ * runner runs. */
 typedef struct swarm_def {
     char *name;
     swarm_global *globals;

@@ -16,6 +16,9 @@
 #include "jwt.h"
 #include "mem.h"
 
+#define AUD_NODE "manta-node"
+#define AUD_USER "manta-user"
+
 int token_secret_load(const char *path, uint8_t secret[TOKEN_SECRET_LEN], mt_error **err)
 {
     if (fs_exists(path)) {
@@ -58,14 +61,17 @@ static void hs256(const uint8_t secret[TOKEN_SECRET_LEN], const char *msg, size_
     HMAC(EVP_sha256(), secret, TOKEN_SECRET_LEN, (const unsigned char *)msg, len, out, &outlen);
 }
 
-char *token_create(const uint8_t secret[TOKEN_SECRET_LEN], const char *subject, int64_t ttl_s,
-                   int64_t now_s)
+/* A token for aud, with a jti when jti is not NULL. */
+static char *mint(const uint8_t secret[TOKEN_SECRET_LEN], const char *aud, const char *subject,
+                  int64_t ttl_s, int64_t now_s, const char *jti)
 {
     json_t *hdr = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
     json_t *claims =
-        json_pack("{s:s, s:I, s:s}", "sub", subject, "iat", (json_int_t)now_s, "aud", "manta-node");
+        json_pack("{s:s, s:I, s:s}", "sub", subject, "iat", (json_int_t)now_s, "aud", aud);
     if (ttl_s > 0)
         json_object_set_new(claims, "exp", json_integer(now_s + ttl_s));
+    if (jti)
+        json_object_set_new(claims, "jti", json_string(jti));
     cleanup_free char *h = b64_json(hdr);
     cleanup_free char *c = b64_json(claims);
     json_decref(hdr);
@@ -77,8 +83,33 @@ char *token_create(const uint8_t secret[TOKEN_SECRET_LEN], const char *subject, 
     return xasprintf("%s.%s", signing, sig);
 }
 
-int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
-                 char *sub, size_t sub_size, mt_error **err)
+char *token_create(const uint8_t secret[TOKEN_SECRET_LEN], const char *subject, int64_t ttl_s,
+                   int64_t now_s)
+{
+    return mint(secret, AUD_NODE, subject, ttl_s, now_s, NULL);
+}
+
+char *token_create_user(const uint8_t secret[TOKEN_SECRET_LEN], const char *user, int64_t ttl_s,
+                        int64_t now_s, char jti[TOKEN_JTI_LEN + 1], mt_error **err)
+{
+    uint8_t raw[TOKEN_JTI_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return mt_error_sys(err, errno, "Could not draw random bytes for a token id"), NULL;
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+    return mint(secret, AUD_USER, user, ttl_s, now_s, jti);
+}
+
+/* Check a token of audience aud; copies the subject and (user tokens) the jti. */
+static int verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
+                  bool user, char *sub, size_t sub_size, char *jti, mt_error **err)
 {
     if (!token || !*token)
         return mt_error_set(err, MT_ERR_CONFIG, "No token was presented.");
@@ -114,9 +145,29 @@ int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int6
     const char *aud = json_string_value(json_object_get(c, "aud"));
     json_t *exp = json_object_get(c, "exp");
     const char *s = json_string_value(json_object_get(c, "sub"));
+    const char *id = json_string_value(json_object_get(c, "jti"));
     int rc = 0;
-    if (!aud || strcmp(aud, "manta-node") != 0)
-        rc = mt_error_set(err, MT_ERR_CONFIG, "The token is not a node token.");
+    if (user && (!aud || strcmp(aud, AUD_USER) != 0))
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          aud && !strcmp(aud, AUD_NODE)
+                              ? "The token is a node token, and node tokens do not work on the "
+                                "user services: sign in, or mint a user token with "
+                                "`manta_manager token create --user NAME`."
+                              : "The token is not a user token of this manager: sign in, or mint "
+                                "one with `manta_manager token create --user NAME`.");
+    else if (!user && (!aud || strcmp(aud, AUD_NODE) != 0))
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          aud && !strcmp(aud, AUD_USER)
+                              ? "The token is a user token, and user tokens do not work on the "
+                                "node service: give the node a node token (`manta_manager token "
+                                "create --node ALIAS`)."
+                              : "The token is not a node token.");
+    else if (user && (!id || strlen(id) != TOKEN_JTI_LEN))
+        rc = mt_error_set(err, MT_ERR_CONFIG, "The user token has no valid token id (jti).");
+    else if (user && exp && (!json_is_integer(exp) || json_integer_value(exp) <= now_s))
+        rc = mt_error_set(err, MT_ERR_CONFIG,
+                          "The user token has expired: sign in again, or mint a new one with "
+                          "`manta_manager token create --user NAME`.");
     else if (exp && (!json_is_integer(exp) || json_integer_value(exp) <= now_s))
         rc = mt_error_set(err, MT_ERR_CONFIG,
                           "The token has expired: mint a new one with `manta_manager token "
@@ -134,6 +185,20 @@ int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int6
                           sub_size - 1);
     else if (sub && sub_size)
         memcpy(sub, s, strlen(s) + 1);
+    if (rc == 0 && jti)
+        memcpy(jti, id, TOKEN_JTI_LEN + 1);
     json_decref(c);
     return rc;
+}
+
+int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
+                 char *sub, size_t sub_size, mt_error **err)
+{
+    return verify(secret, token, now_s, false, sub, sub_size, NULL, err);
+}
+
+int token_verify_user(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
+                      char *user, size_t user_size, char jti[TOKEN_JTI_LEN + 1], mt_error **err)
+{
+    return verify(secret, token, now_s, true, user, user_size, jti, err);
 }

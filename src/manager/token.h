@@ -28,4 +28,16 @@ char *token_create(const uint8_t secret[TOKEN_SECRET_LEN], const char *subject, 
 int token_verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
                  char *sub, size_t sub_size, mt_error **err);
 
+/* User tokens (the user services, user_service.c): claims {"sub": <user name>, "iat",
+ * "exp" (absent when ttl is 0), "aud": "manta-user", "jti": <32 hex, random>}. A node token is
+ * refused where a user token is expected and the other way round, with a sentence saying so.
+ * The jti lets Logout revoke one token. */
+#define TOKEN_JTI_LEN 32
+/* Returns owned text and writes the jti, or NULL with *err (no randomness). */
+char *token_create_user(const uint8_t secret[TOKEN_SECRET_LEN], const char *user, int64_t ttl_s,
+                        int64_t now_s, char jti[TOKEN_JTI_LEN + 1], mt_error **err);
+/* As token_verify, for user tokens; copies the user name and the jti. */
+int token_verify_user(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int64_t now_s,
+                      char *user, size_t user_size, char jti[TOKEN_JTI_LEN + 1], mt_error **err);
+
 #endif

@@ -29,6 +29,7 @@ def jwt_claims(tok: str) -> dict:
 def serving(tmp_path, node_bin):
     sw = LocalSwarm(tmp_path, node_bin, nodes=0)
     sw.start_serve()
+    sw.admin_json("nodes")  # the admin socket opens a moment after the gRPC port: wait for it
     yield sw
     sw.close()
 

@@ -1,0 +1,41 @@
+/* user_service.h - core.user_services (UserManagement, ClusterManagement, SwarmManagement,
+ * ModuleManagement: the 58 RPCs the Manta SDK's UserAPI/AsyncUserAPI call), served on the node
+ * service's gRPC server (node_service.c routes "/core.user_services.*" here) or on its own
+ * address (user_listen). What is implemented and what answers UNIMPLEMENTED: docs/manager-
+ * user-api.md. Calls run on gRPC threads; the manager lock is taken only briefly. */
+#ifndef MANTA_MGR_USER_SERVICE_H
+#define MANTA_MGR_USER_SERVICE_H
+
+#include <stdbool.h>
+
+#include "mgr.h"
+#include "users.h"
+
+#define USER_SVC_PREFIX "/core.user_services."
+
+typedef struct user_method user_method;
+
+/* Who makes a user call. */
+typedef struct user_caller {
+    const user_method *meth;
+    bool signed_in;               /* a valid user token came with the call */
+    char name[USER_NAME_MAX + 1]; /* its user ("" without one: tokens off, or an open RPC) */
+    char jti[TOKEN_JTI_LEN + 1];  /* its token id */
+    char who[USER_NAME_MAX + 80]; /* the identity the per-caller call cap counts */
+} user_caller;
+
+/* Load (or create) the cluster id and set up live notifications. Before the servers start. */
+int user_service_init(manager *m, mt_error **err);
+void user_service_free(manager *m);
+
+/* Find the method and check the caller's token. False with the call finished (UNIMPLEMENTED
+ * for an unknown method, UNAUTHENTICATED for a missing/refused/revoked token). */
+bool user_service_identify(manager *m, rpc_call *call, user_caller *uc);
+/* Serve an identified call to its end. */
+void user_service_serve(manager *m, rpc_call *call, const user_caller *uc);
+
+/* Something a live stream may be waiting for changed (a result, a log, a swarm's status).
+ * Any thread, any lock state except the user service's own. */
+void user_service_notify(manager *m);
+
+#endif
