@@ -1116,7 +1116,12 @@ static void handle_for(manager *m, rpc_call *call, int which)
             : c.checked ? "node token"
                         : "connection",
             NODE_CALLS, user ? "user" : "node");
-        rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
+        /* The SDK retries RESOURCE_EXHAUSTED by re-sending the same request; for its one
+         * client stream (InitializeGlobal) that is the consumed generator, an empty stream
+         * (user-api.md 6.3): refuse that call with a status it does not retry. */
+        bool client_stream = user && strstr(method, "/InitializeGlobal") != NULL;
+        rpc_call_finish(call, client_stream ? RPC_FAILED_PRECONDITION : RPC_RESOURCE_EXHAUSTED,
+                        msg);
         return;
     }
     cleanup_free char *stalled = xasprintf(

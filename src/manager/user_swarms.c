@@ -88,6 +88,19 @@ static bool find_swarm(manager *m, rpc_call *call, const char *given, store_swar
     return true;
 }
 
+/* Receive a StrId request naming a swarm and find it (the call is finished when not). */
+static bool recv_swarm(manager *m, rpc_call *call, store_swarm *sw, char xid[NODE_XID_MAX + 1],
+                       node_id *id)
+{
+    Common__System__StrId *q =
+        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
+    if (!q)
+        return false;
+    bool found = find_swarm(m, call, q->id, sw, xid, id);
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+    return found;
+}
+
 static bool swarm_by_pair(manager *m, rpc_call *call, const Common__System__PairId *p,
                           store_swarm *sw, char xid[NODE_XID_MAX + 1])
 {
@@ -661,15 +674,10 @@ void us_initialize_networks(manager *m, rpc_call *call, const user_caller *uc)
 
 void us_start_swarm(manager *m, rpc_call *call, const user_caller *uc)
 {
-    Common__System__StrId *q =
-        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
-    if (!q)
-        return;
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1], hex[33];
     node_id id;
-    bool found = find_swarm(m, call, q->id, &sw, xid, &id);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
+    bool found = recv_swarm(m, call, &sw, xid, &id);
     if (!found)
         return;
     us_hex(id, hex);
@@ -731,14 +739,9 @@ void us_start_swarm(manager *m, rpc_call *call, const user_caller *uc)
 
 void us_get_swarm(manager *m, rpc_call *call, const user_caller *uc)
 {
-    Common__System__StrId *q =
-        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
-    if (!q)
-        return;
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1];
-    bool found = find_swarm(m, call, q->id, &sw, xid, NULL);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
+    bool found = recv_swarm(m, call, &sw, xid, NULL);
     if (found)
         reply_swarm(m, call, &sw);
     store_swarm_clear(&sw);
@@ -801,14 +804,9 @@ void us_stream_swarms(manager *m, rpc_call *call, const user_caller *uc)
 
 void us_stream_swarm_tasks(manager *m, rpc_call *call, const user_caller *uc)
 {
-    Common__System__StrId *q =
-        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
-    if (!q)
-        return;
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1];
-    bool found = find_swarm(m, call, q->id, &sw, xid, NULL);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
+    bool found = recv_swarm(m, call, &sw, xid, NULL);
     store_swarm_clear(&sw);
     if (!found)
         return;
@@ -926,15 +924,10 @@ void us_stop_swarm(manager *m, rpc_call *call, const user_caller *uc)
 
 void us_remove_swarm(manager *m, rpc_call *call, const user_caller *uc)
 {
-    Common__System__StrId *q =
-        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
-    if (!q)
-        return;
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1], hex[33];
     node_id id;
-    bool found = find_swarm(m, call, q->id, &sw, xid, &id);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
+    bool found = recv_swarm(m, call, &sw, xid, &id);
     if (!found)
         return;
     us_hex(id, hex);
@@ -1190,14 +1183,9 @@ static void tags_reply(rpc_call *call, char **tags, const size_t *bytes, size_t 
 
 static bool recv_swarm_id(manager *m, rpc_call *call, char xid[NODE_XID_MAX + 1], char hex[33])
 {
-    Common__System__StrId *q =
-        (Common__System__StrId *)us_recv(call, &common__system__str_id__descriptor);
-    if (!q)
-        return false;
     store_swarm sw = {0};
     node_id id;
-    bool found = find_swarm(m, call, q->id, &sw, xid, &id);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
+    bool found = recv_swarm(m, call, &sw, xid, &id);
     store_swarm_clear(&sw);
     if (found && hex)
         us_hex(id, hex);

@@ -290,6 +290,13 @@ def test_per_user_call_cap(tmp_path, node_bin):
                 us_pb2.ResultsRequest(swarm_id=sid, tag="t"), metadata=api.md, timeout=10))
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "nothing of this call was read" in e.value.details()
+        # ... except InitializeGlobal: the SDK's retry of a client stream would be empty
+        with pytest.raises(grpc.RpcError) as e:
+            api.s["SwarmManagement"].InitializeGlobal(
+                iter([results_pb2.Global(swarm_id=oid(sid), tag="g", data=b"\x01")]),
+                metadata=api.md, timeout=10)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "nothing of this call was read" in e.value.details()
         # Another user is not affected.
         other = Api(sw.port)
         assert other.s["UserManagement"].IsAvailable(system_pb2.Empty(), timeout=10)
