@@ -85,38 +85,55 @@ static int fail(mt_error **err)
     return code;
 }
 
-static char *admin_path(const opts *o, mt_error **err)
-{
-    mgr_config cfg;
-    if (mgr_config_load(&cfg, o->config, err) < 0)
-        return NULL;
-    char *p = xstrdup(o->ov.admin_socket ? o->ov.admin_socket : cfg.admin_socket);
-    mgr_config_clear(&cfg);
-    return p;
-}
-
-/* Ask the running manager; with none running, read swarms/results/logs/status from the
- * store (--store or the configured one) if it exists. */
+/* Ask the running manager, or read the store.
+ *
+ * The read-only commands (nodes, swarms, status, results, logs) read the store file when no
+ * manager answers for it: nothing listens on the admin socket (none, or a stale socket file),
+ * or --store names a store the manager answering does not serve (an explicit --store always
+ * means that store; its own manager, when it runs, answers with what it has in memory too).
+ * The store read is --store, else the configuration's. stop and submit need the manager: with
+ * --store, only the manager of that store. */
 static json_t *ask(const opts *o, json_t *req, mt_error **err)
 {
-    cleanup_free char *path = admin_path(o, err);
-    json_t *ans = path ? admin_request(path, req, err) : NULL;
-    const char *cmd = json_string_value(json_object_get(req, "cmd"));
-    if (!ans && *err && (*err)->code == MT_ERR_NOTFOUND && cmd &&
-        (!strcmp(cmd, "swarms") || !strcmp(cmd, "results") || !strcmp(cmd, "logs") ||
-         !strcmp(cmd, "status"))) {
-        mgr_config cfg;
-        mt_error *e2 = NULL;
-        if (mgr_config_load(&cfg, o->config, &e2) == 0) {
-            const char *db = o->ov.store ? o->ov.store : cfg.store;
-            if (access(db, R_OK) == 0) {
-                mt_error_free(err);
-                ans = admin_local(db, req, err);
-            }
-            mgr_config_clear(&cfg);
-        }
-        mt_error_free(&e2);
+    mgr_config cfg;
+    if (mgr_config_load(&cfg, o->config, err) < 0) {
+        json_decref(req);
+        return NULL;
     }
+    const char *sock = o->ov.admin_socket ? o->ov.admin_socket : cfg.admin_socket;
+    cleanup_free char *db = NULL;
+    if (o->ov.store) { /* absolute: the manager compares it with its own store */
+        db = realpath(o->ov.store, NULL);
+        if (!db) {
+            char cwd[4096];
+            db = *o->ov.store == '/' || !getcwd(cwd, sizeof(cwd)) ? xstrdup(o->ov.store)
+                                                                   : fs_join(cwd, o->ov.store);
+        }
+        json_object_set_new(req, "store", json_string(db));
+    } else
+        db = xstrdup(cfg.store);
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    json_t *ans = admin_request(sock, req, err);
+    if (!ans && (*err)->code == MT_ERR_NOTFOUND && admin_read_only(cmd)) {
+        if (access(db, F_OK) == 0) {
+            mt_error_free(err);
+            ans = admin_local(db, req, err);
+        } else if (o->ov.store) {
+            mt_error_free(err);
+            mt_error_set(err, MT_ERR_NOTFOUND,
+                         "There is no store %s: --store names the store file of a manager "
+                         "(its `store` setting).",
+                         db);
+        } else {
+            mt_error_free(err);
+            mt_error_set(err, MT_ERR_NOTFOUND,
+                         "No manager is running here (nothing answers on %s), and there is no "
+                         "store %s to read: start a manager with `manta_manager serve` or "
+                         "`manta_manager run SWARM`, or name a store with --store.",
+                         sock, db);
+        }
+    }
+    mgr_config_clear(&cfg);
     json_decref(req);
     return ans;
 }
@@ -347,6 +364,7 @@ static int cmd_serve(opts *o)
         mgr_close(&m);
         return code;
     }
+    mgr_resume(&m); /* swarms in progress when a manager stopped carry on */
     printf("manta_manager: serving nodes on port %d\n", m.port);
     if (m.usrv)
         printf("manta_manager: serving users on port %d\n", m.user_port);

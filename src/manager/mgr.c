@@ -130,24 +130,6 @@ static int split_hostport(const char *s, char **host, int64_t *port, mt_error **
     return 0;
 }
 
-/* Runs live in memory: a swarm the store still shows running was cut short by the end of the
- * manager that ran it. Say so instead of leaving it "RUNNING" forever. */
-static void close_orphaned_runs(manager *m)
-{
-    store_swarm *rows = NULL;
-    size_t n = 0;
-    mt_error *err = NULL;
-    if (store_swarm_list(m->st, &rows, &n, &err) == 0) {
-        for (size_t i = 0; i < n; i++)
-            if (!strcmp(rows[i].status, "RUNNING") || !strcmp(rows[i].status, "PENDING"))
-                store_swarm_update(m->st, rows[i].id, "FAILED",
-                                   "the manager running it stopped before it ended; run it again",
-                                   rows[i].iteration, mgr_now_ms(), &err);
-        store_swarms_free(rows, n);
-    }
-    mt_error_free(&err);
-}
-
 int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_error **err)
 {
     memset(m, 0, sizeof(*m));
@@ -200,7 +182,6 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
         return -1;
     if (token_secret_load(m->cfg.secret_file, m->secret, err) < 0)
         return -1;
-    close_orphaned_runs(m);
     m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     sigset_t set;
     sigemptyset(&set);
@@ -247,9 +228,18 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
     return 0;
 }
 
+void mgr_resume(manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    runner_resume_all(m);
+    pthread_mutex_unlock(&m->lock);
+    mgr_wake(m);
+}
+
 static void flush_outbox(manager *m)
 {
     pthread_mutex_lock(&m->lock);
+    runner_keep(m); /* a run's state is kept before the commands it caused leave */
     mgr_msg *list = m->out_head;
     m->out_head = m->out_tail = NULL;
     pthread_mutex_unlock(&m->lock);

@@ -91,6 +91,9 @@ void mgr_publish(manager *m, const char *node_xid, const char *command, const vo
 /* Wake the main loop (outbox or run state changed). Any thread. */
 void mgr_wake(manager *m);
 
+/* Take up the runs the store shows RUNNING (serve, once, after mgr_open). */
+void mgr_resume(manager *m);
+
 /* The node registry (lock held). */
 mgr_node *mgr_node_find(manager *m, node_id id);
 /* Mark a node lost (will, DISCONNECTED, or silence) and tell the runner. Lock held. */

@@ -392,9 +392,65 @@ static void ns_free(struct node_service *ns)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+static char **split_names(const char *joined);
+
+/* A node this manager does not know speaks (it registered with an earlier run of the manager
+ * and stayed connected through its restart): know it again from the store and its binding,
+ * and ask it for its datasets and its metrics (collect_information), which it sends at once.
+ * Lock held. */
+static mgr_node *adopt(manager *m, node_id id, bool mqtt)
+{
+    mgr_node *n = xcalloc(1, sizeof(*n));
+    n->id = id;
+    node_id_to_xid(id, n->xid);
+    cleanup_free char *owner = m->ns ? bound_owner(m->ns, id) : NULL;
+    snprintf(n->alias, sizeof(n->alias), "%s", owner ? owner : "");
+    store_node *rows = NULL;
+    size_t nrows = 0;
+    mt_error *err = NULL;
+    bool stored = false;
+    if (store_node_list(m->st, &rows, &nrows, &err) == 0) {
+        for (size_t i = 0; i < nrows; i++)
+            if (!strcmp(rows[i].id, n->xid)) {
+                stored = true;
+                utf8_copy(n->hostname, sizeof(n->hostname), rows[i].hostname);
+                n->datasets = split_names(rows[i].datasets);
+            }
+        store_nodes_free(rows, nrows);
+    }
+    mt_error_free(&err);
+    if (!n->datasets)
+        n->datasets = xcalloc(1, sizeof(char *));
+    n->connected = true;
+    n->ready = mqtt; /* heard on MQTT: subscribed, commands reach it */
+    n->last_seen_ms = mgr_mono_ms();
+    n->running = (unsigned)runner_node_running(m, id);
+    m->nodes = xrealloc(m->nodes, (m->nnodes + 1) * sizeof(*m->nodes));
+    m->nodes[m->nnodes++] = n;
+    if (stored)
+        store_node_set_status(m->st, n->xid, "CONNECTED", mgr_now_ms(), &err);
+    else {
+        store_node rec = {.id = n->xid,
+                          .hostname = (char *)"",
+                          .platform = (char *)"",
+                          .datasets = (char *)"",
+                          .status = (char *)"CONNECTED"};
+        store_node_register(m->st, &rec, mgr_now_ms(), &err);
+    }
+    mt_error_free(&err);
+    mgr_publish(m, n->xid, "collect_information", "set_overviews", strlen("set_overviews"));
+    mgr_publish(m, n->xid, "collect_information", "set_system_summary",
+                strlen("set_system_summary"));
+    log_info(m->log, "nodes", "node %s (%s) is known again: it %s after the manager restarted",
+             n->xid, *n->alias ? n->alias : "no alias", mqtt ? "was heard on MQTT" : "called");
+    return n;
+}
+
 static void touch_from(manager *m, node_id id, bool mqtt)
 {
     mgr_node *n = mgr_node_find(m, id);
+    if (!n && (id.head || id.tail))
+        n = adopt(m, id, mqtt);
     if (n) {
         n->last_seen_ms = mgr_mono_ms();
         if (mqtt && !n->ready) {
@@ -444,6 +500,23 @@ static char **dataset_names(const Common__Informations__Overviews *ov)
     char **v = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
         v[i] = utf8_clean_dup(ov->content[i]->name);
+    return v;
+}
+
+/* The store's comma-joined dataset names back as a vector (owned). */
+static char **split_names(const char *joined)
+{
+    size_t cnt = *joined ? 1 : 0;
+    for (const char *p = joined; *p; p++)
+        cnt += *p == ',';
+    char **v = xcalloc(cnt + 1, sizeof(char *));
+    size_t k = 0;
+    for (const char *p = joined; *p && k < cnt;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        v[k++] = xstrndup(p, l);
+        p += l + (e != NULL);
+    }
     return v;
 }
 
@@ -970,10 +1043,12 @@ static void serve(manager *m, rpc_call *call, const caller *c, const char *name)
         if (act_for(m, call, c, name, s->node_id)) {
             pthread_mutex_lock(&m->lock);
             mgr_node *n = mgr_node_find(m, pid(s->node_id));
-            if (n && s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED)
-                mgr_node_lost(m, n, "it said it is disconnecting");
-            else
+            if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
+                if (n)
+                    mgr_node_lost(m, n, "it said it is disconnecting");
+            } else {
                 touch(m, pid(s->node_id));
+            }
             pthread_mutex_unlock(&m->lock);
             reply(call, NULL);
         }
@@ -1229,10 +1304,12 @@ void node_service_on_mqtt(manager *m, const char *topic, const void *payload, si
         if (s) {
             pthread_mutex_lock(&m->lock);
             mgr_node *n = mgr_node_find(m, pid(s->node_id));
-            if (n && s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED)
-                mgr_node_lost(m, n, "it disconnected (or its last will arrived)");
-            else
+            if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
+                if (n)
+                    mgr_node_lost(m, n, "it disconnected (or its last will arrived)");
+            } else {
                 touch(m, pid(s->node_id));
+            }
             pthread_mutex_unlock(&m->lock);
             protobuf_c_message_free_unpacked(&s->base, NULL);
         }

@@ -25,6 +25,8 @@ typedef struct inst {
     bool running; /* the node said RUNNING */
     int64_t started_ms;
     int64_t logs_ms; /* when its logs arrived (0: not yet); the outcome may follow on MQTT */
+    uint64_t opened; /* what it last opened with ScheduleTask (key of alias and nodes), or 0 */
+    bool resent;     /* its deploy was sent again on resuming: "already running" is no error */
 } inst;
 
 struct swarm_run {
@@ -38,6 +40,8 @@ struct swarm_run {
     size_t ninsts, cap;
     node_id **fixed; /* per task: the nodes chosen the first time */
     size_t *nfixed;
+    bool dirty;         /* changed since it was last kept in the store (runner_tick keeps it) */
+    int64_t resumed_ms; /* resumed after a restart, and nodes not heard since may be gone */
 };
 
 const char *run_status_name(int status)
@@ -75,8 +79,129 @@ static ssize_t find_task(const swarm_run *r, node_id task)
     return -1;
 }
 
+/* ---- the run's state in the store ------------------------------------------------------
+ *
+ * Everything a run needs to carry on after a restart of the manager is kept in the store
+ * (object "run"/<xid>) whenever it changes, before any command it causes is published: the
+ * event loop calls runner_tick, which keeps changed runs, before it flushes the outbox. The
+ * task graph and the module archives are kept when the run starts ("graph", "module" or
+ * "run_module"). The layout is this host's (the store is local): a header, the instances, then
+ * the nodes chosen for each fixed task. */
+
+#define RUN_MAGIC 0x314e524dU /* "MRN1" */
+
+typedef struct run_hdr {
+    uint32_t magic, status, iteration, ntasks, ninsts;
+    char detail[512];
+} run_hdr;
+
+typedef struct run_inst {
+    uint64_t head, tail, opened;
+    uint32_t task, iteration;
+    uint8_t state, running, logs;
+} run_inst;
+
+static void persist(manager *m, swarm_run *r)
+{
+    size_t nf = 0;
+    for (size_t t = 0; t < r->def->ntasks; t++)
+        nf += r->nfixed[t];
+    size_t len = sizeof(run_hdr) + r->ninsts * sizeof(run_inst) +
+                 r->def->ntasks * sizeof(uint32_t) + nf * 2 * sizeof(uint64_t);
+    cleanup_free uint8_t *buf = xcalloc(1, len);
+    run_hdr *h = (run_hdr *)buf;
+    h->magic = RUN_MAGIC;
+    h->status = (uint32_t)r->status;
+    h->iteration = r->iteration;
+    h->ntasks = (uint32_t)r->def->ntasks;
+    h->ninsts = (uint32_t)r->ninsts;
+    memcpy(h->detail, r->detail, sizeof(h->detail));
+    uint8_t *p = buf + sizeof(*h);
+    for (size_t i = 0; i < r->ninsts; i++, p += sizeof(run_inst)) {
+        const inst *in = &r->insts[i];
+        run_inst ri = {.head = in->node.head,
+                       .tail = in->node.tail,
+                       .task = (uint32_t)in->task,
+                       .iteration = in->iteration,
+                       .state = (uint8_t)in->state,
+                       .running = in->running,
+                       .logs = in->logs_ms != 0,
+                       .opened = in->opened};
+        memcpy(p, &ri, sizeof(ri));
+    }
+    for (size_t t = 0; t < r->def->ntasks; t++) {
+        uint32_t k = (uint32_t)r->nfixed[t];
+        memcpy(p, &k, sizeof(k));
+        p += sizeof(k);
+        for (size_t i = 0; i < k; i++) {
+            memcpy(p, &r->fixed[t][i].head, sizeof(uint64_t));
+            memcpy(p + 8, &r->fixed[t][i].tail, sizeof(uint64_t));
+            p += 16;
+        }
+    }
+    mt_error *err = NULL;
+    if (store_object_put(m->st, "run", r->xid, "", buf, len, mgr_now_ms(), true, &err) < 0) {
+        log_msg(m->log, LOG_ERROR, "runner", "keeping swarm %s's state: %s", r->xid,
+                mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    r->dirty = false;
+}
+
+/* Restore what persist kept into r (whose def is set); false if the record does not fit it. */
+static bool restore(swarm_run *r, const uint8_t *buf, size_t len)
+{
+    run_hdr h;
+    if (len < sizeof(h))
+        return false;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != RUN_MAGIC || h.ntasks != r->def->ntasks || h.status > RUN_FAILED ||
+        (len - sizeof(h)) / sizeof(run_inst) < h.ninsts)
+        return false;
+    const uint8_t *p = buf + sizeof(h), *end = buf + len;
+    r->insts = xcalloc(h.ninsts + 1, sizeof(inst));
+    r->cap = h.ninsts + 1;
+    for (uint32_t i = 0; i < h.ninsts; i++, p += sizeof(run_inst)) {
+        run_inst ri;
+        memcpy(&ri, p, sizeof(ri));
+        if (ri.task >= h.ntasks || ri.state > INST_STOPPED)
+            return false;
+        inst *in = &r->insts[r->ninsts++];
+        in->node = (node_id){ri.head, ri.tail};
+        node_id_to_xid(in->node, in->xid);
+        in->task = ri.task;
+        in->iteration = ri.iteration;
+        in->state = ri.state;
+        in->running = ri.running;
+        in->logs_ms = ri.logs ? mgr_mono_ms() : 0;
+        in->opened = ri.opened;
+        in->started_ms = mgr_mono_ms();
+    }
+    for (size_t t = 0; t < h.ntasks; t++) {
+        uint32_t k;
+        if ((size_t)(end - p) < sizeof(k))
+            return false;
+        memcpy(&k, p, sizeof(k));
+        p += sizeof(k);
+        if ((size_t)(end - p) / 16 < k)
+            return false;
+        r->fixed[t] = xcalloc(k + 1, sizeof(node_id));
+        for (uint32_t i = 0; i < k; i++, p += 16) {
+            memcpy(&r->fixed[t][i].head, p, 8);
+            memcpy(&r->fixed[t][i].tail, p + 8, 8);
+        }
+        r->nfixed[t] = k;
+    }
+    r->status = (int)h.status;
+    r->iteration = h.iteration;
+    memcpy(r->detail, h.detail, sizeof(r->detail));
+    r->detail[sizeof(r->detail) - 1] = '\0';
+    return true;
+}
+
 static void save(manager *m, swarm_run *r)
 {
+    persist(m, r);
     mt_error *err = NULL;
     if (store_swarm_update(m->st, r->xid, run_status_name(r->status), r->detail, r->iteration,
                            mgr_now_ms(), &err) < 0) {
@@ -178,6 +303,7 @@ static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mg
     in->state = INST_DEPLOYED;
     in->started_ms = mgr_mono_ms();
     n->running++;
+    r->dirty = true;
     return 0;
 }
 
@@ -351,6 +477,7 @@ static int start(manager *m, swarm_def *def, const node_id *id, char xid[NODE_XI
             log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(e2));
             mt_error_free(&e2);
         }
+        us_keep_modules(m, def); /* to resume the run after a restart */
     }
     for (size_t g = 0; g < def->nglobals; g++)
         if (store_global_set(m->st, r->xid, def->globals[g].tag, def->globals[g].data,
@@ -384,6 +511,136 @@ int runner_start_id(manager *m, swarm_def *def, node_id id, mt_error **err)
     return start(m, def, &id, xid, err);
 }
 
+static inst *find_inst(swarm_run *r, node_id node, node_id task, uint32_t iteration);
+
+/* True when the store holds logs of this instance (its node uploaded them, perhaps just
+ * before the manager stopped, before its state was kept). */
+static bool logs_stored(manager *m, const swarm_run *r, const inst *in)
+{
+    char tx[NODE_XID_MAX + 1];
+    node_id_to_xid(r->def->tasks[in->task].task_id, tx);
+    store_log *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    bool found = false;
+    if (store_log_list(m->st, r->xid, in->xid, tx, &rows, &n, &err) == 0) {
+        for (size_t i = 0; i < n && !found; i++)
+            found = rows[i].iteration == in->iteration;
+        store_logs_free(rows, n);
+    }
+    mt_error_free(&err);
+    return found;
+}
+
+static void fail_stored(manager *m, const store_swarm *sw, const char *why)
+{
+    mt_error *err = NULL;
+    cleanup_free char *detail = xasprintf("the manager restarted and could not resume it: %s", why);
+    utf8_drop_partial_tail(detail);
+    if (store_swarm_update(m->st, sw->id, "FAILED", detail, sw->iteration, mgr_now_ms(), &err) < 0)
+        mt_error_free(&err);
+    log_msg(m->log, LOG_WARNING, "runner", "swarm %s: %s", sw->id, detail);
+}
+
+/* One stored run, RUNNING when the manager stopped, taken up again. */
+static void resume_one(manager *m, const store_swarm *sw)
+{
+    node_id id;
+    if (!node_id_parse_xid(sw->id, &id)) {
+        fail_stored(m, sw, "its id is not a swarm id");
+        return;
+    }
+    store_object o = {0};
+    mt_error *err = NULL;
+    int got = store_object_get(m->st, "run", sw->id, true, &o, &err);
+    mt_error_free(&err);
+    if (got != 1) {
+        store_object_clear(&o);
+        fail_stored(m, sw, "its state was not kept (it ran on a manager older than this one)");
+        return;
+    }
+    char why[512] = "";
+    swarm_def *def = us_load_def(m, sw->id, sw->name, why, sizeof(why));
+    if (!def) {
+        store_object_clear(&o);
+        fail_stored(m, sw, why);
+        return;
+    }
+    swarm_run *r = xcalloc(1, sizeof(*r));
+    r->def = def;
+    r->id = id;
+    node_id_to_xid(id, r->xid);
+    r->fixed = xcalloc(def->ntasks + 1, sizeof(node_id *));
+    r->nfixed = xcalloc(def->ntasks + 1, sizeof(size_t));
+    m->runs = xrealloc(m->runs, (m->nruns + 1) * sizeof(*m->runs));
+    m->runs[m->nruns++] = r;
+    bool ok = restore(r, o.data, o.len);
+    store_object_clear(&o);
+    if (!ok || r->status != RUN_RUNNING) {
+        r->status = RUN_RUNNING; /* so that end_run records the end */
+        end_run(m, r, RUN_FAILED,
+                "the manager restarted and could not resume it: its kept "
+                "state does not match its graph");
+        return;
+    }
+    size_t live = 0, resent = 0;
+    for (size_t i = 0; i < r->ninsts; i++) {
+        inst *in = &r->insts[i];
+        if (in->state != INST_DEPLOYED)
+            continue;
+        live++;
+        if (!in->logs_ms && logs_stored(m, r, in))
+            in->logs_ms = mgr_mono_ms();
+        if (in->logs_ms || in->running)
+            continue;
+        /* Its deploy may not have left before the manager stopped: send it again. A node that
+         * has it answers "already running", which resume_one's instances ignore. */
+        mgr_node shadow = {.id = in->node};
+        memcpy(shadow.xid, in->xid, sizeof(shadow.xid));
+        size_t before = r->ninsts;
+        deploy_on(m, r, in->task, in->iteration, &shadow);
+        r->ninsts = before; /* the same instance, not a new one */
+        in = &r->insts[i];  /* deploy_on may have moved the array */
+        in->resent = true;
+        resent++;
+    }
+    r->resumed_ms = mgr_mono_ms();
+    r->dirty = true;
+    progress(m, r,
+             "resumed after a restart of the manager at iteration %u: %zu task instance%s "
+             "in progress (%zu deploy%s sent again)",
+             r->iteration, live, live == 1 ? "" : "s", resent, resent == 1 ? "" : "s");
+    user_service_notify(m);
+}
+
+void runner_resume_all(manager *m)
+{
+    store_swarm *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_swarm_list(m->st, &rows, &n, &err) < 0) {
+        log_msg(m->log, LOG_ERROR, "runner", "cannot read the swarms to resume: %s",
+                mt_error_msg(err));
+        mt_error_free(&err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].status, "RUNNING") && runner_status(m, rows[i].id, NULL, NULL, 0) < 0)
+            resume_one(m, &rows[i]);
+    store_swarms_free(rows, n);
+    runner_keep(m);
+}
+
+int runner_node_running(manager *m, node_id node)
+{
+    int c = 0;
+    for (size_t ri = 0; ri < m->nruns; ri++)
+        for (size_t i = 0; i < m->runs[ri]->ninsts; i++)
+            c += m->runs[ri]->insts[i].state == INST_DEPLOYED &&
+                 node_id_equal(m->runs[ri]->insts[i].node, node);
+    return c;
+}
+
 static inst *find_inst(swarm_run *r, node_id node, node_id task, uint32_t iteration)
 {
     ssize_t ti = find_task(r, task);
@@ -408,6 +665,7 @@ void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task,
         return; /* unknown, or already counted (logs then COMPLETED) */
     const char *alias = r->def->tasks[in->task].alias;
     node_running_dec(m, in);
+    r->dirty = true;
     double secs = (double)(mgr_mono_ms() - in->started_ms) / 1000.0;
     if (failed) {
         in->state = INST_FAILED;
@@ -428,8 +686,33 @@ void runner_task_logs(manager *m, node_id swarm, node_id node, node_id task, uin
 {
     swarm_run *r = find_run(m, swarm);
     inst *in = r ? find_inst(r, node, task, iteration) : NULL;
-    if (in && in->state == INST_DEPLOYED && !in->logs_ms)
+    if (in && in->state == INST_DEPLOYED && !in->logs_ms) {
         in->logs_ms = mgr_mono_ms();
+        r->dirty = true;
+    }
+}
+
+void runner_keep(manager *m)
+{
+    for (size_t ri = 0; ri < m->nruns; ri++)
+        if (m->runs[ri]->dirty)
+            persist(m, m->runs[ri]);
+}
+
+/* A resumed run waited one node timeout for the nodes of its deployed instances: the ones
+ * still unheard of are gone (their instances are placed again or dropped, as for any lost
+ * node). */
+static void resume_settle(manager *m, swarm_run *r)
+{
+    r->resumed_ms = 0;
+    for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
+        inst *in = &r->insts[i];
+        mgr_node *n = mgr_node_find(m, in->node);
+        if (in->state == INST_DEPLOYED && (!n || !n->connected)) {
+            progress(m, r, "node %.12s was not heard from since the manager restarted", in->xid);
+            runner_node_lost(m, in->node);
+        }
+    }
 }
 
 void runner_tick(manager *m)
@@ -437,6 +720,8 @@ void runner_tick(manager *m)
     int64_t now = mgr_mono_ms();
     for (size_t ri = 0; ri < m->nruns; ri++) {
         swarm_run *r = m->runs[ri];
+        if (r->resumed_ms && now - r->resumed_ms >= m->cfg.node_timeout * 1000)
+            resume_settle(m, r);
         for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
             inst *in = &r->insts[i];
             if (in->state != INST_DEPLOYED || !in->logs_ms)
@@ -448,14 +733,17 @@ void runner_tick(manager *m)
                                      in->iteration, false, NULL);
         }
     }
+    runner_keep(m);
 }
 
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration)
 {
     swarm_run *r = find_run(m, swarm);
     inst *in = r ? find_inst(r, node, task, iteration) : NULL;
-    if (in)
+    if (in && !in->running) {
         in->running = true;
+        r->dirty = true;
+    }
 }
 
 int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *alias,
@@ -491,6 +779,23 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
     for (size_t i = 0; i < nnodes; i++)
         if (!nuniq || !node_id_equal(ids[nuniq - 1], ids[i]))
             ids[nuniq++] = ids[i];
+    /* The same call again from the same task instance (retried by its node across a restart
+     * of this manager, whose answer was lost) is answered as the first, without a new
+     * iteration: the key is FNV-1a of the alias and the sorted node ids. */
+    uint64_t key = 1469598103934665603ULL;
+    for (const char *a = alias; *a; a++)
+        key = (key ^ (uint8_t)*a) * 1099511628211ULL;
+    for (size_t i = 0; i < nuniq; i++)
+        key = ((key ^ ids[i].head) * 1099511628211ULL ^ ids[i].tail) * 1099511628211ULL;
+    key |= 1; /* never 0 */
+    ssize_t ci = find_task(r, caller_task);
+    inst *opener = NULL;
+    for (size_t i = 0; ci >= 0 && i < r->ninsts; i++)
+        if (r->insts[i].task == (size_t)ci && r->insts[i].state == INST_DEPLOYED &&
+            (!opener || r->insts[i].iteration > opener->iteration))
+            opener = &r->insts[i];
+    if (opener && opener->opened == key)
+        return RPC_OK;
     cleanup_free mgr_node **targets = xcalloc(nuniq, sizeof(*targets));
     for (size_t i = 0; i < nuniq; i++) {
         mgr_node *n = mgr_node_find(m, ids[i]);
@@ -502,6 +807,8 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
         }
         targets[i] = n;
     }
+    if (opener)
+        opener->opened = key;
     uint32_t it = ++r->iteration;
     const char *caller = runner_task_alias(m, swarm, caller_task);
     progress(m, r, "iteration %u opened by %s: %s on %zu node%s", it, caller ? caller : "a task",
@@ -542,6 +849,11 @@ void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, ui
     swarm_run *r = find_run(m, swarm);
     if (!r)
         return;
+    inst *in = find_inst(r, node, task, iteration);
+    if (in && in->resent && content && strstr(content, "is already running for iteration")) {
+        in->resent = false; /* the node had it before the restart: it carries on */
+        return;
+    }
     runner_task_finished(m, swarm, node, task, iteration, true, content);
 }
 
@@ -568,6 +880,7 @@ void runner_node_lost(manager *m, node_id node)
             }
             in->state = INST_DROPPED;
             node_running_dec(m, in);
+            r->dirty = true;
             if (t->method_all) {
                 progress(m, r,
                          "iteration %u: node %.12s was lost while running %s; carrying on "

@@ -54,7 +54,16 @@ int runner_status(manager *m, const char *xid, uint32_t *iteration, char *detail
                   size_t detail_size);
 /* Alias of a task of a run (borrowed) or NULL. */
 const char *runner_task_alias(manager *m, node_id swarm, node_id task);
-/* Free every run (at shutdown). */
+/* Take up again every run the store shows RUNNING (after a restart of the manager): its
+ * graph, modules and state come from the store; deploys that may not have left are sent
+ * again; instances on nodes not heard from within node_timeout are treated as lost. A run
+ * that cannot resume is marked FAILED with the reason. Lock held; `serve` calls it once. */
+void runner_resume_all(manager *m);
+/* Keep the state of every changed run in the store (before its commands are published). */
+void runner_keep(manager *m);
+/* How many task instances are deployed and not finished on a node (for a node known again). */
+int runner_node_running(manager *m, node_id node);
+/* Free every run (at shutdown); the store keeps running ones RUNNING, to be resumed. */
 void runner_free_all(manager *m);
 
 #endif

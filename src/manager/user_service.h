@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "mgr.h"
+#include "swarmfile.h"
 #include "users.h"
 
 #define USER_SVC_PREFIX "/core.user_services."
@@ -37,5 +38,12 @@ void user_service_serve(manager *m, rpc_call *call, const user_caller *uc);
 /* Something a live stream may be waiting for changed (a result, a log, a swarm's status).
  * Any thread, any lock state except the user service's own. */
 void user_service_notify(manager *m);
+
+/* Keep the module archives of a swarm file's tasks in the store (kind "run_module"), so that
+ * its run can resume after a restart. Lock may be held. */
+void us_keep_modules(manager *m, const swarm_def *def);
+/* The swarm_def of a stored swarm (graph, networks and module archives from the store), for
+ * resuming its run; NULL with why filled when something is missing. Returns owned. */
+swarm_def *us_load_def(manager *m, const char *xid, const char *name, char *why, size_t why_size);
 
 #endif

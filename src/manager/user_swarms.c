@@ -198,6 +198,8 @@ static int module_lookup(void *ctx, node_id id, Common__Tasks__Module **mod, cha
     store_object o = {0};
     mt_error *err = NULL;
     int r = store_object_get(m->st, "module", hex, true, &o, &err);
+    if (r == 0) /* a swarm file's module, kept for resuming its run (us_keep_modules) */
+        r = store_object_get(m->st, "run_module", hex, true, &o, &err);
     if (r < 0) {
         snprintf(msg, msg_size, "%s", mt_error_msg(err));
         mt_error_free(&err);
@@ -733,6 +735,67 @@ void us_start_swarm(manager *m, rpc_call *call, const user_caller *uc)
     }
     log_info(m->log, "users", "swarm %s started by %s", xid, *uc->name ? uc->name : "(no token)");
     us_response(call, "Swarm %s has started.", hex);
+}
+
+/* ---- resuming swarms after a restart ---------------------------------------------------- */
+
+void us_keep_modules(manager *m, const swarm_def *def)
+{
+    for (size_t i = 0; i < def->ntasks; i++) {
+        const swarm_task_def *t = &def->tasks[i];
+        char hex[33];
+        us_hex(t->module_id, hex);
+        store_object o = {0};
+        mt_error *err = NULL;
+        int r = store_object_get(m->st, "module", hex, false, &o, &err);
+        store_object_clear(&o);
+        if (r == 0)
+            r = store_object_get(m->st, "run_module", hex, false, &o, &err);
+        store_object_clear(&o);
+        if (r == 0) {
+            Common__Tasks__Module mod = COMMON__TASKS__MODULE__INIT;
+            mod.python_program.data = t->pyz;
+            mod.python_program.len = t->pyz_len;
+            mod.image = t->image;
+            mod.name = t->name ? t->name : t->alias;
+            for (mod.n_datasets = 0; t->datasets && t->datasets[mod.n_datasets];)
+                mod.n_datasets++;
+            mod.datasets = t->datasets;
+            size_t len = common__tasks__module__get_packed_size(&mod);
+            cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
+            common__tasks__module__pack(&mod, buf);
+            r = store_object_put(m->st, "run_module", hex, "", buf, len, mgr_now_ms(), true, &err);
+        }
+        if (r < 0) {
+            log_msg(m->log, LOG_ERROR, "runner", "keeping task '%s' for a restart: %s", t->alias,
+                    mt_error_msg(err));
+            mt_error_free(&err);
+        }
+    }
+}
+
+swarm_def *us_load_def(manager *m, const char *xid, const char *name, char *why, size_t why_size)
+{
+    Common__Swarms__Graph *g = load_graph(m, xid, NULL);
+    if (!g) {
+        snprintf(why, why_size, "its graph is missing from the store");
+        return NULL;
+    }
+    store_object nets = {0};
+    mt_error *err = NULL;
+    Common__System__Networks *nw = NULL;
+    if (store_object_get(m->st, "networks", xid, true, &nets, &err) == 1)
+        nw = common__system__networks__unpack(NULL, nets.len, nets.data);
+    mt_error_free(&err);
+    store_object_clear(&nets);
+    graph_problem gp = {0};
+    swarm_def *def = graph_to_def(g, name, module_lookup, m, nw, false, true, &gp);
+    if (!def)
+        snprintf(why, why_size, "%s", gp.msg);
+    free_graph(g);
+    if (nw)
+        protobuf_c_message_free_unpacked(&nw->base, NULL);
+    return def;
 }
 
 /* ---- reading and stopping swarms ------------------------------------------------------- */

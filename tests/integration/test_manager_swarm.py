@@ -244,27 +244,6 @@ def _tls_config(tmp_path, pki, client_ca=False):
     return f
 
 
-def test_manager_restart_marks_cut_runs(tmp_path, node_bin):
-    d = module_dir(tmp_path, SLOW)
-    (d / "swarm.toml").write_text(
-        'name = "slow"\n[[tasks]]\nmodule = "slow.py"\nimage = "none"\nmethod = "all"\n')
-    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
-    try:
-        sw.start_serve()
-        sw.start_nodes()
-        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
-        time.sleep(1.5)  # heard on MQTT
-        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
-        assert sw.admin_json("status", sid)["status"] == "RUNNING"
-        sw.proc.kill()
-        sw.proc.wait(10)
-        sw.start_serve()
-        st = sw.admin_json("status", sid)
-        assert st["status"] == "FAILED" and "stopped before it ended" in st["detail"], st
-    finally:
-        sw.close()
-
-
 def test_broker_with_credentials(tmp_path, node_bin):
     pw = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "manta", "s3cret-pw"], check=True,

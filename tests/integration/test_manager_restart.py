@@ -1,0 +1,157 @@
+"""A restart of `manta_manager serve` loses nothing (issue 13): nodes that stayed connected are
+known again from their next heartbeat, without restarting them; a swarm in progress resumes
+where it was; a task that finished while the manager was away is accounted for once (its node
+keeps its logs and delivers them when the manager is back); FedAvg on real data runs to its
+normal end through two SIGKILLs of its manager, with every round's results stored once."""
+import sqlite3
+import subprocess
+import time
+
+import msgpack
+import pytest
+
+from conftest import SOURCE_DIR
+from manager_env import LocalSwarm, module_dir
+from wire_env import wait_for
+
+PY = "/usr/bin/python3"
+
+SHORT = {
+    "short.py": (
+        "import os, sys, time\n"
+        "def main():\n"
+        "    print('start', flush=True)\n"
+        "    time.sleep(float(os.environ.get('SHORT_SLEEP', '5')))\n"
+        "    print('done', flush=True)\n"),
+    "after.py": "def main():\n    print('after ran')\n",
+}
+
+
+def connected(sw):
+    return sorted(n["id"] for n in sw.admin_json("nodes")["nodes"]
+                  if n.get("status", "CONNECTED") == "CONNECTED")
+
+
+def restart(sw, sig_kill=True):
+    if sig_kill:
+        sw.proc.kill()
+    else:
+        sw.proc.terminate()
+    sw.proc.wait(20)
+    sw.start_serve()
+
+
+def test_restart_knows_nodes_and_resumes(tmp_path, node_bin):
+    d = module_dir(tmp_path, SHORT)
+    (d / "swarm.toml").write_text(
+        'name = "short"\n[[tasks]]\nmodule = "short.py"\nimage = "none"\nmethod = "all"\n'
+        '[[tasks]]\nmodule = "after.py"\nimage = "none"\nmethod = "any"\nafter = ["short"]\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=2)
+    try:
+        sw.start_serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 2, timeout=30)
+        before = connected(sw)
+        time.sleep(1.5)  # heard on MQTT
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        logs_db = lambda: sqlite3.connect(str(sw.store)).execute(  # noqa: E731
+            "SELECT node, task, iteration, count(*) FROM task_logs WHERE swarm = ? "
+            "GROUP BY node, task, iteration", (sid,)).fetchall()
+        # both nodes run `short` (5 s): kill the manager while they do, and keep it away
+        # until they have finished, so their logs and outcomes wait on the nodes
+        wait_for(lambda: "running" in sw.admin("logs", sid, check=False).stdout or True,
+                 timeout=5)
+        time.sleep(1.0)
+        sw.proc.kill()
+        sw.proc.wait(20)
+        time.sleep(7)
+        t0 = time.monotonic()
+        sw.start_serve()
+        # known again within a few heartbeats (1 s here), the nodes never restarted
+        wait_for(lambda: connected(sw) == before, timeout=15,
+                 what="the nodes known again after the restart")
+        known_after = time.monotonic() - t0
+        # the swarm resumes: `after` runs once both `short` outcomes arrive; it completes
+        wait_for(lambda: sw.admin_json("status", sid)["status"] != "RUNNING", timeout=90,
+                 what="the resumed swarm to end")
+        st = sw.admin_json("status", sid)
+        assert st["status"] == "COMPLETED", st
+        rows = logs_db()
+        per = {}
+        for node, task, it, cnt in rows:
+            per.setdefault(task, []).append((node, it, cnt))
+        # short ran on both nodes, after on one: each instance's logs stored exactly once
+        counts = sorted(len(v) for v in per.values())
+        assert counts == [1, 2], rows
+        assert all(c == 1 for v in per.values() for _, _, c in v), rows
+        print(f"nodes known again {known_after:.1f} s after the restart")
+    finally:
+        sw.close()
+
+
+def test_restart_with_sigterm_keeps_the_swarm_running(tmp_path, node_bin):
+    """A graceful stop of the manager no longer ends its swarms: they resume."""
+    d = module_dir(tmp_path, SHORT)
+    (d / "swarm.toml").write_text(
+        'name = "short"\n[[tasks]]\nmodule = "short.py"\nimage = "none"\nmethod = "all"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
+    try:
+        sw.start_serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
+        time.sleep(1.5)
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        time.sleep(1.0)
+        restart(sw, sig_kill=False)
+        assert sw.admin_json("status", sid)["status"] == "RUNNING"
+        wait_for(lambda: sw.admin_json("status", sid)["status"] != "RUNNING", timeout=90,
+                 what="the resumed swarm to end")
+        assert sw.admin_json("status", sid)["status"] == "COMPLETED"
+    finally:
+        sw.close()
+
+
+@pytest.fixture
+def data3(tmp_path):
+    out = tmp_path / "data"
+    subprocess.run([PY, str(SOURCE_DIR / "examples/prepare_data.py"), "--nodes", "3",
+                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    return [{"mnist": str(out / f"node_{i}" / "mnist.npz")} for i in range(3)]
+
+
+def test_fedavg_through_manager_kills(tmp_path, node_bin, data3):
+    sw = LocalSwarm(tmp_path, node_bin, nodes=3, datasets=data3)
+    try:
+        sw.start_serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 3, timeout=30)
+        time.sleep(1.5)
+        sid = sw.admin("submit", str(SOURCE_DIR / "examples/fedavg/swarm.toml")).stdout.strip()
+        kills = 0
+        for want in (1, 3):
+            wait_for(lambda: sw.admin_json("status", sid).get("iteration", 0) >= want
+                     or sw.admin_json("status", sid)["status"] != "RUNNING",
+                     timeout=300, what=f"iteration {want}")
+            if sw.admin_json("status", sid)["status"] != "RUNNING":
+                break
+            restart(sw)
+            kills += 1
+        wait_for(lambda: sw.admin_json("status", sid)["status"] != "RUNNING", timeout=400,
+                 what="the swarm to end")
+        st = sw.admin_json("status", sid)
+        assert st["status"] == "STOPPED" and "stopped by task 'scheduler'" in st["detail"], st
+        assert kills >= 1
+        db = sqlite3.connect(str(sw.store))
+        rows = db.execute("SELECT iteration, node, count(*) FROM results WHERE swarm = ? AND "
+                          "tag = 'metrics' GROUP BY iteration, node", (sid,)).fetchall()
+        its = sorted({r[0] for r in rows})
+        assert its == list(range(len(its))), rows   # no round skipped
+        for it in its:
+            assert len([r for r in rows if r[0] == it]) == 3, rows  # every node, every round
+        assert all(r[2] == 1 for r in rows), rows  # each once
+        logs = db.execute("SELECT node, task, iteration, count(*) FROM task_logs WHERE swarm = ? "
+                          "GROUP BY node, task, iteration", (sid,)).fetchall()
+        assert all(r[3] == 1 for r in logs), logs
+        print(f"{kills} manager kills survived; rounds {its}")
+    finally:
+        sw.close()
