@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "backoff.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "node_service.h"
@@ -289,12 +290,20 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
             return 2;
         if (now - last_tick >= 1000) {
             last_tick = now;
-            if (mqtt_connected(m->mq))
+            if (mqtt_connected(m->mq)) {
                 mqtt_tick(m->mq);
-            else if (mqtt_fd(m->mq) < 0) {
+                m->reconnect_attempt = 0;
+            } else if (mqtt_fd(m->mq) < 0 && now >= m->reconnect_at_ms) {
+                /* back-off with jitter (0.5 s doubling up to 30 s): a restarted broker is
+                 * not met by every client at once */
+                double delay = backoff_delay(0.5, 30.0, m->reconnect_attempt);
+                if (m->reconnect_attempt < 30)
+                    m->reconnect_attempt++;
+                m->reconnect_at_ms = now + (int64_t)(delay * 1000);
                 mt_error *err = NULL;
                 if (mqtt_connect(m->mq, m->cfg.broker_host, (int)m->cfg.broker_port, &err) < 0) {
-                    log_msg(m->log, LOG_WARNING, "mqtt", "%s", mt_error_msg(err));
+                    log_msg(m->log, LOG_WARNING, "mqtt", "%s; trying again in %.1f s",
+                            mt_error_msg(err), delay);
                     mt_error_free(&err);
                 }
             }

@@ -79,6 +79,8 @@ typedef struct manager {
     struct admin_server *admin; /* admin.c */
     int sigfd;
     bool libs_up; /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
+    int reconnect_attempt;   /* broker connection attempts failed in a row */
+    int64_t reconnect_at_ms; /* monotonic: not before then */
 } manager;
 
 int64_t mgr_now_ms(void);  /* wall clock, ms since the epoch */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "commands.h"
 #include "fsutil.h"
 #include "gpu.h"
@@ -44,14 +45,6 @@ int64_t agent_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double jitter01(void)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-        r = (uint32_t)agent_now_ms() * 2654435761u;
-    return (double)r / 4294967295.0;
 }
 
 /* ---- MQTT plumbing ------------------------------------------------------------------------- */
@@ -84,10 +77,8 @@ static void watch_mqtt(node *n)
 
 static void schedule_reconnect(node *n)
 {
-    double base = n->cfg.mqtt.reconnect_delay * pow(2.0, n->reconnect_attempt);
-    if (base > n->cfg.mqtt.reconnect_max_delay)
-        base = n->cfg.mqtt.reconnect_max_delay;
-    double delay = base * (0.5 + 0.5 * jitter01()); /* jitter: no synchronised storms */
+    double delay = backoff_delay(n->cfg.mqtt.reconnect_delay, n->cfg.mqtt.reconnect_max_delay,
+                                 n->reconnect_attempt);
     if (n->reconnect_attempt < 30)
         n->reconnect_attempt++;
     n->reconnect_at_ms = agent_now_ms() + (int64_t)(delay * 1000);

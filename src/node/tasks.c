@@ -289,11 +289,20 @@ static void table_remove(task_table *tt, task *t)
     tt->n--;
 }
 
+/* The task may no longer use the light service (Local and World): from the moment a stop is
+ * asked for, or its exit is seen. Its next generation (a deploy of the next iteration) may. */
+static void end_access(task_table *tt, task *t)
+{
+    t->access_ended = true;
+    if (tt->h.task_known)
+        tt->h.task_known(tt->h.ctx, t, false);
+}
+
 static void set_status(task_table *tt, task *t, int status, bool publish)
 {
     t->status = status;
     if (tt->h.task_known)
-        tt->h.task_known(tt->h.ctx, t, true);
+        tt->h.task_known(tt->h.ctx, t, !t->access_ended);
     task_save(tt, t);
     if (publish && tt->h.publish)
         tt->h.publish(tt->h.ctx, t);
@@ -546,6 +555,7 @@ static void begin_collect(task_table *tt, task *t)
 
 static void record_exit(task_table *tt, task *t, const rt_status *st, const char *why)
 {
+    end_access(tt, t);
     t->exit_code = st->exit_code;
     t->oom_killed = st->oom_killed;
     if (why)
@@ -592,6 +602,7 @@ static void next_generation(task_table *tt, size_t i)
     t->gpu = p->gpu;
     t->generation++;
     t->logs_uploaded = false;
+    t->access_ended = false;
     t->reason[0] = '\0';
     t->exit_code = 0;
     t->oom_killed = false;
@@ -623,6 +634,7 @@ static void job_done(void *arg)
             t->handle = xstrdup(j->new_handle);
         }
         if (j->rc < 0) {
+            end_access(tt, t);
             snprintf(t->reason, sizeof(t->reason), "failed to start");
             t->exit_code = -1;
             t->logs_uploaded = true; /* nothing ran: no logs */
@@ -825,6 +837,7 @@ void tasks_deploy(task_table *tt, const Common__Tasks__MqttTask *m)
 
 static void request_stop(task_table *tt, task *t, const char *why)
 {
+    end_access(tt, t);
     snprintf(t->reason, sizeof(t->reason), "%s", why);
     if (t->phase == PHASE_QUEUED) {
         ssize_t i = index_of(tt, t);
@@ -959,9 +972,10 @@ void tasks_recover(task_table *tt)
         task *t = task_load(tt, wd);
         if (!t)
             continue;
+        t->access_ended = t->phase == PHASE_DONE || t->phase == PHASE_COLLECTING;
         table_add(tt, t);
         if (tt->h.task_known)
-            tt->h.task_known(tt->h.ctx, t, true);
+            tt->h.task_known(tt->h.ctx, t, !t->access_ended);
         if (t->phase == PHASE_QUEUED || (t->phase == PHASE_STARTING && !t->handle)) {
             /* its payload died with the old process: the manager must deploy it again */
             snprintf(t->reason, sizeof(t->reason), "lost");

@@ -61,6 +61,7 @@ typedef struct task {
     char reason[32]; /* "exited", "oom-killed", "timed out", "stopped", "failed to start", "lost" */
     bool logs_uploaded;
     bool busy;         /* a blocking step is in flight */
+    bool access_ended; /* stopped or exited: its light-service calls are refused from now */
     bool remove_after; /* forget after the current step (stop_swarm) */
 } task;
 

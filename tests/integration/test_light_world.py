@@ -729,3 +729,49 @@ def test_manager_deadline_per_message_task_call_has_none(env):
     first = next(it)
     time.sleep(7)
     assert len(first.data) + sum(len(g.data) for g in it) == 8 * MIB
+
+
+@pytest.mark.parametrize("cmd", ["stop_swarm", "stop_task"])
+def test_access_ends_when_the_task_is_stopped(env, cmd, tmp_path):
+    """From the moment the node receives a stop, the task's World calls are refused as for an
+    unknown task (FAILED_PRECONDITION), and nothing more is relayed in its name, though its
+    process still runs (this one ignores SIGTERM, so it lives until the grace period ends)."""
+    from test_tasks_process import module
+    rn, m, w = env
+    pidfile = tmp_path / "stubborn.pid"
+    stubborn = module(
+        "import os, signal, time\n"
+        "def main():\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(300)\n")
+    TK8 = pair((0, 8))
+    o = Observer(m.broker, client_id="stopper")
+    try:
+        send(o, "deploy_task", tasks_pb2.MqttTask(
+            swarm_id=SW, task_id=TK8, iteration=0, circular=0, payload=stubborn,
+            image="manta-task:bookworm", alias="stubborn", network="None", auth_key="None",
+            login_server="None").SerializeToString())
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), 20, what="the task's pid")
+        pid = int(pidfile.read_text())
+        req = lpb.GetGlobalRequest(swarm_id=SW, task_id=TK8, tag="t")
+        list(w.GetGlobal(req, timeout=20))  # allowed while it runs (a server stream)
+
+        def refused():
+            try:
+                list(w.GetGlobal(req, timeout=20))
+                return False
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
+                return True
+        payload = (SW.SerializeToString() if cmd == "stop_swarm"
+                   else system_pb2.EnvId(swarm_id=SW, task_id=TK8).SerializeToString())
+        send(o, cmd, payload)
+        wait_for(refused, 20, what="World calls refused after " + cmd)
+        os.kill(pid, 0)  # still running: access ended with the stop, not with the exit
+        relayed = n_calls(m, "GetGlobal")
+        for _ in range(3):
+            assert refused()
+        assert n_calls(m, "GetGlobal") == relayed
+    finally:
+        o.close()
