@@ -371,11 +371,29 @@ static const struct {
     {"submit", do_submit},   {"status", do_status_req}, {"stop", do_stop_req},
 };
 
+/* Whether a and b name the same file (both exist, same device and inode). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 static json_t *dispatch(manager *m, json_t *req)
 {
     const char *cmd = json_is_object(req) ? json_string_value(json_object_get(req, "cmd")) : NULL;
     if (!cmd)
         return err_json("The request is not a JSON object with a \"cmd\".", NULL);
+    /* A request for a given store (`--store`) is answered only by the manager of that store. */
+    const char *want = json_string_value(json_object_get(req, "store"));
+    if (want && !same_file(want, m->cfg.store)) {
+        json_t *e = err_json("The manager answering here serves another store than %s: give the "
+                             "admin socket of that store's manager (--admin), or leave out "
+                             "--store.",
+                             want);
+        json_object_set_new(e, "other_store", json_true());
+        return e;
+    }
     for (size_t i = 0; i < ARRAY_LEN(admin_cmds); i++)
         if (!strcmp(cmd, admin_cmds[i].cmd))
             return admin_cmds[i].fn(m, req);
@@ -631,8 +649,75 @@ void admin_stop(admin_server *a)
     free(a);
 }
 
+/* `nodes` from a store: every node that ever registered, as last recorded, none connected (no
+ * manager serves the store), with the alias of the token its id is bound to. */
+static json_t *do_nodes_stored(manager *m, json_t *req)
+{
+    store_node *rows = NULL;
+    store_binding *binds = NULL;
+    size_t n = 0, nb = 0;
+    mt_error *err = NULL;
+    if (store_node_list(m->st, &rows, &n, &err) < 0 ||
+        store_binding_list(m->st, &binds, &nb, &err) < 0) {
+        store_nodes_free(rows, n);
+        json_t *e = err_json("%s", mt_error_msg(err));
+        mt_error_free(&err);
+        return e;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *alias = "";
+        for (size_t k = 0; k < nb; k++)
+            if (!strcmp(binds[k].node, rows[i].id))
+                alias = binds[k].subject;
+        json_t *ds = json_array();
+        for (const char *p = rows[i].datasets; p && *p;) {
+            size_t len = strcspn(p, ",");
+            if (len)
+                json_array_append_new(ds, jstrn(p, len));
+            p += len + (p[len] == ',');
+        }
+        json_array_append_new(arr, json_pack("{s:o, s:o, s:o, s:b, s:o, s:i, s:o, s:I, s:I}", "id",
+                                             jstr(rows[i].id), "alias", jstr(alias), "hostname",
+                                             jstr(rows[i].hostname), "connected", 0, "datasets", ds,
+                                             "running", 0, "last_status", jstr(rows[i].status),
+                                             "registered_ms", (json_int_t)rows[i].registered_ms,
+                                             "last_seen_ms", (json_int_t)rows[i].last_seen_ms));
+    }
+    store_nodes_free(rows, n);
+    store_bindings_free(binds, nb);
+    return json_pack("{s:o}", "nodes", arr);
+}
+
+/* What a store alone answers: the read-only commands. */
+static const struct {
+    const char *cmd;
+    json_t *(*fn)(manager *m, json_t *req);
+} local_cmds[] = {
+    {"nodes", do_nodes_stored}, {"swarms", do_swarms_req}, {"results", do_results},
+    {"logs", do_logs},          {"status", do_status_req},
+};
+
+bool admin_read_only(const char *cmd)
+{
+    for (size_t i = 0; cmd && i < ARRAY_LEN(local_cmds); i++)
+        if (!strcmp(cmd, local_cmds[i].cmd))
+            return true;
+    return false;
+}
+
 json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
 {
+    const char *cmd = json_is_object(req) ? json_string_value(json_object_get(req, "cmd")) : NULL;
+    size_t which = 0;
+    while (which < ARRAY_LEN(local_cmds) && !(cmd && !strcmp(cmd, local_cmds[which].cmd)))
+        which++;
+    if (which == ARRAY_LEN(local_cmds))
+        return mt_error_set(err, MT_ERR_USAGE,
+                            "`%s` needs a running manager; only nodes, swarms, status, results "
+                            "and logs read a store alone.",
+                            cmd ? cmd : "?"),
+               NULL;
     manager m;
     memset(&m, 0, sizeof(m));
     pthread_mutex_init(&m.lock, NULL);
@@ -642,7 +727,7 @@ json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
         pthread_mutex_destroy(&m.lock);
         return NULL;
     }
-    json_t *ans = dispatch(&m, req);
+    json_t *ans = local_cmds[which].fn(&m, req);
     store_close(m.st);
     pthread_mutex_destroy(&m.lock);
     if (!ans)
@@ -687,7 +772,11 @@ json_t *admin_request(const char *path, json_t *req, mt_error **err)
     }
     const char *e = json_string_value(json_object_get(ans, "error"));
     if (e) {
-        mt_error_set(err, MT_ERR_GENERIC, "%s", e);
+        /* another store's manager: as if none ran, for the caller */
+        mt_error_set(err,
+                     json_is_true(json_object_get(ans, "other_store")) ? MT_ERR_NOTFOUND
+                                                                       : MT_ERR_GENERIC,
+                     "%s", e);
         json_decref(ans);
         return NULL;
     }

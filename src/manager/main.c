@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "broker.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "mgr.h"
+#include "paths.h"
 #include "runner.h"
 #include "swarmfile.h"
 #include "units.h"
@@ -47,6 +49,13 @@ static const char usage_text[] =
     "  user list             the users\n"
     "  user delete NAME      remove a user (their tokens stop working)\n"
     "  config show|reference the configuration in effect, or the reference of every key\n"
+    "  broker-config [--node ALIAS]... [--out DIR]\n"
+    "                        write mosquitto's password file, ACL and configuration for the\n"
+    "                        manager and its nodes, and each node's [mqtt] credentials\n"
+    "                        (default DIR: $MANTA_HOME/manager/broker; docs/broker-acl.md)\n"
+    "\n"
+    "nodes, swarms, status, results and logs read the store (--store, else the configured\n"
+    "one) when no manager serves it; an explicit --store always means that store.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: none, built-in defaults)\n"
@@ -68,7 +77,9 @@ typedef struct opts {
     const char *config;
     mgr_overrides ov;
     long nodes, wait_s, timeout_s;
-    const char *tag, *task, *node, *alias, *ttl, *user, *password_file;
+    const char *tag, *task, *node, *alias, *ttl, *user, *password_file, *out;
+    const char **aliases; /* every --node, for broker-config */
+    size_t naliases;
     long iteration;
     bool json;
 } opts;
@@ -107,7 +118,7 @@ static json_t *ask(const opts *o, json_t *req, mt_error **err)
         if (!db) {
             char cwd[4096];
             db = *o->ov.store == '/' || !getcwd(cwd, sizeof(cwd)) ? xstrdup(o->ov.store)
-                                                                   : fs_join(cwd, o->ov.store);
+                                                                  : fs_join(cwd, o->ov.store);
         }
         json_object_set_new(req, "store", json_string(db));
     } else
@@ -175,10 +186,17 @@ static int cmd_admin(const opts *o, const char *cmd, const char *arg)
         json_array_foreach(arr, i, n)
         {
             cleanup_free char *ds = json_dumps(json_object_get(n, "datasets"), JSON_COMPACT);
-            printf("%-34s %-16s %-10s %-8lld %s\n", json_string_value(json_object_get(n, "id")),
-                   json_string_value(json_object_get(n, "alias")),
-                   json_is_true(json_object_get(n, "connected")) ? "connected" : "lost",
-                   (long long)json_integer_value(json_object_get(n, "running")), ds);
+            /* from a store (no manager serves it): offline; --json has last_status */
+            const char *stored = json_string_value(json_object_get(n, "last_status"));
+            const char *state = stored                                          ? "offline"
+                                : json_is_true(json_object_get(n, "connected")) ? "connected"
+                                                                                : "lost";
+            char running[24] = "-";
+            if (!stored)
+                snprintf(running, sizeof(running), "%lld",
+                         (long long)json_integer_value(json_object_get(n, "running")));
+            printf("%-34s %-16s %-10s %-8s %s\n", json_string_value(json_object_get(n, "id")),
+                   json_string_value(json_object_get(n, "alias")), state, running, ds);
         }
     } else if (!strcmp(cmd, "swarms")) {
         json_t *arr = json_object_get(ans, "swarms"), *s;
@@ -599,6 +617,25 @@ static int cmd_config(opts *o, int argc, char **argv)
     return 2;
 }
 
+static int cmd_broker_config(opts *o, int nrest)
+{
+    mt_error *err = NULL;
+    if (nrest != 0) {
+        fprintf(stderr, "manta_manager: usage: manta_manager broker-config [--node ALIAS]... "
+                        "[--out DIR]\n");
+        return 2;
+    }
+    mgr_config cfg;
+    if (mgr_config_load(&cfg, o->config, &err) < 0)
+        return fail(&err);
+    cleanup_free char *home = paths_home();
+    cleanup_free char *dir = o->out ? xstrdup(o->out) : xasprintf("%s/manager/broker", home);
+    int rc = broker_config_write(&cfg, dir, o->aliases, o->naliases,
+                                 o->ov.store ? o->ov.store : cfg.store, stdout, &err);
+    mgr_config_clear(&cfg);
+    return rc < 0 ? fail(&err) : 0;
+}
+
 /* A whole-number option in [min, max]; returns -1 to go on, or 2 after saying what is wrong. */
 static int int_opt(const char *name, int64_t min, int64_t max, long *out)
 {
@@ -651,6 +688,8 @@ static int apply_opt(opts *o, int c)
     case 11:
         o->node = optarg;
         o->alias = optarg;
+        o->aliases = xrealloc(o->aliases, (o->naliases + 1) * sizeof(*o->aliases));
+        o->aliases[o->naliases++] = optarg;
         break;
     case 12:
         o->ttl = optarg;
@@ -666,6 +705,9 @@ static int apply_opt(opts *o, int c)
         break;
     case 16:
         o->ov.user_listen = optarg;
+        break;
+    case 17:
+        o->out = optarg;
         break;
     case 'h':
         fputs(usage_text, stdout);
@@ -701,6 +743,7 @@ int main(int argc, char **argv)
                                        {"user", required_argument, NULL, 14},
                                        {"password-file", required_argument, NULL, 15},
                                        {"user-listen", required_argument, NULL, 16},
+                                       {"out", required_argument, NULL, 17},
                                        {"help", no_argument, NULL, 'h'},
                                        {"version", no_argument, NULL, 'V'},
                                        {0, 0, 0, 0}};
@@ -737,6 +780,11 @@ int main(int argc, char **argv)
         return cmd_user(&o, nrest, rest);
     if (!strcmp(cmd, "config"))
         return cmd_config(&o, nrest, rest);
+    if (!strcmp(cmd, "broker-config")) {
+        int rc = cmd_broker_config(&o, nrest);
+        free(o.aliases);
+        return rc;
+    }
     if (!strcmp(cmd, "nodes") || !strcmp(cmd, "swarms"))
         return cmd_admin(&o, cmd, NULL);
     if (!strcmp(cmd, "results") || !strcmp(cmd, "logs") || !strcmp(cmd, "status") ||
