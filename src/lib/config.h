@@ -133,6 +133,7 @@ typedef struct node_config {
     } datasets;
     struct {
         int64_t task_timeout;
+        int64_t stop_timeout;
         int64_t queue_limit;
         uint64_t max_log_size;
         char *state_dir;

@@ -64,7 +64,8 @@ static const cfg_key keys[] = {
      .doc = "Seconds to wait for the manager when connecting."},
     {.section = "network", .name = "rpc_timeout", .type = CFG_INT, .offset = F(network.rpc_timeout),
      .def = "30", .min = 1, .max = 86400,
-     .doc = "Deadline in seconds of every unary call to the manager (streams get it per message)."},
+     .doc = "Deadline in seconds of every unary call to the manager; a stream to the manager "
+            "(a task's global or result) fails only when no byte moves for this long."},
 
     /* [mqtt] */
     {.section = "mqtt", .name = "ping_interval", .type = CFG_INT, .offset = F(mqtt.ping_interval),
@@ -174,6 +175,13 @@ static const cfg_key keys[] = {
     {.section = "tasks", .name = "task_timeout", .type = CFG_INT, .offset = F(tasks.task_timeout),
      .def = "3600", .min = 0, .max = 31536000,
      .doc = "Seconds a task may run before it is killed and reported; 0 = no limit."},
+    {.section = "tasks", .name = "stop_timeout", .type = CFG_INT, .offset = F(tasks.stop_timeout),
+     .def = "10", .min = 0, .max = 3600,
+     .doc = "Seconds a task that is stopped (stop_task, stop_swarm, a timeout, the node's own "
+            "stop) gets after SIGTERM before SIGKILL; 0 = SIGKILL at once. Tasks run under an "
+            "init that passes SIGTERM on, so a task without a handler ends at once; a task that "
+            "handles it has this long to finish. `manta_node stop` waits `--timeout` for the "
+            "whole node."},
     {.section = "tasks", .name = "queue_limit", .type = CFG_INT, .offset = F(tasks.queue_limit),
      .def = "64", .min = 0, .max = 100000,
      .doc = "Deploys waiting for a free slot beyond `max_concurrent_tasks`; more are refused "

@@ -582,7 +582,7 @@ static int tasks_setup(node *n, mt_error **err)
     l.pids_limit = c->containers.pids_limit;
     l.log_limit = c->tasks.max_log_size;
     l.pull_timeout = (int)c->containers.pull_timeout;
-    l.stop_grace_s = 10;
+    l.stop_grace_s = (int)c->tasks.stop_timeout;
     l.cleanup_on_failure = c->tasks.cleanup_on_failure;
     l.gpus_available = c->containers.gpu_enabled == 1 || (c->containers.gpu_enabled < 0 && n->gpus);
     const char *host = c->network.light_service_host;

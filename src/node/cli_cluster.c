@@ -125,6 +125,14 @@ static char *config_alias_of(const char *name)
     return alias;
 }
 
+/* Standard input ended before the questions of `cluster N` were answered. */
+static int no_answer(void)
+{
+    printf("\n");
+    cli_error("No answer on standard input; use --config NAME to start nodes without questions");
+    return 1;
+}
+
 /* More nodes than this on one host is a typo, not a plan (and the tables below are sized by
  * the count). */
 #define CLUSTER_MAX 1000
@@ -141,11 +149,12 @@ static int cluster_start(long count, const char *config, bool yes)
     }
     if (count > 10 && !yes) {
         printf("Warning: Starting more than 10 nodes may consume significant resources\n");
-        if (!prompt_interactive()) {
-            cli_error("Not starting %ld nodes without confirmation; add --yes", count);
+        int ok = prompt_yes_no("Continue?", false);
+        if (ok < 0) { /* nobody answered (standard input at its end) */
+            cli_error("Not starting %ld nodes without confirmation; answer y or add --yes", count);
             return 1;
         }
-        if (prompt_yes_no("Continue?", false) != 1)
+        if (ok == 0)
             return 0;
     }
     cleanup_strv char **configs = xcalloc((size_t)count + 1, sizeof(char *));
@@ -171,10 +180,7 @@ static int cluster_start(long count, const char *config, bool yes)
         fprintf(stderr, "Create one with:\n  manta_node config init\n");
         return 1;
     }
-    if (!prompt_interactive()) {
-        cli_error("Choosing configurations needs a terminal; use --config NAME");
-        return 1;
-    }
+    /* The answers may come from a terminal or a pipe, as with the reference. */
     printf("Available configurations:\n");
     for (size_t i = 0; names[i]; i++)
         printf("  %zu. %s\n", i + 1, names[i]);
@@ -182,10 +188,8 @@ static int cluster_start(long count, const char *config, bool yes)
         cleanup_free char *q = xasprintf("Select configuration for node %ld", i + 1);
         for (int tries = 0;; tries++) {
             char *ans = prompt_line(q, names[0]);
-            if (!ans) {
-                printf("\n");
-                return 1;
-            }
+            if (!ans)
+                return no_answer();
             /* a name or its number */
             char *end;
             long idx = strtol(ans, &end, 10);
@@ -213,10 +217,8 @@ static int cluster_start(long count, const char *config, bool yes)
             xasprintf("%s-cluster-%ld", cfg_alias ? cfg_alias : configs[i], i + 1);
         cleanup_free char *qa = xasprintf("Alias for node %ld", i + 1);
         aliases[i] = prompt_line(qa, def);
-        if (!aliases[i]) {
-            printf("\n");
-            return 1;
-        }
+        if (!aliases[i])
+            return no_answer();
     }
     printf("\nCluster configuration:\n");
     for (long i = 0; i < count; i++)
@@ -247,12 +249,14 @@ static int cluster_stop(bool yes)
     for (size_t i = 0; i < m; i++)
         printf("  - %s (%s, PID: %d)\n", v[i].alias, v[i].instance_id, (int)v[i].pid);
     if (!yes) {
-        if (!prompt_interactive()) {
-            cli_error("Not stopping the cluster without confirmation; add --yes");
+        /* the answer may come from a terminal or a pipe (`echo y | manta_node cluster stop`) */
+        int ok = prompt_yes_no("Stop all cluster nodes?", false);
+        if (ok < 0) { /* nobody answered (standard input at its end) */
+            cli_error("Not stopping the cluster without confirmation; answer y or add --yes");
             instances_release(v, m);
             return 1;
         }
-        if (prompt_yes_no("Stop all cluster nodes?", false) != 1) {
+        if (ok == 0) {
             printf("Operation cancelled.\n");
             instances_release(v, m);
             return 0;

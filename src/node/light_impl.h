@@ -73,4 +73,23 @@ void light_fail(rpc_call *call, int code, const char *error_id_name, const char 
 void light_local_handle(struct light_service *ls, rpc_call *call, const char *method);
 void light_world_handle(struct light_service *ls, rpc_call *call, const char *method);
 
+/* ---- World's client streams, one message at a time (light_world.c) ---------------------------
+ *
+ * A message of AddTaskResult or SetGlobal rewritten for the manager: every field but the value
+ * re-packed for the manager's message (common.results.Result / GlobalUpdate: this node's id, the
+ * task's iteration), then the value, moved in the buffer it was received in when it is the last
+ * field (as the SDK sends it). Exposed for fuzz/fuzz_node_world_rewrite.c. */
+typedef struct light_world_msg {
+    uint8_t *buf; /* owned; the message is out[0..len) inside it */
+    uint8_t *out;
+    size_t len;
+    node_id swarm, task; /* whose message it is */
+} light_world_msg;
+
+/* Rewrite one received message of World.<method> (msg taken over: zeroed). Returns 1 with *out
+ * (free out->buf), -1 after failing the call (malformed message, unknown task), 0 (nothing
+ * done) if method is not "AddTaskResult" or "SetGlobal". */
+int light_world_rewrite(struct light_service *ls, rpc_call *call, const char *method,
+                        rpc_bytes *msg, light_world_msg *out);
+
 #endif

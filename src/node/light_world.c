@@ -4,8 +4,10 @@
  *
  * Only requests carrying the (swarm, task) of a task of this node are served. Streams are relayed
  * message by message in both directions, so memory stays bounded by one chunk. Calls to the
- * manager carry a deadline per message (a watchdog cancels a manager operation that takes longer
- * than mc->deadline_ms); the task's own call has none. Once data has been relayed, a failure is
+ * manager fail only when they stall: a watchdog cancels a manager operation (a send, a receive,
+ * the finish) during which the node's connections to the manager moved no byte for
+ * mc->deadline_ms (network.rpc_timeout), read from the kernel's TCP counters (tcpprobe.h), so
+ * a 300 MiB value takes as long as its link needs; the task's own call has no limit. Once data has been relayed, a failure is
  * never reported to the task with a retryable status (the SDK would retry with partial data or
  * an empty stream): INTERNAL (client streams) or DATA_LOSS (server streams) instead.
  *
@@ -26,6 +28,7 @@
 #include "light_impl.h"
 #include "mem.h"
 #include "pbcompat.h"
+#include "tcpprobe.h"
 #include "wire.h"
 
 #include "common/results.pb-c.h"
@@ -35,14 +38,17 @@
 
 #define NODE_SERVICE "/node.node_service.Node/"
 
-/* ---- per-operation deadline on manager streams ------------------------------------------- */
+/* ---- stall limit on manager streams --------------------------------------------------------- */
 
-/* A thread that cancels the manager stream when one armed operation (a send, a receive, the
- * finish) lasts longer than the deadline. */
+/* A thread that cancels the manager stream when, during one armed operation (a send, a
+ * receive, the finish), the connections to the manager's port move no byte for deadline_ms.
+ * It looks at the counters once a second while armed. */
 typedef struct watchdog {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int64_t deadline_ms;
+    int64_t deadline_ms; /* the stall limit */
+    int port;            /* the manager's port */
+    uint64_t seen;       /* the connections' byte counters at the last progress */
     bool armed;
     bool stop;
     bool fired;
@@ -53,6 +59,22 @@ typedef struct watchdog {
     bool running;
 } watchdog;
 
+static struct timespec ts_add_ms(struct timespec t, int64_t ms)
+{
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static bool ts_before(struct timespec a, struct timespec b)
+{
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
 static void *watchdog_main(void *arg)
 {
     watchdog *w = arg;
@@ -62,8 +84,22 @@ static void *watchdog_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
-        int rc = pthread_cond_timedwait(&w->cv, &w->mu, &w->until);
-        if (rc == ETIMEDOUT && w->armed && !w->stop) {
+        struct timespec now, wake;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        wake = ts_add_ms(now, 1000);
+        if (ts_before(w->until, wake))
+            wake = w->until;
+        int rc = pthread_cond_timedwait(&w->cv, &w->mu, &wake);
+        if (rc != ETIMEDOUT || !w->armed || w->stop)
+            continue;
+        uint64_t moved = tcp_progress_to_port(w->port);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (moved != w->seen) { /* bytes moved: the stall clock starts again */
+            w->seen = moved;
+            w->until = ts_add_ms(now, w->deadline_ms);
+            continue;
+        }
+        if (!ts_before(now, w->until)) {
             w->fired = true;
             w->armed = false;
             if (w->cs)
@@ -76,7 +112,8 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static void watchdog_start(watchdog *w, int64_t deadline_ms, rpc_cstream *cs, rpc_sstream *ss)
+static void watchdog_start(watchdog *w, int64_t deadline_ms, int port, rpc_cstream *cs,
+                           rpc_sstream *ss)
 {
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->mu, NULL);
@@ -86,6 +123,7 @@ static void watchdog_start(watchdog *w, int64_t deadline_ms, rpc_cstream *cs, rp
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     w->deadline_ms = deadline_ms > 0 ? deadline_ms : 30000;
+    w->port = port;
     w->cs = cs;
     w->ss = ss;
     w->running = pthread_create(&w->th, NULL, watchdog_main, w) == 0;
@@ -93,14 +131,12 @@ static void watchdog_start(watchdog *w, int64_t deadline_ms, rpc_cstream *cs, rp
 
 static void watchdog_arm(watchdog *w)
 {
+    uint64_t moved = tcp_progress_to_port(w->port);
     pthread_mutex_lock(&w->mu);
-    clock_gettime(CLOCK_MONOTONIC, &w->until);
-    w->until.tv_sec += w->deadline_ms / 1000;
-    w->until.tv_nsec += (w->deadline_ms % 1000) * 1000000L;
-    if (w->until.tv_nsec >= 1000000000L) {
-        w->until.tv_sec++;
-        w->until.tv_nsec -= 1000000000L;
-    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    w->until = ts_add_ms(now, w->deadline_ms);
+    w->seen = moved;
     w->armed = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -114,7 +150,7 @@ static void watchdog_disarm(watchdog *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Stop the thread (before the stream is freed). Returns whether the deadline fired. */
+/* Stop the thread (before the stream is freed). Returns whether the stall limit fired. */
 static bool watchdog_stop(watchdog *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -329,7 +365,7 @@ static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, 
     if (!s)
         return SS_FAILED;
     watchdog w;
-    watchdog_start(&w, mc->deadline_ms, NULL, s);
+    watchdog_start(&w, mc->deadline_ms, mc->port, NULL, s);
     enum sstream_outcome out = SS_FAILED;
     for (;;) {
         rpc_bytes msg = {0};
@@ -354,7 +390,8 @@ static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, 
     rpc_sstream_free(s);
     if (out == SS_FAILED && fired) {
         st->code = RPC_DEADLINE_EXCEEDED;
-        snprintf(st->message, sizeof(st->message), "manager sent nothing within %lld ms",
+        snprintf(st->message, sizeof(st->message),
+                 "nothing moved from the manager for %lld ms (network.rpc_timeout)",
                  (long long)w.deadline_ms);
     }
     if (out == SS_FAILED && st->code == RPC_OK) {
@@ -519,13 +556,8 @@ static bool find_last_bytes_field(const uint8_t *p, size_t len, unsigned number,
     return r == 0 && seen == 1 && last_end == len;
 }
 
-/* One message of the task's stream, rewritten for the manager. */
-typedef struct cs_msg {
-    uint8_t *buf; /* owned; the message is out[0..len) inside it */
-    uint8_t *out;
-    size_t len;
-    node_id swarm, task; /* whose message it is */
-} cs_msg;
+/* One message of the task's stream, rewritten for the manager (light_impl.h). */
+typedef light_world_msg cs_msg;
 
 static void cs_msg_free(cs_msg *m)
 {
@@ -544,6 +576,9 @@ static const Common__System__PairId *pair_field(const ProtobufCMessage *m, const
  * copied when it is the message's last field (always, from the SDK): the new header is written
  * over the old one just before it (moved up a few bytes if the new header is longer). Returns 1
  * with *out, 0 at the end of the stream, -1 after failing the call. */
+static int cs_rewrite(struct light_service *ls, rpc_call *call, const cs_method *cm, rpc_bytes b,
+                      cs_msg *out);
+
 static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm, cs_msg *out)
 {
     memset(out, 0, sizeof(*out));
@@ -557,6 +592,14 @@ static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm
         return 0;
     if (b.len >= LIGHT_TRIM_BYTES)
         light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
+    return cs_rewrite(ls, call, cm, b, out);
+}
+
+/* The rewrite of one received message b (taken over): 1 with *out, -1 after failing the call. */
+static int cs_rewrite(struct light_service *ls, rpc_call *call, const cs_method *cm, rpc_bytes b,
+                      cs_msg *out)
+{
+    memset(out, 0, sizeof(*out));
     size_t field = 0, value = 0;
     bool in_place = find_last_bytes_field(b.data, b.len, cm->in_field, &field, &value);
     /* In place: unpack only the fields before the value (protobuf-c would copy it). */
@@ -623,6 +666,22 @@ static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm
     return 1;
 }
 
+int light_world_rewrite(struct light_service *ls, rpc_call *call, const char *method,
+                        rpc_bytes *msg, light_world_msg *out)
+{
+    const cs_method *cm = !strcmp(method, ADD_TASK_RESULT.name) ? &ADD_TASK_RESULT
+                          : !strcmp(method, SET_GLOBAL.name)    ? &SET_GLOBAL
+                                                                : NULL;
+    memset(out, 0, sizeof(*out));
+    rpc_bytes b = *msg;
+    *msg = (rpc_bytes){0};
+    if (!cm) {
+        rpc_bytes_free(&b);
+        return 0;
+    }
+    return cs_rewrite(ls, call, cm, b, out);
+}
+
 static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_method *cm)
 {
     const char *method = cm->name;
@@ -658,7 +717,7 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
         return;
     }
     watchdog w;
-    watchdog_start(&w, mc->deadline_ms, s, NULL);
+    watchdog_start(&w, mc->deadline_ms, mc->port, s, NULL);
     bool failed_call = false; /* the task's call was already finished */
     for (;;) {
         watchdog_arm(&w);
@@ -699,7 +758,8 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
     rpc_bytes_free(&resp);
     if (fired) {
         st.code = RPC_DEADLINE_EXCEEDED;
-        snprintf(st.message, sizeof(st.message), "manager did not answer within %lld ms",
+        snprintf(st.message, sizeof(st.message),
+                 "nothing moved to or from the manager for %lld ms (network.rpc_timeout)",
                  (long long)w.deadline_ms);
     }
     /* Data left the node: the SDK's retry would send an empty stream; never retryable. */

@@ -30,6 +30,7 @@ int mc_open(manager_client *mc, const node_config *cfg, logger *lg, mt_error **e
         xasprintf("%s:%lld", cfg->network.manager_host, (long long)cfg->network.manager_port);
     mc->token = xstrdup(cfg->identity.secured_token ? cfg->identity.secured_token : "");
     mc->deadline_ms = cfg->network.rpc_timeout * 1000;
+    mc->port = (int)cfg->network.manager_port;
     mc->attempts = 3;
     mc->tls = cfg->security.use_tls || cfg->network.manager_port == 443;
     rpc_tls tls = {0};

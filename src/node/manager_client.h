@@ -22,7 +22,8 @@ typedef struct manager_client {
     char *target; /* "host:port" */
     char *token;  /* owned; never logged */
     bool tls;
-    int64_t deadline_ms;
+    int64_t deadline_ms; /* unary calls: deadline; streams: stall limit (light_world.c) */
+    int port;            /* the manager's port */
     int attempts; /* attempts per call (3) */
     logger *log;  /* borrowed, may be NULL */
 } manager_client;

@@ -83,6 +83,10 @@ int prompt_yes_no(const char *question, bool def)
         printf("%s [%s]: ", question, def ? "Y/n" : "y/N");
         fflush(stdout);
         cleanup_free char *ans = read_line();
+        if (!isatty(STDIN_FILENO)) { /* no terminal echoed it */
+            printf("%s\n", ans ? ans : "");
+            fflush(stdout);
+        }
         if (!ans)
             return -1;
         if (!*ans)

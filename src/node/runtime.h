@@ -27,7 +27,8 @@
 /* What to run. All strings borrowed for the duration of the call. */
 typedef struct task_spec {
     const char *name;     /* unique per task on this node: "manta-<node8>-<swarm8>-<task8>-<n>" */
-    const char *node_xid; /* label / owner */
+    const char *node_xid; /* label / owner: "<node xid>[-<tag>]" (docker's compose project
+                           * label takes the node xid alone) */
     const char *image; /* image reference (docker) or image-store name (runc); unused by process */
     const char *module_path; /* host file, bound read-only at /usr/src/module.pyz */
     const char *const
@@ -71,7 +72,9 @@ typedef struct runtime_ops {
     /* Create (not start) the task; *handle receives an owned string identifying it. */
     int (*create)(runtime *rt, const task_spec *spec, char **handle, mt_error **err);
     int (*start)(runtime *rt, const char *handle, mt_error **err);
-    /* SIGTERM, then SIGKILL after grace_s seconds; returns once it has exited. */
+    /* SIGTERM, then SIGKILL after grace_s seconds; returns as soon as it has exited. Tasks run
+     * under an init (docker-init, manta-init) that passes the SIGTERM on: the task's own
+     * process is not PID 1, so a SIGTERM without a handler ends it at once. */
     int (*stop)(runtime *rt, const char *handle, int grace_s, mt_error **err);
     int (*inspect)(runtime *rt, const char *handle, rt_status *st, mt_error **err);
     /* Everything the task wrote on stdout and stderr (interleaved), at most `limit` bytes: the

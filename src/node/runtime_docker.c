@@ -2,7 +2,10 @@
  * socket (http_unix.c for HTTP, jansson for JSON).
  *
  * A task is one container named spec->name, labelled manta.node / manta.task (and the
- * reference's com.docker.compose.project), host networking, the module file bound read-only at
+ * reference's com.docker.compose.project=node_<node xid>, which operators filter on), with
+ * Docker's init as PID 1 (HostConfig.Init: docker-init, i.e. tini, forwards the stop's SIGTERM
+ * to the task, which as PID 1 would ignore it without a handler, and reaps orphans), host
+ * networking, the module file bound read-only at
  * /usr/src/module.pyz, one bind per dataset at /datasets/<name>, no capabilities,
  * no-new-privileges, the limits of the spec, and a json-file log sized from spec->log_limit.
  * The handle is the container's full ID.
@@ -571,7 +574,10 @@ static char *create_body(const docker_rt *d, const task_spec *spec, mt_error **e
     json_object_set_new(body, "AttachStdin", json_false());
     json_t *labels = json_object();
     json_object_set_new(body, "Labels", labels);
-    cleanup_free char *project = xasprintf("node_%s", spec->node_xid);
+    /* spec->node_xid is "<node xid>-<state folder tag>"; the reference's project is the node's
+     * xid alone (xids are hex: no '-') */
+    cleanup_free char *project =
+        xasprintf("node_%.*s", (int)strcspn(spec->node_xid, "-"), spec->node_xid);
     if (jset_str(labels, "manta.node", spec->node_xid, "node id", err) < 0 ||
         jset_str(labels, "manta.task", spec->name, "name", err) < 0 ||
         jset_str(labels, "com.docker.compose.project", project, "node id", err) < 0)
@@ -580,6 +586,7 @@ static char *create_body(const docker_rt *d, const task_spec *spec, mt_error **e
     json_t *hc = json_object();
     json_object_set_new(body, "HostConfig", hc);
     json_object_set_new(hc, "NetworkMode", json_string("host"));
+    json_object_set_new(hc, "Init", json_true());
     json_t *binds = json_array();
     json_object_set_new(hc, "Binds", binds);
     if (spec->module_path) {
@@ -713,6 +720,9 @@ static int docker_start(runtime *rt, const char *handle, mt_error **err)
     if (strstr(m, "device driver") || strstr(m, "nvidia"))
         hint = " (the task asks for GPUs: this host needs an NVIDIA GPU and the NVIDIA Container "
                "Toolkit configured for Docker)";
+    else if (strstr(m, "docker-init") || strstr(m, "init-path"))
+        hint = " (task containers run under Docker's init: install it (Debian's docker.io ships "
+               "/usr/bin/docker-init, from tini) or set \"init-path\" in Docker's daemon.json)";
     return mt_error_set(err, status_code(c.status), "%s: %s%s", what, m, hint);
 }
 

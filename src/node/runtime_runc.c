@@ -9,6 +9,12 @@
  * /datasets/<name> (read-only unless datasets_rw), the host's /etc/resolv.conf and /etc/hosts,
  * memory (= memory+swap), CPU and pids limits in the cgroup /manta/<task name> (an absolute
  * cgroupsPath: runc creates it in every hierarchy), runc's default masked/read-only paths.
+ * The task's command runs under manta-init (src/init/manta_init.c), bound read-only at
+ * /.manta/init and made args[0]: PID 1 of a PID namespace gets no default signal actions, so a
+ * task's Python that installs no SIGTERM handler would ignore a stop's SIGTERM and wait out the
+ * grace period; manta-init forwards the signal to it, reaps orphans and exits with the task's
+ * status. It is looked for beside the node's executable, then in the libexec folder it is
+ * installed in; without it tasks run as PID 1 themselves (and their log says so).
  * start/stop/inspect/logs/list: the supervisor shared with the process driver (images.h) runs
  * `runc create` + `runc start` (state under /run/manta-runc), reaps the container's init,
  * reads memory.oom_control/memory.events before `runc delete`. remove: kill, `runc delete`,
@@ -34,6 +40,15 @@
 #include "strbuf.h"
 
 #define MODULE_IN_TASK "/usr/src/module.pyz"
+#define INIT_IN_TASK   "/.manta/init"
+#define INIT_NAME      "manta-init"
+#ifndef MANTA_LIBEXECDIR
+#define MANTA_LIBEXECDIR "/usr/local/libexec/manta-node"
+#endif
+#define NO_INIT_WARNING                                                                            \
+    "warning: manta-init was not found beside manta_node nor in " MANTA_LIBEXECDIR                 \
+    "; this task runs as PID 1 of its container, where a SIGTERM without a handler is ignored, "   \
+    "so a stop waits out tasks.stop_timeout"
 #define RUNC_TIMEOUT_S 60
 #define UMOUNT_TRIES   50
 
@@ -85,11 +100,16 @@ static json_t *oci_config(const sup_driver *d, const task_spec *spec, const char
     if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
         cur.rlim_max < nofile.rlim_max)
         nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
-    json_t *process = json_pack(
-        "{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}", "terminal", 0, "user",
-        "uid", 0, "gid", 0, "args", strv_json(spec->argv), "env", env, "cwd", "/", "capabilities",
-        caps, "rlimits", "type", "RLIMIT_NOFILE", "hard", (json_int_t)nofile.rlim_max, "soft",
-        (json_int_t)nofile.rlim_cur, "noNewPrivileges", 1);
+    json_t *args = json_array();
+    if (d->init) /* PID 1: forwards the stop's signals to the task, reaps orphans */
+        json_array_append_new(args, json_string(INIT_IN_TASK));
+    for (const char *const *a = spec->argv; a && *a; a++)
+        json_array_append_new(args, json_string(*a));
+    json_t *process = json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}",
+                                "terminal", 0, "user", "uid", 0, "gid", 0, "args", args, "env", env,
+                                "cwd", "/", "capabilities", caps, "rlimits", "type",
+                                "RLIMIT_NOFILE", "hard", (json_int_t)nofile.rlim_max, "soft",
+                                (json_int_t)nofile.rlim_cur, "noNewPrivileges", 1);
 
     json_t *mounts = json_array();
     {
@@ -111,6 +131,8 @@ static json_t *oci_config(const sup_driver *d, const task_spec *spec, const char
     const char *bind_rw[] = {"rbind", "rw", "nosuid", "nodev", NULL};
     if (module)
         json_array_append_new(mounts, mount_json(MODULE_IN_TASK, "bind", module, bind_ro));
+    if (d->init)
+        json_array_append_new(mounts, mount_json(INIT_IN_TASK, "bind", d->init, bind_ro));
     for (size_t i = 0; i < spec->ndatasets; i++) {
         cleanup_free char *dest = xasprintf("/datasets/%s", spec->dataset_names[i]);
         json_array_append_new(
@@ -341,6 +363,8 @@ static int runc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
         json_object_set_new(t, "runc", json_string(d->runc));
         json_object_set_new(t, "runc_root", json_string(d->runc_root));
         json_object_set_new(t, "bundle", json_string(bundle));
+        if (!d->init)
+            json_object_set_new(t, "warning", json_string(NO_INIT_WARNING));
         int rc = sup_commit(d, wd, t, handle, err);
         json_decref(t);
         if (rc < 0)
@@ -449,6 +473,37 @@ static char *find_runc(const char *want)
     return NULL;
 }
 
+static bool is_exec_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* manta-init: beside the node's executable (a build tree, or bin/ of an installation that
+ * keeps helpers there), in ../libexec/manta-node/ of it (an installation moved elsewhere), or
+ * where it was installed. Owned absolute path, or NULL. */
+static char *find_init(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            cleanup_free char *beside = fs_join(exe, INIT_NAME);
+            if (is_exec_file(beside))
+                return realpath(beside, NULL);
+            cleanup_free char *rel = xasprintf("%s/../libexec/manta-node/" INIT_NAME, exe);
+            if (is_exec_file(rel))
+                return realpath(rel, NULL);
+        }
+    }
+    if (is_exec_file(MANTA_LIBEXECDIR "/" INIT_NAME))
+        return realpath(MANTA_LIBEXECDIR "/" INIT_NAME, NULL);
+    return NULL;
+}
+
 static bool overlay_supported(void)
 {
     mt_error *e = NULL;
@@ -499,6 +554,7 @@ runtime *runtime_runc_new(const struct node_config *cfg, mt_error **err)
     }
     d->runc = runc;
     d->runc_root = xstrdup(SUP_RUNC_ROOT);
+    d->init = find_init();
     if (cfg && cfg->containers.image_store && *cfg->containers.image_store) {
         d->image_store = fs_expand_tilde(cfg->containers.image_store);
     } else {

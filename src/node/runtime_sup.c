@@ -349,6 +349,7 @@ void sup_driver_free(sup_driver *d)
     free(d->runc);
     free(d->runc_root);
     free(d->image_store);
+    free(d->init);
     cgroups_free(&d->cg);
     memset(d, 0, sizeof(*d));
 }
@@ -1078,6 +1079,9 @@ static int plan_build(const sup_driver *d, json_t *t, const char *wd, struct pla
         memcpy(pl->runc_delete, dl, sizeof(dl));
         const char *rel = jstr(t, "cgroup");
         pl->oom = rel ? oom_file(&d->cg, rel) : NULL;
+        const char *warning = jstr(t, "warning");
+        if (warning && *warning)
+            pl->warning = xstrdup(warning);
     } else {
         pl->argv = json_strv(json_object_get(t, "argv"));
         pl->envp = json_strv(json_object_get(t, "env"));

@@ -48,6 +48,7 @@ typedef struct sup_driver {
     char *runc;        /* runc: absolute path of the binary */
     char *runc_root;   /* runc: its state root (--root) */
     char *image_store; /* runc */
+    char *init;        /* runc: manta-init on the host (PID 1 of the containers), NULL if none */
 } sup_driver;
 
 #define SUP_RUNC_ROOT     "/run/manta-runc"
