@@ -123,6 +123,7 @@ class WorldManager(FakeManager):
         self.keep_sets = False     # also keep what SetGlobal receives in `globals` (benchmarks)
         self.hang_before = 0       # GetGlobal: seconds of silence before the first chunk
         self.hang_after = 0        # GetGlobal: seconds of silence after the first chunk
+        self.stop_reading = 0      # SetGlobal: seconds before it reads anything
 
     def _maybe_fail(self, context):
         if self.fail:
@@ -180,6 +181,8 @@ class WorldManager(FakeManager):
         # Raw GlobalUpdate messages (see start): the value is hashed where grpcio put it.
         count, total, h, first = 0, 0, hashlib.sha256(), None
         kept = []
+        if self.stop_reading:
+            time.sleep(self.stop_reading)  # a peer that stops reading: flow control fills up
         for raw in request_iterator:
             rest, data = split_bytes_field(raw, 3)
             if first is None:
@@ -775,3 +778,19 @@ def test_access_ends_when_the_task_is_stopped(env, cmd, tmp_path):
         assert n_calls(m, "GetGlobal") == relayed
     finally:
         o.close()
+
+
+def test_a_manager_that_stops_reading_fails_the_call_at_the_stall_limit(env):
+    """rpc_timeout = 5 s is the stall limit: a 64 MiB SetGlobal to a manager that reads nothing
+    fails once the connection's counters stop moving, not when the manager gives up (60 s)."""
+    rn, m, w = env
+    m.stop_reading = 60
+    t0 = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        w.SetGlobal(iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="stuck",
+                                               data=b"z" * (64 * MIB))]), timeout=55)
+    took = time.monotonic() - t0
+    assert e.value.code() == grpc.StatusCode.INTERNAL, e.value
+    assert "nothing moved" in e.value.details(), e.value.details()
+    assert took < 50, took
+    m.stop_reading = 0
