@@ -253,6 +253,12 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
             if (t->nnext > before) {
                 t->next_result = xrealloc(t->next_result, t->nnext * sizeof(bool));
                 t->next_result[t->nnext - 1] = result;
+            } else if (result) {
+                /* the edge is known already, from the previous_tasks of a task listed earlier
+                 * (they carry no condition): this is its condition */
+                for (size_t e = 0; e < t->nnext; e++)
+                    if (t->next[e] == (size_t)j)
+                        t->next_result[e] = true;
             }
             push(&def->tasks[j].prev, &def->tasks[j].nprev, i);
         }

@@ -22,6 +22,7 @@
 
 #include "blake3.h"
 #include "fsutil.h"
+#include "graph.h"
 #include "mem.h"
 #include "suggest.h"
 #include "msgpack.h"
@@ -536,7 +537,12 @@ static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swar
                 resolve_module(ld, kv, label, s, &t->module_path, &t->name);
         } else if (strcmp(k, "alias") == 0) {
             const char *s = string_value(ld, kv, label, false);
-            if (s)
+            if (s && !graph_text_ok(s)) /* the stored graph could not be read back */
+                problemf(ld, kv->line,
+                         "%s: the alias must be 1 to %d bytes without control characters (the "
+                         "SDK's graph, in which the swarm is stored, allows no more).",
+                         label, GRAPH_TEXT_MAX);
+            else if (s)
                 t->alias = xstrdup(s);
         } else if (strcmp(k, "image") == 0) {
             have_image = true;
