@@ -722,9 +722,18 @@ static int apply_opt(opts *o, int c)
     return -1;
 }
 
+static int manager_main(opts *op, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     opts o = {.nodes = 1, .wait_s = 120, .timeout_s = 1800, .iteration = -1};
+    int rc = manager_main(&o, argc, argv);
+    free(o.aliases); /* the --node list */
+    return rc;
+}
+
+static int manager_main(opts *op, int argc, char **argv)
+{
     static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
                                        {"listen", required_argument, NULL, 1},
                                        {"broker", required_argument, NULL, 2},
@@ -750,7 +759,7 @@ int main(int argc, char **argv)
     /* GNU getopt moves the operands after the options: options go anywhere. */
     int c;
     while ((c = getopt_long(argc, argv, "c:n:hV", lo, NULL)) != -1) {
-        int r = apply_opt(&o, c);
+        int r = apply_opt(op, c);
         if (r >= 0)
             return r;
     }
@@ -766,27 +775,24 @@ int main(int argc, char **argv)
     rest[nrest] = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "serve"))
-        return cmd_serve(&o);
+        return cmd_serve(op);
     if (!strcmp(cmd, "run")) {
         if (nrest != 1) {
             fprintf(stderr, "manta_manager: usage: manta_manager run SWARM_FILE [--nodes N]\n");
             return 2;
         }
-        return cmd_run(&o, rest[0]);
+        return cmd_run(op, rest[0]);
     }
     if (!strcmp(cmd, "token"))
-        return cmd_token(&o, nrest, rest);
+        return cmd_token(op, nrest, rest);
     if (!strcmp(cmd, "user"))
-        return cmd_user(&o, nrest, rest);
+        return cmd_user(op, nrest, rest);
     if (!strcmp(cmd, "config"))
-        return cmd_config(&o, nrest, rest);
-    if (!strcmp(cmd, "broker-config")) {
-        int rc = cmd_broker_config(&o, nrest);
-        free(o.aliases);
-        return rc;
-    }
+        return cmd_config(op, nrest, rest);
+    if (!strcmp(cmd, "broker-config"))
+        return cmd_broker_config(op, nrest);
     if (!strcmp(cmd, "nodes") || !strcmp(cmd, "swarms"))
-        return cmd_admin(&o, cmd, NULL);
+        return cmd_admin(op, cmd, NULL);
     if (!strcmp(cmd, "results") || !strcmp(cmd, "logs") || !strcmp(cmd, "status") ||
         !strcmp(cmd, "stop") || !strcmp(cmd, "submit")) {
         if (nrest != 1) {
@@ -800,9 +806,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "manta_manager: the swarm file %s does not exist.\n", rest[0]);
                 return 2;
             }
-            return cmd_admin(&o, cmd, abs);
+            return cmd_admin(op, cmd, abs);
         }
-        return cmd_admin(&o, cmd, rest[0]);
+        return cmd_admin(op, cmd, rest[0]);
     }
     fprintf(stderr, "manta_manager: unknown command '%s'. Try 'manta_manager --help'.\n", cmd);
     return 2;
