@@ -44,6 +44,23 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def thread_stats(pid):
+    """{tid: (name, on-CPU ns, times scheduled)} from /proc/PID/task/*/schedstat."""
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            ns, _, n = open(f"/proc/{pid}/task/{t}/schedstat").read().split()
+            out[t] = (open(f"/proc/{pid}/task/{t}/comm").read().strip(), int(ns), int(n))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def cpu_ns(pid):
+    """On-CPU time of every thread, in ns: finer than clock ticks."""
+    return sum(ns for _, ns, _ in thread_stats(pid).values())
+
+
 def run_once(binary, home, manager, broker):
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     t0 = time.monotonic()
@@ -66,6 +83,11 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--settle", type=float, default=2.0,
+                    help="seconds between ready and the idle period (the node closes its idle "
+                         "manager connection after 30 s)")
+    ap.add_argument("--docker-socket", help="use the docker runtime with this daemon's socket "
+                    "(default: the process runtime)")
     args = ap.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="manta-bench-"))
     broker = Broker(work / "broker").start()
@@ -73,7 +95,10 @@ def main():
     home = work / "home"
     (home / ".manta" / "nodes").mkdir(parents=True)
     # heartbeat every 1 s, as the reference; log at INFO to a file
-    (home / ".manta" / "nodes" / "default.toml").write_text(node_config(TOKEN, manager.port))
+    containers = (f'[containers]\nruntime = "docker"\ndocker_socket = "{args.docker_socket}"\n'
+                  if args.docker_socket else None)
+    (home / ".manta" / "nodes" / "default.toml").write_text(
+        node_config(TOKEN, manager.port, containers=containers))
     try:
         reg, sub = [], []
         for _ in range(args.runs):
@@ -83,12 +108,15 @@ def main():
             p.send_signal(signal.SIGTERM)
             p.wait(20)
         p, *_ = run_once(args.binary, home, manager, broker)
-        time.sleep(2)
+        time.sleep(args.settle)
         mem = smaps(p.pid)
         hz = os.sysconf("SC_CLK_TCK")
-        c0, w0 = cpu_ticks(p.pid), time.monotonic()
+        c0, s0, w0 = cpu_ticks(p.pid), thread_stats(p.pid), time.monotonic()
         time.sleep(args.idle)
-        c1, w1 = cpu_ticks(p.pid), time.monotonic()
+        c1, s1, w1 = cpu_ticks(p.pid), thread_stats(p.pid), time.monotonic()
+        n0 = sum(ns for _, ns, _ in s0.values())
+        n1 = sum(ns for _, ns, _ in s1.values())
+        threads = len(os.listdir(f"/proc/{p.pid}/task"))
         mem_end = smaps(p.pid)
         p.send_signal(signal.SIGTERM)
         p.wait(20)
@@ -102,6 +130,13 @@ def main():
               f"(after {args.idle:.0f} s idle: RSS {mem_end['Rss'] / 1024:.2f} MiB, "
               f"Pss_Anon {mem_end['Pss_Anon'] / 1024:.2f} MiB)")
         print(f"idle CPU over {w1 - w0:.0f} s with a heartbeat every 1 s: {cpu_pct:.3f} % of one core")
+        print(f"  (schedstat, all {threads} threads: {(n1 - n0) / 1e9 / (w1 - w0) * 100:.4f} % of one core)")
+        for tid in sorted(s1, key=int):  # who wakes up: threads scheduled during the idle period
+            name, ns, n = s1[tid]
+            _, ns_0, n_0 = s0.get(tid, (name, 0, 0))
+            if n > n_0:
+                print(f"    thread {name:16} {(n - n_0) / (w1 - w0):5.2f} wake-ups/s, "
+                      f"{(ns - ns_0) / 1e6 / (w1 - w0):.3f} ms CPU/s")
     finally:
         manager.stop()
         broker.stop()

@@ -104,14 +104,16 @@ static void h_error(void *ctx, int id, const task *t, const char *msg)
     W.errors++;
 }
 
-static int h_upload(void *ctx, const uint8_t *blob, size_t len, rpc_status *st)
+static int h_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_header *hdr,
+                  int final_status, mt_error **err)
 {
-    (void)ctx, (void)st;
+    (void)ctx, (void)err, (void)final_status;
     tasklog_header h;
     uint8_t *logs = NULL;
     size_t n = 0;
     mt_error *e = NULL;
-    if (tasklog_decode(blob, len, &h, &logs, &n, 64u << 20, &e) < 0 || !node_id_equal(h.node, SELF))
+    if (tasklog_decode(blob, len, &h, &logs, &n, 64u << 20, &e) < 0 ||
+        !node_id_equal(h.node, SELF) || !node_id_equal(hdr->task, h.task))
         abort();
     free(logs);
     return 0;
@@ -156,7 +158,7 @@ static void pump(void)
     }
 }
 
-static const task_hooks HOOKS = {NULL, h_publish, h_error, h_upload, h_spawn, h_post, h_log, NULL};
+static const task_hooks HOOKS = {NULL, h_publish, h_error, h_keep, h_spawn, h_post, h_log, NULL};
 
 static task_table *table(runtime *rt)
 {

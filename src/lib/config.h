@@ -136,6 +136,8 @@ typedef struct node_config {
         int64_t stop_timeout;
         int64_t queue_limit;
         uint64_t max_log_size;
+        uint64_t outbox_max_size; /* bytes of finished tasks' output kept for the manager */
+        int64_t outbox_max_age;   /* seconds */
         char *state_dir;
         int64_t retry_attempts;
         char *temp_folder;

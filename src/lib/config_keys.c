@@ -189,6 +189,15 @@ static const cfg_key keys[] = {
     {.section = "tasks", .name = "max_log_size", .type = CFG_SIZE, .offset = F(tasks.max_log_size),
      .def = "16M", .min = 4096, .max = 4.6e18,
      .doc = "Cap on the logs kept and uploaded per task (the oldest part is dropped)."},
+    {.section = "tasks", .name = "outbox_max_size", .type = CFG_SIZE,
+     .offset = F(tasks.outbox_max_size), .def = "1G", .min = 1048576, .max = 4.6e18,
+     .doc = "Finished tasks' output and outcomes kept on disk while the manager or the broker "
+            "is away, delivered once each when it is back; past this size the oldest are "
+            "dropped (with a warning)."},
+    {.section = "tasks", .name = "outbox_max_age", .type = CFG_INT,
+     .offset = F(tasks.outbox_max_age), .def = "604800", .min = 60, .max = 31536000,
+     .doc = "Seconds a finished task's output waits for the manager before it is dropped "
+            "(with a warning); default one week."},
     {.section = "tasks", .name = "state_dir", .type = CFG_PATH, .offset = F(tasks.state_dir),
      .def = "~/.manta/state",
      .doc = "Where task state is persisted so tasks survive restarts of the node."},

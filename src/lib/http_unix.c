@@ -35,19 +35,22 @@ static int fail(http_response *rs, int kind, int e, const char *what)
     return -1;
 }
 
-/* Wait for fd to be ready before the deadline: 1 ready, 0 timeout, -1 error. */
-static int wait_fd(int fd, short ev, long deadline)
+/* Wait for fd to be ready before the deadline: 1 ready, 0 timeout, -1 error, -2 cancelled
+ * (cancel_fd > 0 became readable). */
+static int wait_fd(int fd, short ev, long deadline, int cancel_fd)
 {
     for (;;) {
         long left = deadline - now_ms();
         if (left <= 0)
             return 0;
-        struct pollfd p = {.fd = fd, .events = ev};
-        int r = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+        struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = cancel_fd, .events = POLLIN}};
+        int r = poll(p, cancel_fd > 0 ? 2 : 1, (int)(left > 60000 ? 60000 : left));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             return -1;
+        if (cancel_fd > 0 && p[1].revents)
+            return -2;
         if (r > 0)
             return 1;
     }
@@ -55,6 +58,7 @@ static int wait_fd(int fd, short ev, long deadline)
 
 struct conn {
     int fd;
+    int cancel_fd;
     long deadline;
     char buf[65536];
     size_t off, len;
@@ -71,9 +75,11 @@ static int fill(struct conn *c)
         return 0;
     c->off = c->len = 0;
     for (;;) {
-        int w = wait_fd(c->fd, POLLIN, c->deadline);
+        int w = wait_fd(c->fd, POLLIN, c->deadline, c->cancel_fd);
         if (w == 0)
             return fail(c->rs, HTTP_TIMEOUT, 0, "no answer before the deadline");
+        if (w == -2)
+            return fail(c->rs, HTTP_ABORTED, 0, "cancelled");
         if (w < 0)
             return fail(c->rs, HTTP_IO, errno, "cannot wait for the answer");
         ssize_t n = read(c->fd, c->buf, sizeof(c->buf));
@@ -141,10 +147,12 @@ static int pass_body(struct conn *c, const http_request *rq, long long want)
 static int send_all(struct conn *c, const char *p, size_t n)
 {
     while (n) {
-        int w = wait_fd(c->fd, POLLOUT, c->deadline);
+        int w = wait_fd(c->fd, POLLOUT, c->deadline, c->cancel_fd);
         if (w == 0)
             return fail(c->rs, HTTP_TIMEOUT, 0,
                         "the request could not be sent before the deadline");
+        if (w == -2)
+            return fail(c->rs, HTTP_ABORTED, 0, "cancelled");
         if (w < 0)
             return fail(c->rs, HTTP_IO, errno, "cannot send the request");
         ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -221,6 +229,7 @@ int http_unix_request(const http_request *rq, http_response *rs)
         return fail(rs, HTTP_CONNECT, ENAMETOOLONG, "the socket path is too long");
     strcpy(sa.sun_path, rq->socket);
     struct conn c = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+                     .cancel_fd = rq->cancel_fd,
                      .rs = rs};
     if (c.fd < 0)
         return fail(rs, HTTP_CONNECT, errno, "cannot create a socket");
@@ -229,7 +238,7 @@ int http_unix_request(const http_request *rq, http_response *rs)
     int rc = connect(c.fd, (struct sockaddr *)&sa, sizeof(sa));
     if (rc < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
         long cd = start + (rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : 5000);
-        int w = wait_fd(c.fd, POLLOUT, cd < c.deadline ? cd : c.deadline);
+        int w = wait_fd(c.fd, POLLOUT, cd < c.deadline ? cd : c.deadline, c.cancel_fd);
         int e = 0;
         socklen_t el = sizeof(e);
         if (w <= 0 || getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {

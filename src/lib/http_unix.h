@@ -21,6 +21,8 @@ typedef struct http_request {
     long connect_timeout_ms;
     http_sink sink;
     void *ud;
+    int cancel_fd; /* > 0: give up (HTTP_ABORTED) as soon as this fd is readable (an eventfd
+                    * written at shutdown); 0 = none */
 } http_request;
 
 enum http_failure {

@@ -145,8 +145,13 @@ static const char *const fixed_sql[] = {
                        " AND seq = (SELECT max(seq) FROM results WHERE swarm = ?1 AND tag = ?2"
                        " AND iteration = ?3 AND node = r.node)"
                        " ORDER BY seq DESC LIMIT ?4",
+    /* A delivery the node repeats (it crashed before it knew the first went through) carries
+     * the same text: stored once. (Not keyed on the timestamp: a node killed between its
+     * upload and keeping the fact collects the adopted task's output again, kept anew.) */
     [S_LOG_ADD] = "INSERT INTO task_logs (swarm, node, task, iteration, circular, ts_ms, text)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM task_logs"
+                  " WHERE swarm = ?1 AND node = ?2 AND task = ?3 AND iteration = ?4 AND"
+                  " circular = ?5 AND text = ?7)",
     [S_OBJECT_PUT] = "INSERT INTO objects (kind, id, meta, created_ms, data)"
                      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kind, id) DO UPDATE SET"
                      " meta = excluded.meta, data = excluded.data",

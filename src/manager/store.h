@@ -114,6 +114,8 @@ typedef struct store_log {
     size_t len;
     int64_t seq; /* insertion order */
 } store_log;
+/* Store one task log; the same (swarm, node, task, iteration, circular, text) again is not
+ * stored twice (a node's repeated delivery, whatever its timestamp). */
 int store_log_add(store *st, const char *swarm, const char *node, const char *task,
                   uint32_t iteration, uint32_t circular, int64_t ts_ms, const char *text,
                   size_t len, mt_error **err);

@@ -20,6 +20,7 @@
 
 #include "backoff.h"
 #include "commands.h"
+#include "deliver.h"
 #include "fsutil.h"
 #include "gpu.h"
 #include "light.h"
@@ -29,13 +30,16 @@
 #include "strbuf.h"
 #include "utf8.h"
 #include "wire.h"
+#include "workers.h"
 
 #define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
 #define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
 #define TOPIC_UPDATE_TASK_STATUS "manager/update_task_status"
 #define DRAIN_MAX_MS             60000
 #define TICK_MS                  1000
-#define TASK_TICK_MS             250 /* while tasks run: their exit is noticed this fast */
+#define TASK_WORKERS             4     /* threads for blocking task steps (pull, stop, logs) */
+#define INSPECT_MS               30000 /* running tasks inspected: a safety net under exit events */
+#define TIMER_SLACK_MS           50 /* periodic work due this soon runs now: one wake-up, not two */
 #define STOP_PUBACK_WAIT_MS      3000
 #define MARKER_WAIT_MS           5000  /* the marker is given up on after this much silence */
 #define MARKER_CAP_MS            30000 /* ...or this long after it was published, at most */
@@ -403,6 +407,11 @@ static void post_to_loop(void *ctx, void (*fn)(void *), void *arg)
     }
 }
 
+void agent_post(node *n, void (*fn)(void *), void *arg)
+{
+    post_to_loop(n, fn, arg);
+}
+
 static void run_posted(node *n)
 {
     uint64_t v;
@@ -421,39 +430,38 @@ static void run_posted(node *n)
     }
 }
 
-struct spawned {
-    node *n;
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void *spawned_main(void *p)
-{
-    struct spawned *s = p;
-    s->fn(s->arg);
-    __atomic_sub_fetch(&s->n->threads, 1, __ATOMIC_SEQ_CST);
-    free(s);
-    return NULL;
-}
-
-/* A blocking task step on a thread of its own: a slow pull delays only its own task. */
-static void spawn_thread(void *ctx, void (*fn)(void *), void *arg)
+/* A blocking task step on the pool: a slow pull delays only its own task while fewer than
+ * TASK_WORKERS steps block. A step the pool stops before running runs inline: after
+ * tasks_close it returns at once (cancelled), so nothing is leaked or freed under a thread. */
+static void spawn_step(void *ctx, void (*fn)(void *), void *arg)
 {
     node *n = ctx;
-    struct spawned *s = xcalloc(1, sizeof(*s));
-    *s = (struct spawned){n, fn, arg};
-    __atomic_add_fetch(&n->threads, 1, __ATOMIC_SEQ_CST);
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    if (pthread_create(&t, &a, spawned_main, s) != 0) {
-        __atomic_sub_fetch(&n->threads, 1, __ATOMIC_SEQ_CST);
-        log_error(n->log, "tasks", "Cannot start a thread; running the step inline");
+    if (!n->pool || !workers_submit(n->pool, fn, fn, arg))
         fn(arg);
-        free(s);
-    }
-    pthread_attr_destroy(&a);
+}
+
+/* The runtime saw a task exit (its own thread): hand the handle to the loop. */
+struct exit_note {
+    node *n;
+    char *handle; /* NULL: inspect everything */
+};
+
+static void exit_note_run(void *arg)
+{
+    struct exit_note *x = arg;
+    if (x->n->tasks)
+        tasks_exited(x->n->tasks, x->handle);
+    free(x->handle);
+    free(x);
+}
+
+static void on_task_exit(void *ctx, const char *handle)
+{
+    node *n = ctx;
+    struct exit_note *x = xcalloc(1, sizeof(*x));
+    x->n = n;
+    x->handle = handle ? xstrdup(handle) : NULL;
+    post_to_loop(n, exit_note_run, x);
 }
 
 /* ---- task hooks ---------------------------------------------------------------------------- */
@@ -508,32 +516,6 @@ static void hook_error(void *ctx, int id, const task *t, const char *msg)
     size_t len;
     uint8_t *buf = wire_pack(&e.base, &len);
     agent_call_async(n, "SendError", buf, len);
-}
-
-/* AddTaskLogs: a client stream with one Logs message (the blob is far below the 4 GiB chunk of
- * the reference). A failed attempt is not continued: the next one builds a fresh stream. */
-static int hook_upload(void *ctx, const uint8_t *blob, size_t len, rpc_status *st)
-{
-    node *n = ctx;
-    Common__System__Logs lg = COMMON__SYSTEM__LOGS__INIT;
-    Google__Protobuf__Timestamp ts;
-    wire_timestamp_now(&ts);
-    lg.content.data = (uint8_t *)blob;
-    lg.content.len = len;
-    lg.timestamp = &ts;
-    size_t mlen;
-    cleanup_free uint8_t *msg = wire_pack(&lg.base, &mlen);
-    rpc_metadata md[] = {{"authorization", n->mc.token}};
-    rpc_cstream *s = rpc_cstream_start(n->mc.ch, "/node.node_service.Node/AddTaskLogs", md, 1,
-                                       n->mc.deadline_ms + (int64_t)(len >> 20) * 1000, st);
-    if (!s)
-        return -1;
-    rpc_bytes resp = {0};
-    int rc = rpc_cstream_send(s, msg, mlen);
-    rc = rpc_cstream_finish(s, &resp, st) < 0 ? -1 : rc;
-    rpc_bytes_free(&resp);
-    rpc_cstream_free(s);
-    return rc;
 }
 
 static void hook_log(void *ctx, int level, const char *fmt, ...)
@@ -596,9 +578,25 @@ static int tasks_setup(node *n, mt_error **err)
         paths[i] = n->datasets.items[i].path;
     }
     task_env env = {host, n->light_port, nd, names, paths, !c->datasets.mount_readonly};
-    task_hooks h = {n,        hook_publish,   hook_error, hook_upload, spawn_thread, post_to_loop,
-                    hook_log, hook_task_known};
+    task_hooks h = {n,          hook_publish, hook_error, deliver_keep,
+                    spawn_step, post_to_loop, hook_log,   hook_task_known};
+    if (deliver_open(n, err) < 0)
+        return -1;
     n->tasks = tasks_new(n->rt, n->id, c->tasks.state_dir, &l, &env, &h);
+    /* Exits arrive as events (runtime_ops.watch_exits); the inspection of running tasks is
+     * only a safety net. MANTA_INSPECT_INTERVAL_MS overrides it (tests, tuning). */
+    const char *iv = getenv("MANTA_INSPECT_INTERVAL_MS");
+    tasks_set_inspect_interval(n->tasks, iv && *iv ? strtoll(iv, NULL, 10) : INSPECT_MS);
+    if (!n->pool)
+        n->pool = workers_start(TASK_WORKERS);
+    if (!n->pool)
+        log_warn(n->log, "tasks", "Cannot start the task workers; task steps run on the loop");
+    mt_error *we = NULL;
+    if (n->rt->ops->watch_exits && n->rt->ops->watch_exits(n->rt, on_task_exit, n, &we) < 0) {
+        log_warn(n->log, "tasks", "No exit events (%s): exits are found by inspection every %lld s",
+                 mt_error_msg(we), (long long)INSPECT_MS / 1000);
+        mt_error_free(&we);
+    }
     log_info(n->log, "tasks",
              "Tasks: runtime %s, at most %lld at once, memory %llu MiB and %.2f "
              "CPUs each, timeout %lld s",
@@ -698,20 +696,26 @@ static int auth_or(int code, int other)
     return code == RPC_UNAUTHENTICATED || code == RPC_PERMISSION_DENIED ? AGENT_STAGE_AUTH : other;
 }
 
-int agent_start(node *n, int *stage, mt_error **err)
+/* The task runtime is opened (Docker: the daemon asked) on a thread of its own while the node
+ * registers, so its check does not delay the handshake; a node whose runtime fails leaves the
+ * manager at once (SetNodeStatus DISCONNECTED) and exits, never staying registered. */
+struct rt_probe {
+    const node_config *cfg;
+    runtime *rt;
+    const char *name;
+    mt_error *err;
+};
+
+static void *rt_probe_main(void *arg)
 {
-    /* The task runtime first: a node that cannot run tasks should not register. */
-    n->rt = runtime_open(&n->cfg, &n->runtime_name, err);
-    if (!n->rt) {
-        *stage = AGENT_STAGE_RUNTIME;
-        return -1;
-    }
-    log_info(n->log, "agent", "Task runtime: %s", n->runtime_name);
-    if (strcmp(n->runtime_name, "process") == 0) {
-        log_warn(n->log, "agent", "%s", runtime_process_warning());
-        fprintf(n->out, "Warning: containers.runtime = \"process\": tasks run as plain processes "
-                        "on this host; nothing is isolated\n");
-    }
+    struct rt_probe *p = arg;
+    p->rt = runtime_open(p->cfg, &p->name, &p->err);
+    return NULL;
+}
+
+/* IsAvailable, then RegisterNode: the broker address and topics. */
+static int register_with_manager(node *n, int *stage, mt_error **err)
+{
     if (mc_open(&n->mc, &n->cfg, n->log, err) < 0) {
         *stage = AGENT_STAGE_MANAGER;
         return -1;
@@ -764,8 +768,6 @@ int agent_start(node *n, int *stage, mt_error **err)
              n->broker_host, n->broker_port, n->ntopics);
     fprintf(n->out, "✓ Node registered with manager\n");
     fflush(n->out);
-
-    /* The broker: connect and subscribe within connect_timeout. */
     if (!*n->broker_host || n->broker_port <= 0 || n->broker_port > 65535) {
         *stage = AGENT_STAGE_BROKER;
         return mt_error_set(err, MT_ERR_CONFIG,
@@ -773,6 +775,59 @@ int agent_start(node *n, int *stage, mt_error **err)
                             "set [mqtt] broker_host and broker_port to choose the broker",
                             n->broker_host, (unsigned)reg_port);
     }
+    return 0;
+}
+
+/* Registered, but the runtime failed: tell the manager the node is gone (best effort). */
+static void leave_manager(node *n)
+{
+    Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
+    Common__System__PairId pid;
+    wire_pair_id(&pid, n->id);
+    st.node_id = &pid;
+    st.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED;
+    size_t len;
+    cleanup_free uint8_t *buf = wire_pack(&st.base, &len);
+    rpc_status rs;
+    if (mc_call_raw(&n->mc, "SetNodeStatus", buf, len, 0, 1, NULL, &rs) < 0)
+        log_warn(n->log, "agent", "Could not tell the manager the node is leaving: %s", rs.message);
+}
+
+int agent_start(node *n, int *stage, mt_error **err)
+{
+    struct rt_probe probe = {.cfg = &n->cfg};
+    pthread_t th;
+    bool threaded = pthread_create(&th, NULL, rt_probe_main, &probe) == 0;
+    if (!threaded)
+        rt_probe_main(&probe);
+    mt_error *merr = NULL;
+    int mstage = 0;
+    int mrc = register_with_manager(n, &mstage, &merr);
+    if (threaded)
+        pthread_join(th, NULL);
+    n->rt = probe.rt;
+    n->runtime_name = probe.name;
+    if (!n->rt) { /* a node that cannot run tasks does not stay */
+        if (mrc == 0)
+            leave_manager(n);
+        mt_error_free(&merr);
+        *err = probe.err;
+        *stage = AGENT_STAGE_RUNTIME;
+        return -1;
+    }
+    log_info(n->log, "agent", "Task runtime: %s", n->runtime_name);
+    if (strcmp(n->runtime_name, "process") == 0) {
+        log_warn(n->log, "agent", "%s", runtime_process_warning());
+        fprintf(n->out, "Warning: containers.runtime = \"process\": tasks run as plain processes "
+                        "on this host; nothing is isolated\n");
+    }
+    if (mrc < 0) {
+        *err = merr;
+        *stage = mstage;
+        return -1;
+    }
+
+    /* The broker: connect and subscribe within connect_timeout. */
     if (mqtt_setup(n, err) < 0) {
         *stage = AGENT_STAGE_BROKER;
         return -1;
@@ -979,6 +1034,10 @@ void agent_request_stop(node *n, const char *why)
          * for the next agent to adopt), while the manager is still reachable. */
         n->draining = true;
         n->drain_deadline_ms = agent_now_ms() + DRAIN_MAX_MS;
+        /* a task still pulling its image would only be stopped once started: give up the
+         * pull (it is then reported stopped, not failed) */
+        if (!n->keep_tasks && n->rt && n->rt->ops->cancel)
+            n->rt->ops->cancel(n->rt, false);
         tasks_shutdown(n->tasks, n->keep_tasks);
         return;
     }
@@ -1141,22 +1200,23 @@ static void loop_once(node *n, int timeout_ms)
         }
     }
     int64_t now = agent_now_ms();
-    if (now >= n->next_tick_ms) {
+    if (now + TIMER_SLACK_MS >= n->next_tick_ms) {
         /* MQTT's clock once a second; the tasks' more often while some run, so a finished task
          * is noticed (and its logs uploaded) within a quarter of a second. */
-        if (n->mqtt && now >= n->next_mqtt_tick_ms) {
+        if (n->mqtt && now + TIMER_SLACK_MS >= n->next_mqtt_tick_ms) {
             mqtt_tick(n->mqtt);
             n->next_mqtt_tick_ms = now + TICK_MS;
         }
-        if (n->tasks)
+        if (n->tasks && tasks_count(n->tasks, 0) > 0)
             tasks_tick(n->tasks);
-        bool running = n->tasks && tasks_count(n->tasks, PHASE_RUNNING) > 0;
-        n->next_tick_ms = now + (running ? TASK_TICK_MS : TICK_MS);
+        deliver_tick(n, now);
+        n->next_tick_ms = now + TICK_MS; /* exits are events, not polled */
         if (n->next_tick_ms > n->next_mqtt_tick_ms && n->mqtt)
             n->next_tick_ms = n->next_mqtt_tick_ms;
     }
     marker_check(n, now);
-    if (n->draining && (tasks_idle(n->tasks) || now >= n->drain_deadline_ms)) {
+    if (n->draining &&
+        ((tasks_idle(n->tasks) && deliver_settled(n)) || now >= n->drain_deadline_ms)) {
         if (!tasks_idle(n->tasks))
             log_warn(n->log, "agent", "Tasks still busy after %d s; stopping anyway",
                      DRAIN_MAX_MS / 1000);
@@ -1178,11 +1238,11 @@ int agent_run(node *n)
 {
     while (!stop_complete(n)) {
         int64_t now = agent_now_ms();
-        if (!n->stopping && now >= n->next_heartbeat_ms) {
+        if (!n->stopping && now + TIMER_SLACK_MS >= n->next_heartbeat_ms) {
             heartbeat(n);
             n->next_heartbeat_ms = now + n->cfg.mqtt.ping_interval * 1000;
         }
-        if (!n->stopping && now >= n->next_monitor_ms) {
+        if (!n->stopping && now + TIMER_SLACK_MS >= n->next_monitor_ms) {
             monitor(n, false);
             n->next_monitor_ms = now + n->cfg.resources.monitor_interval * 1000;
         }
@@ -1216,11 +1276,19 @@ int agent_run(node *n)
 void agent_free(node *n)
 {
     commands_discard_held(n); /* a start that failed: say what was never run */
-    /* task threads finish their current step (bounded by the drivers' timeouts) */
-    for (int i = 0; i < 300 && __atomic_load_n(&n->threads, __ATOMIC_SEQ_CST); i++) {
-        usleep(100000);
-        if (n->posted)
-            run_posted(n);
+    /* Shutdown order: no new step; blocking calls cut short; the exit-event thread joined
+     * (its posts name the table); the pool joined (a step in flight finishes: a Docker pull is
+     * cancelled, the others are bounded by their own timeouts); then what they posted runs
+     * against the live table, and only then the table and the runtime are freed. */
+    if (n->tasks)
+        tasks_close(n->tasks);
+    if (n->rt && n->rt->ops->cancel)
+        n->rt->ops->cancel(n->rt, true);
+    if (n->rt && n->rt->ops->watch_exits)
+        n->rt->ops->watch_exits(n->rt, NULL, NULL, NULL);
+    if (n->pool) {
+        workers_stop(n->pool);
+        n->pool = NULL;
     }
     if (n->posted)
         run_posted(n);
@@ -1232,6 +1300,9 @@ void agent_free(node *n)
         light_stop(n->light);
     if (n->wq)
         workq_stop(n->wq);
+    if (n->posted)
+        run_posted(n); /* what the worker's last jobs posted */
+    deliver_close(n);
     if (n->mqtt)
         mqtt_free(n->mqtt);
     if (n->mc.ch)

@@ -3,8 +3,12 @@
  * The loop is epoll over the MQTT socket and a signalfd; timers are deadlines on the monotonic
  * clock turned into the epoll timeout (heartbeat every mqtt.ping_interval, MQTT housekeeping
  * every second, reconnect with jittered exponential backoff). Blocking manager calls run on a
- * worker thread (workq); the light service runs on gRPC's own threads. Signal handlers do not
- * exist: signals arrive through the signalfd and only set state the loop acts on.
+ * worker thread (workq); blocking task steps on a fixed pool of TASK_WORKERS joinable threads
+ * (workers.h); the runtime's exit watch is one more thread (Docker /events, or inotify for
+ * runc/process); all of them hand results to the loop through the eventfd post queue, and
+ * agent_free joins them all before freeing what they use. The light service runs on gRPC's
+ * own threads. Signal handlers do not exist: signals arrive through the signalfd and only set
+ * state the loop acts on.
  */
 #ifndef MANTA_AGENT_H
 #define MANTA_AGENT_H
@@ -27,6 +31,7 @@ struct light_service;
 struct task_table;
 struct runtime;
 struct agent_post;
+struct delivery;
 
 typedef struct node {
     /* configuration and identity */
@@ -78,10 +83,11 @@ typedef struct node {
     struct task_table *tasks;
     int postfd;                /* eventfd: work finished on other threads */
     struct agent_post *posted; /* mutex-protected list of (fn, arg) to run on the loop */
-    int threads;               /* task threads in flight (atomic) */
+    struct workers *pool;      /* task steps: a fixed set of joinable threads (workers.h) */
     bool keep_tasks;           /* stop without touching running tasks (agent upgrade) */
     int64_t drain_deadline_ms; /* stop: give tasks until then to stop and upload logs */
     bool draining;
+    struct delivery *delivery; /* deliver.c: finished tasks' output on its way to the manager */
 
     /* commands and this run's place in the persistent session (agent.c, "stale commands") */
     struct command_hold *held;  /* commands received before the task table existed */
@@ -148,6 +154,8 @@ void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len);
 
 /* Report an error to the manager (SendError), asynchronously on the worker. */
 void agent_send_error(node *n, int error_id, const char *content);
+/* Run fn(arg) on the event loop (any thread; arg owned by fn). */
+void agent_post(node *n, void (*fn)(void *), void *arg);
 
 /* Begin the graceful stop (also used by stop_node). */
 void agent_request_stop(node *n, const char *why);

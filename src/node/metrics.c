@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,22 +15,78 @@
 #include "fsutil.h"
 #include "mem.h"
 
+/* The files read at every heartbeat, kept open: one pread each instead of stat, open, fstat,
+ * fcntl, read, read, close (procfs generates the text again at each read from offset 0). */
+struct metrics_fds {
+    int stat, meminfo; /* -1 until opened */
+    size_t cap;        /* read buffer size that held the whole text last time */
+};
+
 void metrics_init(metrics_state *st, const char *proc_root)
 {
     memset(st, 0, sizeof(*st));
     st->proc_root = xstrdup(proc_root ? proc_root : "/proc");
+    if (strcmp(st->proc_root, "/proc") == 0) {
+        st->fds = xcalloc(1, sizeof(*st->fds));
+        st->fds->stat = st->fds->meminfo = -1;
+        st->fds->cap = 8192;
+    }
 }
 
 void metrics_release(metrics_state *st)
 {
+    if (st->fds) {
+        if (st->fds->stat >= 0)
+            close(st->fds->stat);
+        if (st->fds->meminfo >= 0)
+            close(st->fds->meminfo);
+        free(st->fds);
+    }
     free(st->proc_root);
     free(st->prev_cpu);
     memset(st, 0, sizeof(*st));
 }
 
+/* The whole text of a kept /proc file in one pread (a read that fills the buffer is done
+ * again with a larger one). NULL if it cannot be read this way. */
+static char *pread_whole(struct metrics_fds *f, int *fd, const char *path)
+{
+    if (*fd < 0)
+        *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return NULL;
+    while (f->cap <= (4u << 20)) {
+        char *buf = xmalloc(f->cap);
+        ssize_t r;
+        while ((r = pread(*fd, buf, f->cap - 1, 0)) < 0 && errno == EINTR)
+            ;
+        if (r < 0) {
+            free(buf);
+            close(*fd);
+            *fd = -1;
+            return NULL;
+        }
+        if ((size_t)r < f->cap - 1) {
+            buf[r] = '\0';
+            return buf;
+        }
+        free(buf);
+        f->cap *= 2;
+    }
+    return NULL;
+}
+
 static char *read_proc(const metrics_state *st, const char *name, mt_error **err)
 {
     cleanup_free char *path = fs_join(st->proc_root, name);
+    if (st->fds) {
+        int *fd = !strcmp(name, "stat")      ? &st->fds->stat
+                  : !strcmp(name, "meminfo") ? &st->fds->meminfo
+                                             : NULL;
+        char *text = fd ? pread_whole(st->fds, fd, path) : NULL;
+        if (text)
+            return text;
+    }
     return fs_read_file(path, 4u << 20, NULL, err);
 }
 
@@ -172,7 +229,11 @@ int metrics_cpu(metrics_state *st, cpu_metrics *out, mt_error **err)
         uint64_t a = times_total(&dc);
         out->per_cpu[i] = a ? round1(100.0 - (double)pct(dc.idle + dc.iowait, a)) : 0.0f;
     }
-    out->physical_count = count_physical(st);
+    /* cpuinfo is long on big hosts and the count does not change: read it once, not at
+     * every heartbeat */
+    if (!st->physical)
+        st->physical = count_physical(st);
+    out->physical_count = st->physical;
     st->prev_total = total;
     free(st->prev_cpu);
     st->prev_cpu = per;

@@ -21,6 +21,8 @@ typedef struct metrics_state {
     cpu_times prev_total;
     cpu_times *prev_cpu; /* owned, prev_ncpu entries */
     int prev_ncpu;
+    int physical;            /* physical cores, counted once from cpuinfo (0 = not yet) */
+    struct metrics_fds *fds; /* stat and meminfo kept open and re-read (real /proc only) */
 } metrics_state;
 
 typedef struct cpu_metrics {

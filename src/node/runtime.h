@@ -85,6 +85,20 @@ typedef struct runtime_ops {
     int (*remove)(runtime *rt, const char *handle, mt_error **err);
     /* Handles of every task this driver knows for node_xid (owned NULL-terminated array). */
     int (*list)(runtime *rt, const char *node_xid, char ***handles, mt_error **err);
+    /* Exit events (optional; NULL: the node finds exits by its slow periodic inspect only).
+     * After watch_exits(rt, cb, ctx) the driver calls cb(ctx, handle) from a thread of its own,
+     * soon after a task it started (or was asked to watch) exits; cb(ctx, NULL) means "events
+     * may have been missed: inspect everything". A hint only: the node inspects to learn how
+     * it ended. watch_exits(rt, NULL, NULL) stops and joins that thread (before runtime_free,
+     * before the callback's context goes away). docker: one /events stream; runc/process:
+     * inotify on the tasks' `exit` files. */
+    int (*watch_exits)(runtime *rt, void (*cb)(void *ctx, const char *handle), void *ctx,
+                       mt_error **err);
+    /* Watch this task too (one adopted after a restart). Optional. */
+    void (*watch)(runtime *rt, const char *handle);
+    /* Node shutdown: image pulls in flight and later give up at once (a pull must not hold
+     * the shutdown for pull_timeout); everything: every blocking call does. Sticky. Optional. */
+    void (*cancel)(runtime *rt, bool everything);
     void (*free)(runtime *rt);
 } runtime_ops;
 

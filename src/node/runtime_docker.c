@@ -23,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -50,8 +53,16 @@ typedef struct docker_rt {
     char *socket;   /* unix socket path */
     char *reg_user; /* containers.registry_username / _password, or NULL */
     char *reg_pass;
-    int pull_timeout; /* seconds, when the spec gives none */
-    long ncpu;        /* the daemon host's CPUs, 0 if unknown */
+    int pull_timeout;   /* seconds, when the spec gives none */
+    long ncpu;          /* the daemon host's CPUs, 0 if unknown */
+    int cancel_fd;      /* eventfd: docker_cancel(everything): every request gives up */
+    int pull_cancel_fd; /* eventfd: docker_cancel(any): image pulls give up */
+    /* exit events: one thread reading GET /events (die of containers labelled manta.node) */
+    int events_stop_fd; /* eventfd: written to stop the events thread */
+    bool events_on;
+    pthread_t events_thread;
+    void (*exit_cb)(void *ctx, const char *handle);
+    void *exit_ctx;
 } docker_rt;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -67,6 +78,7 @@ typedef struct http_call {
     const char *json;   /* POST body (NULL = empty) */
     const char *auth;   /* X-Registry-Auth or NULL */
     long timeout_ms;
+    bool pull;      /* an image pull: given up at the first docker_cancel */
     body_sink sink; /* NULL: the body is collected in `body` (at most MAX_JSON_BODY) */
     void *sink_ud;
     /* answer */
@@ -135,6 +147,7 @@ static int http_do(const docker_rt *d, http_call *c)
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
         .sink = on_body,
         .ud = c,
+        .cancel_fd = c->pull ? d->pull_cancel_fd : d->cancel_fd,
     };
     int rc = http_unix_request(&rq, &c->rs);
     if (c->rs.status)
@@ -462,13 +475,17 @@ static int docker_prepare(runtime *rt, const task_spec *spec, mt_error **err)
                                 .path = path,
                                 .auth = auth,
                                 .timeout_ms = (long)timeout_s * 1000,
+                                .pull = true,
                                 .sink = pull_sink,
                                 .sink_ud = &ps};
     cleanup_free char *what = xasprintf("Docker cannot pull image %s", image);
     int rc = http_do(d, &c);
     if (rc == 0 && ps.line.len && !ps.skipping)
         pull_line(&ps, ps.line.buf, ps.line.len);
-    if (rc < 0 && c.rs.failure == HTTP_TIMEOUT) {
+    if (rc < 0 && c.rs.failure == HTTP_ABORTED && !c.sink_refused) {
+        rc =
+            mt_error_set(err, MT_ERR_IO, "%s: the pull was cancelled (the node is stopping)", what);
+    } else if (rc < 0 && c.rs.failure == HTTP_TIMEOUT) {
         rc = mt_error_set(err, MT_ERR_IO,
                           "%s: the pull did not finish within %d seconds "
                           "(containers.pull_timeout)%s%s; check that the registry is reachable "
@@ -1008,6 +1025,140 @@ static int docker_logs(runtime *rt, const char *handle, uint64_t limit, uint8_t 
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* exit events                                                                               */
+
+typedef struct events_state {
+    docker_rt *d;
+    strbuf line;
+} events_state;
+
+static void events_line(events_state *es, const char *s, size_t n)
+{
+    cleanup_json json_t *j = json_loadb(s, n, 0, NULL);
+    const char *status = json_string_value(json_object_get(j, "status"));
+    const char *action = json_string_value(json_object_get(j, "Action"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (!id)
+        id = json_string_value(json_object_get(json_object_get(j, "Actor"), "ID"));
+    bool die = (action && !strcmp(action, "die")) || (status && !strcmp(status, "die"));
+    if (die && id && handle_valid(id))
+        es->d->exit_cb(es->d->exit_ctx, id);
+}
+
+static bool events_sink(const char *data, size_t n, void *ud)
+{
+    events_state *es = ud;
+    for (size_t i = 0; i < n; i++) {
+        if (data[i] == '\n') {
+            if (es->line.len)
+                events_line(es, es->line.buf, es->line.len);
+            sb_reset(&es->line);
+        } else if (es->line.len < MAX_PULL_LINE) {
+            sb_append(&es->line, data + i, 1);
+        }
+    }
+    return true;
+}
+
+/* Wait ms on the stop eventfd: true if asked to stop. */
+static bool events_wait_stop(docker_rt *d, int ms)
+{
+    struct pollfd p = {.fd = d->events_stop_fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+        ;
+    return r > 0;
+}
+
+static void *events_main(void *arg)
+{
+    docker_rt *d = arg;
+    /* "die" of the containers carrying our label (any node xid: the node ignores handles it
+     * does not know) */
+    cleanup_free char *filt =
+        url_escape("{\"type\":[\"container\"],\"event\":[\"die\"],\"label\":[\"manta.node\"]}");
+    cleanup_free char *path = xasprintf("/events?filters=%s", filt);
+    int delay_ms = 500;
+    bool missed = false;
+    for (;;) {
+        events_state es = {d, STRBUF_INIT};
+        cleanup_call http_call c = {.method = "GET",
+                                    .path = path,
+                                    .timeout_ms = 3600L * 1000,
+                                    .sink = events_sink,
+                                    .sink_ud = &es};
+        /* the stream: stopped through the stop fd rather than the cancel fd */
+        http_request rq = {
+            .socket = d->socket,
+            .method = "GET",
+            .path = path,
+            .timeout_ms = c.timeout_ms,
+            .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+            .sink = on_body,
+            .ud = &c,
+            .cancel_fd = d->events_stop_fd,
+        };
+        if (missed) /* the stream was down: exits in between are found by one inspect each */
+            d->exit_cb(d->exit_ctx, NULL);
+        int rc = http_unix_request(&rq, &c.rs);
+        sb_free(&es.line);
+        if (c.rs.failure == HTTP_ABORTED && events_wait_stop(d, 0))
+            break;
+        bool timed_out = rc < 0 && c.rs.failure == HTTP_TIMEOUT;
+        missed = !timed_out;
+        if (!timed_out) { /* dockerd restarting or gone: retry with back-off */
+            if (events_wait_stop(d, delay_ms))
+                break;
+            delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+        } else {
+            delay_ms = 500;
+            missed = true; /* the gap between two requests */
+        }
+    }
+    return NULL;
+}
+
+static int docker_watch_exits(runtime *rt, void (*cb)(void *ctx, const char *handle), void *ctx,
+                              mt_error **err)
+{
+    docker_rt *d = rt->impl;
+    if (!cb) {
+        if (d->events_on) {
+            uint64_t one = 1;
+            if (write(d->events_stop_fd, &one, sizeof(one)) < 0) {
+                /* an eventfd write fails only on overflow */
+            }
+            pthread_join(d->events_thread, NULL);
+            d->events_on = false;
+        }
+        return 0;
+    }
+    if (d->events_on)
+        return 0;
+    d->exit_cb = cb;
+    d->exit_ctx = ctx;
+    if (d->events_stop_fd < 0)
+        return mt_error_set(err, MT_ERR_IO, "cannot create an eventfd");
+    int e = pthread_create(&d->events_thread, NULL, events_main, d);
+    if (e)
+        return mt_error_sys(err, e, "cannot start the Docker events thread");
+    d->events_on = true;
+    return 0;
+}
+
+static void docker_cancel(runtime *rt, bool everything)
+{
+    docker_rt *d = rt->impl;
+    uint64_t one = 1;
+    if (d->pull_cancel_fd > 0 && write(d->pull_cancel_fd, &one, sizeof(one)) < 0) {
+        /* only on overflow */
+    }
+    if (everything && d->cancel_fd > 0 && write(d->cancel_fd, &one, sizeof(one)) < 0) {
+        /* only on overflow */
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* open / free                                                                               */
 
 static void docker_free(runtime *rt)
@@ -1016,6 +1167,13 @@ static void docker_free(runtime *rt)
         return;
     docker_rt *d = rt->impl;
     if (d) {
+        docker_watch_exits(rt, NULL, NULL, NULL);
+        if (d->cancel_fd >= 0)
+            close(d->cancel_fd);
+        if (d->pull_cancel_fd >= 0)
+            close(d->pull_cancel_fd);
+        if (d->events_stop_fd >= 0)
+            close(d->events_stop_fd);
         free(d->socket);
         free(d->reg_user);
         if (d->reg_pass)
@@ -1036,6 +1194,8 @@ static const runtime_ops docker_ops = {
     .logs = docker_logs,
     .remove = docker_remove,
     .list = docker_list,
+    .watch_exits = docker_watch_exits,
+    .cancel = docker_cancel,
     .free = docker_free,
 };
 
@@ -1073,6 +1233,9 @@ runtime *runtime_docker_new(const node_config *cfg, mt_error **err)
         return NULL;
     docker_rt *d = xcalloc(1, sizeof(*d));
     d->socket = sock;
+    d->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->pull_cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->events_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (cfg && cfg->containers.registry_username && *cfg->containers.registry_username)
         d->reg_user = xstrdup(cfg->containers.registry_username);
     if (cfg && cfg->containers.registry_password && *cfg->containers.registry_password)

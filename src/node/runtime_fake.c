@@ -210,8 +210,18 @@ static void fk_free(runtime *rt)
     free(rt);
 }
 
-static const runtime_ops fake_ops = {"fake",     fk_prepare, fk_create, fk_start, fk_stop,
-                                     fk_inspect, fk_logs,    fk_remove, fk_list,  fk_free};
+static const runtime_ops fake_ops = {
+    .name = "fake",
+    .prepare = fk_prepare,
+    .create = fk_create,
+    .start = fk_start,
+    .stop = fk_stop,
+    .inspect = fk_inspect,
+    .logs = fk_logs,
+    .remove = fk_remove,
+    .list = fk_list,
+    .free = fk_free, /* no exit events: the node's periodic inspection finds exits */
+};
 
 runtime *runtime_fake_new(void)
 {

@@ -116,6 +116,17 @@ static int proc_list(runtime *rt, const char *node_xid, char ***handles, mt_erro
     return sup_list(drv(rt), node_xid, handles, err);
 }
 
+static int proc_watch_exits(runtime *rt, void (*cb)(void *ctx, const char *handle), void *ctx,
+                            mt_error **err)
+{
+    return sup_watch_exits(drv(rt), cb, ctx, err);
+}
+
+static void proc_watch(runtime *rt, const char *handle)
+{
+    sup_watch_task(drv(rt), handle);
+}
+
 static void proc_free(runtime *rt)
 {
     if (!rt)
@@ -135,6 +146,8 @@ static const runtime_ops process_ops = {
     .logs = proc_logs,
     .remove = proc_remove,
     .list = proc_list,
+    .watch_exits = proc_watch_exits,
+    .watch = proc_watch,
     .free = proc_free,
 };
 

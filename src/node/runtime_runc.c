@@ -431,6 +431,17 @@ static int runc_list(runtime *rt, const char *node_xid, char ***handles, mt_erro
     return sup_list(drv(rt), node_xid, handles, err);
 }
 
+static int runc_watch_exits(runtime *rt, void (*cb)(void *ctx, const char *handle), void *ctx,
+                            mt_error **err)
+{
+    return sup_watch_exits(drv(rt), cb, ctx, err);
+}
+
+static void runc_watch(runtime *rt, const char *handle)
+{
+    sup_watch_task(drv(rt), handle);
+}
+
 static void runc_free(runtime *rt)
 {
     if (!rt)
@@ -450,6 +461,8 @@ static const runtime_ops runc_ops = {
     .logs = runc_logs,
     .remove = runc_remove,
     .list = runc_list,
+    .watch_exits = runc_watch_exits,
+    .watch = runc_watch,
     .free = runc_free,
 };
 

@@ -49,6 +49,7 @@ typedef struct sup_driver {
     char *runc_root;   /* runc: its state root (--root) */
     char *image_store; /* runc */
     char *init;        /* runc: manta-init on the host (PID 1 of the containers), NULL if none */
+    struct sup_watch *watch; /* exit events (sup_watch_exits), NULL until asked for */
 } sup_driver;
 
 #define SUP_RUNC_ROOT     "/run/manta-runc"
@@ -56,6 +57,15 @@ typedef struct sup_driver {
 #define SUP_CGROUP_PARENT "/manta"
 
 int sup_driver_init(sup_driver *d, const char *name, const struct node_config *cfg, mt_error **err);
+
+/* Exit events for runtime_ops.watch_exits: one thread with an inotify descriptor watching the
+ * workdir of each started or adopted task; the supervisor's rename of `exit` into place is the
+ * event (cb(ctx, handle) on that thread). A task whose `exit` exists when it is added to the
+ * watch is reported at once. cb NULL: stop and join the thread. sup_start watches what it
+ * starts (before the supervisor exists, so no exit is missed); sup_watch_task adds others. */
+int sup_watch_exits(sup_driver *d, void (*cb)(void *ctx, const char *handle), void *ctx,
+                    mt_error **err);
+void sup_watch_task(const sup_driver *d, const char *handle);
 void sup_driver_free(sup_driver *d);
 
 /* Task names, node xids, dataset names: [A-Za-z0-9_.+-], 1..200 characters, not "."/"..". */

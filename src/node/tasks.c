@@ -53,7 +53,14 @@ struct task_table {
     uint64_t seq;
     int jobs; /* blocking steps in flight */
     bool shutting_down, keep;
+    int closing;               /* tasks_close: read by workers (atomic) */
+    int64_t inspect_ms;        /* the safety-net inspection interval */
+    int64_t last_inspect_ms;   /* monotonic */
+    char *unmatched_exits[16]; /* recent exit reports no task held the handle of (yet) */
+    size_t unmatched_next;
 };
+
+#define DEFAULT_INSPECT_MS 0 /* every tick; the node sets its own (agent.c) */
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -235,6 +242,7 @@ task_table *tasks_new(runtime *rt, node_id self, const char *state_dir, const ta
     }
     tt->datasets_rw = env->datasets_rw;
     tt->h = *hooks;
+    tt->inspect_ms = DEFAULT_INSPECT_MS;
     return tt;
 }
 
@@ -257,6 +265,8 @@ void tasks_free(task_table *tt)
     free(tt->dataset_paths);
     free(tt->rpc_host);
     free(tt->dir);
+    for (size_t i = 0; i < sizeof(tt->unmatched_exits) / sizeof(char *); i++)
+        free(tt->unmatched_exits[i]);
     free(tt);
 }
 
@@ -308,7 +318,7 @@ static void set_status(task_table *tt, task *t, int status, bool publish)
         tt->h.publish(tt->h.ctx, t);
 }
 
-/* ---- jobs: blocking steps on their own threads --------------------------------------------- */
+/* ---- jobs: blocking steps on the worker pool ----------------------------------------------- */
 
 enum job_kind { JOB_START = 1, JOB_INSPECT, JOB_STOP, JOB_COLLECT, JOB_REMOVE };
 
@@ -327,9 +337,11 @@ typedef struct job {
     bool gpu;
     int grace_s;
     tasklog_header hdr;
+    int final_status; /* the outcome to publish once the logs are delivered (0: none) */
     bool remove_after;
     /* outputs */
     int rc;
+    bool cancelled; /* not run: the table was closing */
     char *new_handle;
     rt_status st;
     int error_id;
@@ -370,6 +382,12 @@ static void job_run(void *arg)
     runtime *rt = tt->rt;
     mt_error *e = NULL;
     j->rc = 0;
+    if (__atomic_load_n(&tt->closing, __ATOMIC_ACQUIRE)) {
+        j->rc = -1;
+        j->cancelled = true;
+        tt->h.post(tt->h.ctx, job_done, j);
+        return;
+    }
     switch (j->kind) {
     case JOB_START: {
         if (fs_mkdir_p(j->taskdir, 0700, &e) < 0 ||
@@ -439,12 +457,12 @@ static void job_run(void *arg)
             job_error(j, ERR_NODE, &e, "Cannot encode the task's logs");
             break;
         }
-        rpc_status st = {0};
-        if (tt->h.upload_logs(tt->h.ctx, blob, blen, &st) < 0) {
+        mt_error *ke = NULL;
+        if (tt->h.keep_output(tt->h.ctx, blob, blen, &j->hdr, j->final_status, &ke) < 0) {
             j->rc = -1;
-            j->error_id = 0; /* gRPC failures are retried, not reported */
-            snprintf(j->msg, sizeof(j->msg), "AddTaskLogs failed: %s: %.400s",
-                     rpc_code_name(st.code), st.message);
+            j->error_id = 0; /* retried on the next tick, not reported */
+            snprintf(j->msg, sizeof(j->msg), "%.500s", mt_error_msg(ke));
+            mt_error_free(&ke);
         }
         free(blob);
         if (j->rc == 0 && j->remove_after && j->handle && rt->ops->remove(rt, j->handle, &e) < 0)
@@ -472,6 +490,10 @@ static job *job_new(task_table *tt, task *t, enum job_kind kind)
 
 static void job_spawn(task_table *tt, task *t, job *j)
 {
+    if (__atomic_load_n(&tt->closing, __ATOMIC_ACQUIRE)) { /* the node is going away */
+        job_free(j);
+        return;
+    }
     t->busy = true;
     tt->jobs++;
     tt->h.spawn(tt->h.ctx, job_run, j);
@@ -511,6 +533,7 @@ static void start_task(task_table *tt, task *t, struct pending_deploy *p)
     j->argv[0] = "python";
     j->argv[1] = "/usr/src/module.pyz";
     t->phase = PHASE_STARTING;
+    t->deadline_ms = 0; /* set when it runs; 1 if a stop is asked for meanwhile */
     task_save(tt, t);
     TLOG(tt, LOG_INFO, "Starting task %s (iteration %u, circular %u, image %s)", t->key,
          t->iteration, t->circular, t->image);
@@ -548,6 +571,9 @@ static void begin_collect(task_table *tt, task *t)
     j->hdr.task = t->id;
     j->hdr.iteration = (uint16_t)t->iteration;
     j->hdr.circular = (uint16_t)t->circular;
+    j->final_status = t->status == TASK_STOPPED ? 0
+                      : t->exit_code == 0       ? TASK_COMPLETED
+                                                : TASK_FAILED;
     j->remove_after =
         !(tt->keep) && (t->exit_code == 0 || tt->lim.cleanup_on_failure || tt->shutting_down);
     job_spawn(tt, t, j);
@@ -584,6 +610,8 @@ static void rm_tree_job(void *arg)
 /* Remove a task's folder off the event loop (it may hold large payloads and overlays). */
 static void remove_dir_async(task_table *tt, const char *dir)
 {
+    if (__atomic_load_n(&tt->closing, __ATOMIC_ACQUIRE))
+        return; /* the next run removes what it does not know */
     tt->h.spawn(tt->h.ctx, rm_tree_job, xstrdup(dir));
 }
 
@@ -609,6 +637,37 @@ static void next_generation(task_table *tt, size_t i)
     set_status(tt, t, TASK_PENDING, true);
 }
 
+/* An exit report for a handle no task holds yet: kept (bounded ring) for the start step. */
+static void keep_unmatched_exit(task_table *tt, const char *handle)
+{
+    size_t cap = sizeof(tt->unmatched_exits) / sizeof(char *);
+    size_t i = tt->unmatched_next++ % cap;
+    free(tt->unmatched_exits[i]);
+    tt->unmatched_exits[i] = xstrdup(handle);
+}
+
+static bool take_unmatched_exit(task_table *tt, const char *handle)
+{
+    if (!handle)
+        return false;
+    bool found = false;
+    for (size_t i = 0; i < sizeof(tt->unmatched_exits) / sizeof(char *); i++)
+        if (tt->unmatched_exits[i] && strcmp(tt->unmatched_exits[i], handle) == 0) {
+            free(tt->unmatched_exits[i]);
+            tt->unmatched_exits[i] = NULL;
+            found = true;
+        }
+    return found;
+}
+
+/* One inspect of a running task, now (an exit was reported, or the safety net is due). */
+static void inspect_now(task_table *tt, task *t)
+{
+    t->exit_seen = false;
+    job *j = job_new(tt, t, JOB_INSPECT);
+    job_spawn(tt, t, j);
+}
+
 static void job_done(void *arg)
 {
     job *j = arg;
@@ -618,6 +677,12 @@ static void job_done(void *arg)
     for (size_t i = 0; i < tt->n; i++)
         if (strcmp(tt->v[i]->key, j->key) == 0)
             t = tt->v[i];
+    if (j->cancelled) { /* never ran: the node is stopping; the next run adopts the task */
+        if (t)
+            t->busy = false;
+        job_free(j);
+        return;
+    }
     if (!t || t->generation != j->generation) {    /* forgotten or replaced meanwhile */
         if (j->kind == JOB_START && j->new_handle) /* do not leave it behind */
             TLOG(tt, LOG_WARNING, "A replaced task %s had started; it will be reaped", j->key);
@@ -632,6 +697,22 @@ static void job_done(void *arg)
         if (j->new_handle) {
             free(t->handle);
             t->handle = xstrdup(j->new_handle);
+        }
+        if (j->rc < 0 && tt->shutting_down && !tt->keep) {
+            /* the node is stopping (its pull was cancelled, or the start failed meanwhile):
+             * the task was stopped, not failed */
+            TLOG(tt, LOG_INFO, "Task %s not started: the node is stopping (%s)", t->key, j->msg);
+            end_access(tt, t);
+            snprintf(t->reason, sizeof(t->reason), "node stopped");
+            t->exit_code = -1;
+            t->logs_uploaded = true;
+            t->phase = PHASE_DONE;
+            set_status(tt, t, TASK_STOPPED, false);
+            if (t->handle) {
+                job *r = job_new(tt, t, JOB_REMOVE);
+                job_spawn(tt, t, r);
+            }
+            break;
         }
         if (j->rc < 0) {
             end_access(tt, t);
@@ -649,8 +730,11 @@ static void job_done(void *arg)
             break;
         }
         t->started_ms = wall_ms();
-        t->deadline_ms = tt->lim.timeout_s ? t->started_ms + tt->lim.timeout_s * 1000 : 0;
+        /* a stop asked for while it was starting (deadline 1) is kept: the next tick stops it */
+        if (t->deadline_ms != 1)
+            t->deadline_ms = tt->lim.timeout_s ? t->started_ms + tt->lim.timeout_s * 1000 : 0;
         t->phase = PHASE_RUNNING;
+        t->exit_seen |= take_unmatched_exit(tt, t->handle); /* reported before we knew it */
         set_status(tt, t, TASK_RUNNING, true);
         TLOG(tt, LOG_INFO, "Task %s running", t->key);
         break;
@@ -690,13 +774,14 @@ static void job_done(void *arg)
             free(t->handle);
             t->handle = NULL;
         }
-        /* Published after the logs (the reference's only completion signal), so a manager
-         * that knows COMPLETED/FAILED can tell success from failure; the reference cannot. */
+        /* The outcome is published by the outbox once the logs are delivered (the reference's
+         * only completion signal comes first), so a manager that knows COMPLETED/FAILED can
+         * tell success from failure; the reference cannot. */
         if (t->status != TASK_STOPPED)
-            set_status(tt, t, t->exit_code == 0 ? TASK_COMPLETED : TASK_FAILED, true);
+            set_status(tt, t, t->exit_code == 0 ? TASK_COMPLETED : TASK_FAILED, false);
         else
             task_save(tt, t);
-        TLOG(tt, LOG_INFO, "Task %s: logs uploaded", t->key);
+        TLOG(tt, LOG_INFO, "Task %s: output kept for the manager", t->key);
         break;
     case JOB_REMOVE:
         if (j->rc < 0)
@@ -709,6 +794,8 @@ static void job_done(void *arg)
         break;
     }
     job_free(j);
+    if (t->phase == PHASE_RUNNING && !t->busy && t->exit_seen)
+        inspect_now(tt, t);
     if (t->phase == PHASE_DONE && !t->busy) {
         ssize_t i = index_of(tt, t);
         if (t->remove_after && !t->handle) {
@@ -760,7 +847,9 @@ void tasks_deploy(task_table *tt, const Common__Tasks__MqttTask *m)
     ssize_t i = find_index(tt, swarm, id);
     if (i >= 0) {
         task *t = tt->v[i];
-        bool same = t->iteration == m->iteration && t->circular == m->circular;
+        /* (a task this node lost in a restart before it started is deployed again as it was) */
+        bool lost = t->phase == PHASE_DONE && !strcmp(t->reason, "lost");
+        bool same = !lost && t->iteration == m->iteration && t->circular == m->circular;
         if (same || (tt->pending[i] && tt->pending[i]->iteration == m->iteration &&
                      tt->pending[i]->circular == m->circular)) {
             snprintf(msg, sizeof(msg),
@@ -922,9 +1011,57 @@ void tasks_stop_swarm(task_table *tt, node_id swarm)
 
 /* ---- the periodic check -------------------------------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tasks_set_inspect_interval(task_table *tt, int64_t ms)
+{
+    tt->inspect_ms = ms < 0 ? 0 : ms;
+}
+
+void tasks_close(task_table *tt)
+{
+    __atomic_store_n(&tt->closing, 1, __ATOMIC_RELEASE);
+}
+
+void tasks_exited(task_table *tt, const char *handle)
+{
+    if (!handle) { /* events may have been lost: look at every running task */
+        for (size_t i = 0; i < tt->n; i++) {
+            task *t = tt->v[i];
+            if (t->phase == PHASE_RUNNING || t->phase == PHASE_STARTING) {
+                t->exit_seen = true;
+                if (t->phase == PHASE_RUNNING && !t->busy)
+                    inspect_now(tt, t);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < tt->n; i++) {
+        task *t = tt->v[i];
+        if (!t->handle || strcmp(t->handle, handle) != 0)
+            continue;
+        if (t->phase != PHASE_RUNNING)
+            return; /* stopping or collecting: its own step records the exit */
+        t->exit_seen = true;
+        if (!t->busy)
+            inspect_now(tt, t);
+        return;
+    }
+    keep_unmatched_exit(tt, handle);
+}
+
 void tasks_tick(task_table *tt)
 {
     int64_t now = wall_ms();
+    int64_t mnow = mono_ms();
+    bool inspect_due = mnow - tt->last_inspect_ms >= tt->inspect_ms || !tt->last_inspect_ms;
+    if (inspect_due)
+        tt->last_inspect_ms = mnow;
     for (size_t i = 0; i < tt->n; i++) {
         task *t = tt->v[i];
         if (t->busy)
@@ -942,8 +1079,8 @@ void tasks_tick(task_table *tt)
             continue;
         }
         if (t->phase == PHASE_RUNNING) {
-            job *j = job_new(tt, t, JOB_INSPECT);
-            job_spawn(tt, t, j);
+            if (inspect_due || t->exit_seen)
+                inspect_now(tt, t);
         } else if (t->phase == PHASE_COLLECTING && !t->logs_uploaded &&
                    !(tt->shutting_down && tt->keep)) {
             begin_collect(tt, t);
@@ -990,6 +1127,8 @@ void tasks_recover(task_table *tt)
         }
         if (t->phase == PHASE_STARTING || t->phase == PHASE_STOPPING)
             t->phase = PHASE_RUNNING; /* find out on the next tick */
+        if (t->phase == PHASE_RUNNING && t->handle && tt->rt->ops->watch)
+            tt->rt->ops->watch(tt->rt, t->handle); /* its exit is an event too */
         TLOG(tt, LOG_INFO, "Adopted task %s (%s)", t->key,
              t->phase == PHASE_RUNNING ? "running"
              : t->phase == PHASE_DONE  ? "done"

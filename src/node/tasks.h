@@ -2,12 +2,15 @@
  * persist, re-adopt.
  *
  * The table lives on the event loop; every blocking step (writing the payload, pulling,
- * creating, starting, inspecting, stopping, reading logs, uploading them) runs on a thread of
- * its own through hooks.spawn, and its outcome comes back to the loop through hooks.post. A
- * slow pull therefore delays only its own task. Task state is written atomically to
- * <state_dir>/<node xid>/tasks/<swarm>-<task>/task.json at every change, so a restarted node
- * adopts what still runs, uploads the logs of what finished while it was away (once), and
- * removes what it does not know.
+ * creating, starting, inspecting, stopping, reading logs, uploading them) runs on the node's
+ * bounded worker pool through hooks.spawn (at most one step per task at a time), and its
+ * outcome comes back to the loop through hooks.post. A slow pull therefore delays only its
+ * own task (while the pool has a free worker). Exits are learned as events: the runtime's
+ * exit watch (runtime_ops.watch_exits) calls tasks_exited, which inspects that one task; the
+ * periodic inspection of running tasks is a slow safety net (tasks_set_inspect_interval). Task
+ * state is written atomically to <state_dir>/<node xid>/tasks/<swarm>-<task>/task.json at every
+ * change, so a restarted node adopts what still runs, uploads the logs of what finished while it
+ * was away (once), and removes what it does not know.
  */
 #ifndef MANTA_TASKS_H
 #define MANTA_TASKS_H
@@ -20,6 +23,7 @@
 #include "id.h"
 #include "rpc.h"
 #include "runtime.h"
+#include "tasklog.h"
 
 /* common.tasks.TaskStatus */
 enum task_status {
@@ -63,6 +67,7 @@ typedef struct task {
     bool busy;         /* a blocking step is in flight */
     bool access_ended; /* stopped or exited: its light-service calls are refused from now */
     bool remove_after; /* forget after the current step (stop_swarm) */
+    bool exit_seen;    /* the runtime reported its exit: inspect it as soon as it is not busy */
 } task;
 
 /* What the task table needs from the rest of the node. */
@@ -72,9 +77,14 @@ typedef struct task_hooks {
     void (*publish)(void *ctx, const task *t);
     /* SendError with the task's context. */
     void (*send_error)(void *ctx, int error_id, const task *t, const char *msg);
-    /* Upload a log blob with AddTaskLogs; blocking, called on a worker thread. */
-    int (*upload_logs)(void *ctx, const uint8_t *blob, size_t len, rpc_status *st);
-    /* Run fn(arg) on a thread of its own / on the event loop. */
+    /* Keep a finished task's log blob and its outcome (final_status: a task_status to publish
+     * once the logs are delivered, 0 = none) for the manager (outbox.h); called on a worker
+     * thread; 0, or -1 with *err (retried on the next tick). */
+    int (*keep_output)(void *ctx, const uint8_t *blob, size_t len, const tasklog_header *hdr,
+                       int final_status, mt_error **err);
+    /* Run fn(arg) on a worker of the node's bounded pool (workers.h) / on the event loop. After
+     * tasks_close, fn returns at once (the step is cancelled), so a pool that stops may run
+     * its queued steps inline instead of dropping them. */
     void (*spawn)(void *ctx, void (*fn)(void *), void *arg);
     void (*post)(void *ctx, void (*fn)(void *), void *arg);
     void (*log)(void *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -119,9 +129,22 @@ void tasks_deploy(task_table *tt, const Common__Tasks__MqttTask *m);
 void tasks_stop(task_table *tt, node_id swarm, node_id task);
 void tasks_stop_swarm(task_table *tt, node_id swarm);
 
-/* Called every second from the loop: starts queued tasks, watches running ones, enforces
- * timeouts, retries log uploads. */
+/* Called every second from the loop while tasks exist: starts queued tasks, enforces
+ * timeouts, retries log uploads, inspects running tasks every inspect interval. */
 void tasks_tick(task_table *tt);
+
+/* The runtime says the task with this handle exited (runtime_ops.watch_exits, posted to the
+ * loop); NULL: it may have missed some, inspect every running task. Unknown handles are kept
+ * a while (an exit can be reported before the start step returns its handle). */
+void tasks_exited(task_table *tt, const char *handle);
+
+/* Running tasks are also inspected every `ms` (a safety net under the exit events; the node
+ * uses 30 s; 0, the default, = every tick). */
+void tasks_set_inspect_interval(task_table *tt, int64_t ms);
+
+/* The node is about to free the table: steps not started yet are cancelled, no new step is
+ * started. Call before stopping the pool; tasks_free after it is joined. Thread-safe flag. */
+void tasks_close(task_table *tt);
 
 /* At start: adopt tasks persisted by a previous run, reap the runtime's unknown tasks. */
 void tasks_recover(task_table *tt);

@@ -155,3 +155,43 @@ def test_fedavg_through_manager_kills(tmp_path, node_bin, data3):
         print(f"{kills} manager kills survived; rounds {its}")
     finally:
         sw.close()
+
+
+def test_output_waits_on_disk_through_a_node_restart(tmp_path, node_bin):
+    """The manager is away when a task finishes; its node keeps the output on disk (the outbox)
+    and stops (SIGTERM does not wait for a manager it cannot reach); the manager comes back, the
+    node starts again and delivers the output once: the swarm completes, the log stored once."""
+    import glob
+    import signal as sig
+    from wire_env import RunningNode
+    d = module_dir(tmp_path, SHORT)
+    (d / "swarm.toml").write_text(
+        'name = "short"\n[[tasks]]\nmodule = "short.py"\nimage = "none"\nmethod = "all"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
+    try:
+        sw.start_serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
+        time.sleep(1.5)
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        time.sleep(1.0)
+        sw.proc.kill()
+        sw.proc.wait(20)
+        node = sw.nodes[0]
+        items = lambda: glob.glob(str(node.home / ".manta/state/*/outbox/*.item"))  # noqa: E731
+        wait_for(lambda: len(items()) == 1, timeout=30, what="the output kept in the outbox")
+        rn = sw.running[0]
+        rn.signal(sig.SIGTERM)
+        assert rn.wait(60) == 0
+        assert len(items()) == 1  # still owed to the manager
+        sw.start_serve()
+        sw.running[0] = RunningNode(node)  # the node again (a node starts only with a manager)
+        wait_for(lambda: sw.admin_json("status", sid)["status"] != "RUNNING", timeout=90,
+                 what="the swarm to end")
+        assert sw.admin_json("status", sid)["status"] == "COMPLETED"
+        wait_for(lambda: not items(), timeout=30, what="the outbox emptied")
+        rows = sqlite3.connect(str(sw.store)).execute(
+            "SELECT count(*) FROM task_logs WHERE swarm = ?", (sid,)).fetchone()
+        assert rows[0] == 1, rows
+    finally:
+        sw.close()

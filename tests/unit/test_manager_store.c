@@ -627,6 +627,11 @@ static void test_logs(void **state)
     MUST(store_log_add(st, "S1", "nA", "test", 0, 1, 200, "", 0, &e));
     MUST(store_log_add(st, "S2", "nA", "train", 5, 2, 50, "other swarm", 11, &e));
     MUST(store_log_add(st, "S1", "nA", "train", 1, 0, 300, "bin\0ary", 7, &e));
+    /* a node's repeated delivery (same instant, same text) is stored once */
+    MUST(store_log_add(st, "S1", "nA", "train", 0, 0, 300, "epoch 1\n", 8, &e));
+    MUST(store_log_add(st, "S1", "nA", "train", 1, 0, 300, "bin\0ary", 7, &e));
+    /* ... and so is one stamped anew (the node was killed before it knew the first went in) */
+    MUST(store_log_add(st, "S1", "nA", "train", 0, 0, 999, "epoch 1\n", 8, &e));
 
     store_log *rows = NULL;
     size_t n = 0;

@@ -52,17 +52,20 @@ static void h_error(void *ctx, int id, const task *t, const char *msg)
     snprintf(W.last_error, sizeof(W.last_error), "%s", msg);
 }
 
-static int h_upload(void *ctx, const uint8_t *blob, size_t len, rpc_status *st)
+/* keep_output: the outbox keeps the logs, then publishes the outcome once they are delivered;
+ * here both happen at once, in that order. */
+static int h_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_header *hdr,
+                  int final_status, mt_error **err)
 {
     if (W.fail_uploads > 0) {
         W.fail_uploads--;
-        st->code = RPC_UNAVAILABLE;
-        snprintf(st->message, sizeof(st->message), "manager away");
-        return -1;
+        return mt_error_set(err, MT_ERR_IO, "disk full");
     }
     W.blobs[W.nblobs] = xmalloc(len);
     memcpy(W.blobs[W.nblobs], blob, len);
     W.blob_len[W.nblobs++] = len;
+    if (final_status)
+        W.updates[W.nupdates++] = final_status;
     return 0;
 }
 
@@ -88,7 +91,7 @@ static void pump(void)
     }
 }
 
-static const task_hooks HOOKS = {NULL, h_publish, h_error, h_upload, h_spawn, h_post, h_log, NULL};
+static const task_hooks HOOKS = {NULL, h_publish, h_error, h_keep, h_spawn, h_post, h_log, NULL};
 static char dir[64];
 static const node_id SELF = {0x1111, 0x2222};
 
@@ -407,7 +410,7 @@ static void test_slow_pull_delays_only_its_task(void **state)
     task_limits l = limits(4, 4);
     static const char *names[] = {NULL}, *paths[] = {NULL};
     task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
-    task_hooks h = {NULL, h_publish, h_error, h_upload, t_spawn, t_post, h_log, NULL};
+    task_hooks h = {NULL, h_publish, h_error, h_keep, t_spawn, t_post, h_log, NULL};
     task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
     Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
     Common__System__PairId s = COMMON__SYSTEM__PAIR_ID__INIT, a = COMMON__SYSTEM__PAIR_ID__INIT,
@@ -442,6 +445,80 @@ static void test_slow_pull_delays_only_its_task(void **state)
     runtime_free(rt);
 }
 
+/* Exits come as events (tasks_exited), the inspection is only a slow safety net; a stop asked
+ * for while a task is still starting (its pull) is not lost when the start returns. */
+static void test_exit_events_and_stop_while_starting(void **state)
+{
+    runtime *rt = runtime_fake_new();
+    runtime_fake_slow_image(rt, "huge:1");
+    task_limits l = limits(4, 4);
+    static const char *names[] = {NULL}, *paths[] = {NULL};
+    task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
+    task_hooks h = {NULL, h_publish, h_error, h_keep, t_spawn, t_post, h_log, NULL};
+    task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
+    tasks_set_inspect_interval(tt, 3600 * 1000);
+    tasks_tick(tt); /* the first tick's inspection; the next is an hour away */
+    Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
+    Common__System__PairId s = COMMON__SYSTEM__PAIR_ID__INIT, a = COMMON__SYSTEM__PAIR_ID__INIT,
+                           s2 = COMMON__SYSTEM__PAIR_ID__INIT, b = COMMON__SYSTEM__PAIR_ID__INIT;
+    s.tail = 7;
+    a.tail = 1;
+    s2.tail = 8;
+    b.tail = 2;
+    m.payload.data = (uint8_t *)"x";
+    m.payload.len = 1;
+    m.swarm_id = &s;
+    m.task_id = &a;
+    m.image = "huge:1"; /* its pull hangs */
+    tasks_deploy(tt, &m);
+    m.swarm_id = &s2;
+    m.task_id = &b;
+    m.image = "small:1";
+    tasks_deploy(tt, &m);
+    const task *ta = tasks_find(tt, (node_id){0, 7}, (node_id){0, 1});
+    const task *tb = tasks_find(tt, (node_id){0, 8}, (node_id){0, 2});
+    for (int i = 0; i < 200 && tb->phase != PHASE_RUNNING; i++) {
+        usleep(10000);
+        t_pump();
+    }
+    assert_int_equal(tb->phase, PHASE_RUNNING);
+
+    /* B exits: ticks do not notice (no inspection due), the event does */
+    assert_true(runtime_fake_exit(rt, tb->name, 0, false));
+    for (int i = 0; i < 5; i++) {
+        tasks_tick(tt);
+        usleep(10000);
+        t_pump();
+    }
+    assert_int_equal(tb->phase, PHASE_RUNNING);
+    tasks_exited(tt, "no-such-handle"); /* unknown: kept, harmless */
+    tasks_exited(tt, tb->handle);
+    for (int i = 0; i < 200 && tb->phase != PHASE_DONE; i++) {
+        usleep(10000);
+        t_pump();
+    }
+    assert_int_equal(tb->phase, PHASE_DONE);
+    assert_int_equal(tb->status, TASK_COMPLETED);
+
+    /* A is inside its pull: stop its swarm, then let the pull finish */
+    assert_int_equal(ta->phase, PHASE_STARTING);
+    tasks_stop_swarm(tt, (node_id){0, 7});
+    runtime_fake_release_pulls(rt);
+    for (int i = 0; i < 300 && tasks_find(tt, (node_id){0, 7}, (node_id){0, 1}); i++) {
+        usleep(10000);
+        t_pump();
+        tasks_tick(tt);
+    }
+    assert_null(tasks_find(tt, (node_id){0, 7}, (node_id){0, 1})); /* stopped and forgotten */
+    assert_int_equal(runtime_fake_running(rt), 0);
+    for (int i = 0; i < 50; i++) { /* the folder removals still in flight */
+        usleep(10000);
+        t_pump();
+    }
+    tasks_free(tt);
+    runtime_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redeploy_and_stop_swarm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_retry_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_pull_delays_only_its_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exit_events_and_stop_while_starting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
