@@ -29,6 +29,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--node-only", action="store_true", help="skip the straight-to-manager runs")
+    ap.add_argument("--hold", type=int, default=0,
+                    help="keep everything running this many seconds after (for perf/gdb)")
     args = ap.parse_args()
     bindir = pathlib.Path(args.bin_dir).resolve()
     os.environ["MANTA_MANAGER_BIN"] = str(bindir / "manta_manager")
@@ -47,15 +50,40 @@ def main():
         port = wait_for(lambda: re.search(r"Light service listening on 127\.0\.0\.1:(\d+)",
                                           log.read_text()), 30, what="light port").group(1)
         time.sleep(1)
-        mgr_before = rss_kib(sw.proc.pid)
-        runs = c_client(str(bindir / "light-client"), "global", f"127.0.0.1:{port}", swarm,
-                        "0cafe", "w", str(GLOBAL), str(args.runs))
-        print(f"16 MiB SetGlobal + GetGlobal through node and manta_manager, C client: "
-              f"{summary([r['total_ms'] for r in runs], 'ms')} (SetGlobal "
-              f"{statistics.median([r['set_ms'] for r in runs]):.0f} ms, GetGlobal "
-              f"{statistics.median([r['get_ms'] for r in runs]):.0f} ms, medians); "
-              f"manta_manager RSS {mgr_before / 1024:.1f} MiB before, "
-              f"{rss_kib(sw.proc.pid) / 1024:.1f} MiB after")
+        token = re.search(r'secured_token = "([^"]+)"',
+                          (sw.nodes[0].home / ".manta/nodes/default.toml").read_text()).group(1)
+        node_pid = sw.running[0].proc.pid
+        mgr_before, node_before = rss_kib(sw.proc.pid), rss_kib(node_pid)
+        client = str(bindir / "light-client")
+        # Interleaved, one pair per round: through the node, then straight to the manager (the
+        # same client, the same manager, the same sizes), so a busy machine hits both alike.
+        via, direct = [], []
+        for i in range(args.runs):
+            via += c_client(client, "global", f"127.0.0.1:{port}", swarm, "0cafe", "w",
+                            str(GLOBAL), "1")
+            if not args.node_only:
+                direct += c_client(client, "manager-global", f"127.0.0.1:{sw.port}", swarm,
+                                   token, "d", str(GLOBAL), "1")
+        time.sleep(2)
+        for name, runs in (("through node and manta_manager", via),
+                           ("straight to manta_manager", direct)):
+            if runs:
+                print(f"16 MiB SetGlobal + GetGlobal {name}, C client: "
+                      f"{summary([r['total_ms'] for r in runs], 'ms')} (SetGlobal "
+                      f"{statistics.median([r['set_ms'] for r in runs]):.0f} ms, GetGlobal "
+                      f"{statistics.median([r['get_ms'] for r in runs]):.0f} ms, medians)")
+        if via and direct:
+            diffs = [a["total_ms"] - b["total_ms"] for a, b in zip(via, direct)]
+            print(f"through the node minus straight, run by run: median {statistics.median(diffs):+.0f} ms "
+                  f"(min {min(diffs):+.0f}, max {max(diffs):+.0f})")
+        print(f"manta_manager RSS {mgr_before / 1024:.1f} MiB before, "
+              f"{rss_kib(sw.proc.pid) / 1024:.1f} MiB after; manta_node RSS "
+              f"{node_before / 1024:.1f} MiB before, {rss_kib(node_pid) / 1024:.1f} MiB 2 s "
+              f"after")
+        if args.hold:
+            print(f"holding {args.hold} s: node pid {node_pid}, light port {port}, manager port "
+                  f"{sw.port}, swarm {swarm}", flush=True)
+            time.sleep(args.hold)
     finally:
         sw.close()
 

@@ -9,6 +9,10 @@
  *       World.SetGlobal of a SIZE-byte value in one message (as the SDK sends it), then
  *       World.GetGlobal of it; checks the bytes that come back; one line per run:
  *       "global bytes=N set_ms=A get_ms=B total_ms=C".
+ *   light-client manager-global HOST:PORT SWARM TOKEN TAG SIZE [RUNS]
+ *       The same two calls made straight to a manager's node.node_service.Node service (what
+ *       the node relays them as: GlobalUpdate / GlobalTag), with a node's TOKEN; the same
+ *       output. The baseline the relay is measured against (bench/manager_global.py).
  * SWARM and TASK are the IDs in hex (as in SWARM_ID / TASK_ID). Exit 0 on success, 1 with a
  * message on stderr if a call fails or returns other bytes, 2 on a usage error.
  */
@@ -29,6 +33,10 @@
 
 #define LOCAL "/node.light_service.Local/"
 #define WORLD "/node.light_service.World/"
+#define NODE  "/node.node_service.Node/"
+
+/* Set by manager-global: the calls go to the manager's Node service with this token. */
+static const char *manager_token;
 
 static double now_s(void)
 {
@@ -40,7 +48,8 @@ static double now_s(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: light-client binary HOST:PORT SWARM TASK NAME [RUNS]\n"
-                    "       light-client global HOST:PORT SWARM TASK TAG SIZE [RUNS]\n");
+                    "       light-client global HOST:PORT SWARM TASK TAG SIZE [RUNS]\n"
+                    "       light-client manager-global HOST:PORT SWARM TOKEN TAG SIZE [RUNS]\n");
     return 2;
 }
 
@@ -165,11 +174,19 @@ static int set_global(rpc_channel *ch, Common__System__PairId *swarm, Common__Sy
     m.tag = (char *)tag;
     m.data.data = (uint8_t *)value;
     m.data.len = n;
-    size_t len = node__light_service__set_global_request__get_packed_size(&m);
+    Common__Results__GlobalUpdate g = COMMON__RESULTS__GLOBAL_UPDATE__INIT;
+    g.swarm_id = swarm;
+    g.tag = (char *)tag;
+    g.data.data = (uint8_t *)value;
+    g.data.len = n;
+    const ProtobufCMessage *pm = manager_token ? &g.base : &m.base;
+    size_t len = protobuf_c_message_get_packed_size(pm);
     cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
-    node__light_service__set_global_request__pack(&m, buf);
+    protobuf_c_message_pack(pm, buf);
+    rpc_metadata md[] = {{"authorization", manager_token}};
     rpc_status st = {0};
-    rpc_cstream *s = rpc_cstream_start(ch, WORLD "SetGlobal", NULL, 0, 0, &st);
+    rpc_cstream *s = rpc_cstream_start(ch, manager_token ? NODE "SetGlobal" : WORLD "SetGlobal", md,
+                                       manager_token ? 1 : 0, 0, &st);
     if (!s) {
         fprintf(stderr, "light-client: SetGlobal could not start: %s: %s\n", rpc_code_name(st.code),
                 st.message);
@@ -196,11 +213,17 @@ static int get_global(rpc_channel *ch, Common__System__PairId *swarm, Common__Sy
     q.swarm_id = swarm;
     q.task_id = task;
     q.tag = (char *)tag;
-    size_t len = node__light_service__get_global_request__get_packed_size(&q);
+    Common__Results__GlobalTag gt = COMMON__RESULTS__GLOBAL_TAG__INIT;
+    gt.swarm_id = swarm;
+    gt.tag = (char *)tag;
+    const ProtobufCMessage *pm = manager_token ? &gt.base : &q.base;
+    size_t len = protobuf_c_message_get_packed_size(pm);
     cleanup_free uint8_t *req = xmalloc(len ? len : 1);
-    node__light_service__get_global_request__pack(&q, req);
+    protobuf_c_message_pack(pm, req);
+    rpc_metadata md[] = {{"authorization", manager_token}};
     rpc_status st = {0};
-    rpc_sstream *s = rpc_sstream_start(ch, WORLD "GetGlobal", NULL, 0, req, len, 0, &st);
+    rpc_sstream *s = rpc_sstream_start(ch, manager_token ? NODE "GetGlobal" : WORLD "GetGlobal", md,
+                                       manager_token ? 1 : 0, req, len, 0, &st);
     if (!s) {
         fprintf(stderr, "light-client: GetGlobal could not start: %s: %s\n", rpc_code_name(st.code),
                 st.message);
@@ -258,10 +281,14 @@ int main(int argc, char **argv)
         return usage();
     bool binary = strcmp(argv[1], "binary") == 0;
     bool global = strcmp(argv[1], "global") == 0;
+    if (strcmp(argv[1], "manager-global") == 0) {
+        global = true;
+        manager_token = argv[4];
+    }
     if ((!binary && !global) || (binary && argc > 7) || (global && (argc < 7 || argc > 8)))
         return usage();
-    node_id sw, tk;
-    if (!node_id_parse_xid(argv[3], &sw) || !node_id_parse_xid(argv[4], &tk)) {
+    node_id sw, tk = {0};
+    if (!node_id_parse_xid(argv[3], &sw) || (!manager_token && !node_id_parse_xid(argv[4], &tk))) {
         fprintf(stderr, "light-client: SWARM and TASK must be IDs in hex (as in SWARM_ID).\n");
         return 2;
     }

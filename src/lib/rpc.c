@@ -178,6 +178,97 @@ static int bb_to_bytes(grpc_byte_buffer *bb, rpc_bytes *out)
     return 0;
 }
 
+/* ---- messages left in gRPC's buffers ------------------------------------------------------ */
+
+struct rpc_msg {
+    grpc_byte_buffer *bb; /* raw, uncompressed: its slices are the message */
+    size_t len;
+};
+
+/* A received byte buffer as a message (takes bb): a raw uncompressed one as it is, any other
+ * through a reader (which decompresses). NULL if it cannot be read. */
+static rpc_msg *msg_take(grpc_byte_buffer *bb)
+{
+    if (bb->type != GRPC_BB_RAW || bb->data.raw.compression != GRPC_COMPRESS_NONE) {
+        grpc_byte_buffer_reader r;
+        if (!grpc_byte_buffer_reader_init(&r, bb)) {
+            grpc_byte_buffer_destroy(bb);
+            return NULL;
+        }
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        grpc_byte_buffer_destroy(bb);
+        bb = grpc_raw_byte_buffer_create(&all, 1);
+        grpc_slice_unref(all);
+    }
+    rpc_msg *m = xcalloc(1, sizeof(*m));
+    m->bb = bb;
+    m->len = grpc_byte_buffer_length(bb);
+    return m;
+}
+
+size_t rpc_msg_len(const rpc_msg *m)
+{
+    return m ? m->len : 0;
+}
+
+size_t rpc_msg_copy(const rpc_msg *m, size_t off, void *buf, size_t n)
+{
+    if (!m || off >= m->len)
+        return 0;
+    const grpc_slice_buffer *sb = &m->bb->data.raw.slice_buffer;
+    size_t pos = 0, got = 0;
+    for (size_t i = 0; i < sb->count && got < n; i++) {
+        size_t sl = GRPC_SLICE_LENGTH(sb->slices[i]);
+        if (pos + sl > off + got) {
+            size_t b = off + got - pos, k = sl - b < n - got ? sl - b : n - got;
+            memcpy((uint8_t *)buf + got, GRPC_SLICE_START_PTR(sb->slices[i]) + b, k);
+            got += k;
+        }
+        pos += sl;
+    }
+    return got;
+}
+
+void rpc_msg_to_bytes(const rpc_msg *m, rpc_bytes *out)
+{
+    size_t len = rpc_msg_len(m);
+    out->data = xmalloc(len ? len : 1);
+    out->len = rpc_msg_copy(m, 0, out->data, len);
+}
+
+void rpc_msg_free(rpc_msg *m)
+{
+    if (!m)
+        return;
+    grpc_byte_buffer_destroy(m->bb);
+    free(m);
+}
+
+/* A byte buffer of head[0..hlen) (copied) followed by m's slices from `from` (referenced, not
+ * copied). Takes m. */
+static grpc_byte_buffer *bb_from_msg(const void *head, size_t hlen, rpc_msg *m, size_t from)
+{
+    grpc_slice_buffer *sb = &m->bb->data.raw.slice_buffer;
+    grpc_slice *v = xcalloc(sb->count + 1, sizeof(*v));
+    size_t n = 0, pos = 0;
+    if (hlen)
+        v[n++] = grpc_slice_from_copied_buffer(head, hlen);
+    for (size_t i = 0; i < sb->count; i++) {
+        size_t sl = GRPC_SLICE_LENGTH(sb->slices[i]);
+        if (pos + sl > from)
+            v[n++] = from > pos ? grpc_slice_sub(sb->slices[i], from - pos, sl)
+                                : grpc_slice_ref(sb->slices[i]);
+        pos += sl;
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(v, n);
+    for (size_t i = 0; i < n; i++)
+        grpc_slice_unref(v[i]);
+    free(v);
+    rpc_msg_free(m);
+    return bb;
+}
+
 /* Shut down a pluck queue whose batches have all been plucked, then destroy it. */
 static void cq_destroy_pluck(grpc_completion_queue *cq)
 {
@@ -230,7 +321,35 @@ static bool tls_pair_ok(const char *cert, const char *key)
 
 struct rpc_channel {
     grpc_channel *ch;
+    grpc_channel_credentials *creds; /* kept for rpc_channel_clone */
+    bool creds_borrowed;             /* a clone's: its origin's, which outlives it */
+    char *target;
+    char *server_name; /* TLS name override, or NULL */
 };
+
+/* own_connection: a connection of its own (not shared with other channels to the target). */
+static grpc_channel *channel_create(const char *target, grpc_channel_credentials *creds,
+                                    const char *server_name, bool own_connection)
+{
+    grpc_arg args[10];
+    size_t n = 0;
+    args[n++] = arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1);
+    args[n++] = arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1);
+    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_TIME_MS, KEEPALIVE_TIME_MS);
+    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, KEEPALIVE_TIMEOUT_MS);
+    /* GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA stays at its default (2): a server with default
+     * ping policing (one ping per 5 minutes without data, 2 strikes) would otherwise close a
+     * long quiet stream with GOAWAY "too_many_pings" after about 2 minutes. */
+    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+    if (server_name)
+        args[n++] = arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, server_name);
+    if (own_connection) {
+        args[n++] = arg_int(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        args[n++] = arg_int(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, RPC_BULK_WINDOW);
+    }
+    grpc_channel_args cargs = {.num_args = n, .args = args};
+    return grpc_channel_create(target, creds, &cargs);
+}
 
 rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **err)
 {
@@ -244,20 +363,6 @@ rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **
         return NULL;
     }
     grpc_init();
-    grpc_arg args[8];
-    size_t n = 0;
-    args[n++] = arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1);
-    args[n++] = arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1);
-    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_TIME_MS, KEEPALIVE_TIME_MS);
-    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, KEEPALIVE_TIMEOUT_MS);
-    /* GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA stays at its default (2): a server with default
-     * ping policing (one ping per 5 minutes without data, 2 strikes) would otherwise close a
-     * long quiet stream with GOAWAY "too_many_pings" after about 2 minutes. */
-    args[n++] = arg_int(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-    if (tls && tls->server_name)
-        args[n++] = arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, tls->server_name);
-    grpc_channel_args cargs = {.num_args = n, .args = args};
-
     grpc_channel_credentials *creds;
     if (tls) {
         grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem,
@@ -271,15 +376,38 @@ rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **
         mt_error_set(err, MT_ERR_IO, "Cannot create the gRPC credentials for %s.", target);
         return NULL;
     }
-    grpc_channel *gch = grpc_channel_create(target, creds, &cargs);
-    grpc_channel_credentials_release(creds);
+    const char *name = tls ? tls->server_name : NULL;
+    grpc_channel *gch = channel_create(target, creds, name, false);
     if (!gch) {
+        grpc_channel_credentials_release(creds);
         grpc_shutdown();
         mt_error_set(err, MT_ERR_IO, "Cannot create a gRPC channel to %s.", target);
         return NULL;
     }
     rpc_channel *ch = xcalloc(1, sizeof(*ch));
     ch->ch = gch;
+    ch->creds = creds;
+    ch->target = xstrdup(target);
+    ch->server_name = name ? xstrdup(name) : NULL;
+    return ch;
+}
+
+rpc_channel *rpc_channel_clone(const rpc_channel *from)
+{
+    grpc_init();
+    grpc_channel *gch = channel_create(from->target, from->creds, from->server_name, true);
+    if (!gch) {
+        grpc_shutdown();
+        return NULL;
+    }
+    rpc_channel *ch = xcalloc(1, sizeof(*ch));
+    ch->ch = gch;
+    /* the credentials are borrowed (the C API has no reference count for them): the channel it
+     * was made from outlives the clone (rpc.h) */
+    ch->creds = from->creds;
+    ch->creds_borrowed = true;
+    ch->target = xstrdup(from->target);
+    ch->server_name = from->server_name ? xstrdup(from->server_name) : NULL;
     return ch;
 }
 
@@ -288,6 +416,10 @@ void rpc_channel_free(rpc_channel *ch)
     if (!ch)
         return;
     grpc_channel_destroy(ch->ch);
+    if (ch->creds && !ch->creds_borrowed)
+        grpc_channel_credentials_release(ch->creds);
+    free(ch->target);
+    free(ch->server_name);
     free(ch);
     grpc_shutdown();
 }
@@ -523,6 +655,15 @@ int rpc_cstream_send_owned(rpc_cstream *s, void *buf, size_t off, size_t len)
     return cstream_send_bb(s, bb_new_owned(buf, off, len));
 }
 
+int rpc_cstream_send_msg(rpc_cstream *s, const void *head, size_t hlen, rpc_msg *m, size_t from)
+{
+    if (!s || s->broken || s->finished || !m) {
+        rpc_msg_free(m);
+        return -1;
+    }
+    return cstream_send_bb(s, bb_from_msg(head, hlen, m, from));
+}
+
 static int cstream_send_bb(rpc_cstream *s, grpc_byte_buffer *bb)
 {
     s->cc.send_bb = bb;
@@ -614,12 +755,10 @@ rpc_sstream *rpc_sstream_start(rpc_channel *ch, const char *method, const rpc_me
     return s;
 }
 
-int rpc_sstream_next(rpc_sstream *s, rpc_bytes *msg, rpc_status *st)
+/* The next message as gRPC's byte buffer: 1 with *out (owned), 0 or -1 as rpc_sstream_next. */
+static int sstream_next_bb(rpc_sstream *s, grpc_byte_buffer **out, rpc_status *st)
 {
-    if (msg) {
-        msg->data = NULL;
-        msg->len = 0;
-    }
+    *out = NULL;
     if (!s) {
         status_set(st, RPC_INTERNAL, "no stream");
         return -1;
@@ -642,25 +781,8 @@ int rpc_sstream_next(rpc_sstream *s, rpc_bytes *msg, rpc_status *st)
     if (started)
         ev = ccall_pluck(&s->cc, TAG_RECV);
     if (started && ev.success && bb) {
-        rpc_bytes tmp = {0};
-        int r = bb_to_bytes(bb, &tmp);
-        grpc_byte_buffer_destroy(bb);
-        if (r == 0) {
-            if (msg)
-                *msg = tmp;
-            else
-                rpc_bytes_free(&tmp);
-            return 1;
-        }
-        /* an unreadable message breaks the stream */
-        grpc_call_cancel(s->cc.call, NULL);
-        ccall_pluck(&s->cc, TAG_STATUS);
-        s->ended = true;
-        s->end_rc = -1;
-        status_set(&s->end_st, RPC_INTERNAL, "cannot read a stream message");
-        if (st)
-            *st = s->end_st;
-        return -1;
+        *out = bb;
+        return 1;
     }
     if (bb)
         grpc_byte_buffer_destroy(bb);
@@ -678,6 +800,52 @@ int rpc_sstream_next(rpc_sstream *s, rpc_bytes *msg, rpc_status *st)
     if (st)
         *st = s->end_st;
     return s->end_rc;
+}
+
+/* An unreadable message breaks the stream. */
+static int sstream_unreadable(rpc_sstream *s, rpc_status *st)
+{
+    grpc_call_cancel(s->cc.call, NULL);
+    ccall_pluck(&s->cc, TAG_STATUS);
+    s->ended = true;
+    s->end_rc = -1;
+    status_set(&s->end_st, RPC_INTERNAL, "cannot read a stream message");
+    if (st)
+        *st = s->end_st;
+    return -1;
+}
+
+int rpc_sstream_next(rpc_sstream *s, rpc_bytes *msg, rpc_status *st)
+{
+    if (msg) {
+        msg->data = NULL;
+        msg->len = 0;
+    }
+    grpc_byte_buffer *bb = NULL;
+    int r = sstream_next_bb(s, &bb, st);
+    if (r != 1)
+        return r;
+    rpc_bytes tmp = {0};
+    r = bb_to_bytes(bb, &tmp);
+    grpc_byte_buffer_destroy(bb);
+    if (r < 0)
+        return sstream_unreadable(s, st);
+    if (msg)
+        *msg = tmp;
+    else
+        rpc_bytes_free(&tmp);
+    return 1;
+}
+
+int rpc_sstream_next_msg(rpc_sstream *s, rpc_msg **msg, rpc_status *st)
+{
+    *msg = NULL;
+    grpc_byte_buffer *bb = NULL;
+    int r = sstream_next_bb(s, &bb, st);
+    if (r != 1)
+        return r;
+    *msg = msg_take(bb);
+    return *msg ? 1 : sstream_unreadable(s, st);
 }
 
 void rpc_sstream_cancel(rpc_sstream *s)
@@ -881,12 +1049,11 @@ bool rpc_call_cancelled(const rpc_call *call)
     return gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), c->deadline) >= 0;
 }
 
-int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
+/* The next request message as gRPC's byte buffer: 1 with *out (owned), 0 or -1 as
+ * rpc_call_recv. */
+static int call_recv_bb(rpc_call *call, grpc_byte_buffer **out)
 {
-    if (msg) {
-        msg->data = NULL;
-        msg->len = 0;
-    }
+    *out = NULL;
     if (call->broken || call->finished)
         return -1;
     if (call->half_closed)
@@ -915,8 +1082,22 @@ int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
         call->half_closed = true;
         return 0;
     }
+    *out = bb;
+    return 1;
+}
+
+int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
+{
+    if (msg) {
+        msg->data = NULL;
+        msg->len = 0;
+    }
+    grpc_byte_buffer *bb = NULL;
+    int r = call_recv_bb(call, &bb);
+    if (r != 1)
+        return r;
     rpc_bytes tmp = {0};
-    int r = bb_to_bytes(bb, &tmp);
+    r = bb_to_bytes(bb, &tmp);
     grpc_byte_buffer_destroy(bb);
     if (r < 0) {
         call->broken = true;
@@ -926,6 +1107,21 @@ int rpc_call_recv(rpc_call *call, rpc_bytes *msg)
         *msg = tmp;
     else
         rpc_bytes_free(&tmp);
+    return 1;
+}
+
+int rpc_call_recv_msg(rpc_call *call, rpc_msg **msg)
+{
+    *msg = NULL;
+    grpc_byte_buffer *bb = NULL;
+    int r = call_recv_bb(call, &bb);
+    if (r != 1)
+        return r;
+    *msg = msg_take(bb);
+    if (!*msg) {
+        call->broken = true;
+        return -1;
+    }
     return 1;
 }
 
@@ -945,6 +1141,15 @@ int rpc_call_send_owned(rpc_call *call, void *buf, size_t off, size_t len)
         return -1;
     }
     return call_send_bb(call, bb_new_owned(buf, off, len));
+}
+
+int rpc_call_send_msg(rpc_call *call, const void *head, size_t hlen, rpc_msg *m, size_t from)
+{
+    if (call->broken || call->finished || !m) {
+        rpc_msg_free(m);
+        return -1;
+    }
+    return call_send_bb(call, bb_from_msg(head, hlen, m, from));
 }
 
 static int call_send_bb(rpc_call *call, grpc_byte_buffer *bb)
@@ -1229,6 +1434,13 @@ static bool port_in_use(const char *addr)
 rpc_server *rpc_server_start(const char *addr, const rpc_server_tls *tls, int max_calls,
                              rpc_handler handler, void *ctx, int *bound_port, mt_error **err)
 {
+    return rpc_server_start_opts(addr, tls, max_calls, NULL, handler, ctx, bound_port, err);
+}
+
+rpc_server *rpc_server_start_opts(const char *addr, const rpc_server_tls *tls, int max_calls,
+                                  const rpc_server_opts *opts, rpc_handler handler, void *ctx,
+                                  int *bound_port, mt_error **err)
+{
     if (!addr || !*addr || !handler || max_calls < 1) {
         mt_error_set(err, MT_ERR_IO,
                      "A gRPC server needs an address, a handler and max_calls of at least 1.");
@@ -1261,6 +1473,11 @@ rpc_server *rpc_server_start(const char *addr, const rpc_server_tls *tls, int ma
     /* accept the keepalive pings of our clients (the default allows one per 5 minutes) */
     args[n++] =
         arg_int(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, KEEPALIVE_TIME_MS / 2);
+    if (opts && opts->idle_close_ms > 0)
+        args[n++] = arg_int(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                            opts->idle_close_ms > INT32_MAX ? INT32_MAX : (int)opts->idle_close_ms);
+    if (opts && opts->window_bytes > 0)
+        args[n++] = arg_int(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, opts->window_bytes);
     grpc_channel_args cargs = {.num_args = n, .args = args};
     srv->server = grpc_server_create(&cargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);

@@ -56,6 +56,19 @@ typedef struct rpc_bytes {
 } rpc_bytes;
 void rpc_bytes_free(rpc_bytes *b);
 
+/* A received message left in gRPC's own buffers (no copy), for relaying it - or its tail after
+ * a new head - to another call: rpc_call_recv_msg / rpc_sstream_next_msg receive one,
+ * rpc_call_send_msg / rpc_cstream_send_msg send it on (taking it). A relay that copies the
+ * message out (rpc_bytes) holds it twice and writes every byte once more; this holds it once.
+ * Free with rpc_msg_free (NULL is fine). */
+typedef struct rpc_msg rpc_msg;
+size_t rpc_msg_len(const rpc_msg *m);
+/* Copy the message's bytes [off, off+n) (clipped to its length) into buf; returns how many. */
+size_t rpc_msg_copy(const rpc_msg *m, size_t off, void *buf, size_t n);
+/* The whole message as owned bytes (a copy). */
+void rpc_msg_to_bytes(const rpc_msg *m, rpc_bytes *out);
+void rpc_msg_free(rpc_msg *m);
+
 /* One metadata entry; keys lower-case ("authorization"). */
 typedef struct rpc_metadata {
     const char *key;
@@ -81,6 +94,16 @@ typedef struct rpc_channel rpc_channel;
  * lazy (the first call connects); keepalive pings keep idle connections alive. */
 rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **err);
 void rpc_channel_free(rpc_channel *ch);
+/* A channel to ch's target with ch's credentials and options but a connection of its own, which
+ * rpc_channel_free closes at once (a channel sharing its connection leaves it open). For bulk
+ * transfers: gRPC keeps spare read buffers on a connection after a large message (up to about
+ * its size, its TCP read estimate) for as long as the connection lives, so a relay of large
+ * values closes its connection when idle to give them back. It borrows ch's credentials: free it
+ * before ch. NULL if gRPC cannot make it. */
+rpc_channel *rpc_channel_clone(const rpc_channel *ch);
+/* The initial HTTP/2 stream window of a clone (what the server may send before it is read):
+ * 4 MiB instead of 64 KiB, so a fresh connection takes a large message at full speed. */
+#define RPC_BULK_WINDOW (4 << 20)
 
 /* Unary call. On return *st holds the outcome; *resp (owned by the caller) is filled when
  * st->code == RPC_OK. Returns 0 if the call completed with RPC_OK, -1 otherwise. */
@@ -99,6 +122,9 @@ int rpc_cstream_send(rpc_cstream *s, const void *msg, size_t len);
 /* The same without a copy: takes buf (malloc'd, freed once gRPC is done with it, also on
  * failure) and sends buf[off..off+len). */
 int rpc_cstream_send_owned(rpc_cstream *s, void *buf, size_t off, size_t len);
+/* Send head[0..hlen) (copied) followed by m's bytes from offset `from` (not copied). Takes m
+ * (freed once gRPC is done with its buffers, also on failure). */
+int rpc_cstream_send_msg(rpc_cstream *s, const void *head, size_t hlen, rpc_msg *m, size_t from);
 int rpc_cstream_finish(rpc_cstream *s, rpc_bytes *resp, rpc_status *st);
 void rpc_cstream_free(rpc_cstream *s);
 
@@ -111,6 +137,8 @@ rpc_sstream *rpc_sstream_start(rpc_channel *ch, const char *method, const rpc_me
                                rpc_status *st);
 /* Returns 1 with *msg filled (owned by the caller), 0 at the end of the stream, -1 on error. */
 int rpc_sstream_next(rpc_sstream *s, rpc_bytes *msg, rpc_status *st);
+/* The same, the message left in gRPC's buffers (*msg owned by the caller). */
+int rpc_sstream_next_msg(rpc_sstream *s, rpc_msg **msg, rpc_status *st);
 void rpc_sstream_free(rpc_sstream *s);
 
 /* Cancel a call in progress from another thread (the blocked operation returns with
@@ -138,6 +166,20 @@ typedef struct rpc_server_tls {
  * plaintext. Unknown methods reach the handler too (it answers UNIMPLEMENTED). */
 rpc_server *rpc_server_start(const char *addr, const rpc_server_tls *tls, int max_calls,
                              rpc_handler handler, void *ctx, int *bound_port, mt_error **err);
+/* Options of a server that receives large messages (the node's light service). */
+typedef struct rpc_server_opts {
+    /* > 0: close every connection that has had no call for this long (a GOAWAY; the client
+     * connects again for its next call): a connection keeps spare read buffers after a large
+     * message (rpc_channel_clone) until it is closed. */
+    int64_t idle_close_ms;
+    /* > 0: the initial HTTP/2 stream window (bytes) offered to clients instead of 64 KiB, so a
+     * fresh connection moves a large message at once instead of while BDP probing grows the
+     * window; also what a client may send on a stream before the handler reads it. */
+    int window_bytes;
+} rpc_server_opts;
+rpc_server *rpc_server_start_opts(const char *addr, const rpc_server_tls *tls, int max_calls,
+                                  const rpc_server_opts *opts, rpc_handler handler, void *ctx,
+                                  int *bound_port, mt_error **err);
 /* Stop accepting, cancel calls in progress after grace_ms, wait for handlers to return, free. */
 void rpc_server_stop(rpc_server *srv, int64_t grace_ms);
 
@@ -150,12 +192,16 @@ const char *rpc_call_peer(const rpc_call *call);
 /* Receive the next request message: 1 with *msg filled (owned by the caller), 0 when the
  * client half-closed (no more messages), -1 if the call was cancelled/broken. */
 int rpc_call_recv(rpc_call *call, rpc_bytes *msg);
+/* The same, the message left in gRPC's buffers (*msg owned by the caller). */
+int rpc_call_recv_msg(rpc_call *call, rpc_msg **msg);
 /* Send one response message (server-streaming, or the single unary response). Blocks until
  * gRPC has taken it (so memory stays bounded). Returns 0, or -1 if the call is broken. */
 int rpc_call_send(rpc_call *call, const void *msg, size_t len);
 /* The same without a copy: takes buf (malloc'd, freed once gRPC is done with it, also on
  * failure) and sends buf[off..off+len). */
 int rpc_call_send_owned(rpc_call *call, void *buf, size_t off, size_t len);
+/* Send head[0..hlen) (copied) followed by m's bytes from `from` (not copied); takes m. */
+int rpc_call_send_msg(rpc_call *call, const void *head, size_t hlen, rpc_msg *m, size_t from);
 /* End the call with a status (message may be NULL). Sends initial metadata if nothing was sent
  * yet. Returns 0 or -1. */
 int rpc_call_finish(rpc_call *call, int code, const char *message);

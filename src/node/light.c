@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
+#include "fsutil.h"
 #include "light_impl.h"
 #include "mem.h"
 #include "rpc.h"
@@ -45,6 +47,15 @@ struct light_service {
     struct task_calls *busy;
     size_t nbusy;
     dataset_set datasets;
+    /* giving memory back (below) */
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv; /* CLOCK_MONOTONIC */
+    struct timespec tlast;
+    bool tpending, tstop, trunning;
+    bool tsecond; /* the next trim is the second after the last large call */
+    pthread_t tth;
+    rpc_channel *relay; /* the relays' own connection to the manager (under mu) */
+    int relay_users;
 };
 
 /* ---- registry ------------------------------------------------------------------------------ */
@@ -166,9 +177,120 @@ void light_busy_text(char *buf, size_t len, bool consumed)
                       : "wait for one of them to end before starting another.");
 }
 
-void light_trim(void)
+/* ---- giving memory back ------------------------------------------------------------------
+ *
+ * light_trim(ls) only notes the time; the service's trimmer thread acts once LIGHT_TRIM_DELAY_MS
+ * passed without another: it closes the relays' connection to the manager if no relay uses it
+ * (gRPC keeps spare read buffers about the size of the largest recent transfer on a connection
+ * for as long as it is open; the tasks' connections to the light service are closed by the
+ * server after LIGHT_IDLE_CLOSE_MS without calls for the same reason), then malloc_trim(0).
+ * The trim walks the heap and madvises every free page: milliseconds to tens of milliseconds
+ * after a 16 MiB value; and every page given back costs a page fault when the next value uses
+ * it (tens of microseconds each under a hypervisor: 100-300 ms per 16 MiB measured here,
+ * bench/README.md). So no call waits for it, and the calls of a burst (a SetGlobal and the
+ * GetGlobal after it) reuse the pages the first one faulted in. */
+static void *trimmer_main(void *arg)
 {
-    malloc_trim(0);
+    struct light_service *ls = arg;
+    pthread_mutex_lock(&ls->tmu);
+    while (!ls->tstop) {
+        if (!ls->tpending) {
+            pthread_cond_wait(&ls->tcv, &ls->tmu);
+            continue;
+        }
+        struct timespec due = ls->tlast, now;
+        due.tv_sec += LIGHT_TRIM_DELAY_MS / 1000;
+        due.tv_nsec += (LIGHT_TRIM_DELAY_MS % 1000) * 1000000L;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec++;
+            due.tv_nsec -= 1000000000L;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec < due.tv_sec || (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {
+            pthread_cond_timedwait(&ls->tcv, &ls->tmu, &due);
+            continue;
+        }
+        /* once more a little later: for what gRPC frees after the connections' close */
+        ls->tpending = !ls->tsecond;
+        ls->tsecond = !ls->tsecond;
+        if (ls->tpending)
+            ls->tlast = now;
+        pthread_mutex_unlock(&ls->tmu);
+        pthread_mutex_lock(&ls->mu);
+        rpc_channel *idle = ls->relay_users == 0 ? ls->relay : NULL;
+        if (idle)
+            ls->relay = NULL;
+        pthread_mutex_unlock(&ls->mu);
+        if (idle) {
+            rpc_channel_free(idle);
+            /* gRPC frees the connection's buffers on its own threads, just after */
+            struct timespec pause = {0, 100 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+        malloc_trim(0);
+        pthread_mutex_lock(&ls->tmu);
+    }
+    pthread_mutex_unlock(&ls->tmu);
+    return NULL;
+}
+
+static void trimmer_start(struct light_service *ls)
+{
+    pthread_mutex_init(&ls->tmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ls->tcv, &ca);
+    pthread_condattr_destroy(&ca);
+    ls->trunning = pthread_create(&ls->tth, NULL, trimmer_main, ls) == 0;
+}
+
+static void trimmer_stop(struct light_service *ls)
+{
+    pthread_mutex_lock(&ls->tmu);
+    ls->tstop = true;
+    pthread_cond_signal(&ls->tcv);
+    pthread_mutex_unlock(&ls->tmu);
+    if (ls->trunning)
+        pthread_join(ls->tth, NULL);
+    pthread_cond_destroy(&ls->tcv);
+    pthread_mutex_destroy(&ls->tmu);
+    rpc_channel_free(ls->relay);
+    ls->relay = NULL;
+}
+
+void light_trim(struct light_service *ls)
+{
+    pthread_mutex_lock(&ls->tmu);
+    clock_gettime(CLOCK_MONOTONIC, &ls->tlast);
+    ls->tpending = true;
+    ls->tsecond = false;
+    pthread_cond_signal(&ls->tcv);
+    pthread_mutex_unlock(&ls->tmu);
+}
+
+rpc_channel *light_relay_channel(struct light_service *ls)
+{
+    manager_client *mc = &ls->n->mc;
+    pthread_mutex_lock(&ls->mu);
+    if (!ls->relay)
+        ls->relay = rpc_channel_clone(mc->ch);
+    rpc_channel *ch = ls->relay ? ls->relay : mc->ch;
+    ls->relay_users++;
+    pthread_mutex_unlock(&ls->mu);
+    return ch;
+}
+
+void light_relay_release(struct light_service *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    ls->relay_users--;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+void light_memory_setup(void)
+{
+    mallopt(M_ARENA_MAX, 1);
 }
 
 /* ---- datasets ------------------------------------------------------------------------------ */
@@ -249,23 +371,83 @@ static void handle(void *ctx, rpc_call *call)
     }
 }
 
+/* <state_dir>/<node xid>/light_port: the port the light service had when light_service_port is
+ * 0. A node that restarts (a crash, a SIGKILL) adopts its running tasks, which were told this
+ * port when they started: it binds the same port again when it is free. */
+static char *port_file(const node *n)
+{
+    char x[NODE_XID_MAX + 1];
+    node_id_to_xid(n->id, x);
+    const char *sd = n->cfg.tasks.state_dir;
+    return sd && *sd ? xasprintf("%s/%s/light_port", sd, x) : NULL;
+}
+
+static int remembered_port(const node *n)
+{
+    cleanup_free char *path = port_file(n);
+    mt_error *e = NULL;
+    cleanup_free char *text = path ? fs_read_file(path, 32, NULL, &e) : NULL;
+    mt_error_free(&e);
+    long p = text ? strtol(text, NULL, 10) : 0;
+    return p > 0 && p <= 65535 ? (int)p : 0;
+}
+
+static void remember_port(const node *n, int port)
+{
+    cleanup_free char *path = port_file(n);
+    char text[16];
+    int len = snprintf(text, sizeof(text), "%d\n", port);
+    mt_error *e = NULL;
+    cleanup_free char *dir = path ? xstrndup(path, (size_t)(strrchr(path, '/') - path)) : NULL;
+    if (path &&
+        (fs_mkdir_p(dir, 0700, &e) < 0 || fs_write_atomic(path, text, (size_t)len, 0600, &e) < 0))
+        log_warn(n->log, "light", "cannot remember the light service's port: %s", mt_error_msg(e));
+    mt_error_free(&e);
+}
+
+static struct light_service *light_start_on(node *n, int port_want, int *port, mt_error **err);
+
 struct light_service *light_start(node *n, int *port, mt_error **err)
+{
+    if (n->cfg.network.light_service_port != 0)
+        return light_start_on(n, (int)n->cfg.network.light_service_port, port, err);
+    int again = remembered_port(n);
+    struct light_service *ls = NULL;
+    if (again) {
+        mt_error *e = NULL;
+        ls = light_start_on(n, again, port, &e);
+        if (!ls)
+            log_info(n->log, "light",
+                     "port %d of the light service's last run is taken (%s); "
+                     "tasks adopted from that run cannot reach this one",
+                     again, mt_error_msg(e));
+        mt_error_free(&e);
+    }
+    if (!ls)
+        ls = light_start_on(n, 0, port, err);
+    if (ls && *port != again)
+        remember_port(n, *port);
+    return ls;
+}
+
+static struct light_service *light_start_on(node *n, int port_want, int *port, mt_error **err)
 {
     struct light_service *ls = xcalloc(1, sizeof(*ls));
     ls->n = n;
     pthread_mutex_init(&ls->mu, NULL);
     copy_datasets(&ls->datasets, &n->datasets);
     const char *host = n->cfg.network.light_service_host;
-    cleanup_free char *addr =
-        strchr(host, ':')
-            ? xasprintf("[%s]:%lld", host, (long long)n->cfg.network.light_service_port)
-            : xasprintf("%s:%lld", host, (long long)n->cfg.network.light_service_port);
+    cleanup_free char *addr = strchr(host, ':') ? xasprintf("[%s]:%d", host, port_want)
+                                                : xasprintf("%s:%d", host, port_want);
     /* Each call has its own thread (made on demand) and bounded buffers. Every task may have
      * LIGHT_TASK_CALLS calls at once: room for all of them at their cap (the running tasks, plus
      * two finishing or adopted), so a greedy task never keeps another waiting for a thread. */
     int64_t calls = LIGHT_TASK_CALLS * (n->cfg.resources.max_concurrent_tasks + 2) + SPARE_CALLS;
     calls = calls < MIN_CALLS ? MIN_CALLS : calls > MAX_CALLS ? MAX_CALLS : calls;
-    ls->srv = rpc_server_start(addr, NULL, (int)calls, handle, ls, port, err);
+    rpc_server_opts opts = {.idle_close_ms = LIGHT_IDLE_CLOSE_MS, .window_bytes = RPC_BULK_WINDOW};
+    ls->srv = rpc_server_start_opts(addr, NULL, (int)calls, &opts, handle, ls, port, err);
+    if (ls->srv)
+        trimmer_start(ls);
     if (!ls->srv) {
         datasets_release(&ls->datasets);
         pthread_mutex_destroy(&ls->mu);
@@ -281,6 +463,8 @@ void light_stop(struct light_service *ls)
     if (!ls)
         return;
     rpc_server_stop(ls->srv, 1000);
+    trimmer_stop(ls);
+    malloc_trim(0); /* what the last calls left */
     datasets_release(&ls->datasets);
     free(ls->tasks);
     free(ls->busy);

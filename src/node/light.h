@@ -16,6 +16,15 @@
 struct node;
 struct light_service;
 
+/* malloc set up so memory the light service's large values used can be given back: one arena
+ * for every thread (M_ARENA_MAX 1). glibc gives each thread that contends for the heap its
+ * own arena (up to 8 per core), and malloc_trim never gives back the free top of a thread's
+ * arena, which after a 16 MiB value holds up to 2 x 16 MiB (the dynamic trim threshold); in
+ * one arena the trim gives back all free memory, and one thread's freed buffers serve the
+ * next thread's. Call first thing in main, before any thread starts (arenas are picked at a
+ * thread's first malloc). */
+void light_memory_setup(void);
+
 /* Start serving; *port receives the bound port. Returns owned or NULL with *err. */
 struct light_service *light_start(struct node *n, int *port, mt_error **err);
 void light_stop(struct light_service *ls);

@@ -51,9 +51,25 @@ void light_slot_release(light_slot *slot);
 void light_busy_text(char *buf, size_t len, bool consumed);
 
 /* After a call that moved a large message (>= LIGHT_TRIM_BYTES): give the memory gRPC and the
- * relay freed back to the system (malloc's arenas keep freed buffers otherwise). */
-#define LIGHT_TRIM_BYTES (16u << 20)
-void light_trim(void);
+ * relay freed back to the system (malloc keeps freed buffers otherwise) - not at once but once
+ * no large call has ended for LIGHT_TRIM_DELAY_MS, on the light service's own thread: the calls
+ * of a burst (a SetGlobal and the GetGlobal after it) reuse the pages the first one faulted in
+ * instead of each faulting in fresh ones, and no call waits for the trim (light.c). */
+#define LIGHT_TRIM_BYTES    (16u << 20)
+#define LIGHT_TRIM_DELAY_MS 1500
+void light_trim(struct light_service *ls);
+/* The light service's server closes a task's connection after this long without calls (the
+ * task connects again for its next call): a connection keeps spare read buffers after a large
+ * message until it is closed (rpc.h, rpc_channel_clone). Below LIGHT_TRIM_DELAY_MS, so the trim
+ * after a large call comes once the connection that brought it is closed. */
+#define LIGHT_IDLE_CLOSE_MS 1000
+
+/* The channel World's streams relay over: a connection to the manager of their own, closed once
+ * idle (by the trimmer), so the spare read buffers of a large value go with it; the manager
+ * client's channel if that cannot be made. Release with light_relay_release after the stream is
+ * freed. */
+rpc_channel *light_relay_channel(struct light_service *ls);
+void light_relay_release(struct light_service *ls);
 
 /* A copy of the datasets being served (release with datasets_release). */
 void light_datasets_copy(struct light_service *ls, dataset_set *out);
@@ -84,6 +100,11 @@ typedef struct light_world_msg {
     uint8_t *out;
     size_t len;
     node_id swarm, task; /* whose message it is */
+    /* A large message is not copied out of gRPC's buffers: then the message for the manager is
+     * out[0..len) (every field but the value, and the value's field header) followed by tail's
+     * bytes from `from` (the value). NULL otherwise (always from light_world_rewrite). */
+    rpc_msg *tail;
+    size_t from;
 } light_world_msg;
 
 /* Rewrite one received message of World.<method> (msg taken over: zeroed). Returns 1 with *out

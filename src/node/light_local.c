@@ -407,7 +407,7 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
     }
     rpc_call_finish(call, RPC_OK, NULL);
     if (sent * BINARY_CHUNK >= LIGHT_TRIM_BYTES)
-        light_trim(); /* gRPC's copies of the messages, freed but kept by malloc */
+        light_trim(ls); /* gRPC's copies of the messages, freed but kept by malloc */
     return;
 fail:
     if (req)

@@ -7,9 +7,10 @@
  * manager fail only when they stall: a watchdog cancels a manager operation (a send, a receive,
  * the finish) during which the node's connections to the manager moved no byte for
  * mc->deadline_ms (network.rpc_timeout), read from the kernel's TCP counters (tcpprobe.h), so
- * a 300 MiB value takes as long as its link needs; the task's own call has no limit. Once data has been relayed, a failure is
- * never reported to the task with a retryable status (the SDK would retry with partial data or
- * an empty stream): INTERNAL (client streams) or DATA_LOSS (server streams) instead.
+ * a 300 MiB value takes as long as its link needs; the task's own call has no limit. Once data has
+ * been relayed, a failure is never reported to the task with a retryable status (the SDK would
+ * retry with partial data or an empty stream): INTERNAL (client streams) or DATA_LOSS (server
+ * streams) instead.
  *
  * Memory: a message of a client stream (the SDK sends a whole value as one) becomes the message
  * for the manager in the buffer it was received in (only the few header bytes before the value
@@ -356,30 +357,32 @@ enum sstream_outcome { SS_DONE, SS_TASK_GONE, SS_FAILED };
 /* One attempt: call the manager's server-streaming `method` with req and relay every message
  * to the task. *relayed tells whether a message reached the task, *moved adds the bytes
  * received; *st the failure. */
-static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, const char *path,
-                                            const void *req, size_t len, bool *relayed,
-                                            size_t *moved, rpc_status *st)
+static enum sstream_outcome sstream_attempt(struct light_service *ls, rpc_call *call,
+                                            const char *path, const void *req, size_t len,
+                                            bool *relayed, size_t *moved, rpc_status *st)
 {
+    manager_client *mc = light_manager(ls);
     rpc_metadata md[] = {{"authorization", mc->token}};
-    rpc_sstream *s = rpc_sstream_start(mc->ch, path, md, 1, req, len, 0, st);
-    if (!s)
+    rpc_sstream *s = rpc_sstream_start(light_relay_channel(ls), path, md, 1, req, len, 0, st);
+    if (!s) {
+        light_relay_release(ls);
         return SS_FAILED;
+    }
     watchdog w;
     watchdog_start(&w, mc->deadline_ms, mc->port, NULL, s);
     enum sstream_outcome out = SS_FAILED;
     for (;;) {
-        rpc_bytes msg = {0};
+        rpc_msg *msg = NULL;
         watchdog_arm(&w);
-        int r = rpc_sstream_next(s, &msg, st);
+        int r = rpc_sstream_next_msg(s, &msg, st);
         watchdog_disarm(&w);
         if (r == 0 && st->code == RPC_OK)
             out = SS_DONE;
         if (r != 1)
             break;
-        *moved += msg.len;
-        if (msg.len >= LIGHT_TRIM_BYTES)
-            light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
-        int sr = rpc_call_send_owned(call, steal_ptr(msg.data), 0, msg.len); /* no copy */
+        *moved += rpc_msg_len(msg);
+        /* The manager's message goes to the task as it came, in gRPC's buffers: no copy. */
+        int sr = rpc_call_send_msg(call, NULL, 0, msg, 0);
         if (sr < 0) {
             out = SS_TASK_GONE;
             break;
@@ -388,6 +391,7 @@ static enum sstream_outcome sstream_attempt(manager_client *mc, rpc_call *call, 
     }
     bool fired = watchdog_stop(&w);
     rpc_sstream_free(s);
+    light_relay_release(ls);
     if (out == SS_FAILED && fired) {
         st->code = RPC_DEADLINE_EXCEEDED;
         snprintf(st->message, sizeof(st->message),
@@ -415,9 +419,9 @@ static void sstream_relay(struct light_service *ls, rpc_call *call, const char *
     rpc_status st = {0};
     for (int a = 1;; a++) {
         memset(&st, 0, sizeof(st));
-        enum sstream_outcome out = sstream_attempt(mc, call, path, req, len, &relayed, &moved, &st);
+        enum sstream_outcome out = sstream_attempt(ls, call, path, req, len, &relayed, &moved, &st);
         if (moved >= LIGHT_TRIM_BYTES)
-            light_trim(); /* the stream's buffers, freed but kept by malloc */
+            light_trim(ls); /* the stream's buffers, freed but kept by malloc (deferred) */
         if (out == SS_DONE) {
             rpc_call_finish(call, RPC_OK, NULL);
             return;
@@ -562,7 +566,14 @@ typedef light_world_msg cs_msg;
 static void cs_msg_free(cs_msg *m)
 {
     free(m->buf);
+    rpc_msg_free(m->tail);
     memset(m, 0, sizeof(*m));
+}
+
+/* The length of the message for the manager. */
+static size_t cs_msg_len(const cs_msg *m)
+{
+    return m->len + (m->tail ? rpc_msg_len(m->tail) - m->from : 0);
 }
 
 static const Common__System__PairId *pair_field(const ProtobufCMessage *m, const char *name)
@@ -579,20 +590,96 @@ static const Common__System__PairId *pair_field(const ProtobufCMessage *m, const
 static int cs_rewrite(struct light_service *ls, rpc_call *call, const cs_method *cm, rpc_bytes b,
                       cs_msg *out);
 
+static int cs_rewrite_msg(struct light_service *ls, rpc_call *call, const cs_method *cm, rpc_msg *m,
+                          cs_msg *out);
+
 static int cs_next(struct light_service *ls, rpc_call *call, const cs_method *cm, cs_msg *out)
 {
     memset(out, 0, sizeof(*out));
-    rpc_bytes b = {0};
-    int r = rpc_call_recv(call, &b);
+    rpc_msg *m = NULL;
+    int r = rpc_call_recv_msg(call, &m);
     if (r < 0) {
         rpc_call_finish(call, RPC_CANCELLED, "call cancelled");
         return -1;
     }
     if (r == 0)
         return 0;
-    if (b.len >= LIGHT_TRIM_BYTES)
-        light_trim(); /* gRPC's read buffers of the message, freed but kept by malloc */
-    return cs_rewrite(ls, call, cm, b, out);
+    return cs_rewrite_msg(ls, call, cm, m, out);
+}
+
+/* How much of a message's start is read to find its value (the fields before it). */
+#define CS_PEEK 8192
+
+/* In the start p[0..plen) of a message of len bytes (len > plen): if the first occurrence of
+ * length-delimited field `number` is its last field (its value ends the message), set *field
+ * and *value as find_last_bytes_field does and return true. False when it is not, or the fields
+ * before it do not fit in the start (the message is then copied out and rewritten whole). */
+static bool find_value_in_start(const uint8_t *p, size_t plen, size_t len, unsigned number,
+                                size_t *field, size_t *value)
+{
+    size_t pos = 0;
+    pb_field f;
+    /* 20 bytes: a field's key and length varints, all pb_field_next reads of a field. */
+    while (pos + 20 <= plen) {
+        if (pb_field_next(p, len, &pos, &f) <= 0)
+            return false;
+        if (f.wire == 2 && f.number == number) {
+            if (f.value + f.vlen != len)
+                return false;
+            *field = f.start;
+            *value = f.value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* cs_rewrite for a message left in gRPC's buffers (m taken over). A large one whose value is its
+ * last field (as the SDK sends it) stays there: only the fields before the value are read and
+ * re-packed (out->buf), the value follows from gRPC's buffers (out->tail). Anything else is
+ * copied out and rewritten by cs_rewrite. */
+static int cs_rewrite_msg(struct light_service *ls, rpc_call *call, const cs_method *cm, rpc_msg *m,
+                          cs_msg *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t len = rpc_msg_len(m), field = 0, value = 0;
+    if (len >= LIGHT_TRIM_BYTES)
+        light_trim(ls); /* also when the call fails from here on (deferred: costs nothing now) */
+    uint8_t start[CS_PEEK];
+    size_t plen = rpc_msg_copy(m, 0, start, sizeof(start));
+    if (len <= plen || !find_value_in_start(start, plen, len, cm->in_field, &field, &value)) {
+        rpc_bytes b = {0};
+        rpc_msg_to_bytes(m, &b);
+        rpc_msg_free(m);
+        return cs_rewrite(ls, call, cm, b, out);
+    }
+    ProtobufCMessage *pm = protobuf_c_message_unpack(cm->desc, NULL, field, start);
+    if (!pm) {
+        rpc_msg_free(m);
+        light_fail(call, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+                   "Error in streaming operation World.%s: malformed message", cm->name);
+        return -1;
+    }
+    out->swarm = wire_node_id(pair_field(pm, "swarm_id"));
+    out->task = wire_node_id(pair_field(pm, "task_id"));
+    size_t hlen = 0;
+    cleanup_free uint8_t *head = cm->pack(ls, call, pm, &hlen);
+    protobuf_c_message_free_unpacked(pm, NULL);
+    if (!head) {
+        rpc_msg_free(m);
+        return -1;
+    }
+    uint8_t vhead[20];
+    size_t vhlen = pb_varint_write(vhead, ((uint64_t)cm->out_field << 3) | 2);
+    vhlen += pb_varint_write(vhead + vhlen, len - value);
+    out->buf = xmalloc(hlen + vhlen);
+    out->out = out->buf;
+    memcpy(out->buf, head, hlen);
+    memcpy(out->buf + hlen, vhead, vhlen);
+    out->len = hlen + vhlen;
+    out->tail = m;
+    out->from = value;
+    return 1;
 }
 
 /* The rewrite of one received message b (taken over): 1 with *out, -1 after failing the call. */
@@ -704,14 +791,15 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
         cs_msg_free(&msg);
         return;
     }
-    size_t moved = msg.len;
+    size_t moved = cs_msg_len(&msg);
     manager_client *mc = light_manager(ls);
     char path[128];
     snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
     rpc_metadata md[] = {{"authorization", mc->token}};
     rpc_status st = {0};
-    rpc_cstream *s = rpc_cstream_start(mc->ch, path, md, 1, 0, &st);
+    rpc_cstream *s = rpc_cstream_start(light_relay_channel(ls), path, md, 1, 0, &st);
     if (!s) {
+        light_relay_release(ls);
         cs_msg_free(&msg);
         fail_manager(ls, call, method, &st, false, RPC_INTERNAL);
         return;
@@ -721,8 +809,12 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
     bool failed_call = false; /* the task's call was already finished */
     for (;;) {
         watchdog_arm(&w);
-        size_t off = (size_t)(msg.out - msg.buf);
-        int sr = rpc_cstream_send_owned(s, steal_ptr(msg.buf), off, msg.len); /* no copy */
+        int sr;
+        size_t off = (size_t)(msg.out - msg.buf); /* before the buffer is taken below */
+        if (msg.tail) /* the value from gRPC's buffers after the new head: no copy */
+            sr = rpc_cstream_send_msg(s, msg.out, msg.len, steal_ptr(msg.tail), msg.from);
+        else /* the rewritten buffer itself: no copy */
+            sr = rpc_cstream_send_owned(s, steal_ptr(msg.buf), off, msg.len);
         watchdog_disarm(&w);
         cs_msg_free(&msg);
         if (sr < 0)
@@ -734,22 +826,32 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
         }
         if (r == 0)
             break;
-        moved += msg.len;
+        moved += cs_msg_len(&msg);
     }
     cs_msg_free(&msg);
     if (failed_call) {
         watchdog_stop(&w);
         rpc_cstream_free(s); /* cancels the manager call: the value is incomplete */
+        light_relay_release(ls);
+        if (moved >= LIGHT_TRIM_BYTES)
+            light_trim(ls);
         return;
     }
     rpc_bytes resp = {0};
+    /* Everything has left: now the manager stores the value, moving no byte meanwhile. It gets
+     * the stall limit plus a second per MiB for that (as AddTaskLogs' deadline does), so a
+     * 300 MiB value on a busy manager is not cut off, and a hung manager still is. */
+    pthread_mutex_lock(&w.mu);
+    w.deadline_ms = mc->deadline_ms + (int64_t)(moved >> 20) * 1000;
+    pthread_mutex_unlock(&w.mu);
     watchdog_arm(&w);
     int fr = rpc_cstream_finish(s, &resp, &st);
     watchdog_disarm(&w);
     bool fired = watchdog_stop(&w);
     rpc_cstream_free(s);
+    light_relay_release(ls);
     if (moved >= LIGHT_TRIM_BYTES)
-        light_trim(); /* the stream's buffers, freed but kept by malloc */
+        light_trim(ls); /* the stream's buffers, freed but kept by malloc (deferred) */
     if (fr == 0 && st.code == RPC_OK) {
         reply(call, &resp);
         rpc_bytes_free(&resp);
@@ -762,8 +864,12 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
                  "nothing moved to or from the manager for %lld ms (network.rpc_timeout)",
                  (long long)w.deadline_ms);
     }
-    /* Data left the node: the SDK's retry would send an empty stream; never retryable. */
-    fail_manager(ls, call, method, &st, true, RPC_INTERNAL);
+    /* Data left the node: the SDK's retry would send an empty stream; never retryable. Unless
+     * no connection to the manager could be made (it is restarting): then nothing reached it,
+     * and a task that re-sends its whole stream (this project's runtime does) may try again. */
+    bool unsent =
+        st.code == RPC_UNAVAILABLE && strstr(st.message, "failed to connect to all addresses");
+    fail_manager(ls, call, method, &st, !unsent, RPC_INTERNAL);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */

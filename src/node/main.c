@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "light.h"
 
 struct command {
     const char *name;
@@ -41,6 +42,7 @@ static void help(FILE *out)
 
 int main(int argc, char **argv)
 {
+    light_memory_setup(); /* before any thread: malloc's arenas (light.h) */
     /* `manta_node node start` is `manta_node start`, as in the reference. */
     if (argc > 1 && strcmp(argv[1], "node") == 0) {
         argv++;
