@@ -66,11 +66,17 @@ mgr_node *mgr_node_find(manager *m, node_id id)
     return NULL;
 }
 
+int64_t mgr_will_grace_s(const manager *m)
+{
+    return m->cfg.node_timeout < MGR_WILL_GRACE_S ? m->cfg.node_timeout : MGR_WILL_GRACE_S;
+}
+
 void mgr_node_lost(manager *m, mgr_node *n, const char *why)
 {
     if (!n->connected)
         return;
     n->connected = false;
+    n->will_ms = 0;
     log_msg(m->log, LOG_WARNING, "nodes", "node %s (%s) is lost: %s", n->xid, n->alias, why);
     mt_error *err = NULL;
     store_node_set_status(m->st, n->xid, "LOST", mgr_now_ms(), &err);
@@ -267,6 +273,13 @@ static void sweep(manager *m)
         if (n->connected && now - n->last_seen_ms > m->cfg.node_timeout * 1000) {
             char why[96];
             snprintf(why, sizeof(why), "no heartbeat for %lld s", (long long)m->cfg.node_timeout);
+            mgr_node_lost(m, n, why);
+        } else if (n->connected && n->will_ms && now - n->will_ms >= mgr_will_grace_s(m) * 1000) {
+            char why[128];
+            snprintf(why, sizeof(why),
+                     "it disconnected (or its last will arrived) and was not heard from within "
+                     "%lld s",
+                     (long long)mgr_will_grace_s(m));
             mgr_node_lost(m, n, why);
         }
     }

@@ -34,6 +34,8 @@ typedef struct mgr_node {
     bool ready;           /* heard on MQTT since it registered: it gets commands */
     bool reports_outcome; /* publishes COMPLETED/FAILED (this project's node does) */
     int64_t last_seen_ms; /* monotonic */
+    int64_t will_ms;      /* monotonic: when its last will (DISCONNECTED on MQTT) arrived; 0 when
+                           * it was heard from since (see sweep in mgr.c) */
     char **datasets;      /* NULL-terminated overview names, owned */
     unsigned running;     /* task instances deployed and not finished */
     /* for the user services (packed messages, owned, len 0 = none yet) */
@@ -78,7 +80,7 @@ typedef struct manager {
     void *progress_ctx;
     struct admin_server *admin; /* admin.c */
     int sigfd;
-    bool libs_up; /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
+    bool libs_up;            /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
     int reconnect_attempt;   /* broker connection attempts failed in a row */
     int64_t reconnect_at_ms; /* monotonic: not before then */
 } manager;
@@ -100,6 +102,10 @@ void mgr_resume(manager *m);
 mgr_node *mgr_node_find(manager *m, node_id id);
 /* Mark a node lost (will, DISCONNECTED, or silence) and tell the runner. Lock held. */
 void mgr_node_lost(manager *m, mgr_node *n, const char *why);
+/* Seconds a node whose last will arrived has to be heard from again before it is lost:
+ * min(node_timeout, MGR_WILL_GRACE_S). */
+#define MGR_WILL_GRACE_S 10
+int64_t mgr_will_grace_s(const manager *m);
 
 /* Options the command line gives over the configuration file (NULL/0 = keep). */
 typedef struct mgr_overrides {

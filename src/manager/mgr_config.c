@@ -59,7 +59,8 @@ static const mkey keys[] = {
      "Unix socket of the admin interface used by `manta_manager nodes|swarms|results|logs`."},
     {"node_timeout", K_INT, F(node_timeout), "30", 2, 3600,
      "Seconds without a heartbeat after which a node counts as lost (a node that dies is "
-     "usually noticed at once through its last will)."},
+     "usually noticed sooner through its last will: lost if not heard from within "
+     "min(node_timeout, 10) s of it)."},
     {"call_stall_timeout", K_INT, F(call_stall_timeout), "120", 1, 86400,
      "Seconds a node's call may wait for its next message (or for the node to take what the "
      "manager sends) before the manager ends it with DEADLINE_EXCEEDED, so that a stalled call "

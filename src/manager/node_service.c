@@ -453,6 +453,7 @@ static void touch_from(manager *m, node_id id, bool mqtt)
         n = adopt(m, id, mqtt);
     if (n) {
         n->last_seen_ms = mgr_mono_ms();
+        n->will_ms = 0;
         if (mqtt && !n->ready) {
             n->ready = true; /* subscribed by now: commands reach it */
             mgr_wake(m);
@@ -1305,8 +1306,16 @@ void node_service_on_mqtt(manager *m, const char *topic, const void *payload, si
             pthread_mutex_lock(&m->lock);
             mgr_node *n = mgr_node_find(m, pid(s->node_id));
             if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
-                if (n)
-                    mgr_node_lost(m, n, "it disconnected (or its last will arrived)");
+                /* Its last will (or a stop it announced) is not the end of it: a broker that
+                 * shuts down publishes every client's will, and a node killed and restarted
+                 * adopts its running tasks. It is lost if not heard from again soon (sweep). */
+                if (n && n->connected && !n->will_ms) {
+                    n->will_ms = mgr_mono_ms();
+                    log_info(m->log, "nodes",
+                             "node %s (%s) disconnected (or its last will arrived); lost unless "
+                             "heard from within %lld s",
+                             n->xid, n->alias, (long long)mgr_will_grace_s(m));
+                }
             } else {
                 touch(m, pid(s->node_id));
             }

@@ -24,9 +24,10 @@ typedef struct inst {
     int state;
     bool running; /* the node said RUNNING */
     int64_t started_ms;
-    int64_t logs_ms; /* when its logs arrived (0: not yet); the outcome may follow on MQTT */
-    uint64_t opened; /* what it last opened with ScheduleTask (key of alias and nodes), or 0 */
-    bool resent;     /* its deploy was sent again on resuming: "already running" is no error */
+    int64_t logs_ms;    /* when its logs arrived (0: not yet); the outcome may follow on MQTT */
+    uint64_t opened;    /* what it last opened with ScheduleTask (key of alias and nodes), or 0 */
+    bool resent;        /* its deploy was sent again on resuming: "already running" is no error */
+    unsigned redeploys; /* deploys sent again because its node restarted before starting it */
 } inst;
 
 struct swarm_run {
@@ -42,6 +43,9 @@ struct swarm_run {
     size_t *nfixed;
     bool dirty;         /* changed since it was last kept in the store (runner_tick keeps it) */
     int64_t resumed_ms; /* resumed after a restart, and nodes not heard since may be gone */
+    bool held;          /* resumed: placing what follows held_ti until its nodes are heard */
+    size_t held_ti;
+    uint32_t held_it;
 };
 
 const char *run_status_name(int status)
@@ -405,6 +409,17 @@ static void check_complete(manager *m, swarm_run *r)
     end_run(m, r, RUN_COMPLETED, "the task graph finished at iteration %u", r->iteration);
 }
 
+/* A node this run used that the manager has not heard from since it restarted (lock held). */
+static bool unheard_node(manager *m, const swarm_run *r)
+{
+    for (size_t i = 0; i < r->ninsts; i++) {
+        mgr_node *n = mgr_node_find(m, r->insts[i].node);
+        if (!n || !n->connected || !n->ready)
+            return true;
+    }
+    return false;
+}
+
 static void advance(manager *m, swarm_run *r, size_t ti, uint32_t iteration)
 {
     if (r->status != RUN_RUNNING)
@@ -418,6 +433,23 @@ static void advance(manager *m, swarm_run *r, size_t ti, uint32_t iteration)
                 iteration);
         return;
     }
+    /* Just resumed: the nodes are known again at their next heartbeat. Placing now would leave
+     * out of a `method = all` task every node not heard from yet: wait for them (runner_tick),
+     * at most until the run settles (node_timeout). */
+    if (r->resumed_ms && (!r->held || (r->held_ti == ti && r->held_it == iteration)) &&
+        unheard_node(m, r)) {
+        if (!r->held)
+            progress(m, r,
+                     "iteration %u: %s finished everywhere; waiting for the nodes to be "
+                     "heard from again before placing what follows",
+                     iteration, t->alias);
+        r->held = true;
+        r->held_ti = ti;
+        r->held_it = iteration;
+        return;
+    }
+    if (r->held && r->held_ti == ti && r->held_it == iteration)
+        r->held = false;
     progress(m, r, "iteration %u: %s finished everywhere", iteration, t->alias);
     for (size_t k = 0; k < t->nnext; k++) {
         size_t j = t->next[k];
@@ -606,6 +638,15 @@ static void resume_one(manager *m, const store_swarm *sw)
     }
     r->resumed_ms = mgr_mono_ms();
     r->dirty = true;
+    /* Kept while advance held what follows a finished task (waiting for nodes): place it. */
+    for (size_t ti = 0; live == 0 && ti < r->def->ntasks && r->status == RUN_RUNNING; ti++) {
+        const swarm_task_def *t = &r->def->tasks[ti];
+        bool missing = false;
+        for (size_t k = 0; k < t->nnext; k++)
+            missing |= !deployed_in(r, t->next[k], r->iteration);
+        if (missing && deployed_in(r, ti, r->iteration) && task_complete(r, ti, r->iteration) == 1)
+            advance(m, r, ti, r->iteration);
+    }
     progress(m, r,
              "resumed after a restart of the manager at iteration %u: %zu task instance%s "
              "in progress (%zu deploy%s sent again)",
@@ -722,6 +763,10 @@ void runner_tick(manager *m)
         swarm_run *r = m->runs[ri];
         if (r->resumed_ms && now - r->resumed_ms >= m->cfg.node_timeout * 1000)
             resume_settle(m, r);
+        if (r->held && r->status == RUN_RUNNING && (!r->resumed_ms || !unheard_node(m, r))) {
+            r->held = false;
+            advance(m, r, r->held_ti, r->held_it);
+        }
         for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
             inst *in = &r->insts[i];
             if (in->state != INST_DEPLOYED || !in->logs_ms)
@@ -852,6 +897,25 @@ void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, ui
     inst *in = find_inst(r, node, task, iteration);
     if (in && in->resent && content && strstr(content, "is already running for iteration")) {
         in->resent = false; /* the node had it before the restart: it carries on */
+        return;
+    }
+    if (in && in->state == INST_DEPLOYED && in->redeploys < 3 && content &&
+        strstr(content, "The node restarted before this task could start")) {
+        /* The node was restarted (a crash, a SIGKILL) after it took the deploy and before the
+         * task started; it kept no payload and asks for it again: the same instance, again. */
+        size_t idx = (size_t)(in - r->insts), before = r->ninsts;
+        mgr_node shadow = {.id = in->node};
+        memcpy(shadow.xid, in->xid, sizeof(shadow.xid));
+        deploy_on(m, r, in->task, in->iteration, &shadow);
+        r->ninsts = before;  /* the same instance, not a new one */
+        in = &r->insts[idx]; /* deploy_on may have moved the array */
+        in->redeploys++;
+        in->running = false;
+        r->dirty = true;
+        progress(m, r,
+                 "iteration %u: node %.12s restarted before %s could start; deploying "
+                 "it again",
+                 iteration, in->xid, r->def->tasks[in->task].alias);
         return;
     }
     runner_task_finished(m, swarm, node, task, iteration, true, content);

@@ -5,7 +5,10 @@ Transport: python3-grpcio, insecure (h2c) channel, no message size limits, no de
 metadata. Retryable statuses (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED) are
 tried 3 times in all (0.2 s, then 0.4 s back-off, +0-20 % jitter); a server stream that already
 delivered data is never retried (its chunks would be mixed with the retry's). Client streams are
-re-sent in full on a retry (the SDK would send an empty stream).
+re-sent in full on a retry (the SDK would send an empty stream). Better than the SDK where the
+node is away (restarting, or relaying to a manager that is): a call that could not connect, or
+a read cut off by a broken connection (read again from the start), is tried again for up to
+NODE_AWAY seconds.
 
 grpc and the generated protobuf modules are imported at the first call, not at
 `import manta.light`: a task's start-up does not pay for them before it talks to the node
@@ -22,11 +25,20 @@ log = logging.getLogger("manta.light")
 
 DEFAULT_HOST = "host.docker.internal"
 DEFAULT_PORT = "50051"
-OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+           # the node is on this host: after a failed connection, try again within a second
+           # (gRPC's default back-off grows to 2 minutes), see NODE_AWAY
+           ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+           ("grpc.max_reconnect_backoff_ms", 1000)]
 # grpc.StatusCode names the SDK retries (task-contract.md 10).
 RETRYABLE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "ABORTED", "DEADLINE_EXCEEDED")
 ATTEMPTS = 3
 FIRST_DELAY = 0.2
+# A call that could not even connect (the node is away: restarting, it adopts its running tasks
+# and serves them on the same port) never reached the node, so it is safe to try again for
+# longer than the SDK's 3 attempts: up to NODE_AWAY seconds, every 0.2 s doubling to 1 s.
+NODE_AWAY = 30.0
+NODE_AWAY_MAX_DELAY = 1.0
 _first_call_logged = False
 
 
@@ -101,6 +113,13 @@ class Config:
                 f"Swarm ID: {id_hex(self.swarm_id)}")
 
 
+def _not_connected(e) -> bool:
+    """The call failed before it reached the node: no connection could be made."""
+    d = (e.details() or "") if hasattr(e, "details") else ""
+    return e.code().name == "UNAVAILABLE" and (
+        "failed to connect to all addresses" in d or "Connection refused" in d)
+
+
 class Channel:
     """One lazily opened gRPC channel and the three call shapes the light API uses. Thread-safe
     (grpcio channels are): the `async_*` methods run these calls on the event loop's executor,
@@ -133,17 +152,36 @@ class Channel:
     def _retrying(self, path: str, attempt_fn):
         import grpc
         delay = FIRST_DELAY
-        for attempt in range(1, ATTEMPTS + 1):
+        away_since, away_delay = None, FIRST_DELAY
+        attempt = 1
+        while attempt <= ATTEMPTS:
             try:
                 return attempt_fn()
-            except _Partial as p:
-                raise _error(path, p.error) from None
-            except grpc.RpcError as e:
+            except (_Partial, grpc.RpcError) as failure:
+                partial = isinstance(failure, _Partial)
+                e = failure.error if partial else failure
+                # A read cut off by the node going away (UNAVAILABLE after data: the connection
+                # broke) is read again from the start: every server stream is a read, and an
+                # attempt keeps its own messages.
+                if _not_connected(e) or (partial and e.code().name == "UNAVAILABLE"):
+                    now = time.monotonic()
+                    away_since = away_since if away_since is not None else now
+                    if now - away_since < NODE_AWAY:
+                        if away_delay == FIRST_DELAY:
+                            log.warning("%s: the node's light service is not answering (%s); "
+                                        "trying again for up to %.0f s", path, e.details(),
+                                        NODE_AWAY - (now - away_since))
+                        time.sleep(away_delay * (1 + 0.2 * random.random()))
+                        away_delay = min(away_delay * 2, NODE_AWAY_MAX_DELAY)
+                        continue
+                if partial:
+                    raise _error(path, e) from None
                 if e.code().name in RETRYABLE and attempt < ATTEMPTS:
                     log.warning("%s: %s (%s), attempt %d of %d; retrying in %.1f s", path,
                                 e.code().name, e.details(), attempt, ATTEMPTS, delay)
                     time.sleep(delay * (1 + 0.2 * random.random()))
                     delay *= 2
+                    attempt += 1
                     continue
                 raise _error(path, e) from None
 
