@@ -842,13 +842,25 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
     if (opener && opener->opened == key)
         return RPC_OK;
     cleanup_free mgr_node **targets = xcalloc(nuniq, sizeof(*targets));
+    cleanup_free mgr_node *shadows = xcalloc(nuniq, sizeof(*shadows));
     for (size_t i = 0; i < nuniq; i++) {
         mgr_node *n = mgr_node_find(m, ids[i]);
         char x[NODE_XID_MAX + 1];
         node_id_to_xid(ids[i], x);
         if (!n || !n->connected || !n->ready) {
-            snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
-            return RPC_FAILED_PRECONDITION;
+            /* Just resumed: a node of this run not heard from yet (it is at its next
+             * heartbeat) still gets the deploy on its persistent session; if it is gone, the
+             * settling after node_timeout treats it as lost. */
+            bool ran_here = false;
+            for (size_t k = 0; k < r->ninsts && !ran_here; k++)
+                ran_here = node_id_equal(r->insts[k].node, ids[i]);
+            if (!r->resumed_ms || !ran_here) {
+                snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
+                return RPC_FAILED_PRECONDITION;
+            }
+            shadows[i].id = ids[i];
+            memcpy(shadows[i].xid, x, sizeof(shadows[i].xid));
+            n = &shadows[i];
         }
         targets[i] = n;
     }
