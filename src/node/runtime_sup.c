@@ -1306,6 +1306,33 @@ static void signal_task(const struct procref *m, int sig)
     kill(m->group ? -m->pid : m->pid, sig);
 }
 
+/* A container's PID 1 ignores a signal it has no handler for: until manta-init (or the task)
+ * has installed its SIGTERM handler, a SIGTERM sent to a task that has just started would be
+ * lost and the stop would wait out the whole grace period. Wait for the handler (SigCgt in
+ * /proc/PID/status), at most 2 s. Not for process groups (the process runtime): their
+ * processes are not PID 1. */
+static void wait_term_handler(const struct procref *m)
+{
+    if (m->group)
+        return;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)m->pid);
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return;
+        char line[256];
+        unsigned long long cgt = 0;
+        bool found = false;
+        while (!found && fgets(line, sizeof(line), f))
+            found = sscanf(line, "SigCgt: %llx", &cgt) == 1;
+        fclose(f);
+        if (!found || (cgt & (1ULL << (SIGTERM - 1))))
+            return;
+        sleep_ms(10);
+    }
+}
+
 /* Wait until the task is no longer running or `ms` passed; returns its state. */
 static rt_state wait_not_running(const char *wd, int64_t ms)
 {
@@ -1344,6 +1371,7 @@ int sup_stop(const sup_driver *d, const char *handle, int grace_s, mt_error **er
         sleep_ms(20);
     }
     if (grace_s > 0) {
+        wait_term_handler(&m);
         signal_task(&m, SIGTERM);
         if (wait_not_running(wd, (int64_t)grace_s * 1000) != RT_RUNNING)
             goto stopped;
