@@ -269,7 +269,9 @@ static void end_run(manager *m, swarm_run *r, int status, const char *fmt, ...)
     save(m, r);
 }
 
-static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mgr_node *n)
+/* Publish deploy_task of task ti for `iteration` to node xid (no bookkeeping: deploy_on). */
+static void publish_deploy(manager *m, const swarm_run *r, size_t ti, uint32_t iteration,
+                           const char *xid)
 {
     const swarm_task_def *t = &r->def->tasks[ti];
     Common__System__PairId sid = COMMON__SYSTEM__PAIR_ID__INIT, tid = COMMON__SYSTEM__PAIR_ID__INIT;
@@ -293,7 +295,15 @@ static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mg
     size_t len = common__tasks__mqtt_task__get_packed_size(&mt);
     cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
     common__tasks__mqtt_task__pack(&mt, buf);
-    mgr_publish(m, n->xid, "deploy_task", buf, len);
+    mgr_publish(m, xid, "deploy_task", buf, len);
+}
+
+/* Deploy task ti for `iteration` on a node: publish, and record the new instance. The node may
+ * not be known yet (a node of a resumed run not heard from since the restart). */
+static void deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, node_id id,
+                      const char *xid)
+{
+    publish_deploy(m, r, ti, iteration, xid);
     if (r->ninsts == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
         r->insts = xrealloc(r->insts, r->cap * sizeof(*r->insts));
@@ -301,14 +311,15 @@ static int deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, mg
     inst *in = &r->insts[r->ninsts++];
     memset(in, 0, sizeof(*in));
     in->task = ti;
-    in->node = n->id;
-    memcpy(in->xid, n->xid, sizeof(in->xid));
+    in->node = id;
+    utf8_copy(in->xid, sizeof(in->xid), xid);
     in->iteration = iteration;
     in->state = INST_DEPLOYED;
     in->started_ms = mgr_mono_ms();
-    n->running++;
+    mgr_node *n = mgr_node_find(m, id);
+    if (n)
+        n->running++;
     r->dirty = true;
-    return 0;
 }
 
 /* Place task ti for `iteration` (excluding nodes in `exclude`), deploy, remember fixed nodes. */
@@ -351,7 +362,7 @@ static int place_and_deploy(manager *m, swarm_run *r, size_t ti, uint32_t iterat
     }
     char names[512] = "";
     for (size_t i = 0; i < nchosen; i++) {
-        deploy_on(m, r, ti, iteration, map[chosen[i]]);
+        deploy_on(m, r, ti, iteration, map[chosen[i]]->id, map[chosen[i]]->xid);
         size_t l = strlen(names);
         snprintf(names + l, sizeof(names) - l, "%s%.12s", i ? ", " : "", map[chosen[i]]->xid);
     }
@@ -627,12 +638,7 @@ static void resume_one(manager *m, const store_swarm *sw)
             continue;
         /* Its deploy may not have left before the manager stopped: send it again. A node that
          * has it answers "already running", which resume_one's instances ignore. */
-        mgr_node shadow = {.id = in->node};
-        memcpy(shadow.xid, in->xid, sizeof(shadow.xid));
-        size_t before = r->ninsts;
-        deploy_on(m, r, in->task, in->iteration, &shadow);
-        r->ninsts = before; /* the same instance, not a new one */
-        in = &r->insts[i];  /* deploy_on may have moved the array */
+        publish_deploy(m, r, in->task, in->iteration, in->xid);
         in->resent = true;
         resent++;
     }
@@ -841,28 +847,22 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
             opener = &r->insts[i];
     if (opener && opener->opened == key)
         return RPC_OK;
-    cleanup_free mgr_node **targets = xcalloc(nuniq, sizeof(*targets));
-    cleanup_free mgr_node *shadows = xcalloc(nuniq, sizeof(*shadows));
     for (size_t i = 0; i < nuniq; i++) {
         mgr_node *n = mgr_node_find(m, ids[i]);
-        char x[NODE_XID_MAX + 1];
-        node_id_to_xid(ids[i], x);
-        if (!n || !n->connected || !n->ready) {
-            /* Just resumed: a node of this run not heard from yet (it is at its next
-             * heartbeat) still gets the deploy on its persistent session; if it is gone, the
-             * settling after node_timeout treats it as lost. */
-            bool ran_here = false;
-            for (size_t k = 0; k < r->ninsts && !ran_here; k++)
-                ran_here = node_id_equal(r->insts[k].node, ids[i]);
-            if (!r->resumed_ms || !ran_here) {
-                snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
-                return RPC_FAILED_PRECONDITION;
-            }
-            shadows[i].id = ids[i];
-            memcpy(shadows[i].xid, x, sizeof(shadows[i].xid));
-            n = &shadows[i];
+        if (n && n->connected && n->ready)
+            continue;
+        /* Just resumed: a node of this run not heard from yet (it is at its next heartbeat)
+         * still gets the deploy on its persistent session; if it is gone, the settling after
+         * node_timeout treats it as lost. */
+        bool ran_here = false;
+        for (size_t k = 0; k < r->ninsts && !ran_here; k++)
+            ran_here = node_id_equal(r->insts[k].node, ids[i]);
+        if (!r->resumed_ms || !ran_here) {
+            char x[NODE_XID_MAX + 1];
+            node_id_to_xid(ids[i], x);
+            snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
+            return RPC_FAILED_PRECONDITION;
         }
-        targets[i] = n;
     }
     if (opener)
         opener->opened = key;
@@ -870,8 +870,11 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
     const char *caller = runner_task_alias(m, swarm, caller_task);
     progress(m, r, "iteration %u opened by %s: %s on %zu node%s", it, caller ? caller : "a task",
              alias, nuniq, nuniq == 1 ? "" : "s");
-    for (size_t i = 0; i < nuniq; i++)
-        deploy_on(m, r, (size_t)ti, it, targets[i]);
+    for (size_t i = 0; i < nuniq; i++) {
+        char x[NODE_XID_MAX + 1];
+        node_id_to_xid(ids[i], x);
+        deploy_on(m, r, (size_t)ti, it, ids[i], x);
+    }
     save(m, r);
     return RPC_OK;
 }
@@ -915,12 +918,7 @@ void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, ui
         strstr(content, "The node restarted before this task could start")) {
         /* The node was restarted (a crash, a SIGKILL) after it took the deploy and before the
          * task started; it kept no payload and asks for it again: the same instance, again. */
-        size_t idx = (size_t)(in - r->insts), before = r->ninsts;
-        mgr_node shadow = {.id = in->node};
-        memcpy(shadow.xid, in->xid, sizeof(shadow.xid));
-        deploy_on(m, r, in->task, in->iteration, &shadow);
-        r->ninsts = before;  /* the same instance, not a new one */
-        in = &r->insts[idx]; /* deploy_on may have moved the array */
+        publish_deploy(m, r, in->task, in->iteration, in->xid);
         in->redeploys++;
         in->running = false;
         r->dirty = true;

@@ -466,29 +466,26 @@ static void on_task_exit(void *ctx, const char *handle)
 
 /* ---- task hooks ---------------------------------------------------------------------------- */
 
-static void hook_publish(void *ctx, const task *t)
+void agent_publish_status(node *n, const uint8_t *update, size_t len, const char *what)
 {
-    node *n = ctx;
-    Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
-    Common__System__PairId sw, me, id;
-    wire_pair_id(&sw, t->swarm);
-    wire_pair_id(&me, n->id);
-    wire_pair_id(&id, t->id);
-    u.swarm_id = &sw;
-    u.node_id = &me;
-    u.task_id = &id;
-    u.iteration = t->iteration;
-    u.circular = t->circular;
-    u.task_status = (Common__Tasks__TaskStatus)t->status;
-    size_t len;
-    cleanup_free uint8_t *buf = wire_pack(&u.base, &len);
     mt_error *e = NULL;
     /* QoS 1: queued by the client while the broker is away, delivered on reconnect */
     if (!n->mqtt ||
-        mqtt_publish(n->mqtt, TOPIC_UPDATE_TASK_STATUS, buf, len, 1, false, NULL, &e) < 0) {
-        log_warn(n->log, "tasks", "Status of task %s not published: %s", t->key, mt_error_msg(e));
+        mqtt_publish(n->mqtt, TOPIC_UPDATE_TASK_STATUS, update, len, 1, false, NULL, &e) < 0) {
+        log_warn(n->log, "tasks", "Status of %s not published: %s", what,
+                 e ? mt_error_msg(e) : "no broker connection");
         mt_error_free(&e);
     }
+}
+
+static void hook_publish(void *ctx, const task *t)
+{
+    node *n = ctx;
+    size_t len;
+    cleanup_free uint8_t *buf =
+        wire_task_update(t->swarm, n->id, t->id, t->iteration, t->circular, t->status, &len);
+    cleanup_free char *what = xasprintf("task %s", t->key);
+    agent_publish_status(n, buf, len, what);
 }
 
 static void hook_error(void *ctx, int id, const task *t, const char *msg)

@@ -154,6 +154,9 @@ void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len);
 
 /* Report an error to the manager (SendError), asynchronously on the worker. */
 void agent_send_error(node *n, int error_id, const char *content);
+/* Publish a packed TaskUpdate on manager/update_task_status (QoS 1; on the loop); `what` names
+ * it in the warning when it cannot be queued. */
+void agent_publish_status(node *n, const uint8_t *update, size_t len, const char *what);
 /* Run fn(arg) on the event loop (any thread; arg owned by fn). */
 void agent_post(node *n, void (*fn)(void *), void *arg);
 

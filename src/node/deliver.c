@@ -13,9 +13,6 @@
 #include "wire.h"
 
 #include "common/system.pb-c.h"
-#include "common/tasks.pb-c.h"
-
-#define TOPIC_UPDATE_TASK_STATUS "manager/update_task_status"
 
 struct delivery {
     outbox *ob;
@@ -25,7 +22,6 @@ struct delivery {
     bool again;       /* an item was kept while a pass ran */
     int attempt;      /* passes in a row that met it */
     int64_t next_ms;  /* monotonic: no pass before then */
-    int64_t next_prune_ms;
 };
 
 int deliver_open(node *n, mt_error **err)
@@ -74,20 +70,9 @@ int deliver_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_heade
     node *n = ctx;
     cleanup_free uint8_t *update = NULL;
     size_t ulen = 0;
-    if (final_status) {
-        Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
-        Common__System__PairId sw, me, id;
-        wire_pair_id(&sw, hdr->swarm);
-        wire_pair_id(&me, hdr->node);
-        wire_pair_id(&id, hdr->task);
-        u.swarm_id = &sw;
-        u.node_id = &me;
-        u.task_id = &id;
-        u.iteration = hdr->iteration;
-        u.circular = hdr->circular;
-        u.task_status = (Common__Tasks__TaskStatus)final_status;
-        update = wire_pack(&u.base, &ulen);
-    }
+    if (final_status)
+        update = wire_task_update(hdr->swarm, hdr->node, hdr->task, hdr->iteration, hdr->circular,
+                                  final_status, &ulen);
     if (outbox_put(n->delivery->ob, blob, len, update, ulen, err) < 0)
         return -1;
     agent_post(n, kick, n); /* a pass may start now */
@@ -111,14 +96,7 @@ struct outcome {
 static void publish_outcome(void *arg) /* on the loop */
 {
     struct outcome *o = arg;
-    mt_error *e = NULL;
-    /* QoS 1: queued by the client while the broker is away, delivered on reconnect */
-    if (!o->n->mqtt || mqtt_publish(o->n->mqtt, TOPIC_UPDATE_TASK_STATUS, o->update, o->len, 1,
-                                    false, NULL, &e) < 0) {
-        log_warn(o->n->log, "tasks", "A task's outcome was not published: %s",
-                 e ? mt_error_msg(e) : "no broker connection");
-        mt_error_free(&e);
-    }
+    agent_publish_status(o->n, o->update, o->len, "a finished task's outcome");
     free(o->update);
     free(o);
 }
@@ -154,6 +132,15 @@ static void pass_run(void *arg)
     struct pass *p = arg;
     node *n = p->n;
     outbox *ob = n->delivery->ob;
+    /* the bounds first (a pass runs at least every 30 s while items wait): off the loop */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    size_t dropped = outbox_prune(ob, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    if (dropped)
+        log_warn(n->log, "tasks",
+                 "Dropped the kept output of %zu finished task(s): over tasks.outbox_max_size "
+                 "or tasks.outbox_max_age while the manager was away",
+                 dropped);
     for (size_t k = 0; k < 100000; k++) { /* bounded: each turn removes an item or ends */
         outbox_item it;
         mt_error *e = NULL;
@@ -224,17 +211,6 @@ void deliver_tick(node *n, int64_t now_ms)
     struct delivery *d = n->delivery;
     if (!d)
         return;
-    if (now_ms >= d->next_prune_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        size_t dropped = outbox_prune(d->ob, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        if (dropped)
-            log_warn(n->log, "tasks",
-                     "Dropped the kept output of %zu finished task(s): over "
-                     "tasks.outbox_max_size or tasks.outbox_max_age while the manager was away",
-                     dropped);
-        d->next_prune_ms = now_ms + 60000;
-    }
     if (d->running || !d->pending || now_ms < d->next_ms || !n->wq)
         return;
     struct pass *p = xcalloc(1, sizeof(*p));

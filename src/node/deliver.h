@@ -1,7 +1,7 @@
 /* deliver.h - a finished task's output and outcome, from the task table to the manager through
  * the outbox (outbox.h): kept on disk first, then delivered in order by one pass at a time on
- * the manager-call worker (workq): AddTaskLogs with the timestamp of when the output was kept
- * (a repeat after a crash is recognised by the manager, so each is stored once), then the
+ * the manager-call worker (workq): AddTaskLogs stamped with when the output was kept (a repeat
+ * after a crash carries the same text, which the manager stores once), then the
  * outcome published on MQTT from the loop. A pass that meets an unreachable manager ends and
  * the next starts after a back-off; nothing waits on the loop. */
 #ifndef MANTA_NODE_DELIVER_H
@@ -19,7 +19,8 @@ int deliver_open(node *n, mt_error **err);
 /* The task table's keep_output hook (ctx = node). Any thread. */
 int deliver_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_header *hdr,
                  int final_status, mt_error **err);
-/* On the loop, once a second: prune to the bounds, start a delivery pass when one is due. */
+/* On the loop, once a second: start a delivery pass when one is due (a pass first drops what
+ * is past the bounds). */
 void deliver_tick(node *n, int64_t now_ms);
 /* Nothing left to deliver, or the manager cannot be reached now (shutdown need not wait). */
 bool deliver_settled(node *n);

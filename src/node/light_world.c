@@ -76,6 +76,8 @@ static bool ts_before(struct timespec a, struct timespec b)
     return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
+#define UNSEEN UINT64_MAX /* no look at the counters yet since the operation was armed */
+
 static void *watchdog_main(void *arg)
 {
     watchdog *w = arg;
@@ -93,8 +95,19 @@ static void *watchdog_main(void *arg)
         int rc = pthread_cond_timedwait(&w->cv, &w->mu, &wake);
         if (rc != ETIMEDOUT || !w->armed || w->stop)
             continue;
+        /* the counters are read without the lock: arming and disarming never wait for it */
+        pthread_mutex_unlock(&w->mu);
         uint64_t moved = tcp_progress_to_port(w->port);
+        pthread_mutex_lock(&w->mu);
+        if (!w->armed || w->stop)
+            continue;
         clock_gettime(CLOCK_MONOTONIC, &now);
+        if (w->seen == UNSEEN) { /* the first look since the operation was armed */
+            w->seen = moved;
+            if (!ts_before(now, w->until)) /* a limit under a second: one look more */
+                w->until = ts_add_ms(now, 1000);
+            continue;
+        }
         if (moved != w->seen) { /* bytes moved: the stall clock starts again */
             w->seen = moved;
             w->until = ts_add_ms(now, w->deadline_ms);
@@ -130,14 +143,16 @@ static void watchdog_start(watchdog *w, int64_t deadline_ms, int port, rpc_cstre
     w->running = pthread_create(&w->th, NULL, watchdog_main, w) == 0;
 }
 
+/* Arming is on the relay's path (once per message): it reads no counters; the watchdog takes
+ * its first look a second later (progress in that second is not seen, so a stall may be called
+ * up to a second early). */
 static void watchdog_arm(watchdog *w)
 {
-    uint64_t moved = tcp_progress_to_port(w->port);
     pthread_mutex_lock(&w->mu);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     w->until = ts_add_ms(now, w->deadline_ms);
-    w->seen = moved;
+    w->seen = UNSEEN;
     w->armed = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);

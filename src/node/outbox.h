@@ -1,6 +1,6 @@
 /* outbox.h - what a finished task still owes the manager, kept on disk until it is delivered:
- * its output (an AddTaskLogs blob, with the timestamp fixed when it was kept, so a delivery
- * repeated after a crash is recognised by the manager) and its outcome (a packed TaskUpdate,
+ * its output (an AddTaskLogs blob, stamped when it was kept; the manager stores a repeated
+ * delivery once, by its text) and its outcome (a packed TaskUpdate,
  * published on MQTT once the output is delivered, as the reference's completion signal comes
  * first). One file per item under the node's state folder, written tmp+fsync+rename; delivered
  * oldest first; bounded by total size and age (the oldest go first, with a warning). Items

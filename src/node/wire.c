@@ -15,6 +15,23 @@ uint8_t *wire_pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
+uint8_t *wire_task_update(node_id swarm, node_id node, node_id task, uint32_t iteration,
+                          uint32_t circular, int status, size_t *len)
+{
+    Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
+    Common__System__PairId sw, me, id;
+    wire_pair_id(&sw, swarm);
+    wire_pair_id(&me, node);
+    wire_pair_id(&id, task);
+    u.swarm_id = &sw;
+    u.node_id = &me;
+    u.task_id = &id;
+    u.iteration = iteration;
+    u.circular = circular;
+    u.task_status = (Common__Tasks__TaskStatus)status;
+    return wire_pack(&u.base, len);
+}
+
 void wire_pair_id(Common__System__PairId *out, node_id id)
 {
     common__system__pair_id__init(out);

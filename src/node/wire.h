@@ -32,6 +32,10 @@ enum wire_error_id {
 uint8_t *wire_pack(const ProtobufCMessage *m, size_t *len);
 
 void wire_pair_id(Common__System__PairId *out, node_id id);
+
+/* A packed common.tasks.TaskUpdate{swarm, node, task, iteration, circular, status} (owned). */
+uint8_t *wire_task_update(node_id swarm, node_id node, node_id task, uint32_t iteration,
+                          uint32_t circular, int status, size_t *len);
 node_id wire_node_id(const Common__System__PairId *p); /* NULL -> 0 */
 void wire_timestamp_now(Google__Protobuf__Timestamp *out);
 

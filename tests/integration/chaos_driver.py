@@ -372,7 +372,10 @@ class ChaosRun:
         for who, text in outputs:
             for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
                 if bad in text:
-                    self.problems.append(f"{who}: sanitizer report ({bad})")
+                    # the report itself: the run's folder may be gone when it is read
+                    at = text.index(bad)
+                    self.problems.append(f"{who}: sanitizer report ({bad}):\n"
+                                         + text[max(0, at - 200):at + 4000])
         if self.left_running:
             self.problems.append("left behind after the swarm ended (nodes running, 45 s): "
                                  + "; ".join(self.left_running))

@@ -71,3 +71,18 @@ def node(node_bin, tmp_path) -> Node:
     home = tmp_path / "home"
     home.mkdir()
     return Node(node_bin, home)
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A broker, a fake manager that accepts the tests' node token, and an observer of
+    manager/#: (broker, manager, observer). Imported here lazily: wire_env imports this file."""
+    from test_node_wire import TOKEN
+    from wire_env import Broker, FakeManager, Observer
+    b = Broker(tmp_path / "broker").start()
+    m = FakeManager(b, token=TOKEN).start()
+    o = Observer(b)
+    yield b, m, o
+    o.close()
+    m.stop()
+    b.stop()

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import time
 
-import msgpack
 import pytest
 
 from conftest import SOURCE_DIR
@@ -41,6 +40,15 @@ def restart(sw, sig_kill=True):
     sw.start_serve()
 
 
+def serve_and_submit(sw, swarm_file):
+    """Serve, start the nodes, wait until all are registered and heard on MQTT, submit."""
+    sw.start_serve()
+    sw.start_nodes()
+    wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == len(sw.nodes), timeout=30)
+    time.sleep(1.5)  # heard on MQTT
+    return sw.admin("submit", str(swarm_file)).stdout.strip()
+
+
 def test_restart_knows_nodes_and_resumes(tmp_path, node_bin):
     d = module_dir(tmp_path, SHORT)
     (d / "swarm.toml").write_text(
@@ -48,12 +56,8 @@ def test_restart_knows_nodes_and_resumes(tmp_path, node_bin):
         '[[tasks]]\nmodule = "after.py"\nimage = "none"\nmethod = "any"\nafter = ["short"]\n')
     sw = LocalSwarm(tmp_path, node_bin, nodes=2)
     try:
-        sw.start_serve()
-        sw.start_nodes()
-        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 2, timeout=30)
+        sid = serve_and_submit(sw, d / "swarm.toml")
         before = connected(sw)
-        time.sleep(1.5)  # heard on MQTT
-        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
         logs_db = lambda: sqlite3.connect(str(sw.store)).execute(  # noqa: E731
             "SELECT node, task, iteration, count(*) FROM task_logs WHERE swarm = ? "
             "GROUP BY node, task, iteration", (sid,)).fetchall()
@@ -96,11 +100,7 @@ def test_restart_with_sigterm_keeps_the_swarm_running(tmp_path, node_bin):
         'name = "short"\n[[tasks]]\nmodule = "short.py"\nimage = "none"\nmethod = "all"\n')
     sw = LocalSwarm(tmp_path, node_bin, nodes=1)
     try:
-        sw.start_serve()
-        sw.start_nodes()
-        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
-        time.sleep(1.5)
-        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        sid = serve_and_submit(sw, d / "swarm.toml")
         time.sleep(1.0)
         restart(sw, sig_kill=False)
         assert sw.admin_json("status", sid)["status"] == "RUNNING"
@@ -122,11 +122,7 @@ def data3(tmp_path):
 def test_fedavg_through_manager_kills(tmp_path, node_bin, data3):
     sw = LocalSwarm(tmp_path, node_bin, nodes=3, datasets=data3)
     try:
-        sw.start_serve()
-        sw.start_nodes()
-        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 3, timeout=30)
-        time.sleep(1.5)
-        sid = sw.admin("submit", str(SOURCE_DIR / "examples/fedavg/swarm.toml")).stdout.strip()
+        sid = serve_and_submit(sw, SOURCE_DIR / "examples/fedavg/swarm.toml")
         kills = 0
         for want in (1, 3):
             wait_for(lambda: sw.admin_json("status", sid).get("iteration", 0) >= want
@@ -169,11 +165,7 @@ def test_output_waits_on_disk_through_a_node_restart(tmp_path, node_bin):
         'name = "short"\n[[tasks]]\nmodule = "short.py"\nimage = "none"\nmethod = "all"\n')
     sw = LocalSwarm(tmp_path, node_bin, nodes=1)
     try:
-        sw.start_serve()
-        sw.start_nodes()
-        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 1, timeout=30)
-        time.sleep(1.5)
-        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        sid = serve_and_submit(sw, d / "swarm.toml")
         time.sleep(1.0)
         sw.proc.kill()
         sw.proc.wait(20)

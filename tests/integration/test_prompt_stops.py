@@ -20,7 +20,7 @@ import pytest
 from runtimes import Dockerd, runc_store, runtime_config, task_image_tarball
 from test_node_wire import TOKEN
 from test_tasks_process import NODE_XID, SWARM, logs_of, module, mqtt_task, send, updates
-from wire_env import (Broker, FakeManager, Observer, RunningNode, node_config, system_pb2,
+from wire_env import (RunningNode, node_config, system_pb2,
                       tasks_pb2, wait_for)
 
 STOP_TIMEOUT = 30  # tasks.stop_timeout given to the node: SIGKILL would come this late
@@ -87,17 +87,6 @@ def runtime(request, node_bin):
             yield "docker", {"dockerd": d}
         finally:
             d.stop()
-
-
-@pytest.fixture
-def world(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    m = FakeManager(b, token=TOKEN).start()
-    o = Observer(b)
-    yield b, m, o
-    o.close()
-    m.stop()
-    b.stop()
 
 
 def start(node, manager, runtime, slots=1):
@@ -214,11 +203,10 @@ def test_orphans_reaped_and_task_not_pid1(node, world, runtime):
         assert rn.wait(120) == 0
 
 
+@pytest.mark.parametrize("runtime", ["docker"], indirect=True)  # a label of Docker's
 def test_docker_compose_project_label(node, world, runtime):
     _, m, o = world
     kind, env = runtime
-    if kind != "docker":
-        pytest.skip("Docker labels")
     d = env["dockerd"]
     rn = start(node, m, runtime)
     try:

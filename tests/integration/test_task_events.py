@@ -11,33 +11,20 @@
   MANTA_NODE_BIN=build/<asan>/manta_node)."""
 import http.server
 import json
-import os
 import signal
 import socketserver
 import threading
 import time
 
-import pytest
 
 from runtimes import runtime_config
 from test_node_wire import TOKEN
 from test_tasks_containers import runtime, tarball  # noqa: F401 (fixtures: runc, dockerd)
 from test_tasks_process import NODE_XID, module, mqtt_task, send, sleeper, start
-from wire_env import (Broker, FakeManager, Observer, RunningNode, node_config, tasks_pb2,
+from wire_env import (RunningNode, node_config, tasks_pb2,
                       wait_for)
 
 HOUR_MS = "3600000"
-
-
-@pytest.fixture
-def world(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    m = FakeManager(b, token=TOKEN).start()
-    o = Observer(b)
-    yield b, m, o
-    o.close()
-    m.stop()
-    b.stop()
 
 
 def timed_updates(obs, task):

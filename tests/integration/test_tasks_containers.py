@@ -12,7 +12,7 @@ from runtimes import Dockerd, runc_store, runtime_config, task_image_tarball
 from test_node_wire import TOKEN
 from test_tasks_process import (NODE, NODE_XID, SWARM, logs_of, module, mqtt_task, send,
                                 sleeper, updates)
-from wire_env import Broker, FakeManager, Observer, RunningNode, node_config, system_pb2, \
+from wire_env import RunningNode, node_config, system_pb2, \
     tasks_pb2, wait_for, xid
 
 INSPECT = module(
@@ -55,17 +55,6 @@ def runtime(request, tarball, node_bin):
             yield "docker", {"dockerd": d}
         finally:
             d.stop()
-
-
-@pytest.fixture
-def world(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    m = FakeManager(b, token=TOKEN).start()
-    o = Observer(b)
-    yield b, m, o
-    o.close()
-    m.stop()
-    b.stop()
 
 
 def start(node, manager, runtime, tmp_path, tasks="", memory="256M"):

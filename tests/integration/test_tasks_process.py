@@ -4,15 +4,13 @@ report PENDING/RUNNING, upload the logs (52-byte header + zlib), enforce the con
 the timeout, stop tasks and swarms, run the new payload of a new iteration, refuse GPUs it does
 not have, survive its own SIGKILL (adopt, upload once) and clean up on SIGTERM."""
 import io
-import os
 import signal
 import time
 import zipfile
 
-import pytest
 
 from test_node_wire import TOKEN
-from wire_env import (Broker, FakeManager, Observer, RunningNode, node_config, system_pb2,
+from wire_env import (RunningNode, node_config, system_pb2,
                       tasks_pb2, wait_for, xid)
 
 NODE = (17836332393262621160, 5839336928621298787)  # alias "default"
@@ -49,17 +47,6 @@ def mqtt_task(task, payload, iteration=0, gpu=False, image="manta-task:bookworm"
         task_id=system_pb2.PairId(head=0, tail=task), iteration=iteration, circular=0,
         payload=payload, image=image, alias="job", network="None", auth_key="None",
         login_server="None", gpu=gpu).SerializeToString()
-
-
-@pytest.fixture
-def world(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    m = FakeManager(b, token=TOKEN).start()
-    o = Observer(b)
-    yield b, m, o
-    o.close()
-    m.stop()
-    b.stop()
 
 
 def start(node, manager, extra=""):

@@ -403,15 +403,21 @@ static void t_pump(void)
     }
 }
 
+/* A table whose steps run on real threads and post back through t_post (pumped by t_pump). */
+static task_table *threaded_table(runtime *rt, const task_limits *l)
+{
+    static const char *names[] = {NULL}, *paths[] = {NULL};
+    task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
+    task_hooks h = {NULL, h_publish, h_error, h_keep, t_spawn, t_post, h_log, NULL};
+    return tasks_new(rt, SELF, dir, l, &env, &h);
+}
+
 static void test_slow_pull_delays_only_its_task(void **state)
 {
     runtime *rt = runtime_fake_new();
     runtime_fake_slow_image(rt, "huge:1");
     task_limits l = limits(4, 4);
-    static const char *names[] = {NULL}, *paths[] = {NULL};
-    task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
-    task_hooks h = {NULL, h_publish, h_error, h_keep, t_spawn, t_post, h_log, NULL};
-    task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
+    task_table *tt = threaded_table(rt, &l);
     Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
     Common__System__PairId s = COMMON__SYSTEM__PAIR_ID__INIT, a = COMMON__SYSTEM__PAIR_ID__INIT,
                            b = COMMON__SYSTEM__PAIR_ID__INIT;
@@ -452,10 +458,7 @@ static void test_exit_events_and_stop_while_starting(void **state)
     runtime *rt = runtime_fake_new();
     runtime_fake_slow_image(rt, "huge:1");
     task_limits l = limits(4, 4);
-    static const char *names[] = {NULL}, *paths[] = {NULL};
-    task_env env = {"127.0.0.1", 41234, 0, names, paths, false};
-    task_hooks h = {NULL, h_publish, h_error, h_keep, t_spawn, t_post, h_log, NULL};
-    task_table *tt = tasks_new(rt, SELF, dir, &l, &env, &h);
+    task_table *tt = threaded_table(rt, &l);
     tasks_set_inspect_interval(tt, 3600 * 1000);
     tasks_tick(tt); /* the first tick's inspection; the next is an hour away */
     Common__Tasks__MqttTask m = COMMON__TASKS__MQTT_TASK__INIT;
