@@ -2,7 +2,8 @@
 """Benchmark: a registered, idle node. Measures
   * exec -> registered (RegisterNode answered) -> subscribed (SUBACKs, "Connected" printed),
   * RSS and anonymous memory from /proc/PID/smaps_rollup after registration,
-  * CPU used over an idle period (utime + stime from /proc/PID/stat).
+  * CPU used over an idle period (utime + stime from /proc/PID/stat), once the node has let gRPC
+    go (network.idle_close).
 against a fake manager (python3-grpcio) and a real mosquitto on loopback.
 
     bench/node_idle.py --binary build/release/manta_node [--idle 60] [--runs 10]
@@ -83,12 +84,17 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--settle", type=float, default=2.0,
-                    help="seconds between ready and the idle period (the node closes its idle "
-                         "manager connection after 30 s)")
+    ap.add_argument("--idle-close", type=int, default=30,
+                    help="the node's network.idle_close: after this long without tasks or "
+                         "manager calls it lets gRPC go (default 30, the node's default)")
+    ap.add_argument("--settle", type=float,
+                    help="seconds between ready and the idle period (default: idle-close + 3, "
+                         "so the idle period is the node's steady state)")
     ap.add_argument("--docker-socket", help="use the docker runtime with this daemon's socket "
                     "(default: the process runtime)")
     args = ap.parse_args()
+    if args.settle is None:
+        args.settle = args.idle_close + 3.0
     work = pathlib.Path(tempfile.mkdtemp(prefix="manta-bench-"))
     broker = Broker(work / "broker").start()
     manager = FakeManager(broker).start()
@@ -98,7 +104,8 @@ def main():
     containers = (f'[containers]\nruntime = "docker"\ndocker_socket = "{args.docker_socket}"\n'
                   if args.docker_socket else None)
     (home / ".manta" / "nodes" / "default.toml").write_text(
-        node_config(TOKEN, manager.port, containers=containers))
+        node_config(TOKEN, manager.port, containers=containers).replace(
+            "rpc_timeout = 5\n", f"rpc_timeout = 5\nidle_close = {args.idle_close}\n"))
     try:
         reg, sub = [], []
         for _ in range(args.runs):

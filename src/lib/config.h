@@ -93,6 +93,7 @@ typedef struct node_config {
         int64_t light_service_port; /* 0 = pick a free port */
         int64_t connect_timeout;    /* seconds */
         int64_t rpc_timeout;        /* seconds: deadline of every call to the manager */
+        int64_t idle_close;         /* seconds without use before gRPC is let go */
     } network;
     struct {
         int64_t ping_interval;

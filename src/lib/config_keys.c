@@ -62,6 +62,12 @@ static const cfg_key keys[] = {
     {.section = "network", .name = "connect_timeout", .type = CFG_INT,
      .offset = F(network.connect_timeout), .def = "10", .min = 1, .max = 3600,
      .doc = "Seconds to wait for the manager when connecting."},
+    {.section = "network", .name = "idle_close", .type = CFG_INT, .offset = F(network.idle_close),
+     .def = "30", .min = 1, .max = 86400,
+     .doc = "Seconds after which an unused connection to the manager is closed, and the light "
+            "service stopped while no task is on the node; both come back at the next call or "
+            "task. An idle node then runs no gRPC thread, whose timers would wake it every "
+            "second."},
     {.section = "network", .name = "rpc_timeout", .type = CFG_INT, .offset = F(network.rpc_timeout),
      .def = "30", .min = 1, .max = 86400,
      .doc = "Deadline in seconds of every unary call to the manager; a stream to the manager "

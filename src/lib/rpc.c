@@ -321,8 +321,7 @@ static bool tls_pair_ok(const char *cert, const char *key)
 
 struct rpc_channel {
     grpc_channel *ch;
-    grpc_channel_credentials *creds; /* kept for rpc_channel_clone */
-    bool creds_borrowed;             /* a clone's: its origin's, which outlives it */
+    grpc_channel_credentials *creds; /* owned */
     char *target;
     char *server_name; /* TLS name override, or NULL */
 };
@@ -351,7 +350,19 @@ static grpc_channel *channel_create(const char *target, grpc_channel_credentials
     return grpc_channel_create(target, creds, &cargs);
 }
 
+static rpc_channel *channel_new(const char *target, const rpc_tls *tls, bool own, mt_error **err);
+
 rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **err)
+{
+    return channel_new(target, tls, false, err);
+}
+
+rpc_channel *rpc_channel_new_own(const char *target, const rpc_tls *tls, mt_error **err)
+{
+    return channel_new(target, tls, true, err);
+}
+
+static rpc_channel *channel_new(const char *target, const rpc_tls *tls, bool own, mt_error **err)
 {
     if (!target || !*target) {
         mt_error_set(err, MT_ERR_IO, "A gRPC channel needs a target (host:port).");
@@ -377,7 +388,7 @@ rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **
         return NULL;
     }
     const char *name = tls ? tls->server_name : NULL;
-    grpc_channel *gch = channel_create(target, creds, name, false);
+    grpc_channel *gch = channel_create(target, creds, name, own);
     if (!gch) {
         grpc_channel_credentials_release(creds);
         grpc_shutdown();
@@ -392,31 +403,12 @@ rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **
     return ch;
 }
 
-rpc_channel *rpc_channel_clone(const rpc_channel *from)
-{
-    grpc_init();
-    grpc_channel *gch = channel_create(from->target, from->creds, from->server_name, true);
-    if (!gch) {
-        grpc_shutdown();
-        return NULL;
-    }
-    rpc_channel *ch = xcalloc(1, sizeof(*ch));
-    ch->ch = gch;
-    /* the credentials are borrowed (the C API has no reference count for them): the channel it
-     * was made from outlives the clone (rpc.h) */
-    ch->creds = from->creds;
-    ch->creds_borrowed = true;
-    ch->target = xstrdup(from->target);
-    ch->server_name = from->server_name ? xstrdup(from->server_name) : NULL;
-    return ch;
-}
-
 void rpc_channel_free(rpc_channel *ch)
 {
     if (!ch)
         return;
     grpc_channel_destroy(ch->ch);
-    if (ch->creds && !ch->creds_borrowed)
+    if (ch->creds)
         grpc_channel_credentials_release(ch->creds);
     free(ch->target);
     free(ch->server_name);

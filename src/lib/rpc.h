@@ -94,14 +94,13 @@ typedef struct rpc_channel rpc_channel;
  * lazy (the first call connects); keepalive pings keep idle connections alive. */
 rpc_channel *rpc_channel_new(const char *target, const rpc_tls *tls, mt_error **err);
 void rpc_channel_free(rpc_channel *ch);
-/* A channel to ch's target with ch's credentials and options but a connection of its own, which
- * rpc_channel_free closes at once (a channel sharing its connection leaves it open). For bulk
- * transfers: gRPC keeps spare read buffers on a connection after a large message (up to about
- * its size, its TCP read estimate) for as long as the connection lives, so a relay of large
- * values closes its connection when idle to give them back. It borrows ch's credentials: free it
- * before ch. NULL if gRPC cannot make it. */
-rpc_channel *rpc_channel_clone(const rpc_channel *ch);
-/* The initial HTTP/2 stream window of a clone (what the server may send before it is read):
+/* rpc_channel_new with a connection of its own, which rpc_channel_free closes at once (a channel
+ * sharing its connection leaves it open). For bulk transfers: gRPC keeps spare read buffers on a
+ * connection after a large message (up to about its size, its TCP read estimate) for as long as
+ * the connection lives, so a relay of large values closes its connection when idle to give them
+ * back. Its initial stream window is RPC_BULK_WINDOW. */
+rpc_channel *rpc_channel_new_own(const char *target, const rpc_tls *tls, mt_error **err);
+/* The initial HTTP/2 stream window of an own channel (what the server may send before it is read):
  * 4 MiB instead of 64 KiB, so a fresh connection takes a large message at full speed. */
 #define RPC_BULK_WINDOW (4 << 20)
 
@@ -170,7 +169,7 @@ rpc_server *rpc_server_start(const char *addr, const rpc_server_tls *tls, int ma
 typedef struct rpc_server_opts {
     /* > 0: close every connection that has had no call for this long (a GOAWAY; the client
      * connects again for its next call): a connection keeps spare read buffers after a large
-     * message (rpc_channel_clone) until it is closed. */
+     * message (rpc_channel_new_own) until it is closed. */
     int64_t idle_close_ms;
     /* > 0: the initial HTTP/2 stream window (bytes) offered to clients instead of 64 KiB, so a
      * fresh connection moves a large message at once instead of while BDP probing grows the

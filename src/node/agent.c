@@ -674,7 +674,6 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     n->posted = xcalloc(1, sizeof(*n->posted));
     pthread_mutex_init(&n->posted->mu, NULL);
 
-    rpc_init();
     mqtt_lib_init();
     n->libs_inited = true;
     n->wq = workq_start(256);
@@ -1178,6 +1177,53 @@ static void handle_signals(node *n)
     }
 }
 
+int agent_light_up(node *n, mt_error **err)
+{
+    if (n->light)
+        return 0;
+    int port = 0;
+    n->light = light_start(n, &port, err);
+    if (!n->light)
+        return -1;
+    n->light_idle_since_ms = 0;
+    if (port != n->light_port) {
+        log_info(n->log, "agent", "Light service listening on %s:%d (port %d was taken)",
+                 n->cfg.network.light_service_host, port, n->light_port);
+        n->light_port = port;
+        tasks_set_rpc_port(n->tasks, port);
+    } else {
+        log_debug(n->log, "agent", "Light service listening on %s:%d again",
+                  n->cfg.network.light_service_host, port);
+    }
+    return 0;
+}
+
+/* What gRPC holds goes once unused for network.idle_close: the light service while no task is
+ * queued, running or finishing, the manager channel when no call used it. gRPC is then not
+ * initialised at all (rpc.c) and its timer threads, which wake every second even with nothing
+ * to do, are gone. Each close takes a few ms on the loop (gRPC's threads are joined), once per
+ * idle period. */
+static void idle_close(node *n, int64_t now)
+{
+    int64_t idle_ms = n->cfg.network.idle_close * 1000;
+    if (n->light && !n->stopping && !n->draining) {
+        if (n->tasks && !tasks_idle(n->tasks)) { /* finished tasks kept need no service */
+            n->light_idle_since_ms = 0;
+        } else if (!n->light_idle_since_ms) {
+            n->light_idle_since_ms = now;
+        } else if (now - n->light_idle_since_ms >= idle_ms) {
+            light_stop(n->light);
+            n->light = NULL;
+            n->light_idle_since_ms = 0;
+            log_debug(n->log, "agent", "Light service stopped: no task for %lld s",
+                      (long long)n->cfg.network.idle_close);
+        }
+    }
+    if (mc_idle_close(&n->mc, now, idle_ms))
+        log_debug(n->log, "manager", "Closed the manager connection: unused for %lld s",
+                  (long long)n->cfg.network.idle_close);
+}
+
 static void loop_once(node *n, int timeout_ms)
 {
     watch_mqtt(n);
@@ -1207,6 +1253,7 @@ static void loop_once(node *n, int timeout_ms)
         if (n->tasks && tasks_count(n->tasks, 0) > 0)
             tasks_tick(n->tasks);
         deliver_tick(n, now);
+        idle_close(n, now);
         n->next_tick_ms = now + TICK_MS; /* exits are events, not polled */
         if (n->next_tick_ms > n->next_mqtt_tick_ms && n->mqtt)
             n->next_tick_ms = n->next_mqtt_tick_ms;
@@ -1302,8 +1349,7 @@ void agent_free(node *n)
     deliver_close(n);
     if (n->mqtt)
         mqtt_free(n->mqtt);
-    if (n->mc.ch)
-        mc_close(&n->mc);
+    mc_close(&n->mc);
     if (n->topics) {
         for (size_t i = 0; i < n->ntopics; i++)
             free(n->topics[i]);
@@ -1328,9 +1374,7 @@ void agent_free(node *n)
     config_free(&n->cfg);
     free(n->config_name);
     free(n->alias_override);
-    if (n->libs_inited) {
+    if (n->libs_inited)
         mqtt_lib_cleanup();
-        rpc_shutdown();
-    }
     memset(n, 0, sizeof(*n));
 }

@@ -100,8 +100,9 @@ typedef struct node {
     uint64_t stale_stops;       /* stop_node commands ignored as meant for an earlier run */
 
     /* light service */
-    struct light_service *light;
+    struct light_service *light; /* NULL while stopped (no task for network.idle_close s) */
     int light_port;
+    int64_t light_idle_since_ms; /* tasks_idle since then; 0 = tasks busy */
 
     /* shutdown */
     bool stopping;
@@ -110,7 +111,7 @@ typedef struct node {
     int disconnect_mid;       /* message id of the DISCONNECTED publish, -1 none */
     bool disconnect_acked;
     int exit_code;
-    bool libs_inited; /* rpc_init / mqtt_lib_init done */
+    bool libs_inited; /* mqtt_lib_init done (gRPC is initialised by its objects: rpc.c) */
 } node;
 
 /* Milliseconds on the monotonic clock. */
@@ -154,6 +155,10 @@ void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len);
 
 /* Report an error to the manager (SendError), asynchronously on the worker. */
 void agent_send_error(node *n, int error_id, const char *content);
+
+/* The light service, started again if network.idle_close stopped it (on the loop, before a task
+ * is deployed). Tasks started from now on are told its port. */
+int agent_light_up(node *n, mt_error **err);
 /* Publish a packed TaskUpdate on manager/update_task_status (QoS 1; on the loop); `what` names
  * it in the warning when it cannot be queued. */
 void agent_publish_status(node *n, const uint8_t *update, size_t len, const char *what);

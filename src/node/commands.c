@@ -133,7 +133,19 @@ static void deploy_task(node *n, const void *payload, size_t len)
                  tx);
         agent_send_error(n, WIRE_NODE_ERROR, msg);
     } else {
-        tasks_deploy(n->tasks, m);
+        mt_error *e = NULL;
+        if (agent_light_up(n, &e) < 0) {
+            char tx[NODE_XID_MAX + 1], msg[400];
+            node_id_to_xid(wire_node_id(m->task_id), tx);
+            snprintf(msg, sizeof(msg),
+                     "Task %s was not deployed: %s. Free the port or set "
+                     "network.light_service_port to 0, then deploy it again.",
+                     tx, mt_error_msg(e));
+            agent_send_error(n, WIRE_NODE_ERROR, msg);
+            mt_error_free(&e);
+        } else {
+            tasks_deploy(n->tasks, m);
+        }
     }
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }

@@ -114,16 +114,26 @@ static int upload(node *n, const outbox_item *it, rpc_status *st)
     size_t mlen;
     cleanup_free uint8_t *msg = wire_pack(&lg.base, &mlen);
     rpc_metadata md[] = {{"authorization", n->mc.token}};
-    rpc_cstream *s =
-        rpc_cstream_start(n->mc.ch, "/node.node_service.Node/AddTaskLogs", md, 1,
-                          n->mc.deadline_ms + (int64_t)(it->logs_len >> 20) * 1000, st);
-    if (!s)
+    mt_error *e = NULL;
+    rpc_channel *ch = mc_channel_hold(&n->mc, &e);
+    if (!ch) {
+        st->code = RPC_UNAVAILABLE;
+        snprintf(st->message, sizeof(st->message), "%s", mt_error_msg(e));
+        mt_error_free(&e);
         return -1;
-    rpc_bytes resp = {0};
-    int rc = rpc_cstream_send(s, msg, mlen);
-    rc = rpc_cstream_finish(s, &resp, st) < 0 ? -1 : rc;
-    rpc_bytes_free(&resp);
-    rpc_cstream_free(s);
+    }
+    rpc_cstream *s =
+        rpc_cstream_start(ch, "/node.node_service.Node/AddTaskLogs", md, 1,
+                          n->mc.deadline_ms + (int64_t)(it->logs_len >> 20) * 1000, st);
+    int rc = -1;
+    if (s) {
+        rpc_bytes resp = {0};
+        rc = rpc_cstream_send(s, msg, mlen);
+        rc = rpc_cstream_finish(s, &resp, st) < 0 ? -1 : rc;
+        rpc_bytes_free(&resp);
+        rpc_cstream_free(s);
+    }
+    mc_channel_release(&n->mc);
     return rc;
 }
 

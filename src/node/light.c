@@ -269,15 +269,23 @@ void light_trim(struct light_service *ls)
     pthread_mutex_unlock(&ls->tmu);
 }
 
-rpc_channel *light_relay_channel(struct light_service *ls)
+rpc_channel *light_relay_channel(struct light_service *ls, rpc_status *st)
 {
     manager_client *mc = &ls->n->mc;
     pthread_mutex_lock(&ls->mu);
+    mt_error *e = NULL;
     if (!ls->relay)
-        ls->relay = rpc_channel_clone(mc->ch);
-    rpc_channel *ch = ls->relay ? ls->relay : mc->ch;
-    ls->relay_users++;
+        ls->relay = mc_channel_new_own(mc, &e);
+    rpc_channel *ch = ls->relay;
+    if (ch)
+        ls->relay_users++;
     pthread_mutex_unlock(&ls->mu);
+    if (!ch) {
+        st->code = RPC_UNAVAILABLE;
+        snprintf(st->message, sizeof(st->message), "cannot open a channel to the manager: %s",
+                 mt_error_msg(e));
+    }
+    mt_error_free(&e);
     return ch;
 }
 

@@ -60,15 +60,15 @@ void light_busy_text(char *buf, size_t len, bool consumed);
 void light_trim(struct light_service *ls);
 /* The light service's server closes a task's connection after this long without calls (the
  * task connects again for its next call): a connection keeps spare read buffers after a large
- * message until it is closed (rpc.h, rpc_channel_clone). Below LIGHT_TRIM_DELAY_MS, so the trim
+ * message until it is closed (rpc.h, rpc_channel_new_own). Below LIGHT_TRIM_DELAY_MS, so the trim
  * after a large call comes once the connection that brought it is closed. */
 #define LIGHT_IDLE_CLOSE_MS 1000
 
-/* The channel World's streams relay over: a connection to the manager of their own, closed once
- * idle (by the trimmer), so the spare read buffers of a large value go with it; the manager
- * client's channel if that cannot be made. Release with light_relay_release after the stream is
- * freed. */
-rpc_channel *light_relay_channel(struct light_service *ls);
+/* The channel World's streams relay over (borrowed): a connection to the manager of their own,
+ * closed once idle (by the trimmer), so the spare read buffers of a large value go with it. NULL
+ * with *st (UNAVAILABLE) if gRPC cannot make it. Release with light_relay_release after the
+ * stream is freed (not after a NULL). */
+rpc_channel *light_relay_channel(struct light_service *ls, rpc_status *st);
 void light_relay_release(struct light_service *ls);
 
 /* A copy of the datasets being served (release with datasets_release). */

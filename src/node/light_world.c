@@ -378,9 +378,11 @@ static enum sstream_outcome sstream_attempt(struct light_service *ls, rpc_call *
 {
     manager_client *mc = light_manager(ls);
     rpc_metadata md[] = {{"authorization", mc->token}};
-    rpc_sstream *s = rpc_sstream_start(light_relay_channel(ls), path, md, 1, req, len, 0, st);
+    rpc_channel *rch = light_relay_channel(ls, st);
+    rpc_sstream *s = rch ? rpc_sstream_start(rch, path, md, 1, req, len, 0, st) : NULL;
     if (!s) {
-        light_relay_release(ls);
+        if (rch)
+            light_relay_release(ls);
         return SS_FAILED;
     }
     watchdog w;
@@ -812,9 +814,11 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
     snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
     rpc_metadata md[] = {{"authorization", mc->token}};
     rpc_status st = {0};
-    rpc_cstream *s = rpc_cstream_start(light_relay_channel(ls), path, md, 1, 0, &st);
+    rpc_channel *rch = light_relay_channel(ls, &st);
+    rpc_cstream *s = rch ? rpc_cstream_start(rch, path, md, 1, 0, &st) : NULL;
     if (!s) {
-        light_relay_release(ls);
+        if (rch)
+            light_relay_release(ls);
         cs_msg_free(&msg);
         fail_manager(ls, call, method, &st, false, RPC_INTERNAL);
         return;

@@ -25,6 +25,7 @@ static char *read_pem(const char *path, const char *what, mt_error **err)
 int mc_open(manager_client *mc, const node_config *cfg, logger *lg, mt_error **err)
 {
     memset(mc, 0, sizeof(*mc));
+    pthread_mutex_init(&mc->mu, NULL);
     mc->log = lg;
     mc->target =
         xasprintf("%s:%lld", cfg->network.manager_host, (long long)cfg->network.manager_port);
@@ -33,42 +34,91 @@ int mc_open(manager_client *mc, const node_config *cfg, logger *lg, mt_error **e
     mc->port = (int)cfg->network.manager_port;
     mc->attempts = 3;
     mc->tls = cfg->security.use_tls || cfg->network.manager_port == 443;
-    rpc_tls tls = {0};
-    cleanup_free char *ca = NULL;
-    cleanup_free char *cert = NULL;
-    cleanup_free char *key = NULL;
     if (mc->tls) {
-        if (cfg->security.ca_file &&
-            !(ca = read_pem(cfg->security.ca_file, "security.ca_file", err)))
+        if ((cfg->security.ca_file &&
+             !(mc->ca_pem = read_pem(cfg->security.ca_file, "security.ca_file", err))) ||
+            (cfg->security.cert_file &&
+             !(mc->cert_pem = read_pem(cfg->security.cert_file, "security.cert_file", err))) ||
+            (cfg->security.key_file &&
+             !(mc->key_pem = read_pem(cfg->security.key_file, "security.key_file", err)))) {
+            mc_close(mc);
             return -1;
-        if (cfg->security.cert_file &&
-            !(cert = read_pem(cfg->security.cert_file, "security.cert_file", err)))
-            return -1;
-        if (cfg->security.key_file &&
-            !(key = read_pem(cfg->security.key_file, "security.key_file", err)))
-            return -1;
-        tls.ca_pem = ca;
-        tls.cert_pem = cert;
-        tls.key_pem = key;
-        tls.server_name = cfg->security.server_name;
+        }
+        mc->server_name = cfg->security.server_name ? xstrdup(cfg->security.server_name) : NULL;
     }
-    mc->ch = rpc_channel_new(mc->target, mc->tls ? &tls : NULL, err);
-    if (!mc->ch) {
+    /* the channel now, for the calls of the start: settings gRPC refuses (a certificate
+     * without its key) are found at start, not at the first call */
+    if (!mc_channel_hold(mc, err)) {
         mc_close(mc);
         return -1;
     }
+    mc_channel_release(mc);
     return 0;
+}
+
+static void free_secret(char **s)
+{
+    if (*s) /* do not leave keys and tokens in freed memory */
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
 }
 
 void mc_close(manager_client *mc)
 {
+    if (!mc->target)
+        return; /* never opened (or closed already) */
     if (mc->ch)
         rpc_channel_free(mc->ch);
-    if (mc->token) /* do not leave the token in freed memory */
-        explicit_bzero(mc->token, strlen(mc->token));
-    free(mc->token);
+    free_secret(&mc->token);
+    free_secret(&mc->key_pem);
+    free(mc->ca_pem);
+    free(mc->cert_pem);
+    free(mc->server_name);
     free(mc->target);
+    pthread_mutex_destroy(&mc->mu);
     memset(mc, 0, sizeof(*mc));
+}
+
+rpc_channel *mc_channel_new_own(manager_client *mc, mt_error **err)
+{
+    rpc_tls tls = {mc->ca_pem, mc->cert_pem, mc->key_pem, mc->server_name};
+    return rpc_channel_new_own(mc->target, mc->tls ? &tls : NULL, err);
+}
+
+rpc_channel *mc_channel_hold(manager_client *mc, mt_error **err)
+{
+    pthread_mutex_lock(&mc->mu);
+    if (!mc->ch) {
+        rpc_tls tls = {mc->ca_pem, mc->cert_pem, mc->key_pem, mc->server_name};
+        mc->ch = rpc_channel_new(mc->target, mc->tls ? &tls : NULL, err);
+    }
+    rpc_channel *ch = mc->ch;
+    if (ch)
+        mc->users++;
+    pthread_mutex_unlock(&mc->mu);
+    return ch;
+}
+
+void mc_channel_release(manager_client *mc)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    pthread_mutex_lock(&mc->mu);
+    mc->users--;
+    mc->last_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_unlock(&mc->mu);
+}
+
+bool mc_idle_close(manager_client *mc, int64_t now_ms, int64_t idle_ms)
+{
+    pthread_mutex_lock(&mc->mu);
+    rpc_channel *idle = mc->ch && mc->users == 0 && now_ms - mc->last_ms >= idle_ms ? mc->ch : NULL;
+    if (idle)
+        mc->ch = NULL;
+    pthread_mutex_unlock(&mc->mu);
+    rpc_channel_free(idle);
+    return idle != NULL;
 }
 
 bool mc_retryable(int code)
@@ -101,10 +151,19 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
         deadline_ms = mc->deadline_ms;
     if (attempts <= 0)
         attempts = mc->attempts;
+    mt_error *e = NULL;
+    rpc_channel *ch = mc_channel_hold(mc, &e);
+    if (!ch) {
+        st->code = RPC_UNAVAILABLE;
+        snprintf(st->message, sizeof(st->message), "%s", mt_error_msg(e));
+        mt_error_free(&e);
+        return -1;
+    }
     for (int a = 1;; a++) {
         rpc_bytes out = {0};
-        int rc = rpc_unary(mc->ch, method, md, 1, req, len, deadline_ms, &out, st);
+        int rc = rpc_unary(ch, method, md, 1, req, len, deadline_ms, &out, st);
         if (rc == 0) {
+            mc_channel_release(mc);
             if (resp)
                 *resp = out;
             else
@@ -112,8 +171,10 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
             return 0;
         }
         rpc_bytes_free(&out);
-        if (a >= attempts || !mc_retryable(st->code))
+        if (a >= attempts || !mc_retryable(st->code)) {
+            mc_channel_release(mc);
             return -1;
+        }
         log_debug(mc->log, "manager", "%s failed (%s: %s), retrying", rpc, rpc_code_name(st->code),
                   st->message);
         backoff_sleep(a);

@@ -1023,6 +1023,11 @@ void tasks_set_inspect_interval(task_table *tt, int64_t ms)
     tt->inspect_ms = ms < 0 ? 0 : ms;
 }
 
+void tasks_set_rpc_port(task_table *tt, int port)
+{
+    tt->rpc_port = port;
+}
+
 void tasks_close(task_table *tt)
 {
     __atomic_store_n(&tt->closing, 1, __ATOMIC_RELEASE);

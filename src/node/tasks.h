@@ -142,6 +142,10 @@ void tasks_exited(task_table *tt, const char *handle);
  * uses 30 s; 0, the default, = every tick). */
 void tasks_set_inspect_interval(task_table *tt, int64_t ms);
 
+/* The light service's port told to tasks started from now on (RPC_PORT): it changed because
+ * the service was restarted. Call from the loop while tasks_idle. */
+void tasks_set_rpc_port(task_table *tt, int port);
+
 /* The node is about to free the table: steps not started yet are cancelled, no new step is
  * started. Call before stopping the pool; tasks_free after it is joined. Thread-safe flag. */
 void tasks_close(task_table *tt);

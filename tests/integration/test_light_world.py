@@ -826,3 +826,79 @@ def test_a_manager_that_stops_reading_fails_the_call_at_the_stall_limit(env):
     assert "nothing moved" in e.value.details(), e.value.details()
     assert took < 50, took
     m.stop_reading = 0
+
+
+# gRPC's own threads, by the names it gives them the first time it is initialised.
+GRPC_THREADS = {"grpc_global_tim", "timer_manager", "event_engine", "default-executo",
+                "resolver-execut"}
+
+
+def thread_names(pid):
+    names = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(open(f"/proc/{pid}/task/{t}/comm").read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names
+
+
+def test_an_idle_node_lets_grpc_go_and_a_task_brings_it_back(node, tmp_path):
+    """network.idle_close: once the node has had no task and no manager call for that long, gRPC
+    is not initialised in it any more (its timer threads wake every second, the main cost of an
+    idle node). A deploy starts the light service again on the same port, the task's World calls
+    are relayed, and once the task is gone gRPC goes again."""
+    b = Broker(tmp_path / "broker").start()
+    m = WorldManager(b, token=TOKEN).start()
+    o = Observer(b)
+    node.write_config("default", node_config(TOKEN, m.port).replace(
+        "rpc_timeout = 5\n", "rpc_timeout = 5\nidle_close = 2\n") + '[logging]\nlevel = "DEBUG"\n')
+    rn = RunningNode(node)
+    ch = None
+    try:
+        rn.wait_line("✓ Ready to execute tasks")
+        pid = rn.proc.pid
+        log = node.home / ".manta/logs/nodes/default.log"
+
+        def port():
+            text = "\n".join(rn.out + rn.err) + (log.read_text() if log.exists() else "")
+            mm = re.search(r"Light service listening on 127\.0\.0\.1:(\d+)", text)
+            return mm and int(mm.group(1))
+        lport = wait_for(port, 10, what="the light port")
+        wait_for(lambda: not GRPC_THREADS & set(thread_names(pid)), 60,
+                 what="gRPC's threads gone from the idle node")
+        idle_names = sorted(thread_names(pid))
+        idle = len(idle_names)
+
+        send(o, "deploy_task", tasks_pb2.MqttTask(
+            swarm_id=SW, task_id=TK, iteration=ITERATION, circular=CIRCULAR,
+            payload=sleeper(300), image="manta-task:bookworm", alias="job", network="None",
+            auth_key="None", login_server="None").SerializeToString())
+        wait_for(lambda: tasks_pb2.RUNNING in updates(o, TASK), 20, what="the task RUNNING")
+        assert len(thread_names(pid)) > idle  # gRPC is back
+        ch = grpc.insecure_channel(f"127.0.0.1:{lport}", options=OPTS)
+        grpc.channel_ready_future(ch).result(timeout=10)  # the same port as before
+        w = pbgen.client(ch, "node.light_service.World")
+        w.SetGlobal(iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="back",
+                                               data=b"v" * 1000)]), timeout=20)
+        assert m.received["back"][2] == hashlib.sha256(b"v" * 1000).hexdigest()
+        ch.close()
+        ch = None
+
+        send(o, "stop_task", system_pb2.EnvId(swarm_id=SW, task_id=TK).SerializeToString())
+        wait_for(lambda: tasks_pb2.STOPPED in updates(o, TASK), 20, what="the task STOPPED")
+        wait_for(lambda: len(thread_names(pid)) <= idle, 60,
+                 what=lambda: f"the node idle again, without gRPC's threads: it has "
+                 f"{sorted(thread_names(pid))}, idle it had {idle_names}; log:\n" + log.read_text()[-6000:])
+        assert rn.proc.poll() is None
+    finally:
+        if ch is not None:
+            ch.close()
+        rn.signal(signal.SIGTERM)
+        try:
+            assert rn.wait(60) == 0
+        finally:
+            rn.kill()
+            o.close()
+            m.stop()
+            b.stop()

@@ -454,11 +454,11 @@ static void test_server_streaming(void **state)
     rpc_sstream_free(s);
 }
 
-/* rpc_msg: messages relayed from gRPC's buffers (server and client side), over a clone. */
+/* rpc_msg: messages relayed from gRPC's buffers (server and client side), over an own channel. */
 static void test_relay_without_copy(void **state)
 {
     fixture *fx = *state;
-    rpc_channel *ch = rpc_channel_clone(fx->ch);
+    rpc_channel *ch = rpc_channel_new_own(fx->target, NULL, NULL);
     assert_non_null(ch);
     size_t n = 4u << 20; /* many slices */
     uint8_t *big = xmalloc(n);
