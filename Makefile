@@ -3,7 +3,7 @@
 #   make                  build (build/release)
 #   make install          install manta_node under $(PREFIX) (default /usr/local); DESTDIR honoured
 #   make test             the full test command (installs dependencies, two builds, all tests)
-#   make docs             regenerate docs/configuration.md and docs/manager.md from the key tables
+#   make docs             regenerate docs/configuration.md and docs/manager-configuration.md from the key tables
 PREFIX ?= /usr/local
 BUILD ?= build/release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
