@@ -355,6 +355,7 @@ static int place_and_deploy(manager *m, swarm_run *r, size_t ti, uint32_t iterat
     if (want_max && nchosen > want_max)
         nchosen = want_max;
     if (t->fixed && r->nfixed[ti] == 0) {
+        free(r->fixed[ti]); /* an empty list when the run was restored (restore) */
         r->fixed[ti] = xcalloc(nchosen + 1, sizeof(node_id));
         for (size_t i = 0; i < nchosen; i++)
             r->fixed[ti][i] = map[chosen[i]]->id;
