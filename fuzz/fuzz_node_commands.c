@@ -15,12 +15,13 @@
  * What runs is the node's own code: commands.c, agent.c's command helpers (SendError and the
  * other manager calls built and packed, session marker, stale stop_node, graceful stop, system
  * summary from a fake /proc), the task table (tasks.c) over the fake runtime (runtime_fake.c),
- * with state, payloads and the dataset scan under a directory in /dev/shm. No network, no
- * process, no container: the node's worker queue is kept full by two jobs that never end, so
- * every manager call the commands make is built, then refused by the queue and freed, never
- * sent; the task table's hooks (publish, error, log upload, threads, posting to the loop) are
- * synchronous stand-ins, as in tests/unit/test_tasks.c. Not covered: MQTT itself (agent.c's
- * on_message), the event loop, the real runtimes.
+ * with state, payloads and the dataset scan under a directory in /dev/shm. No network (the
+ * light service listens on a loopback port, never called), no process, no container: the node's
+ * worker queue is kept full by two jobs that never end, so every manager call the commands make is
+ * built, then refused by the queue and freed, never sent; the task table's hooks (publish, error,
+ * log upload, threads, posting to the loop) are synchronous stand-ins, as in
+ * tests/unit/test_tasks.c. Not covered: MQTT itself (agent.c's on_message), the event loop, the
+ * real runtimes.
  *
  * Invariants checked (abort() on violation): a stop_node stops the node exactly when it names
  * this run or, naming none, when the session is current, and is otherwise counted as stale; a
@@ -44,6 +45,7 @@
 #include "commands.h"
 #include "common/tasks.pb-c.h"
 #include "fsutil.h"
+#include "light.h"
 #include "mem.h"
 #include "runtime_fake.h"
 #include "tasklog.h"
@@ -61,6 +63,7 @@ static char *ds_keys[1], *ds_values[1];
 static logger *lg;
 static FILE *devnull;
 static workq *full_queue;
+static struct light_service *shared_light;
 
 /* ---- a worker queue that takes no job ---------------------------------------------------------
  */
@@ -228,6 +231,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!devnull || !lg)
         abort();
 
+    /* The light service, started once on a loopback port and shared by every input's node: a
+     * deploy starts it when it is not running (agent_light_up), which would start a gRPC
+     * server per input. No call reaches it. */
+    static node light_owner;
+    light_owner.log = lg;
+    light_owner.cfg.network.light_service_host = "127.0.0.1";
+    light_owner.cfg.resources.max_concurrent_tasks = 2;
+    int port = 0;
+    shared_light = light_start(&light_owner, &port, &e);
+    if (!shared_light)
+        abort();
+
     /* One job running forever and one waiting behind it: the queue (capacity 1) is full. */
     full_queue = workq_start(1);
     while (workq_pending(full_queue) < 2) {
@@ -293,6 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n.wq = full_queue;
     n.epfd = n.sigfd = n.mqtt_watched_fd = n.postfd = -1;
     n.disconnect_mid = -1;
+    n.light = shared_light;
     n.cfg.datasets.mappings = (cfg_map){1, ds_keys, ds_values};
     metrics_init(&n.metrics, proc_root);
     memcpy(n.run_id, RUN_ID, sizeof(RUN_ID));

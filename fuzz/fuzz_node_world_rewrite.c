@@ -120,9 +120,9 @@ manager_client *light_manager(struct light_service *ls)
     (void)ls;
     abort();
 }
-rpc_channel *light_relay_channel(struct light_service *ls)
+rpc_channel *light_relay_channel(struct light_service *ls, rpc_status *st)
 {
-    (void)ls;
+    (void)ls, (void)st;
     abort();
 }
 void light_relay_release(struct light_service *ls)

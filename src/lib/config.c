@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "jwt.h"
 #include "mem.h"
@@ -905,10 +906,8 @@ size_t config_validate(const node_config *cfg, char ***out)
             issue(&is, "identity.secured_token: %s", mt_error_msg(e));
             mt_error_free(&e);
         } else if (ji.has_exp && ji.exp < (int64_t)time(NULL)) {
-            time_t t = (time_t)ji.exp;
-            struct tm tm;
-            char when[64];
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+            char when[CLOCK_TEXT_MAX];
+            clock_utc_text(ji.exp, when);
             issue(&is, "identity.secured_token expired on %s; get a new token from the manager",
                   when);
         }

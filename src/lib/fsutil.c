@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -190,6 +191,36 @@ int fs_mkdir_parent(const char *path, mode_t mode, mt_error **err)
     if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0)
         return 0;
     return fs_mkdir_p(dir, mode, err);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0; /* unlink, or rmdir for a folder */
+}
+
+int fs_rmtree(const char *path, bool one_fs, mt_error **err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : mt_error_sys(err, errno, "cannot remove %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) < 0 ? mt_error_sys(err, errno, "cannot remove %s", path) : 0;
+    /* depth first (a folder after its contents); FTW_PHYS: a link is removed, not followed */
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | (one_fs ? FTW_MOUNT : 0)) != 0)
+        return mt_error_sys(err, errno, "cannot remove %s", path);
+    return 0;
+}
+
+const char *fs_base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+bool fs_name_ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
 bool fs_exists(const char *path)

@@ -40,7 +40,17 @@ int fs_mkdir_p(const char *path, mode_t mode, mt_error **err);
 /* mkdir -p of the directory holding the file `path` (nothing to do for "x" or "/x"). */
 int fs_mkdir_parent(const char *path, mode_t mode, mt_error **err);
 
+/* rm -rf: remove path and, for a folder, everything below it (symbolic links are removed, not
+ * followed); a missing path is fine. With one_fs the walk stays on path's file system: what is
+ * mounted below path is left alone, and removing the folder holding the mount point then fails
+ * (never delete through a mount). */
+int fs_rmtree(const char *path, bool one_fs, mt_error **err);
+
 bool fs_exists(const char *path);
+/* The last component of path (after its last '/'; path itself if none). Borrowed from path. */
+const char *fs_base_name(const char *path);
+/* true if the file name (or any string) s ends with suffix. */
+bool fs_name_ends_with(const char *s, const char *suffix);
 bool fs_is_dir(const char *path);
 
 /* The user's home directory ($HOME, else the passwd entry). Borrowed, never NULL. */

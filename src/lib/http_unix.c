@@ -11,18 +11,11 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "strbuf.h"
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int fail(http_response *rs, int kind, int e, const char *what)
 {
@@ -40,7 +33,7 @@ static int fail(http_response *rs, int kind, int e, const char *what)
 static int wait_fd(int fd, short ev, long deadline, int cancel_fd)
 {
     for (;;) {
-        long left = deadline - now_ms();
+        long left = deadline - clock_mono_ms();
         if (left <= 0)
             return 0;
         struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = cancel_fd, .events = POLLIN}};
@@ -233,7 +226,7 @@ int http_unix_request(const http_request *rq, http_response *rs)
                      .rs = rs};
     if (c.fd < 0)
         return fail(rs, HTTP_CONNECT, errno, "cannot create a socket");
-    long start = now_ms();
+    long start = clock_mono_ms();
     c.deadline = start + (rq->timeout_ms > 0 ? rq->timeout_ms : 30000);
     int rc = connect(c.fd, (struct sockaddr *)&sa, sizeof(sa));
     if (rc < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "mem.h"
 
 static int b64val(int c)
@@ -87,12 +88,8 @@ static json_t *decode_part(const char *s, size_t len)
     cleanup_free unsigned char *raw = base64url_decode(s, len, &n);
     if (!raw)
         return NULL;
-    json_t *j = json_loadb((const char *)raw, n, 0, NULL);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
+    cleanup_json json_t *j = json_loadb((const char *)raw, n, 0, NULL);
+    return json_is_object(j) ? steal_ptr(j) : NULL;
 }
 
 static bool json_int_member(json_t *obj, const char *name, int64_t *out)
@@ -119,16 +116,14 @@ int jwt_inspect(const char *token, jwt_info *info, mt_error **err)
                             parts, parts == 1 ? "" : "s");
     const char *d1 = strchr(token, '.');
     const char *d2 = strchr(d1 + 1, '.');
-    json_t *hdr = decode_part(token, (size_t)(d1 - token));
+    cleanup_json json_t *hdr = decode_part(token, (size_t)(d1 - token));
     if (!hdr)
         return mt_error_set(err, MT_ERR_PARSE,
                             "the token is not a JWT (its header is not base64url-encoded JSON)");
-    json_t *claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
-    if (!claims) {
-        json_decref(hdr);
+    cleanup_json json_t *claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!claims)
         return mt_error_set(err, MT_ERR_PARSE,
                             "the token is not a JWT (its payload is not base64url-encoded JSON)");
-    }
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     if (alg)
         snprintf(info->alg, sizeof(info->alg), "%s", alg);
@@ -137,7 +132,5 @@ int jwt_inspect(const char *token, jwt_info *info, mt_error **err)
     const char *sub = json_string_value(json_object_get(claims, "sub"));
     if (sub)
         snprintf(info->sub, sizeof(info->sub), "%s", sub);
-    json_decref(hdr);
-    json_decref(claims);
     return 0;
 }

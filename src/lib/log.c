@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "strbuf.h"
@@ -241,13 +242,13 @@ static void redact(logger *lg, strbuf *msg)
 /* "YYYY-MM-DD HH:MM:SS,mmm" in local time. */
 static void put_timestamp(strbuf *sb)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = clock_wall_ms();
+    time_t t = (time_t)(ms / 1000);
     struct tm tm;
     char buf[64];
-    if (!localtime_r(&ts.tv_sec, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm))
+    if (!localtime_r(&t, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm))
         strcpy(buf, "0000-00-00 00:00:00");
-    sb_printf(sb, "%s,%03ld", buf, ts.tv_nsec / 1000000L);
+    sb_printf(sb, "%s,%03ld", buf, (long)(ms % 1000));
 }
 
 /* Move file -> file.1 -> ... -> file.<backup_count> (dropping the oldest) and open a fresh

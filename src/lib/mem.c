@@ -1,6 +1,7 @@
 /* mem.c - allocation wrappers and cleanup helpers; see mem.h. */
 #include "mem.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,4 +100,11 @@ void mem_free_strv(void *pp)
     for (char **s = v; *s; s++)
         free(*s);
     free(v);
+}
+
+void mem_closedir(void *dpp)
+{
+    DIR *d = *(DIR **)dpp;
+    if (d)
+        closedir(d);
 }

@@ -21,11 +21,13 @@ void mem_free_ptr(void *pp);  /* free(*(void **)pp) */
 void mem_close_fd(int *fd);   /* close(*fd) if >= 0 */
 void mem_fclose(void *fpp);   /* fclose(*(FILE **)fpp) if non-NULL */
 void mem_free_strv(void *pp); /* free a NULL-terminated char ** and its strings */
+void mem_closedir(void *dpp); /* closedir(*(DIR **)dpp) if non-NULL */
 
 #define cleanup_free   __attribute__((cleanup(mem_free_ptr)))
 #define cleanup_close  __attribute__((cleanup(mem_close_fd)))
 #define cleanup_fclose __attribute__((cleanup(mem_fclose)))
 #define cleanup_strv   __attribute__((cleanup(mem_free_strv)))
+#define cleanup_dir    __attribute__((cleanup(mem_closedir)))
 
 /* Take ownership out of a cleanup_* local: `return steal_ptr(p);` */
 #define steal_ptr(p)                                                                               \

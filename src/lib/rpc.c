@@ -36,6 +36,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "clock.h"
 #include "mem.h"
 
 /* Tags of the batches of one call (each call has its own queue, so small integers do). */
@@ -1521,16 +1522,7 @@ void rpc_server_stop(rpc_server *srv, int64_t grace_ms)
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
 
     /* Let calls in progress end on their own for grace_ms, then cancel them. */
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    if (grace_ms < 0)
-        grace_ms = 0;
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_after(grace_ms < 0 ? 0 : grace_ms);
     pthread_mutex_lock(&srv->mu);
     int r = 0;
     while (!srv->shutdown_done && r != ETIMEDOUT)

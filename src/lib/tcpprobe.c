@@ -9,10 +9,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "mem.h"
+
 uint64_t tcp_progress_to_port(int port)
 {
     uint64_t total = 0;
-    DIR *d = opendir("/proc/self/fd");
+    cleanup_dir DIR *d = opendir("/proc/self/fd");
     if (!d)
         return 0;
     int self = dirfd(d);
@@ -40,6 +42,5 @@ uint64_t tcp_progress_to_port(int port)
             tl >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
             total += ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
     }
-    closedir(d);
     return total;
 }

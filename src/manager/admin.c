@@ -22,6 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "json.h"
 #include "jwt.h"
 #include "mem.h"
 #include "utf8.h"
@@ -141,7 +143,7 @@ static char *resolve_swarm(manager *m, const char *given, json_t **errout)
 static json_t *do_nodes(manager *m)
 {
     json_t *arr = json_array();
-    int64_t now = mgr_mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->nnodes; i++) {
         mgr_node *n = m->nodes[i];
@@ -316,7 +318,7 @@ static json_t *do_status(manager *m, json_t *req, bool stop)
         mt_error *err = NULL;
         if (store_swarm_get(m->st, swarm, &s, &err) == 1 && !strcmp(s.status, "PENDING") &&
             store_swarm_update(m->st, swarm, "STOPPED", "stopped by the operator before it started",
-                               0, mgr_now_ms(), &err) == 0)
+                               0, clock_wall_ms(), &err) == 0)
             user_service_notify(m);
         store_swarm_clear(&s);
         mt_error_free(&err);
@@ -403,7 +405,7 @@ static json_t *dispatch(manager *m, json_t *req)
 /* Milliseconds left until deadline (monotonic ms), at least 0. */
 static int left_ms(int64_t deadline)
 {
-    int64_t l = deadline - mgr_mono_ms();
+    int64_t l = deadline - clock_mono_ms();
     return l < 0 ? 0 : l > 60000 ? 60000 : (int)l;
 }
 
@@ -484,9 +486,9 @@ static char *answer_text(json_t *ans)
 static void serve_one(admin_server *a, int c)
 {
     cleanup_free char *buf = xmalloc(ADMIN_MAX_REQUEST + 1);
-    ssize_t len = read_request(a, c, buf, mgr_mono_ms() + ADMIN_READ_MS);
-    json_t *ans;
-    json_t *req = NULL;
+    ssize_t len = read_request(a, c, buf, clock_mono_ms() + ADMIN_READ_MS);
+    cleanup_json json_t *ans = NULL;
+    cleanup_json json_t *req = NULL;
     if (len < 0) {
         ans = err_json("The request is larger than %s: an admin request is one JSON line of "
                        "at most that size.",
@@ -497,11 +499,9 @@ static void serve_one(admin_server *a, int c)
         mgr_wake(a->m);
     }
     cleanup_free char *out = answer_text(ans);
-    int64_t deadline = mgr_mono_ms() + ADMIN_WRITE_MS;
+    int64_t deadline = clock_mono_ms() + ADMIN_WRITE_MS;
     send_all(a, c, out, strlen(out), deadline);
     close_gently(a, c, deadline);
-    json_decref(ans);
-    json_decref(req);
 }
 
 static void *conn_thread(void *arg)
@@ -545,7 +545,7 @@ static void answer_busy(admin_server *a, int c)
     if (send(c, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the client went away */
     }
-    close_gently(a, c, mgr_mono_ms() + 100);
+    close_gently(a, c, clock_mono_ms() + 100);
 }
 
 static void *admin_thread(void *arg)
@@ -727,18 +727,15 @@ json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
         pthread_mutex_destroy(&m.lock);
         return NULL;
     }
-    json_t *ans = local_cmds[which].fn(&m, req);
+    cleanup_json json_t *ans = local_cmds[which].fn(&m, req);
     store_close(m.st);
     pthread_mutex_destroy(&m.lock);
     if (!ans)
         return mt_error_set(err, MT_ERR_GENERIC, "The store's answer could not be encoded."), NULL;
     const char *e = json_string_value(json_object_get(ans, "error"));
-    if (e) {
-        mt_error_set(err, MT_ERR_GENERIC, "%s", e);
-        json_decref(ans);
-        return NULL;
-    }
-    return ans;
+    if (e)
+        return mt_error_set(err, MT_ERR_GENERIC, "%s", e), NULL;
+    return steal_ptr(ans);
 }
 
 json_t *admin_request(const char *path, json_t *req, mt_error **err)
@@ -763,7 +760,7 @@ json_t *admin_request(const char *path, json_t *req, mt_error **err)
     shutdown(fd, SHUT_WR);
     json_error_t je;
     FILE *f = fdopen(dup(fd), "r");
-    json_t *ans = f ? json_loadf(f, 0, &je) : NULL;
+    cleanup_json json_t *ans = f ? json_loadf(f, 0, &je) : NULL;
     if (f)
         fclose(f);
     if (!ans) {
@@ -777,8 +774,7 @@ json_t *admin_request(const char *path, json_t *req, mt_error **err)
                      json_is_true(json_object_get(ans, "other_store")) ? MT_ERR_NOTFOUND
                                                                        : MT_ERR_GENERIC,
                      "%s", e);
-        json_decref(ans);
         return NULL;
     }
-    return ans;
+    return steal_ptr(ans);
 }

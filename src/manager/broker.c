@@ -200,7 +200,7 @@ static const char *str_of(const toml_value *tab, const char *key)
 /* The node files already in dir/nodes: alias = file name without .toml = [mqtt] username. */
 static int read_nodes(const char *nodes_dir, bset *s, mt_error **err)
 {
-    DIR *d = opendir(nodes_dir);
+    cleanup_dir DIR *d = opendir(nodes_dir);
     if (!d)
         return errno == ENOENT
                    ? 0
@@ -233,7 +233,6 @@ static int read_nodes(const char *nodes_dir, bset *s, mt_error **err)
             bset_add(s, alias)->password = xstrdup(pw);
         toml_free(root);
     }
-    closedir(d);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "broker.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "mgr.h"
@@ -157,12 +158,106 @@ static void fmt_time(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-static int cmd_admin(const opts *o, const char *cmd, const char *arg)
+/* How an admin command's answer is printed (without --json). */
+typedef void (*show_fn)(json_t *ans);
+
+static void show_nodes(json_t *ans)
+{
+    json_t *arr = json_object_get(ans, "nodes"), *n;
+    size_t i;
+    printf("%-34s %-16s %-10s %-8s %s\n", "NODE", "ALIAS", "STATE", "RUNNING", "DATASETS");
+    json_array_foreach(arr, i, n)
+    {
+        cleanup_free char *ds = json_dumps(json_object_get(n, "datasets"), JSON_COMPACT);
+        /* from a store (no manager serves it): offline; --json has last_status */
+        const char *stored = json_string_value(json_object_get(n, "last_status"));
+        const char *state = stored                                          ? "offline"
+                            : json_is_true(json_object_get(n, "connected")) ? "connected"
+                                                                            : "lost";
+        char running[24] = "-";
+        if (!stored)
+            snprintf(running, sizeof(running), "%lld",
+                     (long long)json_integer_value(json_object_get(n, "running")));
+        printf("%-34s %-16s %-10s %-8s %s\n", json_string_value(json_object_get(n, "id")),
+               json_string_value(json_object_get(n, "alias")), state, running, ds);
+    }
+}
+
+static void show_swarms(json_t *ans)
+{
+    json_t *arr = json_object_get(ans, "swarms"), *s;
+    size_t i;
+    printf("%-34s %-12s %-10s %-5s %-19s %s\n", "SWARM", "NAME", "STATUS", "ITER", "CREATED",
+           "DETAIL");
+    json_array_foreach(arr, i, s)
+    {
+        char when[32];
+        fmt_time(json_integer_value(json_object_get(s, "created_ms")), when);
+        printf("%-34s %-12s %-10s %-5lld %-19s %s\n", json_string_value(json_object_get(s, "id")),
+               json_string_value(json_object_get(s, "name")),
+               json_string_value(json_object_get(s, "status")),
+               (long long)json_integer_value(json_object_get(s, "iteration")), when,
+               json_string_value(json_object_get(s, "detail")));
+    }
+}
+
+static void show_results(json_t *ans)
+{
+    json_t *arr = json_object_get(ans, "results"), *r;
+    size_t i;
+    printf("%-5s %-34s %-14s %-20s %s\n", "ITER", "NODE", "TASK", "TAG", "BYTES");
+    json_array_foreach(arr, i, r)
+    {
+        const char *alias = json_string_value(json_object_get(r, "alias"));
+        printf("%-5lld %-34s %-14s %-20s %lld\n",
+               (long long)json_integer_value(json_object_get(r, "iteration")),
+               json_string_value(json_object_get(r, "node")),
+               alias && *alias ? alias : json_string_value(json_object_get(r, "task")),
+               json_string_value(json_object_get(r, "tag")),
+               (long long)json_integer_value(json_object_get(r, "bytes")));
+    }
+}
+
+static void show_logs(json_t *ans)
+{
+    json_t *arr = json_object_get(ans, "logs"), *l;
+    size_t i;
+    json_array_foreach(arr, i, l)
+    {
+        const char *alias = json_string_value(json_object_get(l, "alias"));
+        printf("==> %s on %s, iteration %lld <==\n",
+               alias && *alias ? alias : json_string_value(json_object_get(l, "task")),
+               json_string_value(json_object_get(l, "node")),
+               (long long)json_integer_value(json_object_get(l, "iteration")));
+        fputs(json_string_value(json_object_get(l, "text")), stdout);
+    }
+    arr = json_object_get(ans, "errors");
+    json_array_foreach(arr, i, l) printf(
+        "error %lld from %s: %s\n", (long long)json_integer_value(json_object_get(l, "error_id")),
+        json_string_value(json_object_get(l, "node")),
+        json_string_value(json_object_get(l, "content")));
+}
+
+/* status, stop and submit: the swarm, with its status when the answer has one. */
+static void show_swarm(json_t *ans)
+{
+    const char *sw = json_string_value(json_object_get(ans, "swarm"));
+    const char *status = json_string_value(json_object_get(ans, "status"));
+    if (status)
+        printf("%s %s iteration %lld %s\n", sw, status,
+               (long long)json_integer_value(json_object_get(ans, "iteration")),
+               json_string_value(json_object_get(ans, "detail")));
+    else
+        printf("%s\n", sw);
+}
+
+/* Ask for cmd (with arg under key, if any) and print the answer: JSON with --json, else show. */
+static int cmd_admin(const opts *o, const char *cmd, const char *key, const char *arg, show_fn show)
 {
     mt_error *err = NULL;
     json_t *req = json_pack("{s:s}", "cmd", cmd);
     if (arg)
-        json_object_set_new(req, !strcmp(cmd, "submit") ? "path" : "swarm", json_string(arg));
+        json_object_set_new(req, key, json_string(arg));
     if (o->tag)
         json_object_set_new(req, "tag", json_string(o->tag));
     if (o->iteration >= 0)
@@ -179,82 +274,8 @@ static int cmd_admin(const opts *o, const char *cmd, const char *arg)
     if (o->json) {
         cleanup_free char *t = json_dumps(ans, JSON_INDENT(2));
         puts(t);
-    } else if (!strcmp(cmd, "nodes")) {
-        json_t *arr = json_object_get(ans, "nodes"), *n;
-        size_t i;
-        printf("%-34s %-16s %-10s %-8s %s\n", "NODE", "ALIAS", "STATE", "RUNNING", "DATASETS");
-        json_array_foreach(arr, i, n)
-        {
-            cleanup_free char *ds = json_dumps(json_object_get(n, "datasets"), JSON_COMPACT);
-            /* from a store (no manager serves it): offline; --json has last_status */
-            const char *stored = json_string_value(json_object_get(n, "last_status"));
-            const char *state = stored                                          ? "offline"
-                                : json_is_true(json_object_get(n, "connected")) ? "connected"
-                                                                                : "lost";
-            char running[24] = "-";
-            if (!stored)
-                snprintf(running, sizeof(running), "%lld",
-                         (long long)json_integer_value(json_object_get(n, "running")));
-            printf("%-34s %-16s %-10s %-8s %s\n", json_string_value(json_object_get(n, "id")),
-                   json_string_value(json_object_get(n, "alias")), state, running, ds);
-        }
-    } else if (!strcmp(cmd, "swarms")) {
-        json_t *arr = json_object_get(ans, "swarms"), *s;
-        size_t i;
-        printf("%-34s %-12s %-10s %-5s %-19s %s\n", "SWARM", "NAME", "STATUS", "ITER", "CREATED",
-               "DETAIL");
-        json_array_foreach(arr, i, s)
-        {
-            char when[32];
-            fmt_time(json_integer_value(json_object_get(s, "created_ms")), when);
-            printf("%-34s %-12s %-10s %-5lld %-19s %s\n",
-                   json_string_value(json_object_get(s, "id")),
-                   json_string_value(json_object_get(s, "name")),
-                   json_string_value(json_object_get(s, "status")),
-                   (long long)json_integer_value(json_object_get(s, "iteration")), when,
-                   json_string_value(json_object_get(s, "detail")));
-        }
-    } else if (!strcmp(cmd, "results")) {
-        json_t *arr = json_object_get(ans, "results"), *r;
-        size_t i;
-        printf("%-5s %-34s %-14s %-20s %s\n", "ITER", "NODE", "TASK", "TAG", "BYTES");
-        json_array_foreach(arr, i, r)
-        {
-            const char *alias = json_string_value(json_object_get(r, "alias"));
-            printf("%-5lld %-34s %-14s %-20s %lld\n",
-                   (long long)json_integer_value(json_object_get(r, "iteration")),
-                   json_string_value(json_object_get(r, "node")),
-                   alias && *alias ? alias : json_string_value(json_object_get(r, "task")),
-                   json_string_value(json_object_get(r, "tag")),
-                   (long long)json_integer_value(json_object_get(r, "bytes")));
-        }
-    } else if (!strcmp(cmd, "logs")) {
-        json_t *arr = json_object_get(ans, "logs"), *l;
-        size_t i;
-        json_array_foreach(arr, i, l)
-        {
-            const char *alias = json_string_value(json_object_get(l, "alias"));
-            printf("==> %s on %s, iteration %lld <==\n",
-                   alias && *alias ? alias : json_string_value(json_object_get(l, "task")),
-                   json_string_value(json_object_get(l, "node")),
-                   (long long)json_integer_value(json_object_get(l, "iteration")));
-            fputs(json_string_value(json_object_get(l, "text")), stdout);
-        }
-        arr = json_object_get(ans, "errors");
-        json_array_foreach(arr, i, l)
-            printf("error %lld from %s: %s\n",
-                   (long long)json_integer_value(json_object_get(l, "error_id")),
-                   json_string_value(json_object_get(l, "node")),
-                   json_string_value(json_object_get(l, "content")));
     } else {
-        const char *sw = json_string_value(json_object_get(ans, "swarm"));
-        const char *status = json_string_value(json_object_get(ans, "status"));
-        if (status)
-            printf("%s %s iteration %lld %s\n", sw, status,
-                   (long long)json_integer_value(json_object_get(ans, "iteration")),
-                   json_string_value(json_object_get(ans, "detail")));
-        else
-            printf("%s\n", sw);
+        show(ans);
     }
     json_decref(ans);
     return 0;
@@ -270,7 +291,7 @@ typedef struct run_ctx {
 static void print_progress(void *ctx, const char *swarm, const char *line)
 {
     run_ctx *rc = ctx;
-    printf("[%6.1fs] %s\n", (double)(mgr_mono_ms() - rc->t0) / 1000.0, line);
+    printf("[%6.1fs] %s\n", (double)(clock_mono_ms() - rc->t0) / 1000.0, line);
     fflush(stdout);
 }
 
@@ -307,12 +328,12 @@ static int cmd_run(opts *o, const char *file)
         mgr_close(&m);
         return code;
     }
-    run_ctx rc = {.m = &m, .t0 = mgr_mono_ms()};
+    run_ctx rc = {.m = &m, .t0 = clock_mono_ms()};
     printf("manta_manager: serving nodes on port %d; waiting for %ld node%s (up to %ld s)\n",
            m.port, o->nodes, o->nodes == 1 ? "" : "s", o->wait_s);
     fflush(stdout);
     wait_ctx w = {.m = &m, .want = o->nodes};
-    int lr = mgr_loop(&m, enough_nodes, &w, mgr_mono_ms() + o->wait_s * 1000);
+    int lr = mgr_loop(&m, enough_nodes, &w, clock_mono_ms() + o->wait_s * 1000);
     if (lr != 0) {
         swarm_def_free(def);
         if (lr == 2)
@@ -330,11 +351,11 @@ static int cmd_run(opts *o, const char *file)
     pthread_mutex_unlock(&m.lock);
     if (sr < 0) {
         int code = fail(&err);
-        mgr_loop(&m, NULL, NULL, mgr_mono_ms() + 500); /* deliver the stop commands */
+        mgr_loop(&m, NULL, NULL, clock_mono_ms() + 500); /* deliver the stop commands */
         mgr_close(&m);
         return code;
     }
-    lr = mgr_loop(&m, run_over, &rc, mgr_mono_ms() + o->timeout_s * 1000);
+    lr = mgr_loop(&m, run_over, &rc, clock_mono_ms() + o->timeout_s * 1000);
     pthread_mutex_lock(&m.lock);
     if (lr != 0)
         runner_cancel(&m, rc.xid, lr == 2 ? "timed out" : "interrupted");
@@ -342,7 +363,7 @@ static int cmd_run(opts *o, const char *file)
     char detail[512] = "";
     int st = runner_status(&m, rc.xid, &it, detail, sizeof(detail));
     pthread_mutex_unlock(&m.lock);
-    mgr_loop(&m, NULL, NULL, mgr_mono_ms() + 300); /* let stop commands go out */
+    mgr_loop(&m, NULL, NULL, clock_mono_ms() + 300); /* let stop commands go out */
     store_result *rows = NULL;
     size_t n = 0;
     if (store_result_list(m.st, rc.xid, NULL, -1, false, &rows, &n, &err) == 0) {
@@ -722,6 +743,99 @@ static int apply_opt(opts *o, int c)
     return -1;
 }
 
+/* ---- the commands: one entry each, in the order of usage_text ---- */
+
+typedef struct command command;
+struct command {
+    const char *name;
+    int (*run)(opts *o, const command *c, int argc, char **argv); /* argv: the operands */
+    show_fn show; /* the admin commands: how the answer is printed */
+};
+
+/* The usage of a command that takes one operand; returns the exit status. */
+static int usage_one(const command *c, const char *operand)
+{
+    fprintf(stderr, "manta_manager: usage: manta_manager %s %s\n", c->name, operand);
+    return 2;
+}
+
+static int run_serve(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_serve(o);
+}
+
+static int run_run(opts *o, const command *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "manta_manager: usage: manta_manager run SWARM_FILE [--nodes N]\n");
+        return 2;
+    }
+    return cmd_run(o, argv[0]);
+}
+
+/* submit sends the file's absolute path: the manager may run in another directory. */
+static int run_submit(opts *o, const command *c, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage_one(c, "SWARM_FILE");
+    cleanup_free char *abs = realpath(argv[0], NULL);
+    if (!abs) {
+        fprintf(stderr, "manta_manager: the swarm file %s does not exist.\n", argv[0]);
+        return 2;
+    }
+    return cmd_admin(o, c->name, "path", abs, c->show);
+}
+
+/* nodes, swarms: no operand (any given is ignored). */
+static int run_list(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_admin(o, c->name, NULL, NULL, c->show);
+}
+
+/* status, stop, results, logs: one SWARM. */
+static int run_on_swarm(opts *o, const command *c, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage_one(c, "SWARM");
+    return cmd_admin(o, c->name, "swarm", argv[0], c->show);
+}
+
+static int run_token(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_token(o, argc, argv);
+}
+
+static int run_user(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_user(o, argc, argv);
+}
+
+static int run_config(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_config(o, argc, argv);
+}
+
+static int run_broker_config(opts *o, const command *c, int argc, char **argv)
+{
+    return cmd_broker_config(o, argc);
+}
+
+static const command commands[] = {
+    {"serve", run_serve, NULL},
+    {"run", run_run, NULL},
+    {"submit", run_submit, show_swarm},
+    {"nodes", run_list, show_nodes},
+    {"swarms", run_list, show_swarms},
+    {"status", run_on_swarm, show_swarm},
+    {"stop", run_on_swarm, show_swarm},
+    {"results", run_on_swarm, show_results},
+    {"logs", run_on_swarm, show_logs},
+    {"token", run_token, NULL},
+    {"user", run_user, NULL},
+    {"config", run_config, NULL},
+    {"broker-config", run_broker_config, NULL},
+};
+
 static int manager_main(opts *op, int argc, char **argv);
 
 int main(int argc, char **argv)
@@ -774,42 +888,9 @@ static int manager_main(opts *op, int argc, char **argv)
         rest[nrest++] = argv[optind++];
     rest[nrest] = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (!strcmp(cmd, "serve"))
-        return cmd_serve(op);
-    if (!strcmp(cmd, "run")) {
-        if (nrest != 1) {
-            fprintf(stderr, "manta_manager: usage: manta_manager run SWARM_FILE [--nodes N]\n");
-            return 2;
-        }
-        return cmd_run(op, rest[0]);
-    }
-    if (!strcmp(cmd, "token"))
-        return cmd_token(op, nrest, rest);
-    if (!strcmp(cmd, "user"))
-        return cmd_user(op, nrest, rest);
-    if (!strcmp(cmd, "config"))
-        return cmd_config(op, nrest, rest);
-    if (!strcmp(cmd, "broker-config"))
-        return cmd_broker_config(op, nrest);
-    if (!strcmp(cmd, "nodes") || !strcmp(cmd, "swarms"))
-        return cmd_admin(op, cmd, NULL);
-    if (!strcmp(cmd, "results") || !strcmp(cmd, "logs") || !strcmp(cmd, "status") ||
-        !strcmp(cmd, "stop") || !strcmp(cmd, "submit")) {
-        if (nrest != 1) {
-            fprintf(stderr, "manta_manager: usage: manta_manager %s %s\n", cmd,
-                    !strcmp(cmd, "submit") ? "SWARM_FILE" : "SWARM");
-            return 2;
-        }
-        if (!strcmp(cmd, "submit")) {
-            cleanup_free char *abs = realpath(rest[0], NULL);
-            if (!abs) {
-                fprintf(stderr, "manta_manager: the swarm file %s does not exist.\n", rest[0]);
-                return 2;
-            }
-            return cmd_admin(op, cmd, abs);
-        }
-        return cmd_admin(op, cmd, rest[0]);
-    }
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(op, &commands[i], nrest, rest);
     fprintf(stderr, "manta_manager: unknown command '%s'. Try 'manta_manager --help'.\n", cmd);
     return 2;
 }

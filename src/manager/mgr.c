@@ -10,29 +10,15 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
 #include "backoff.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "node_service.h"
 #include "runner.h"
-
-int64_t mgr_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t mgr_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void mgr_wake(manager *m)
 {
@@ -79,7 +65,7 @@ void mgr_node_lost(manager *m, mgr_node *n, const char *why)
     n->will_ms = 0;
     log_msg(m->log, LOG_WARNING, "nodes", "node %s (%s) is lost: %s", n->xid, n->alias, why);
     mt_error *err = NULL;
-    store_node_set_status(m->st, n->xid, "LOST", mgr_now_ms(), &err);
+    store_node_set_status(m->st, n->xid, "LOST", clock_wall_ms(), &err);
     mt_error_free(&err);
     runner_node_lost(m, n->id);
     mgr_wake(m);
@@ -266,7 +252,7 @@ static void flush_outbox(manager *m)
 
 static void sweep(manager *m)
 {
-    int64_t now = mgr_mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->nnodes; i++) {
         mgr_node *n = m->nodes[i];
@@ -298,7 +284,7 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
             flush_outbox(m);
             return 0;
         }
-        int64_t now = mgr_mono_ms();
+        int64_t now = clock_mono_ms();
         if (deadline_ms && now >= deadline_ms)
             return 2;
         if (now - last_tick >= 1000) {

@@ -85,9 +85,6 @@ typedef struct manager {
     int64_t reconnect_at_ms; /* monotonic: not before then */
 } manager;
 
-int64_t mgr_now_ms(void);  /* wall clock, ms since the epoch */
-int64_t mgr_mono_ms(void); /* monotonic clock, ms */
-
 /* Queue an MQTT command for a node: topic "manta/nodes/<xid>/<command>". Lock held. Copies
  * the payload. */
 void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,

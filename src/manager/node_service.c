@@ -61,6 +61,7 @@
 #include "common/results.pb-c.h"
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "runner.h"
@@ -325,7 +326,7 @@ static bool claim(manager *m, rpc_call *call, const caller *c, node_id id)
         ok = false;
     } else {
         mt_error *err = NULL;
-        if (store_binding_set(m->st, x, c->subject, mgr_now_ms(), &err) < 0) {
+        if (store_binding_set(m->st, x, c->subject, clock_wall_ms(), &err) < 0) {
             /* kept in memory all the same: it holds until the manager restarts */
             log_error(m->log, "nodes", "%s", mt_error_msg(err));
             mt_error_free(&err);
@@ -423,19 +424,19 @@ static mgr_node *adopt(manager *m, node_id id, bool mqtt)
         n->datasets = xcalloc(1, sizeof(char *));
     n->connected = true;
     n->ready = mqtt; /* heard on MQTT: subscribed, commands reach it */
-    n->last_seen_ms = mgr_mono_ms();
+    n->last_seen_ms = clock_mono_ms();
     n->running = (unsigned)runner_node_running(m, id);
     m->nodes = xrealloc(m->nodes, (m->nnodes + 1) * sizeof(*m->nodes));
     m->nodes[m->nnodes++] = n;
     if (stored)
-        store_node_set_status(m->st, n->xid, "CONNECTED", mgr_now_ms(), &err);
+        store_node_set_status(m->st, n->xid, "CONNECTED", clock_wall_ms(), &err);
     else {
         store_node rec = {.id = n->xid,
                           .hostname = (char *)"",
                           .platform = (char *)"",
                           .datasets = (char *)"",
                           .status = (char *)"CONNECTED"};
-        store_node_register(m->st, &rec, mgr_now_ms(), &err);
+        store_node_register(m->st, &rec, clock_wall_ms(), &err);
     }
     mt_error_free(&err);
     mgr_publish(m, n->xid, "collect_information", "set_overviews", strlen("set_overviews"));
@@ -452,7 +453,7 @@ static void touch_from(manager *m, node_id id, bool mqtt)
     if (!n && (id.head || id.tail))
         n = adopt(m, id, mqtt);
     if (n) {
-        n->last_seen_ms = mgr_mono_ms();
+        n->last_seen_ms = clock_mono_ms();
         n->will_ms = 0;
         if (mqtt && !n->ready) {
             n->ready = true; /* subscribed by now: commands reach it */
@@ -462,7 +463,7 @@ static void touch_from(manager *m, node_id id, bool mqtt)
             n->connected = true;
             log_info(m->log, "nodes", "node %s is back", n->xid);
             mt_error *err = NULL;
-            store_node_set_status(m->st, n->xid, "CONNECTED", mgr_now_ms(), &err);
+            store_node_set_status(m->st, n->xid, "CONNECTED", clock_wall_ms(), &err);
             mt_error_free(&err);
         }
     }
@@ -589,7 +590,7 @@ static void do_register(manager *m, rpc_call *call, const caller *c)
     keep_packed(&n->overviews, ov->dataset_overviews ? &ov->dataset_overviews->base : NULL);
     n->connected = true;
     n->ready = false; /* until it is heard on MQTT */
-    n->last_seen_ms = mgr_mono_ms();
+    n->last_seen_ms = clock_mono_ms();
     pthread_mutex_unlock(&m->lock);
     mgr_wake(m);
 
@@ -602,7 +603,7 @@ static void do_register(manager *m, rpc_call *call, const caller *c)
                       .datasets = joined,
                       .status = (char *)"CONNECTED"};
     mt_error *err = NULL;
-    if (store_node_register(m->st, &rec, mgr_now_ms(), &err) < 0) {
+    if (store_node_register(m->st, &rec, clock_wall_ms(), &err) < 0) {
         log_msg(m->log, LOG_ERROR, "nodes", "%s", mt_error_msg(err));
         mt_error_free(&err);
     }
@@ -654,7 +655,7 @@ static void do_error(manager *m, rpc_call *call, const caller *c)
                         .circular = e->circular,
                         .error_id = (int)e->error_id,
                         .content = content,
-                        .ts_ms = mgr_now_ms()};
+                        .ts_ms = clock_wall_ms()};
     mt_error *err = NULL;
     if (store_error_add(m->st, &row, &err) < 0) {
         log_msg(m->log, LOG_ERROR, "nodes", "%s", mt_error_msg(err));
@@ -706,7 +707,7 @@ static int64_t stamp_ms(const Google__Protobuf__Timestamp *t)
 {
     if (!t || t->seconds < INT64_C(-62135596800) || t->seconds > INT64_C(253402300799) ||
         t->nanos < 0 || t->nanos > 999999999)
-        return mgr_now_ms();
+        return clock_wall_ms();
     return t->seconds * 1000 + t->nanos / 1000000;
 }
 
@@ -809,7 +810,7 @@ static void send_chunks(rpc_call *call, const Common__System__PairId *node, cons
     } while (off < len);
 }
 
-static void do_get_global(manager *m, rpc_call *call)
+static void do_get_global(manager *m, rpc_call *call, const caller *c)
 {
     Common__Results__GlobalTag *q =
         (Common__Results__GlobalTag *)recv_one(call, &common__results__global_tag__descriptor);
@@ -929,7 +930,7 @@ static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
         xid_of(r->task_id, tx);
         xid_of(r->node_id, nx);
         if (store_result_add(m->st, sx, tx, nx, r->iteration, r->tag, all.buf, all.len,
-                             mgr_now_ms(), &err) < 0)
+                             clock_wall_ms(), &err) < 0)
             rc = RPC_INTERNAL;
     } else if (store_global_set(m->st, sx, g->tag, all.buf, all.len, &err) < 0) {
         rc = RPC_INTERNAL;
@@ -948,7 +949,7 @@ static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
     }
 }
 
-static void do_get_result(manager *m, rpc_call *call)
+static void do_get_result(manager *m, rpc_call *call, const caller *c)
 {
     Common__Results__ResultQuery *q =
         (Common__Results__ResultQuery *)recv_one(call, &common__results__result_query__descriptor);
@@ -989,7 +990,7 @@ static bool identify(manager *m, rpc_call *call, const char *name, caller *c)
         return true;
     }
     mt_error *err = NULL;
-    if (token_verify(m->secret, rpc_call_metadata(call, "authorization"), mgr_now_ms() / 1000,
+    if (token_verify(m->secret, rpc_call_metadata(call, "authorization"), clock_wall_ms() / 1000,
                      c->subject, sizeof(c->subject), &err) < 0) {
         cleanup_free char *msg = xasprintf("The node token was refused: %s", mt_error_msg(err));
         log_msg(m->log, LOG_WARNING, "nodes", "%s call from %s refused: %s", name,
@@ -1013,130 +1014,185 @@ static void finish_with(rpc_call *call, int rc, const char *text)
     rpc_call_finish(call, rc, utf8_clean_copy(msg, sizeof(msg), text));
 }
 
+/* ---- the methods: one function per RPC, chosen by name in serve ---- */
+
+static void do_is_available(manager *m, rpc_call *call, const caller *c)
+{
+    rpc_bytes b = {0};
+    if (rpc_call_recv(call, &b) < 0)
+        return;
+    rpc_bytes_free(&b);
+    reply(call, NULL);
+}
+
+static void do_ping(manager *m, rpc_call *call, const caller *c)
+{
+    Common__Informations__Ping *p =
+        (Common__Informations__Ping *)recv_one(call, &common__informations__ping__descriptor);
+    if (!p)
+        return;
+    if (act_for(m, call, c, "Ping", p->node_id)) {
+        pthread_mutex_lock(&m->lock);
+        touch(m, pid(p->node_id));
+        pthread_mutex_unlock(&m->lock);
+        reply(call, NULL);
+    }
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void do_set_node_status(manager *m, rpc_call *call, const caller *c)
+{
+    Common__Informations__NodeStatus *s = (Common__Informations__NodeStatus *)recv_one(
+        call, &common__informations__node_status__descriptor);
+    if (!s)
+        return;
+    if (act_for(m, call, c, "SetNodeStatus", s->node_id)) {
+        pthread_mutex_lock(&m->lock);
+        mgr_node *n = mgr_node_find(m, pid(s->node_id));
+        if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
+            if (n)
+                mgr_node_lost(m, n, "it said it is disconnecting");
+        } else {
+            touch(m, pid(s->node_id));
+        }
+        pthread_mutex_unlock(&m->lock);
+        reply(call, NULL);
+    }
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+}
+
+static void do_set_system_summary(manager *m, rpc_call *call, const caller *c)
+{
+    Common__Informations__SetSystemSummaryRequest *s =
+        (Common__Informations__SetSystemSummaryRequest *)recv_one(
+            call, &common__informations__set_system_summary_request__descriptor);
+    if (!s)
+        return;
+    if (act_for(m, call, c, "SetSystemSummary", s->node_id)) {
+        pthread_mutex_lock(&m->lock);
+        touch(m, pid(s->node_id));
+        keep_metrics(m, s);
+        pthread_mutex_unlock(&m->lock);
+        reply(call, NULL);
+    }
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+}
+
+static void do_set_overviews(manager *m, rpc_call *call, const caller *c)
+{
+    Common__Informations__DatasetOverviews *o = (Common__Informations__DatasetOverviews *)recv_one(
+        call, &common__informations__dataset_overviews__descriptor);
+    if (!o)
+        return;
+    if (act_for(m, call, c, "SetOverviews", o->node_id)) {
+        set_datasets(m, pid(o->node_id), o->content);
+        reply(call, NULL);
+    }
+    protobuf_c_message_free_unpacked(&o->base, NULL);
+}
+
+/* StopSwarm and UpdateTask: both carry a TaskUpdate. */
+static void do_task_update(manager *m, rpc_call *call, const caller *c, bool stop)
+{
+    Common__Tasks__TaskUpdate *u =
+        (Common__Tasks__TaskUpdate *)recv_one(call, &common__tasks__task_update__descriptor);
+    if (!u)
+        return;
+    if (!act_for(m, call, c, stop ? "StopSwarm" : "UpdateTask", u->node_id)) {
+        protobuf_c_message_free_unpacked(&u->base, NULL);
+        return;
+    }
+    char msg[512] = "";
+    int rc = RPC_OK;
+    if (stop) {
+        pthread_mutex_lock(&m->lock);
+        rc = runner_stop(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration, msg,
+                         sizeof(msg));
+        pthread_mutex_unlock(&m->lock);
+    } else {
+        task_update(m, u, false);
+    }
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+    if (rc != RPC_OK)
+        finish_with(call, rc, msg);
+    else
+        reply(call, NULL);
+}
+
+static void do_stop_swarm(manager *m, rpc_call *call, const caller *c)
+{
+    do_task_update(m, call, c, true);
+}
+
+static void do_update_task(manager *m, rpc_call *call, const caller *c)
+{
+    do_task_update(m, call, c, false);
+}
+
+static void do_schedule_task(manager *m, rpc_call *call, const caller *c)
+{
+    /* node_ids are where to run, not who calls: not checked (see the top of the file) */
+    Common__Tasks__TaskScheduling *s = (Common__Tasks__TaskScheduling *)recv_one(
+        call, &common__tasks__task_scheduling__descriptor);
+    if (!s)
+        return;
+    cleanup_free node_id *ids = xcalloc(s->n_node_ids + 1, sizeof(node_id));
+    for (size_t i = 0; i < s->n_node_ids; i++)
+        ids[i] = pid(s->node_ids[i]);
+    char msg[512] = "";
+    pthread_mutex_lock(&m->lock);
+    int rc = runner_schedule(m, pid(s->swarm_id), pid(s->task_id), s->task_to_schedule_alias, ids,
+                             s->n_node_ids, msg, sizeof(msg));
+    pthread_mutex_unlock(&m->lock);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    if (rc != RPC_OK)
+        finish_with(call, rc, msg);
+    else
+        reply(call, NULL);
+}
+
+static void do_add_result(manager *m, rpc_call *call, const caller *c)
+{
+    do_upload(m, call, c, true);
+}
+
+static void do_set_global(manager *m, rpc_call *call, const caller *c)
+{
+    do_upload(m, call, c, false);
+}
+
+/* The methods of node.node_service.Node, by the name after SVC. */
+static const struct {
+    const char *name;
+    void (*serve)(manager *m, rpc_call *call, const caller *c);
+} node_methods[] = {
+    {"IsAvailable", do_is_available},
+    {"RegisterNode", do_register},
+    {"Ping", do_ping},
+    {"SetNodeStatus", do_set_node_status},
+    {"SetSystemSummary", do_set_system_summary},
+    {"SetOverviews", do_set_overviews},
+    {"SendError", do_error},
+    {"StopSwarm", do_stop_swarm},
+    {"UpdateTask", do_update_task},
+    {"ScheduleTask", do_schedule_task},
+    {"AddTaskLogs", do_add_logs},
+    {"GetTaskResult", do_get_result},
+    {"AddTaskResult", do_add_result},
+    {"GetGlobal", do_get_global},
+    {"SetGlobal", do_set_global},
+};
+
 /* One call, once the caller has a slot. */
 static void serve(manager *m, rpc_call *call, const caller *c, const char *name)
 {
-    if (!strcmp(name, "IsAvailable")) {
-        rpc_bytes b = {0};
-        if (rpc_call_recv(call, &b) < 0)
-            return;
-        rpc_bytes_free(&b);
-        reply(call, NULL);
-    } else if (!strcmp(name, "RegisterNode")) {
-        do_register(m, call, c);
-    } else if (!strcmp(name, "Ping")) {
-        Common__Informations__Ping *p =
-            (Common__Informations__Ping *)recv_one(call, &common__informations__ping__descriptor);
-        if (!p)
-            return;
-        if (act_for(m, call, c, name, p->node_id)) {
-            pthread_mutex_lock(&m->lock);
-            touch(m, pid(p->node_id));
-            pthread_mutex_unlock(&m->lock);
-            reply(call, NULL);
-        }
-        protobuf_c_message_free_unpacked(&p->base, NULL);
-    } else if (!strcmp(name, "SetNodeStatus")) {
-        Common__Informations__NodeStatus *s = (Common__Informations__NodeStatus *)recv_one(
-            call, &common__informations__node_status__descriptor);
-        if (!s)
-            return;
-        if (act_for(m, call, c, name, s->node_id)) {
-            pthread_mutex_lock(&m->lock);
-            mgr_node *n = mgr_node_find(m, pid(s->node_id));
-            if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
-                if (n)
-                    mgr_node_lost(m, n, "it said it is disconnecting");
-            } else {
-                touch(m, pid(s->node_id));
-            }
-            pthread_mutex_unlock(&m->lock);
-            reply(call, NULL);
-        }
-        protobuf_c_message_free_unpacked(&s->base, NULL);
-    } else if (!strcmp(name, "SetSystemSummary")) {
-        Common__Informations__SetSystemSummaryRequest *s =
-            (Common__Informations__SetSystemSummaryRequest *)recv_one(
-                call, &common__informations__set_system_summary_request__descriptor);
-        if (!s)
-            return;
-        if (act_for(m, call, c, name, s->node_id)) {
-            pthread_mutex_lock(&m->lock);
-            touch(m, pid(s->node_id));
-            keep_metrics(m, s);
-            pthread_mutex_unlock(&m->lock);
-            reply(call, NULL);
-        }
-        protobuf_c_message_free_unpacked(&s->base, NULL);
-    } else if (!strcmp(name, "SetOverviews")) {
-        Common__Informations__DatasetOverviews *o =
-            (Common__Informations__DatasetOverviews *)recv_one(
-                call, &common__informations__dataset_overviews__descriptor);
-        if (!o)
-            return;
-        if (act_for(m, call, c, name, o->node_id)) {
-            set_datasets(m, pid(o->node_id), o->content);
-            reply(call, NULL);
-        }
-        protobuf_c_message_free_unpacked(&o->base, NULL);
-    } else if (!strcmp(name, "SendError")) {
-        do_error(m, call, c);
-    } else if (!strcmp(name, "StopSwarm") || !strcmp(name, "UpdateTask")) {
-        Common__Tasks__TaskUpdate *u =
-            (Common__Tasks__TaskUpdate *)recv_one(call, &common__tasks__task_update__descriptor);
-        if (!u)
-            return;
-        if (!act_for(m, call, c, name, u->node_id)) {
-            protobuf_c_message_free_unpacked(&u->base, NULL);
+    for (size_t i = 0; i < ARRAY_LEN(node_methods); i++) {
+        if (!strcmp(name, node_methods[i].name)) {
+            node_methods[i].serve(m, call, c);
             return;
         }
-        char msg[512] = "";
-        int rc = RPC_OK;
-        if (!strcmp(name, "StopSwarm")) {
-            pthread_mutex_lock(&m->lock);
-            rc = runner_stop(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration,
-                             msg, sizeof(msg));
-            pthread_mutex_unlock(&m->lock);
-        } else {
-            task_update(m, u, false);
-        }
-        protobuf_c_message_free_unpacked(&u->base, NULL);
-        if (rc != RPC_OK)
-            finish_with(call, rc, msg);
-        else
-            reply(call, NULL);
-    } else if (!strcmp(name, "ScheduleTask")) {
-        /* node_ids are where to run, not who calls: not checked (see the top of the file) */
-        Common__Tasks__TaskScheduling *s = (Common__Tasks__TaskScheduling *)recv_one(
-            call, &common__tasks__task_scheduling__descriptor);
-        if (!s)
-            return;
-        cleanup_free node_id *ids = xcalloc(s->n_node_ids + 1, sizeof(node_id));
-        for (size_t i = 0; i < s->n_node_ids; i++)
-            ids[i] = pid(s->node_ids[i]);
-        char msg[512] = "";
-        pthread_mutex_lock(&m->lock);
-        int rc = runner_schedule(m, pid(s->swarm_id), pid(s->task_id), s->task_to_schedule_alias,
-                                 ids, s->n_node_ids, msg, sizeof(msg));
-        pthread_mutex_unlock(&m->lock);
-        protobuf_c_message_free_unpacked(&s->base, NULL);
-        if (rc != RPC_OK)
-            finish_with(call, rc, msg);
-        else
-            reply(call, NULL);
-    } else if (!strcmp(name, "AddTaskLogs")) {
-        do_add_logs(m, call, c);
-    } else if (!strcmp(name, "GetTaskResult")) {
-        do_get_result(m, call);
-    } else if (!strcmp(name, "AddTaskResult")) {
-        do_upload(m, call, c, true);
-    } else if (!strcmp(name, "GetGlobal")) {
-        do_get_global(m, call);
-    } else if (!strcmp(name, "SetGlobal")) {
-        do_upload(m, call, c, false);
-    } else {
-        rpc_call_finish(call, RPC_UNIMPLEMENTED, "Unknown method of node.node_service.Node.");
     }
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "Unknown method of node.node_service.Node.");
 }
 
 /* Which services a server answers. */
@@ -1277,50 +1333,75 @@ void node_service_stop(manager *m)
     m->ns = NULL;
 }
 
+static void mqtt_task_update(manager *m, const void *payload, size_t len)
+{
+    Common__Tasks__TaskUpdate *u = common__tasks__task_update__unpack(NULL, len, payload);
+    if (u) {
+        task_update(m, u, true);
+        protobuf_c_message_free_unpacked(&u->base, NULL);
+    }
+}
+
+static void mqtt_system_summary(manager *m, const void *payload, size_t len)
+{
+    Common__Informations__SetSystemSummaryRequest *s =
+        common__informations__set_system_summary_request__unpack(NULL, len, payload);
+    if (s) {
+        pthread_mutex_lock(&m->lock);
+        touch_from(m, pid(s->node_id), true);
+        keep_metrics(m, s);
+        pthread_mutex_unlock(&m->lock);
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+    }
+}
+
+static void mqtt_node_status(manager *m, const void *payload, size_t len)
+{
+    Common__Informations__NodeStatus *s =
+        common__informations__node_status__unpack(NULL, len, payload);
+    if (s) {
+        pthread_mutex_lock(&m->lock);
+        mgr_node *n = mgr_node_find(m, pid(s->node_id));
+        if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
+            /* Its last will (or a stop it announced) is not the end of it: a broker that
+             * shuts down publishes every client's will, and a node killed and restarted
+             * adopts its running tasks. It is lost if not heard from again soon (sweep). */
+            if (n && n->connected && !n->will_ms) {
+                n->will_ms = clock_mono_ms();
+                log_info(m->log, "nodes",
+                         "node %s (%s) disconnected (or its last will arrived); lost unless "
+                         "heard from within %lld s",
+                         n->xid, n->alias, (long long)mgr_will_grace_s(m));
+            }
+        } else {
+            touch(m, pid(s->node_id));
+        }
+        pthread_mutex_unlock(&m->lock);
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+    }
+}
+
+/* What nodes publish on MQTT (node_service.h), by the topic's last segment; anything else is
+ * ignored. */
+static const struct {
+    const char *what;
+    void (*take)(manager *m, const void *payload, size_t len);
+} mqtt_messages[] = {
+    {"update_task_status", mqtt_task_update},
+    {"set_system_summary", mqtt_system_summary},
+    {"set_node_status", mqtt_node_status},
+};
+
 void node_service_on_mqtt(manager *m, const char *topic, const void *payload, size_t len)
 {
     if (!payload)
         return;
     const char *what = strrchr(topic, '/');
     what = what ? what + 1 : topic;
-    if (!strcmp(what, "update_task_status")) {
-        Common__Tasks__TaskUpdate *u = common__tasks__task_update__unpack(NULL, len, payload);
-        if (u) {
-            task_update(m, u, true);
-            protobuf_c_message_free_unpacked(&u->base, NULL);
-        }
-    } else if (!strcmp(what, "set_system_summary")) {
-        Common__Informations__SetSystemSummaryRequest *s =
-            common__informations__set_system_summary_request__unpack(NULL, len, payload);
-        if (s) {
-            pthread_mutex_lock(&m->lock);
-            touch_from(m, pid(s->node_id), true);
-            keep_metrics(m, s);
-            pthread_mutex_unlock(&m->lock);
-            protobuf_c_message_free_unpacked(&s->base, NULL);
-        }
-    } else if (!strcmp(what, "set_node_status")) {
-        Common__Informations__NodeStatus *s =
-            common__informations__node_status__unpack(NULL, len, payload);
-        if (s) {
-            pthread_mutex_lock(&m->lock);
-            mgr_node *n = mgr_node_find(m, pid(s->node_id));
-            if (s->status == COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED) {
-                /* Its last will (or a stop it announced) is not the end of it: a broker that
-                 * shuts down publishes every client's will, and a node killed and restarted
-                 * adopts its running tasks. It is lost if not heard from again soon (sweep). */
-                if (n && n->connected && !n->will_ms) {
-                    n->will_ms = mgr_mono_ms();
-                    log_info(m->log, "nodes",
-                             "node %s (%s) disconnected (or its last will arrived); lost unless "
-                             "heard from within %lld s",
-                             n->xid, n->alias, (long long)mgr_will_grace_s(m));
-                }
-            } else {
-                touch(m, pid(s->node_id));
-            }
-            pthread_mutex_unlock(&m->lock);
-            protobuf_c_message_free_unpacked(&s->base, NULL);
+    for (size_t i = 0; i < ARRAY_LEN(mqtt_messages); i++) {
+        if (!strcmp(what, mqtt_messages[i].what)) {
+            mqtt_messages[i].take(m, payload, len);
+            return;
         }
     }
 }

@@ -8,6 +8,7 @@
 
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
+#include "clock.h"
 #include "mem.h"
 #include "graph.h"
 #include "placement.h"
@@ -144,7 +145,7 @@ static void persist(manager *m, swarm_run *r)
         }
     }
     mt_error *err = NULL;
-    if (store_object_put(m->st, "run", r->xid, "", buf, len, mgr_now_ms(), true, &err) < 0) {
+    if (store_object_put(m->st, "run", r->xid, "", buf, len, clock_wall_ms(), true, &err) < 0) {
         log_msg(m->log, LOG_ERROR, "runner", "keeping swarm %s's state: %s", r->xid,
                 mt_error_msg(err));
         mt_error_free(&err);
@@ -177,9 +178,9 @@ static bool restore(swarm_run *r, const uint8_t *buf, size_t len)
         in->iteration = ri.iteration;
         in->state = ri.state;
         in->running = ri.running;
-        in->logs_ms = ri.logs ? mgr_mono_ms() : 0;
+        in->logs_ms = ri.logs ? clock_mono_ms() : 0;
         in->opened = ri.opened;
-        in->started_ms = mgr_mono_ms();
+        in->started_ms = clock_mono_ms();
     }
     for (size_t t = 0; t < h.ntasks; t++) {
         uint32_t k;
@@ -208,7 +209,7 @@ static void save(manager *m, swarm_run *r)
     persist(m, r);
     mt_error *err = NULL;
     if (store_swarm_update(m->st, r->xid, run_status_name(r->status), r->detail, r->iteration,
-                           mgr_now_ms(), &err) < 0) {
+                           clock_wall_ms(), &err) < 0) {
         log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(err));
         mt_error_free(&err);
     }
@@ -315,7 +316,7 @@ static void deploy_on(manager *m, swarm_run *r, size_t ti, uint32_t iteration, n
     utf8_copy(in->xid, sizeof(in->xid), xid);
     in->iteration = iteration;
     in->state = INST_DEPLOYED;
-    in->started_ms = mgr_mono_ms();
+    in->started_ms = clock_mono_ms();
     mgr_node *n = mgr_node_find(m, id);
     if (n)
         n->running++;
@@ -507,7 +508,7 @@ static int start(manager *m, swarm_def *def, const node_id *id, char xid[NODE_XI
     m->runs = xrealloc(m->runs, (m->nruns + 1) * sizeof(*m->runs));
     m->runs[m->nruns++] = r;
     r->status = RUN_RUNNING;
-    if (!id && store_swarm_create(m->st, r->xid, def->name, mgr_now_ms(), err) < 0) {
+    if (!id && store_swarm_create(m->st, r->xid, def->name, clock_wall_ms(), err) < 0) {
         r->status = RUN_FAILED;
         utf8_copy(r->detail, sizeof(r->detail), mt_error_msg(*err));
         return -1;
@@ -517,7 +518,7 @@ static int start(manager *m, swarm_def *def, const node_id *id, char xid[NODE_XI
         size_t glen = 0;
         cleanup_free uint8_t *g = graph_pack(def, &glen);
         mt_error *e2 = NULL;
-        if (store_object_put(m->st, "graph", r->xid, "", g, glen, mgr_now_ms(), true, &e2) < 0) {
+        if (store_object_put(m->st, "graph", r->xid, "", g, glen, clock_wall_ms(), true, &e2) < 0) {
             log_msg(m->log, LOG_ERROR, "runner", "%s", mt_error_msg(e2));
             mt_error_free(&e2);
         }
@@ -581,7 +582,8 @@ static void fail_stored(manager *m, const store_swarm *sw, const char *why)
     mt_error *err = NULL;
     cleanup_free char *detail = xasprintf("the manager restarted and could not resume it: %s", why);
     utf8_drop_partial_tail(detail);
-    if (store_swarm_update(m->st, sw->id, "FAILED", detail, sw->iteration, mgr_now_ms(), &err) < 0)
+    int64_t now = clock_wall_ms();
+    if (store_swarm_update(m->st, sw->id, "FAILED", detail, sw->iteration, now, &err) < 0)
         mt_error_free(&err);
     log_msg(m->log, LOG_WARNING, "runner", "swarm %s: %s", sw->id, detail);
 }
@@ -634,7 +636,7 @@ static void resume_one(manager *m, const store_swarm *sw)
             continue;
         live++;
         if (!in->logs_ms && logs_stored(m, r, in))
-            in->logs_ms = mgr_mono_ms();
+            in->logs_ms = clock_mono_ms();
         if (in->logs_ms || in->running)
             continue;
         /* Its deploy may not have left before the manager stopped: send it again. A node that
@@ -643,7 +645,7 @@ static void resume_one(manager *m, const store_swarm *sw)
         in->resent = true;
         resent++;
     }
-    r->resumed_ms = mgr_mono_ms();
+    r->resumed_ms = clock_mono_ms();
     r->dirty = true;
     /* Kept while advance held what follows a finished task (waiting for nodes): place it. */
     for (size_t ti = 0; live == 0 && ti < r->def->ntasks && r->status == RUN_RUNNING; ti++) {
@@ -714,7 +716,7 @@ void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task,
     const char *alias = r->def->tasks[in->task].alias;
     node_running_dec(m, in);
     r->dirty = true;
-    double secs = (double)(mgr_mono_ms() - in->started_ms) / 1000.0;
+    double secs = (double)(clock_mono_ms() - in->started_ms) / 1000.0;
     if (failed) {
         in->state = INST_FAILED;
         if (r->status == RUN_RUNNING)
@@ -735,7 +737,7 @@ void runner_task_logs(manager *m, node_id swarm, node_id node, node_id task, uin
     swarm_run *r = find_run(m, swarm);
     inst *in = r ? find_inst(r, node, task, iteration) : NULL;
     if (in && in->state == INST_DEPLOYED && !in->logs_ms) {
-        in->logs_ms = mgr_mono_ms();
+        in->logs_ms = clock_mono_ms();
         r->dirty = true;
     }
 }
@@ -765,7 +767,7 @@ static void resume_settle(manager *m, swarm_run *r)
 
 void runner_tick(manager *m)
 {
-    int64_t now = mgr_mono_ms();
+    int64_t now = clock_mono_ms();
     for (size_t ri = 0; ri < m->nruns; ri++) {
         swarm_run *r = m->runs[ri];
         if (r->resumed_ms && now - r->resumed_ms >= m->cfg.node_timeout * 1000)

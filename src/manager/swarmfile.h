@@ -93,10 +93,4 @@ void swarm_def_free(swarm_def *def); /* takes def; NULL is fine */
 /* Index of the task with this alias, or -1. */
 ssize_t swarm_def_find_alias(const swarm_def *def, const char *alias);
 
-/* The SDK's module archive of a .py file or a package folder: X.py (or X/... recursively,
- * skipping any path containing "pycache") plus __main__.py =
- * "# -*- coding: utf-8 -*-\nimport X\nX.main()\n", deflate, every entry dated 2023-01-01
- * 00:00:00, entries in a stable (sorted) order. Returns 0 with *out owned, -1 with *err. */
-int pyz_pack(const char *module_path, uint8_t **out, size_t *out_len, mt_error **err);
-
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "jwt.h"
 #include "mem.h"
 
@@ -65,8 +66,8 @@ static void hs256(const uint8_t secret[TOKEN_SECRET_LEN], const char *msg, size_
 static char *mint(const uint8_t secret[TOKEN_SECRET_LEN], const char *aud, const char *subject,
                   int64_t ttl_s, int64_t now_s, const char *jti)
 {
-    json_t *hdr = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
-    json_t *claims =
+    cleanup_json json_t *hdr = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
+    cleanup_json json_t *claims =
         json_pack("{s:s, s:I, s:s}", "sub", subject, "iat", (json_int_t)now_s, "aud", aud);
     if (ttl_s > 0)
         json_object_set_new(claims, "exp", json_integer(now_s + ttl_s));
@@ -74,8 +75,6 @@ static char *mint(const uint8_t secret[TOKEN_SECRET_LEN], const char *aud, const
         json_object_set_new(claims, "jti", json_string(jti));
     cleanup_free char *h = b64_json(hdr);
     cleanup_free char *c = b64_json(claims);
-    json_decref(hdr);
-    json_decref(claims);
     cleanup_free char *signing = xasprintf("%s.%s", h, c);
     unsigned char mac[32];
     hs256(secret, signing, strlen(signing), mac);
@@ -125,10 +124,9 @@ static int verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int
     cleanup_free unsigned char *sig = base64url_decode(dot2 + 1, strlen(dot2 + 1), &slen);
     if (!hdr || !cl || !sig)
         return mt_error_set(err, MT_ERR_CONFIG, "The token is not valid base64url.");
-    json_t *h = json_loadb((const char *)hdr, hlen, 0, NULL);
+    cleanup_json json_t *h = json_loadb((const char *)hdr, hlen, 0, NULL);
     const char *alg = h ? json_string_value(json_object_get(h, "alg")) : NULL;
     bool hs = alg && !strcmp(alg, "HS256");
-    json_decref(h);
     if (!hs)
         return mt_error_set(err, MT_ERR_CONFIG, "The token is not signed with HS256.");
     unsigned char mac[32];
@@ -137,11 +135,9 @@ static int verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int
         return mt_error_set(err, MT_ERR_CONFIG,
                             "The token's signature does not match this manager's secret: it was "
                             "minted by another manager or altered.");
-    json_t *c = json_loadb((const char *)cl, clen, 0, NULL);
-    if (!json_is_object(c)) {
-        json_decref(c);
+    cleanup_json json_t *c = json_loadb((const char *)cl, clen, 0, NULL);
+    if (!json_is_object(c))
         return mt_error_set(err, MT_ERR_CONFIG, "The token's claims are not a JSON object.");
-    }
     const char *aud = json_string_value(json_object_get(c, "aud"));
     json_t *exp = json_object_get(c, "exp");
     const char *s = json_string_value(json_object_get(c, "sub"));
@@ -185,9 +181,8 @@ static int verify(const uint8_t secret[TOKEN_SECRET_LEN], const char *token, int
                           sub_size - 1);
     else if (sub && sub_size)
         memcpy(sub, s, strlen(s) + 1);
-    if (rc == 0 && jti)
+    if (rc == 0 && jti && id) /* id was checked: jti is asked for user tokens only */
         memcpy(jti, id, TOKEN_JTI_LEN + 1);
-    json_decref(c);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #include "common/system.pb-c.h"
 #include "common/user.pb-c.h"
 #include "core/user_services.pb-c.h"
+#include "clock.h"
 #include "mem.h"
 #include "strbuf.h"
 #include "user_internal.h"
@@ -146,11 +147,7 @@ uint64_t us_gen(manager *m)
 
 bool us_wait(manager *m, rpc_call *call, uint64_t seen)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)(US_POLL_MS % 1000) * 1000000L;
-    until.tv_sec += US_POLL_MS / 1000 + until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = clock_mono_after(US_POLL_MS);
     pthread_mutex_lock(&m->us->mu);
     while (m->us->gen == seen && !rpc_call_cancelled(call))
         if (pthread_cond_timedwait(&m->us->cv, &m->us->mu, &until) != 0)
@@ -185,7 +182,7 @@ static void do_available(manager *m, rpc_call *call, const user_caller *uc)
 static void user_answer(rpc_call *call, const store_object *u, const char *token, int status)
 {
     Common__User__User a = COMMON__USER__USER__INIT;
-    Google__Protobuf__Timestamp created = us_ts(u->created_ms), now = us_ts(mgr_now_ms());
+    Google__Protobuf__Timestamp created = us_ts(u->created_ms), now = us_ts(clock_wall_ms());
     a.user_id = u->meta;
     a.username = u->id;
     a.created_at = &created;
@@ -228,8 +225,8 @@ static void do_sign_in(manager *m, rpc_call *call, const user_caller *uc)
         return;
     }
     char jti[TOKEN_JTI_LEN + 1];
-    cleanup_free char *tok =
-        token_create_user(m->secret, u.id, m->cfg.user_token_ttl, mgr_now_ms() / 1000, jti, &err);
+    cleanup_free char *tok = token_create_user(m->secret, u.id, m->cfg.user_token_ttl,
+                                               clock_wall_ms() / 1000, jti, &err);
     if (!tok) {
         us_fail(call, RPC_INTERNAL, "Signing in failed: %s", mt_error_msg(err));
         mt_error_free(&err);
@@ -253,7 +250,7 @@ static void do_logout(manager *m, rpc_call *call, const user_caller *uc)
         return;
     }
     mt_error *err = NULL;
-    if (store_object_put(m->st, "revoked", uc->jti, uc->name, "", 0, mgr_now_ms(), true, &err) <
+    if (store_object_put(m->st, "revoked", uc->jti, uc->name, "", 0, clock_wall_ms(), true, &err) <
         0) {
         us_fail(call, RPC_INTERNAL, "Signing out failed: %s", mt_error_msg(err));
         mt_error_free(&err);
@@ -806,8 +803,8 @@ bool user_service_identify(manager *m, rpc_call *call, user_caller *uc)
         return false;
     }
     mt_error *err = NULL;
-    if (token_verify_user(m->secret, tok, mgr_now_ms() / 1000, uc->name, sizeof(uc->name), uc->jti,
-                          &err) < 0) {
+    if (token_verify_user(m->secret, tok, clock_wall_ms() / 1000, uc->name, sizeof(uc->name),
+                          uc->jti, &err) < 0) {
         if (uc->meth->open && !m->cfg.require_token) {
             mt_error_free(&err);
             return true;
@@ -870,7 +867,7 @@ int user_service_init(manager *m, mt_error **err)
     if (node_id_random(&id, err) < 0)
         return -1;
     us_hex(id, us->cluster_id);
-    us->cluster_created_ms = mgr_now_ms();
+    us->cluster_created_ms = clock_wall_ms();
     if (store_object_put(m->st, "meta", "cluster_id", us->cluster_id, "", 0, us->cluster_created_ms,
                          false, err) < 0)
         return mt_error_wrap(err, "The cluster id could not be saved");

@@ -30,6 +30,7 @@
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
 #include "core/user_services.pb-c.h"
+#include "clock.h"
 #include "graph.h"
 #include "mem.h"
 #include "runner.h"
@@ -248,7 +249,8 @@ void us_send_module(manager *m, rpc_call *call, const user_caller *uc)
     protobuf_c_message_pack(&mod->base, buf);
     us_hex(id, hex);
     if (rc == 0)
-        rc = store_object_put(m->st, "module", hex, mod->name, buf, len, mgr_now_ms(), false, &err);
+        rc = store_object_put(m->st, "module", hex, mod->name, buf, len, clock_wall_ms(), false,
+                              &err);
     protobuf_c_message_free_unpacked(&mod->base, NULL);
     if (rc < 0) {
         us_fail(call, RPC_INTERNAL, "The module could not be saved: %s", mt_error_msg(err));
@@ -425,10 +427,10 @@ void us_send_swarm(manager *m, rpc_call *call, const user_caller *uc)
     int rc = node_id_random(&id, &err);
     if (rc == 0) {
         node_id_to_xid(id, xid);
-        rc = store_object_put(m->st, "graph", xid, uc->name, g, glen, mgr_now_ms(), true, &err);
+        rc = store_object_put(m->st, "graph", xid, uc->name, g, glen, clock_wall_ms(), true, &err);
     }
     if (rc == 0)
-        rc = store_swarm_create(m->st, xid, def->name, mgr_now_ms(), &err);
+        rc = store_swarm_create(m->st, xid, def->name, clock_wall_ms(), &err);
     swarm_def_free(def);
     if (rc < 0) {
         us_fail(call, RPC_INTERNAL, "The swarm could not be saved: %s", mt_error_msg(err));
@@ -659,7 +661,8 @@ void us_initialize_networks(manager *m, rpc_call *call, const user_caller *uc)
         size_t len = protobuf_c_message_get_packed_size(&q->base);
         cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
         protobuf_c_message_pack(&q->base, buf);
-        if (store_object_put(m->st, "networks", xid, "", buf, len, mgr_now_ms(), true, &err) < 0) {
+        if (store_object_put(m->st, "networks", xid, "", buf, len, clock_wall_ms(), true, &err) <
+            0) {
             code = RPC_INTERNAL;
             bad = mt_error_msg(err);
         }
@@ -764,7 +767,8 @@ void us_keep_modules(manager *m, const swarm_def *def)
             size_t len = common__tasks__module__get_packed_size(&mod);
             cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
             common__tasks__module__pack(&mod, buf);
-            r = store_object_put(m->st, "run_module", hex, "", buf, len, mgr_now_ms(), true, &err);
+            r = store_object_put(m->st, "run_module", hex, "", buf, len, clock_wall_ms(), true,
+                                 &err);
         }
         if (r < 0) {
             log_msg(m->log, LOG_ERROR, "runner", "keeping task '%s' for a restart: %s", t->alias,
@@ -960,7 +964,7 @@ void us_stop_swarm(manager *m, rpc_call *call, const user_caller *uc)
     const char *was = NULL;
     if (!stopped && !strcmp(sw.status, "PENDING")) {
         if (store_swarm_update(m->st, xid, "STOPPED", "stopped by its user before it started", 0,
-                               mgr_now_ms(), &err) < 0) {
+                               clock_wall_ms(), &err) < 0) {
             us_fail(call, RPC_INTERNAL, "%s", mt_error_msg(err));
             mt_error_free(&err);
             store_swarm_clear(&sw);

@@ -19,21 +19,20 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "commands.h"
 #include "deliver.h"
 #include "fsutil.h"
-#include "gpu.h"
+#include "heartbeat.h"
 #include "light.h"
 #include "runtime.h"
 #include "tasks.h"
 #include "mem.h"
-#include "strbuf.h"
 #include "utf8.h"
 #include "wire.h"
 #include "workers.h"
 
 #define TOPIC_SET_NODE_STATUS    "manager/set_node_status"
-#define TOPIC_SET_SYSTEM_SUMMARY "manager/set_system_summary"
 #define TOPIC_UPDATE_TASK_STATUS "manager/update_task_status"
 #define DRAIN_MAX_MS             60000
 #define TICK_MS                  1000
@@ -43,13 +42,6 @@
 #define STOP_PUBACK_WAIT_MS      3000
 #define MARKER_WAIT_MS           5000  /* the marker is given up on after this much silence */
 #define MARKER_CAP_MS            30000 /* ...or this long after it was published, at most */
-
-int64_t agent_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- MQTT plumbing ------------------------------------------------------------------------- */
 
@@ -85,7 +77,7 @@ static void schedule_reconnect(node *n)
                                  n->reconnect_attempt);
     if (n->reconnect_attempt < 30)
         n->reconnect_attempt++;
-    n->reconnect_at_ms = agent_now_ms() + (int64_t)(delay * 1000);
+    n->reconnect_at_ms = clock_mono_ms() + (int64_t)(delay * 1000);
     log_warn(n->log, "mqtt", "MQTT connection to %s:%d lost; reconnecting in %.1f s",
              n->broker_host, n->broker_port, delay);
 }
@@ -183,7 +175,7 @@ static void publish_marker(node *n, bool session_present)
                      n->marker_topic, mt_error_msg(e));
         mt_error_free(&e);
     } else if (n->session == AGENT_SESSION_PENDING) {
-        int64_t now = agent_now_ms();
+        int64_t now = clock_mono_ms();
         n->marker_deadline_ms = now + MARKER_WAIT_MS;
         n->marker_cap_ms = now + MARKER_CAP_MS;
         log_debug(n->log, "mqtt", "Session marker %s published on %s", n->run_id, n->marker_topic);
@@ -248,7 +240,7 @@ static void new_run_id(node *n)
     uint8_t r[16];
     if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
         /* no entropy yet (early boot): unique enough for telling runs apart */
-        uint64_t a = (uint64_t)agent_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        uint64_t a = (uint64_t)clock_mono_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
         uint64_t b = (uint64_t)time(NULL) * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)(uintptr_t)n;
         memcpy(r, &a, 8);
         memcpy(r + 8, &b, 8);
@@ -291,7 +283,7 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
     node *n = ctx;
     if (n->session == AGENT_SESSION_PENDING) {
         /* the broker is still handing over what it kept: the marker is behind it */
-        int64_t later = agent_now_ms() + MARKER_WAIT_MS;
+        int64_t later = clock_mono_ms() + MARKER_WAIT_MS;
         if (later > n->marker_deadline_ms)
             n->marker_deadline_ms = later;
     }
@@ -685,7 +677,6 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
 /* ---- startup ------------------------------------------------------------------------------- */
 
 static void loop_once(node *n, int timeout_ms);
-static void monitor(node *n, bool first);
 
 static int auth_or(int code, int other)
 {
@@ -832,9 +823,9 @@ int agent_start(node *n, int *stage, mt_error **err)
         *stage = AGENT_STAGE_BROKER;
         return -1;
     }
-    int64_t deadline = agent_now_ms() + n->cfg.network.connect_timeout * 1000;
+    int64_t deadline = clock_mono_ms() + n->cfg.network.connect_timeout * 1000;
     n->reconnect_at_ms = -1; /* no automatic reconnect during startup */
-    while (!(n->mqtt_up && n->suback_pending == 0) && agent_now_ms() < deadline && !n->stopping &&
+    while (!(n->mqtt_up && n->suback_pending == 0) && clock_mono_ms() < deadline && !n->stopping &&
            n->disconnects == 0 && n->last_connack_rc == 0)
         loop_once(n, 100);
     n->reconnect_at_ms = 0;
@@ -857,11 +848,11 @@ int agent_start(node *n, int *stage, mt_error **err)
     }
     log_info(n->log, "agent", "Light service listening on %s:%d", n->cfg.network.light_service_host,
              n->light_port);
-    n->next_heartbeat_ms = agent_now_ms();
-    n->next_tick_ms = agent_now_ms() + TICK_MS;
+    n->next_heartbeat_ms = clock_mono_ms();
+    n->next_tick_ms = clock_mono_ms() + TICK_MS;
     n->next_mqtt_tick_ms = n->next_tick_ms;
-    monitor(n, true);
-    n->next_monitor_ms = agent_now_ms() + n->cfg.resources.monitor_interval * 1000;
+    agent_monitor(n, true);
+    n->next_monitor_ms = clock_mono_ms() + n->cfg.resources.monitor_interval * 1000;
     if (tasks_setup(n, err) < 0) {
         *stage = AGENT_STAGE_RUNTIME;
         return -1;
@@ -874,89 +865,6 @@ int agent_start(node *n, int *stage, mt_error **err)
     fflush(n->out);
     log_info(n->log, "agent", "Node '%s' ready", config_effective_alias(&n->cfg));
     return 0;
-}
-
-/* ---- heartbeat ----------------------------------------------------------------------------- */
-
-/* Build SetSystemSummaryRequest{node_id, fresh MetricsSnapshot}; owned bytes or NULL. */
-uint8_t *agent_system_summary(node *n, size_t *len)
-{
-    cpu_metrics c;
-    mem_metrics m;
-    mt_error *e = NULL;
-    if (metrics_cpu(&n->metrics, &c, &e) < 0 || metrics_memory(&n->metrics, &m, &e) < 0) {
-        log_warn(n->log, "metrics", "Cannot read metrics: %s", mt_error_msg(e));
-        mt_error_free(&e);
-        return NULL;
-    }
-    wire_metrics w;
-    wire_metrics_fill(&w, &c, &m);
-    metrics_cpu_release(&c);
-    Common__Informations__SetSystemSummaryRequest req =
-        COMMON__INFORMATIONS__SET_SYSTEM_SUMMARY_REQUEST__INIT;
-    Common__System__PairId pid;
-    wire_pair_id(&pid, n->id);
-    req.node_id = &pid;
-    req.metrics_snapshot = &w.snap;
-    uint8_t *buf = wire_pack(&req.base, len);
-    wire_metrics_release(&w);
-    return buf;
-}
-
-static void heartbeat(node *n)
-{
-    if (!n->mqtt_up)
-        return;
-    size_t len;
-    cleanup_free uint8_t *buf = agent_system_summary(n, &len);
-    if (!buf)
-        return;
-    mt_error *e = NULL;
-    if (mqtt_publish(n->mqtt, TOPIC_SET_SYSTEM_SUMMARY, buf, len, 0, false, NULL, &e) < 0) {
-        log_warn(n->log, "mqtt", "Heartbeat not sent: %s", mt_error_msg(e));
-        mt_error_free(&e);
-        return;
-    }
-    n->heartbeats++;
-    log_debug(n->log, "agent", "Heartbeat %llu sent", (unsigned long long)n->heartbeats);
-}
-
-/* Disk, network and GPUs: collected every resources.monitor_interval and logged (the wire's
- * MetricsSnapshot has no fields for them; `manta_node status` will show them). */
-static void monitor(node *n, bool first)
-{
-    disk_metrics d;
-    net_metrics nm;
-    uint64_t up = 0;
-    mt_error *e = NULL;
-    const char *where = fs_exists(n->cfg.tasks.state_dir) ? n->cfg.tasks.state_dir : fs_home();
-    if (metrics_disk(where, &d, &e) == 0)
-        log_debug(n->log, "metrics", "Disk %s: %.1f%% used, %llu MiB free", where,
-                  (double)d.percent_used, (unsigned long long)(d.free >> 20));
-    mt_error_free(&e);
-    if (metrics_network(&n->metrics, &nm, &e) == 0 && metrics_uptime(&n->metrics, &up, &e) == 0)
-        log_debug(n->log, "metrics", "Network: %llu bytes sent, %llu received; uptime %llu s",
-                  (unsigned long long)nm.bytes_sent, (unsigned long long)nm.bytes_recv,
-                  (unsigned long long)up);
-    mt_error_free(&e);
-    if (n->cfg.containers.gpu_enabled == 0)
-        return;
-    gpu_report g;
-    gpu_probe(NULL, &g);
-    if (first || g.count != n->gpus) {
-        if (g.count)
-            log_info(n->log, "metrics", "%zu GPU(s): %s%s", g.count, g.devices[0].name,
-                     g.count > 1 ? ", ..." : "");
-        else
-            log_info(n->log, "metrics", "%s", g.note);
-    }
-    for (size_t i = 0; i < g.count; i++)
-        log_debug(n->log, "metrics", "GPU %zu %s: %.0f%% busy, %.1f%% memory, %.0f C, %d/%d W", i,
-                  g.devices[i].name, (double)g.devices[i].usage_percent,
-                  (double)g.devices[i].memory_percent_used, (double)g.devices[i].temperature,
-                  g.devices[i].power_draw, g.devices[i].power_limit);
-    n->gpus = g.count;
-    gpu_report_release(&g);
 }
 
 /* ---- errors to the manager ----------------------------------------------------------------- */
@@ -1029,7 +937,7 @@ void agent_request_stop(node *n, const char *why)
         /* First the tasks: stop them, upload their logs, remove them (or leave them running
          * for the next agent to adopt), while the manager is still reachable. */
         n->draining = true;
-        n->drain_deadline_ms = agent_now_ms() + DRAIN_MAX_MS;
+        n->drain_deadline_ms = clock_mono_ms() + DRAIN_MAX_MS;
         /* a task still pulling its image would only be stopped once started: give up the
          * pull (it is then reported stopped, not failed) */
         if (!n->keep_tasks && n->rt && n->rt->ops->cancel)
@@ -1044,7 +952,7 @@ static void announce_disconnect(node *n)
 {
     n->draining = false;
     n->stopping = true;
-    n->stop_deadline_ms = agent_now_ms() + STOP_PUBACK_WAIT_MS;
+    n->stop_deadline_ms = clock_mono_ms() + STOP_PUBACK_WAIT_MS;
     if (n->mqtt && n->mqtt_up) {
         Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
         Common__System__PairId pid;
@@ -1069,84 +977,7 @@ static bool stop_complete(node *n)
         return false;
     if (n->disconnect_mid < 0 || n->disconnect_acked || !n->mqtt_up)
         return true;
-    return agent_now_ms() >= n->stop_deadline_ms;
-}
-
-/* ---- reload ------------------------------------------------------------------------------- */
-
-void agent_reload(node *n)
-{
-    mt_error *e = NULL;
-    if (log_reopen(n->log, &e) < 0) {
-        log_error(n->log, "agent", "Cannot reopen the log: %s", mt_error_msg(e));
-        mt_error_free(&e);
-    }
-    log_info(n->log, "agent", "SIGHUP: log file reopened; reloading %s", n->cfg.path);
-    node_config fresh;
-    if (config_load_file(&fresh, n->cfg.path, 0, &e) < 0) {
-        log_error(n->log, "agent", "Reload failed, keeping the running settings: %s",
-                  mt_error_msg(e));
-        mt_error_free(&e);
-        config_free(&fresh);
-        return;
-    }
-    config_finalize(&fresh, n->alias_override);
-    size_t nk;
-    const cfg_key *keys = config_keys(&nk);
-    strbuf restart = STRBUF_INIT;
-    bool level_changed = false, datasets_changed = false;
-    for (size_t i = 0; i < nk; i++) {
-        if (keys[i].alias_of)
-            continue;
-        cleanup_free char *a = config_format_value(&n->cfg, (int)i);
-        cleanup_free char *b = config_format_value(&fresh, (int)i);
-        bool secret_changed = false;
-        if (keys[i].flags & CFG_SECRET) { /* masked text: compare the values themselves */
-            const char *x = *(char *const *)config_field_const(&n->cfg, &keys[i]);
-            const char *y = *(char *const *)config_field_const(&fresh, &keys[i]);
-            secret_changed = (x == NULL) != (y == NULL) || (x && y && strcmp(x, y) != 0);
-        }
-        if (!secret_changed && strcmp(a, b) == 0)
-            continue;
-        if (strcmp(keys[i].section, "logging") == 0 && strcmp(keys[i].name, "level") == 0)
-            level_changed = true;
-        else if (strcmp(keys[i].section, "datasets") == 0 && strcmp(keys[i].name, "mappings") == 0)
-            datasets_changed = true;
-        else
-            sb_printf(&restart, "%s%s.%s", restart.len ? ", " : "", keys[i].section, keys[i].name);
-    }
-    if (level_changed) {
-        log_level lvl = LOG_INFO;
-        log_level_parse(fresh.logging.level, &lvl);
-        log_set_level(n->log, lvl);
-        log_info(n->log, "agent", "Reloaded logging.level = %s", fresh.logging.level);
-        free(n->cfg.logging.level);
-        n->cfg.logging.level = xstrdup(fresh.logging.level);
-    }
-    if (datasets_changed) {
-        dataset_set ds;
-        if (datasets_scan(&fresh.datasets.mappings, &ds, &e) < 0) {
-            log_error(n->log, "agent", "New dataset mappings rejected, keeping the old ones: %s",
-                      mt_error_msg(e));
-            mt_error_free(&e);
-        } else {
-            datasets_release(&n->datasets);
-            n->datasets = ds;
-            cfg_map tmp = n->cfg.datasets.mappings;
-            n->cfg.datasets.mappings = fresh.datasets.mappings;
-            fresh.datasets.mappings = tmp;
-            log_info(n->log, "agent", "Reloaded datasets.mappings: %zu dataset(s)", ds.len);
-            if (n->light)
-                light_set_datasets(n->light, &n->datasets);
-        }
-    }
-    if (restart.len)
-        log_warn(n->log, "agent", "Changed settings that need a restart to take effect: %s",
-                 sb_str(&restart));
-    if (!level_changed && !datasets_changed && !restart.len)
-        log_info(n->log, "agent", "Reload: no setting changed");
-    sb_free(&restart);
-    config_free(&fresh);
+    return clock_mono_ms() >= n->stop_deadline_ms;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -1242,7 +1073,7 @@ static void loop_once(node *n, int timeout_ms)
                 mqtt_on_writable(n->mqtt);
         }
     }
-    int64_t now = agent_now_ms();
+    int64_t now = clock_mono_ms();
     if (now + TIMER_SLACK_MS >= n->next_tick_ms) {
         /* MQTT's clock once a second; the tasks' more often while some run, so a finished task
          * is noticed (and its logs uploaded) within a quarter of a second. */
@@ -1281,13 +1112,13 @@ static void loop_once(node *n, int timeout_ms)
 int agent_run(node *n)
 {
     while (!stop_complete(n)) {
-        int64_t now = agent_now_ms();
+        int64_t now = clock_mono_ms();
         if (!n->stopping && now + TIMER_SLACK_MS >= n->next_heartbeat_ms) {
-            heartbeat(n);
+            agent_heartbeat(n);
             n->next_heartbeat_ms = now + n->cfg.mqtt.ping_interval * 1000;
         }
         if (!n->stopping && now + TIMER_SLACK_MS >= n->next_monitor_ms) {
-            monitor(n, false);
+            agent_monitor(n, false);
             n->next_monitor_ms = now + n->cfg.resources.monitor_interval * 1000;
         }
         int64_t wake = n->next_tick_ms;
@@ -1297,7 +1128,7 @@ int agent_run(node *n)
             wake = n->reconnect_at_ms;
         if (n->stopping && n->stop_deadline_ms < wake)
             wake = n->stop_deadline_ms;
-        int64_t t = wake - agent_now_ms();
+        int64_t t = wake - clock_mono_ms();
         loop_once(n, t < 0 ? 0 : (int)(t > 60000 ? 60000 : t));
     }
     /* Graceful end: a clean DISCONNECT (no will: the status was published), the light

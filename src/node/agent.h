@@ -114,9 +114,6 @@ typedef struct node {
     bool libs_inited; /* mqtt_lib_init done (gRPC is initialised by its objects: rpc.c) */
 } node;
 
-/* Milliseconds on the monotonic clock. */
-int64_t agent_now_ms(void);
-
 /* Set up the context from a loaded, finalised, validated configuration (taken over: cfg is
  * zeroed). Opens the log, computes the ID, scans datasets. Prints nothing. */
 int agent_init(node *n, node_config *cfg, const char *config_name, const char *alias_override,
@@ -124,7 +121,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
 
 /* SIGHUP: reopen the log file and reload the configuration file; apply what can change
  * without a restart (logging.level, datasets.mappings) and log which other changed settings
- * need a restart. */
+ * need a restart. In reload.c. */
 void agent_reload(node *n);
 
 /* The startup sequence: availability, registration, broker connection and subscriptions,
@@ -146,7 +143,7 @@ int agent_run(node *n);
 void agent_free(node *n);
 
 /* SetSystemSummaryRequest{node_id, fresh MetricsSnapshot}, packed; owned, or NULL if the
- * metrics cannot be read (logged). */
+ * metrics cannot be read (logged). In heartbeat.c. */
 uint8_t *agent_system_summary(node *n, size_t *len);
 
 /* Call a Node RPC on the worker thread with packed request bytes (taken over); failures are

@@ -65,7 +65,7 @@ char **cli_config_names(void)
     cleanup_free char *dir = paths_nodes_dir();
     size_t n = 0;
     char **names = xcalloc(1, sizeof(char *));
-    DIR *d = opendir(dir);
+    cleanup_dir DIR *d = opendir(dir);
     if (!d)
         return names;
     struct dirent *de;
@@ -77,7 +77,6 @@ char **cli_config_names(void)
         names[n++] = xstrndup(de->d_name, l - 5);
         names[n] = NULL;
     }
-    closedir(d);
     qsort(names, n, sizeof(char *), cmp_str);
     return names;
 }

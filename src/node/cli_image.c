@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "images.h"
+#include "json.h"
 #include "mem.h"
 #include "paths.h"
 
@@ -238,14 +239,13 @@ static int image_list(int argc, char **argv)
         return 1;
     }
     if (o.json) {
-        json_t *arr = json_array();
+        cleanup_json json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr,
                                   json_pack("{s:s, s:I, s:s, s:s, s:s}", "name", v[i].name, "size",
                                             (json_int_t)v[i].size, "created", v[i].created,
                                             "source", v[i].source, "path", v[i].path));
         cleanup_free char *text = json_dumps(arr, JSON_INDENT(2));
-        json_decref(arr);
         printf("%s\n", text);
         images_list_free(v, n);
         return 0;

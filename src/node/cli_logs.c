@@ -111,7 +111,7 @@ static int scan_logs(const char *dir, struct loglist *out, mt_error **err)
 {
     out->v = NULL;
     out->n = 0;
-    DIR *d = opendir(dir);
+    cleanup_dir DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
@@ -127,7 +127,6 @@ static int scan_logs(const char *dir, struct loglist *out, mt_error **err)
         names[nnames++] = xstrdup(de->d_name);
         names[nnames] = NULL;
     }
-    closedir(d);
 
     for (size_t i = 0; i < nnames; i++) {
         size_t len = strlen(names[i]);

@@ -9,17 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "fsutil.h"
 #include "instances.h"
 #include "mem.h"
 #include "metrics.h"
 #include "paths.h"
+#include "proc.h"
 #include "sdnotify.h"
 #include "strbuf.h"
 
@@ -142,15 +143,6 @@ static void resources_warning(void)
     }
     mt_error_free(&e);
     metrics_release(&st);
-}
-
-static char *now_iso(void)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    char buf[64];
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", localtime_r(&t, &tm));
-    return xstrdup(buf);
 }
 
 /* Load, finalise and validate; prints the seeds' messages. Returns 0 or an exit status. */
@@ -286,8 +278,8 @@ static int run_node(const char *name, const char *alias, node_config *cfg, bool 
     in.alias = xstrdup(the_alias);
     in.config_name = xstrdup(name);
     in.pid = getpid();
-    in.proc_start = instance_proc_start(in.pid);
-    in.start_time = now_iso();
+    in.proc_start = proc_start_time(in.pid);
+    in.start_time = clock_iso_local();
     in.status = xstrdup("running");
     in.manager_host = xstrdup(n.cfg.network.manager_host);
     in.manager_port = (long)n.cfg.network.manager_port;
@@ -376,10 +368,10 @@ static int start_background(const char *name, const char *alias, node_config *cf
     /* Collect what the child says until it is ready or gone. */
     strbuf said = STRBUF_INIT;
     char buf[4096];
-    int64_t start = agent_now_ms();
+    int64_t start = clock_mono_ms();
     bool ready = false, eof = false;
     while (!eof) {
-        int64_t left = wait_ms - (agent_now_ms() - start);
+        int64_t left = wait_ms - (clock_mono_ms() - start);
         if (left <= 0)
             break;
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};

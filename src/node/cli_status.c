@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "fsutil.h"
+#include "clock.h"
 #include "instances.h"
+#include "json.h"
 #include "mem.h"
+#include "proc.h"
 
 static const char status_help[] =
     "Usage: manta_node status [options]\n"
@@ -28,32 +29,18 @@ static const char status_help[] =
 /* utime + stime of a process in clock ticks; -1 if gone. */
 static long long cpu_ticks(pid_t pid)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    mt_error *e = NULL;
-    cleanup_free char *stat = fs_read_file(path, 8192, NULL, &e);
-    mt_error_free(&e);
-    const char *p = stat ? strrchr(stat, ')') : NULL;
-    if (!p)
-        return -1;
-    unsigned long long ut = 0, st = 0;
-    /* fields after the command: state(3) ... utime(14) stime(15) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
+    proc_stat st;
+    return proc_stat_read(pid, &st) ? (long long)(st.utime + st.stime) : -1;
 }
 
 /* Resident memory in bytes (VmRSS); -1 if unknown. */
 static long long rss_bytes(pid_t pid)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    mt_error *e = NULL;
-    cleanup_free char *st = fs_read_file(path, 65536, NULL, &e);
-    mt_error_free(&e);
-    const char *p = st ? strstr(st, "VmRSS:") : NULL;
+    char v[64];
     long long kb;
-    return p && sscanf(p + 6, "%lld", &kb) == 1 ? kb * 1024 : -1;
+    if (!proc_status_field(pid, "VmRSS", v, sizeof(v)) || sscanf(v, "%lld", &kb) != 1)
+        return -1;
+    return kb * 1024;
 }
 
 static void started_text(const char *iso, char out[32])
@@ -105,14 +92,12 @@ int cli_status(int argc, char **argv)
     size_t n = instances_live(&v);
     long long *t0 = xcalloc(n ? n : 1, sizeof(long long));
     double *cpu = xcalloc(n ? n : 1, sizeof(double));
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t a = clock_mono_ms();
     for (size_t i = 0; i < n; i++)
         t0[i] = cpu_ticks(v[i].pid);
     if (n)
         usleep(200000);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    double secs = (double)(clock_mono_ms() - a) / 1000.0;
     long hz = sysconf(_SC_CLK_TCK);
     for (size_t i = 0; i < n; i++) {
         long long t1 = cpu_ticks(v[i].pid);
@@ -120,7 +105,7 @@ int cli_status(int argc, char **argv)
     }
 
     if (json) {
-        json_t *arr = json_array();
+        cleanup_json json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_object();
             json_object_set_new(o, "instance_id", json_string(v[i].instance_id));
@@ -146,10 +131,8 @@ int cli_status(int argc, char **argv)
             mem_free_strv(&states);
             json_array_append_new(arr, o);
         }
-        char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        cleanup_free char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
-        free(text);
-        json_decref(arr);
     } else if (!n) {
         printf("No running node instances found.\n\nStart a node with:\n  manta_node start "
                "[config_name]\n");

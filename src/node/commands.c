@@ -29,6 +29,60 @@ static void excerpt(const void *payload, size_t len, char out[80])
     out[o] = '\0';
 }
 
+static void send_node_status(node *n, Common__System__PairId *pid)
+{
+    Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
+    st.node_id = pid;
+    st.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__CONNECTED;
+    size_t blen;
+    uint8_t *buf = wire_pack(&st.base, &blen);
+    agent_call_async(n, "SetNodeStatus", buf, blen);
+}
+
+static void send_system_summary(node *n, Common__System__PairId *pid)
+{
+    size_t blen;
+    uint8_t *buf = agent_system_summary(n, &blen);
+    if (buf)
+        agent_call_async(n, "SetSystemSummary", buf, blen);
+}
+
+static void send_overviews(node *n, Common__System__PairId *pid)
+{
+    /* Re-scan, as the reference does; keep the old view if a dataset went missing. */
+    dataset_set fresh;
+    mt_error *e = NULL;
+    if (datasets_scan(&n->cfg.datasets.mappings, &fresh, &e) == 0) {
+        datasets_release(&n->datasets);
+        n->datasets = fresh;
+        if (n->light)
+            light_set_datasets(n->light, &n->datasets);
+    } else {
+        cleanup_free char *msg = xasprintf("Dataset scan failed: %s", mt_error_msg(e));
+        mt_error_free(&e);
+        agent_send_error(n, WIRE_NODE_ERROR, msg);
+    }
+    Common__Informations__DatasetOverviews d = COMMON__INFORMATIONS__DATASET_OVERVIEWS__INIT;
+    wire_overviews wo;
+    wire_overviews_fill(&wo, &n->datasets);
+    d.node_id = pid;
+    d.content = &wo.ov;
+    size_t blen;
+    uint8_t *buf = wire_pack(&d.base, &blen);
+    wire_overviews_release(&wo);
+    agent_call_async(n, "SetOverviews", buf, blen);
+}
+
+/* What collect_information asks for (its payload), and who sends it. */
+static const struct {
+    const char *what;
+    void (*send)(node *n, Common__System__PairId *pid);
+} informations[] = {
+    {"set_node_status", send_node_status},
+    {"set_system_summary", send_system_summary},
+    {"set_overviews", send_overviews},
+};
+
 static void collect_information(node *n, const void *payload, size_t len)
 {
     if (len == 0) {
@@ -52,47 +106,18 @@ static void collect_information(node *n, const void *payload, size_t len)
     if (memchr(payload, '\0', len) || len >= sizeof(what))
         s = "";
 
-    Common__System__PairId pid;
-    wire_pair_id(&pid, n->id);
-    size_t blen;
-    if (strcmp(s, "set_node_status") == 0) {
-        Common__Informations__NodeStatus st = COMMON__INFORMATIONS__NODE_STATUS__INIT;
-        st.node_id = &pid;
-        st.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__CONNECTED;
-        uint8_t *buf = wire_pack(&st.base, &blen);
-        agent_call_async(n, "SetNodeStatus", buf, blen);
-    } else if (strcmp(s, "set_system_summary") == 0) {
-        uint8_t *buf = agent_system_summary(n, &blen);
-        if (buf)
-            agent_call_async(n, "SetSystemSummary", buf, blen);
-    } else if (strcmp(s, "set_overviews") == 0) {
-        /* Re-scan, as the reference does; keep the old view if a dataset went missing. */
-        dataset_set fresh;
-        mt_error *e = NULL;
-        if (datasets_scan(&n->cfg.datasets.mappings, &fresh, &e) == 0) {
-            datasets_release(&n->datasets);
-            n->datasets = fresh;
-            if (n->light)
-                light_set_datasets(n->light, &n->datasets);
-        } else {
-            cleanup_free char *msg = xasprintf("Dataset scan failed: %s", mt_error_msg(e));
-            mt_error_free(&e);
-            agent_send_error(n, WIRE_NODE_ERROR, msg);
+    for (size_t i = 0; i < ARRAY_LEN(informations); i++) {
+        if (strcmp(s, informations[i].what) == 0) {
+            Common__System__PairId pid;
+            wire_pair_id(&pid, n->id);
+            informations[i].send(n, &pid);
+            return;
         }
-        Common__Informations__DatasetOverviews d = COMMON__INFORMATIONS__DATASET_OVERVIEWS__INIT;
-        wire_overviews wo;
-        wire_overviews_fill(&wo, &n->datasets);
-        d.node_id = &pid;
-        d.content = &wo.ov;
-        uint8_t *buf = wire_pack(&d.base, &blen);
-        wire_overviews_release(&wo);
-        agent_call_async(n, "SetOverviews", buf, blen);
-    } else {
-        char ex[80], msg[160];
-        excerpt(payload, len, ex);
-        snprintf(msg, sizeof(msg), "Not allowed method: %s", ex);
-        agent_send_error(n, WIRE_MQTT_ERROR, msg);
     }
+    char ex[80], msg[160];
+    excerpt(payload, len, ex);
+    snprintf(msg, sizeof(msg), "Not allowed method: %s", ex);
+    agent_send_error(n, WIRE_MQTT_ERROR, msg);
 }
 
 /* Task commands: a payload that does not parse is reported (MQTT_ERROR) and changes nothing.
@@ -150,40 +175,61 @@ static void deploy_task(node *n, const void *payload, size_t len)
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
+static void stop_node(node *n, const void *payload, size_t len)
+{
+    fprintf(n->out, "Received stop_node from the manager, stopping node...\n");
+    fflush(n->out);
+    agent_request_stop(n, "stop_node from the manager");
+}
+
+static void stop_task(node *n, const void *payload, size_t len)
+{
+    ProtobufCMessage *m = parse(n, &common__system__env_id__descriptor, "EnvId", payload, len);
+    if (m) {
+        Common__System__EnvId *e = (Common__System__EnvId *)m;
+        tasks_stop(n->tasks, wire_node_id(e->swarm_id), wire_node_id(e->task_id));
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+static void stop_swarm(node *n, const void *payload, size_t len)
+{
+    ProtobufCMessage *m = parse(n, &common__system__pair_id__descriptor, "PairId", payload, len);
+    if (m) {
+        tasks_stop_swarm(n->tasks, wire_node_id((Common__System__PairId *)m));
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+/* The commands the manager may send (commands.h); the session marker is the node's own and
+ * is handled before any of these (commands_dispatch). */
+static const struct {
+    const char *name;
+    void (*run)(node *n, const void *payload, size_t len);
+} commands[] = {
+    {"collect_information", collect_information},
+    {"stop_node", stop_node},
+    {"deploy_task", deploy_task},
+    {"stop_task", stop_task},
+    {"stop_swarm", stop_swarm},
+};
+
 /* Run a command the node can act on now (n->tasks exists); stop_node was vetted already. */
 static void run_command(node *n, const char *topic, const void *payload, size_t len)
 {
     const char *slash = strrchr(topic, '/');
     const char *cmd = slash ? slash + 1 : topic;
-    if (strcmp(cmd, "collect_information") == 0) {
-        collect_information(n, payload, len);
-    } else if (strcmp(cmd, "stop_node") == 0) {
-        fprintf(n->out, "Received stop_node from the manager, stopping node...\n");
-        fflush(n->out);
-        agent_request_stop(n, "stop_node from the manager");
-    } else if (strcmp(cmd, "deploy_task") == 0) {
-        deploy_task(n, payload, len);
-    } else if (strcmp(cmd, "stop_task") == 0) {
-        ProtobufCMessage *m = parse(n, &common__system__env_id__descriptor, "EnvId", payload, len);
-        if (m) {
-            Common__System__EnvId *e = (Common__System__EnvId *)m;
-            tasks_stop(n->tasks, wire_node_id(e->swarm_id), wire_node_id(e->task_id));
-            protobuf_c_message_free_unpacked(m, NULL);
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        if (strcmp(cmd, commands[i].name) == 0) {
+            commands[i].run(n, payload, len);
+            return;
         }
-    } else if (strcmp(cmd, "stop_swarm") == 0) {
-        ProtobufCMessage *m =
-            parse(n, &common__system__pair_id__descriptor, "PairId", payload, len);
-        if (m) {
-            tasks_stop_swarm(n->tasks, wire_node_id((Common__System__PairId *)m));
-            protobuf_c_message_free_unpacked(m, NULL);
-        }
-    } else {
-        /* The topic is UTF-8 (MQTT requires it): cut at a character boundary. */
-        size_t cl = utf8_cut(cmd, strlen(cmd), 100);
-        char msg[160];
-        snprintf(msg, sizeof(msg), "Not allowed method: %.*s", (int)cl, cmd);
-        agent_send_error(n, WIRE_MQTT_ERROR, msg);
     }
+    /* The topic is UTF-8 (MQTT requires it): cut at a character boundary. */
+    size_t cl = utf8_cut(cmd, strlen(cmd), 100);
+    char msg[160];
+    snprintf(msg, sizeof(msg), "Not allowed method: %.*s", (int)cl, cmd);
+    agent_send_error(n, WIRE_MQTT_ERROR, msg);
 }
 
 void commands_dispatch(node *n, const char *topic, const void *payload, size_t len)

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "outbox.h"
@@ -143,9 +143,7 @@ static void pass_run(void *arg)
     node *n = p->n;
     outbox *ob = n->delivery->ob;
     /* the bounds first (a pass runs at least every 30 s while items wait): off the loop */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    size_t dropped = outbox_prune(ob, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    size_t dropped = outbox_prune(ob, clock_wall_ms());
     if (dropped)
         log_warn(n->log, "tasks",
                  "Dropped the kept output of %zu finished task(s): over tasks.outbox_max_size "
@@ -197,7 +195,7 @@ static void pass_done(void *arg) /* on the loop */
         d->pending = p->unreachable || d->again;
         d->again = false;
         if (p->unreachable) {
-            d->next_ms = agent_now_ms() + (int64_t)(backoff_delay(1.0, 30.0, d->attempt) * 1000);
+            d->next_ms = clock_mono_ms() + (int64_t)(backoff_delay(1.0, 30.0, d->attempt) * 1000);
             if (d->attempt < 30)
                 d->attempt++;
         } else {

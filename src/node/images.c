@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,11 +12,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
+#include "json.h"
 #include "mem.h"
+#include "proc.h"
 #include "strbuf.h"
 
 #define IMAGE_JSON    "image.json"
@@ -90,13 +91,6 @@ char *images_dir_name(const char *name)
 
 /* ---- running tools ------------------------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int images_run(char *const *argv, int timeout_s, char **out, mt_error **err)
 {
     if (out)
@@ -127,12 +121,12 @@ int images_run(char *const *argv, int timeout_s, char **out, mt_error **err)
         return mt_error_sys(err, rc, "cannot run %s", argv[0]);
     }
     strbuf sb = STRBUF_INIT;
-    int64_t deadline = timeout_s > 0 ? mono_ms() + (int64_t)timeout_s * 1000 : 0;
+    int64_t deadline = timeout_s > 0 ? clock_mono_ms() + (int64_t)timeout_s * 1000 : 0;
     bool timed_out = false;
     for (;;) {
         int wait_ms = 1000;
         if (deadline) {
-            int64_t left = deadline - mono_ms();
+            int64_t left = deadline - clock_mono_ms();
             if (left <= 0) {
                 timed_out = true;
                 break;
@@ -194,7 +188,7 @@ static char *first_line(const char *text)
  * crossing into other file systems. */
 static uint64_t tree_size_fd(int dfd, dev_t dev, int depth)
 {
-    DIR *d = fdopendir(dfd);
+    cleanup_dir DIR *d = fdopendir(dfd); /* takes dfd */
     if (!d) {
         close(dfd);
         return 0;
@@ -215,7 +209,6 @@ static uint64_t tree_size_fd(int dfd, dev_t dev, int depth)
                 total += tree_size_fd(sub, dev, depth + 1);
         }
     }
-    closedir(d);
     return total;
 }
 
@@ -232,15 +225,6 @@ static uint64_t tree_size(const char *path)
     return tree_size_fd(fd, st.st_dev, 0);
 }
 
-static char *now_utc(void)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    char buf[64];
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    return xstrdup(buf);
-}
-
 static const char *json_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -255,7 +239,7 @@ static void read_image(const char *store, const char *dirname, image_info *out)
     out->path = fs_join(store, dirname);
     out->rootfs = fs_join(out->path, "rootfs");
     cleanup_free char *meta = fs_join(out->path, IMAGE_JSON);
-    json_t *j = json_load_file(meta, 0, NULL);
+    cleanup_json json_t *j = json_load_file(meta, 0, NULL);
     if (j && json_is_object(j)) {
         out->name = xstrdup(json_str(j, "name"));
         out->created = xstrdup(json_str(j, "created"));
@@ -263,7 +247,6 @@ static void read_image(const char *store, const char *dirname, image_info *out)
         json_int_t sz = json_integer_value(json_object_get(j, "size"));
         out->size = sz > 0 ? (uint64_t)sz : 0;
     }
-    json_decref(j);
     if (!out->name || !*out->name) {
         /* decode %XX back for display */
         strbuf sb = STRBUF_INIT;
@@ -285,25 +268,6 @@ static void read_image(const char *store, const char *dirname, image_info *out)
         out->source = xstrdup("");
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    if (flag == FTW_DP || flag == FTW_D)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-int sup_rmtree(const char *path, mt_error **err)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : mt_error_sys(err, errno, "cannot remove %s", path);
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path) < 0 ? mt_error_sys(err, errno, "cannot remove %s", path) : 0;
-    if (nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
-        return mt_error_sys(err, errno, "cannot remove %s", path);
-    return 0;
-}
-
 /* Escape a path the way /proc/self/mounts shows it (space, tab, newline, backslash). */
 static char *mounts_escape(const char *s)
 {
@@ -317,48 +281,49 @@ static char *mounts_escape(const char *s)
     return sb_steal(&sb);
 }
 
+struct in_use {
+    const char *esc; /* the layer as /proc/self/mounts shows it */
+    size_t elen;
+    int count;
+};
+
+/* proc_mounts_each callback: count an overlay that has the layer among its lower layers. */
+static bool count_user(const proc_mount *m, void *ctx)
+{
+    struct in_use *u = ctx;
+    if (strcmp(m->type, "overlay") != 0)
+        return true;
+    /* lowerdir=a:b:c, each layer separated by ':' and the option by ',' */
+    const char *lo = strstr(m->opts, "lowerdir=");
+    if (!lo)
+        return true;
+    const char *p = lo + strlen("lowerdir=");
+    for (;;) {
+        if (strncmp(p, u->esc, u->elen) == 0 &&
+            (p[u->elen] == ':' || p[u->elen] == ',' || p[u->elen] == ' ' || p[u->elen] == '\0')) {
+            u->count++;
+            break;
+        }
+        const char *next = p + strcspn(p, ":, ");
+        if (*next != ':')
+            break;
+        p = next + 1;
+    }
+    return true;
+}
+
 int images_in_use(const char *rootfs)
 {
-    FILE *f = fopen("/proc/self/mounts", "re");
-    if (!f)
-        return 0;
     cleanup_free char *esc = mounts_escape(rootfs);
-    size_t elen = strlen(esc);
-    int count = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        char dev[64], mnt[4096], type[64];
-        int off = 0;
-        if (sscanf(line, "%63s %4095s %63s %n", dev, mnt, type, &off) < 3 ||
-            strcmp(type, "overlay") != 0)
-            continue;
-        /* lowerdir=a:b:c, each layer separated by ':' and the option by ',' */
-        const char *lo = strstr(line + off, "lowerdir=");
-        if (!lo)
-            continue;
-        const char *p = lo + strlen("lowerdir=");
-        for (;;) {
-            if (strncmp(p, esc, elen) == 0 &&
-                (p[elen] == ':' || p[elen] == ',' || p[elen] == ' ' || p[elen] == '\0')) {
-                count++;
-                break;
-            }
-            const char *next = p + strcspn(p, ":, ");
-            if (*next != ':')
-                break;
-            p = next + 1;
-        }
-    }
-    free(line);
-    fclose(f);
-    return count;
+    struct in_use u = {.esc = esc, .elen = strlen(esc)};
+    proc_mounts_each(count_user, &u);
+    return u.count;
 }
 
 static void rmtree_quiet(const char *path)
 {
     mt_error *e = NULL;
-    sup_rmtree(path, &e);
+    fs_rmtree(path, true, &e);
     mt_error_free(&e);
 }
 
@@ -470,12 +435,11 @@ int images_import(const char *store, const char *name_in, const char *source, bo
     }
     chmod(rootfs, 0755);
     {
-        cleanup_free char *created = now_utc();
+        cleanup_free char *created = clock_iso_utc();
         uint64_t size = tree_size(rootfs);
-        json_t *meta = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "created", created, "size",
-                                 (json_int_t)size, "source", src);
+        cleanup_json json_t *meta = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "created",
+                                              created, "size", (json_int_t)size, "source", src);
         cleanup_free char *text = json_dumps(meta, JSON_INDENT(2));
-        json_decref(meta);
         cleanup_free char *meta_path = fs_join(tmp_pattern, IMAGE_JSON);
         cleanup_free char *line = xasprintf("%s\n", text);
         if (fs_write_atomic(meta_path, line, strlen(line), 0644, err) < 0)
@@ -484,7 +448,7 @@ int images_import(const char *store, const char *name_in, const char *source, bo
     if (fs_exists(dest)) { /* force: move the old one away, then swap in the new one */
         char old_template[64];
         snprintf(old_template, sizeof(old_template), REMOVE_PREFIX "%ld-%lld", (long)getpid(),
-                 (long long)mono_ms());
+                 (long long)clock_mono_ms());
         cleanup_free char *old = fs_join(store_abs, old_template);
         if (rename(dest, old) < 0) {
             mt_error_sys(err, errno, "cannot replace %s", dest);
@@ -525,7 +489,7 @@ int images_list(const char *store, image_info **out, size_t *n, mt_error **err)
 {
     *out = NULL;
     *n = 0;
-    DIR *d = opendir(store);
+    cleanup_dir DIR *d = opendir(store);
     if (!d) {
         if (errno == ENOENT)
             return 0;
@@ -543,7 +507,6 @@ int images_list(const char *store, image_info **out, size_t *n, mt_error **err)
         v = xrealloc(v, (cnt + 1) * sizeof(*v));
         read_image(store, de->d_name, &v[cnt++]);
     }
-    closedir(d);
     if (cnt)
         qsort(v, cnt, sizeof(*v), cmp_image);
     *out = v;
@@ -594,7 +557,7 @@ int images_remove(const char *store, const char *name_in, mt_error **err)
     }
     char old_template[64];
     snprintf(old_template, sizeof(old_template), REMOVE_PREFIX "%ld-%lld", (long)getpid(),
-             (long long)mono_ms());
+             (long long)clock_mono_ms());
     cleanup_free char *old = fs_join(store, old_template);
     if (rename(img.path, old) < 0) {
         mt_error_sys(err, errno, "cannot remove %s", img.path);
@@ -602,5 +565,5 @@ int images_remove(const char *store, const char *name_in, mt_error **err)
         return -1;
     }
     image_info_free(&img);
-    return sup_rmtree(old, err);
+    return fs_rmtree(old, true, err);
 }

@@ -72,7 +72,4 @@ int images_in_use(const char *rootfs);
  * run or timed out. */
 int images_run(char *const *argv, int timeout_s, char **out, mt_error **err);
 
-/* rm -rf that never crosses a mount point; a missing path is fine. */
-int sup_rmtree(const char *path, mt_error **err);
-
 #endif

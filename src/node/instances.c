@@ -16,8 +16,10 @@
 
 #include "config.h"
 #include "fsutil.h"
+#include "json.h"
 #include "mem.h"
 #include "paths.h"
+#include "proc.h"
 
 char *instance_new_id(const char *config_name)
 {
@@ -27,28 +29,6 @@ char *instance_new_id(const char *config_name)
         memcpy(r, &v, sizeof(r));
     }
     return xasprintf("%s-%02x%02x%02x%02x", config_name, r[0], r[1], r[2], r[3]);
-}
-
-unsigned long long instance_proc_start(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    mt_error *e = NULL;
-    cleanup_free char *stat = fs_read_file(path, 8192, NULL, &e);
-    mt_error_free(&e);
-    if (!stat)
-        return 0;
-    const char *p = strrchr(stat, ')'); /* the command name may contain spaces */
-    if (!p)
-        return 0;
-    unsigned long long v = 0;
-    int field = 2;
-    for (p++; *p && field < 22; p++)
-        if (*p == ' ')
-            field++;
-    if (field == 22)
-        v = strtoull(p, NULL, 10);
-    return v;
 }
 
 static char *instance_path(const char *id)
@@ -65,7 +45,7 @@ int instance_write(instance *in, mt_error **err)
         return -1;
     if (!in->path)
         in->path = instance_path(in->instance_id);
-    json_t *o = json_object();
+    cleanup_json json_t *o = json_object();
     json_object_set_new(o, "instance_id", json_string(in->instance_id));
     json_object_set_new(o, "alias", json_string(in->alias));
     json_object_set_new(o, "config_name", json_string(in->config_name));
@@ -78,10 +58,8 @@ int instance_write(instance *in, mt_error **err)
     json_object_set_new(o, "process_start_ticks", json_integer((json_int_t)in->proc_start));
     json_object_set_new(o, "node_id", json_string(in->node_id ? in->node_id : ""));
     json_object_set_new(o, "state_dir", json_string(in->state_dir ? in->state_dir : ""));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
+    cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     cleanup_free char *body = xasprintf("%s\n", text);
-    free(text);
     return fs_write_atomic(in->path, body, strlen(body), 0600, err);
 }
 
@@ -95,11 +73,9 @@ int instance_read(const char *path, instance *out, mt_error **err)
 {
     memset(out, 0, sizeof(*out));
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
+    cleanup_json json_t *o = json_load_file(path, 0, &je);
+    if (!o || !json_is_object(o))
         return mt_error_set(err, MT_ERR_PARSE, "%s is not an instance file: %s", path, je.text);
-    }
     cleanup_free char *base = xstrdup(strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
     char *dot = strrchr(base, '.');
     if (dot)
@@ -118,7 +94,6 @@ int instance_read(const char *path, instance *out, mt_error **err)
     out->proc_start =
         (unsigned long long)json_integer_value(json_object_get(o, "process_start_ticks"));
     out->path = xstrdup(path);
-    json_decref(o);
     if (out->pid <= 0) {
         instance_release(out);
         return mt_error_set(err, MT_ERR_PARSE, "%s has no valid pid", path);
@@ -153,7 +128,7 @@ bool instance_alive(const instance *in)
     if (in->pid <= 0 || (kill(in->pid, 0) < 0 && errno != EPERM))
         return false;
     /* Files written by the reference have no start time: trust the pid as it does. */
-    return !in->proc_start || instance_proc_start(in->pid) == in->proc_start;
+    return !in->proc_start || proc_start_time(in->pid) == in->proc_start;
 }
 
 static int by_alias(const void *a, const void *b)
@@ -168,7 +143,7 @@ size_t instances_live(instance **out)
     cleanup_free char *dir = paths_instances_dir();
     size_t n = 0;
     *out = xcalloc(1, sizeof(instance));
-    DIR *d = opendir(dir);
+    cleanup_dir DIR *d = opendir(dir);
     if (!d)
         return 0;
     struct dirent *de;
@@ -192,7 +167,6 @@ size_t instances_live(instance **out)
         *out = xrealloc(*out, (n + 1) * sizeof(instance));
         (*out)[n++] = in;
     }
-    closedir(d);
     qsort(*out, n, sizeof(instance), by_alias);
     return n;
 }
@@ -310,7 +284,7 @@ size_t instance_tasks(const instance *in, char ***keys, char ***states)
         return 0;
     cleanup_free char *nd = fs_join(in->state_dir, in->node_id);
     cleanup_free char *dir = fs_join(nd, "tasks");
-    DIR *d = opendir(dir);
+    cleanup_dir DIR *d = opendir(dir);
     if (!d)
         return 0;
     struct dirent *de;
@@ -319,7 +293,7 @@ size_t instance_tasks(const instance *in, char ***keys, char ***states)
             continue;
         cleanup_free char *sub = fs_join(dir, de->d_name);
         cleanup_free char *file = fs_join(sub, "task.json");
-        json_t *o = json_load_file(file, 0, NULL);
+        cleanup_json json_t *o = json_load_file(file, 0, NULL);
         if (!o)
             continue;
         int phase = (int)json_integer_value(json_object_get(o, "phase"));
@@ -332,7 +306,6 @@ size_t instance_tasks(const instance *in, char ***keys, char ***states)
             state = xasprintf("done (%s)", reason && *reason ? reason : "exited");
         else
             state = xstrdup(phase >= 1 && phase <= 6 ? phases[phase] : "?");
-        json_decref(o);
         *keys = xrealloc(*keys, (n + 2) * sizeof(char *));
         *states = xrealloc(*states, (n + 2) * sizeof(char *));
         (*keys)[n] = xstrdup(de->d_name);
@@ -340,6 +313,5 @@ size_t instance_tasks(const instance *in, char ***keys, char ***states)
         n++;
         (*keys)[n] = (*states)[n] = NULL;
     }
-    closedir(d);
     return n;
 }

@@ -18,7 +18,7 @@ typedef struct instance {
     char *alias;
     char *config_name;
     pid_t pid;
-    unsigned long long proc_start; /* start time of pid in clock ticks since boot */
+    unsigned long long proc_start; /* start time of pid (proc_start_time) */
     char *start_time;              /* local ISO 8601 */
     char *status;                  /* "running" */
     char *manager_host;
@@ -31,9 +31,6 @@ typedef struct instance {
 
 /* A new id "<config>-<8 random hex>". Returns owned. */
 char *instance_new_id(const char *config_name);
-
-/* Start time of a process (field 22 of /proc/PID/stat), 0 if there is no such process. */
-unsigned long long instance_proc_start(pid_t pid);
 
 /* Write in->path (computed from instance_id if NULL) atomically. */
 int instance_write(instance *in, mt_error **err);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "light_impl.h"
 #include "mem.h"
@@ -198,15 +199,9 @@ static void *trimmer_main(void *arg)
             pthread_cond_wait(&ls->tcv, &ls->tmu);
             continue;
         }
-        struct timespec due = ls->tlast, now;
-        due.tv_sec += LIGHT_TRIM_DELAY_MS / 1000;
-        due.tv_nsec += (LIGHT_TRIM_DELAY_MS % 1000) * 1000000L;
-        if (due.tv_nsec >= 1000000000L) {
-            due.tv_sec++;
-            due.tv_nsec -= 1000000000L;
-        }
+        struct timespec due = clock_ts_add_ms(ls->tlast, LIGHT_TRIM_DELAY_MS), now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec < due.tv_sec || (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {
+        if (clock_ts_before(now, due)) {
             pthread_cond_timedwait(&ls->tcv, &ls->tmu, &due);
             continue;
         }
@@ -365,18 +360,29 @@ void light_fail(rpc_call *call, int code, const char *error_id_name, const char 
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+/* The light service's two services, by path prefix; each picks its method by the rest of the
+ * path (light_local.c, light_world.c). */
+static const struct {
+    const char *prefix;
+    void (*handle)(struct light_service *ls, rpc_call *call, const char *method);
+} services[] = {
+    {LOCAL_PREFIX, light_local_handle},
+    {WORLD_PREFIX, light_world_handle},
+};
+
 static void handle(void *ctx, rpc_call *call)
 {
     struct light_service *ls = ctx;
     const char *m = rpc_call_method(call);
-    if (strncmp(m, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) == 0) {
-        light_local_handle(ls, call, m + strlen(LOCAL_PREFIX));
-    } else if (strncmp(m, WORLD_PREFIX, strlen(WORLD_PREFIX)) == 0) {
-        light_world_handle(ls, call, m + strlen(WORLD_PREFIX));
-    } else {
-        log_warn(ls->n->log, "light", "Unknown method %s from %s", m, rpc_call_peer(call));
-        rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
+    for (size_t i = 0; i < ARRAY_LEN(services); i++) {
+        size_t n = strlen(services[i].prefix);
+        if (strncmp(m, services[i].prefix, n) == 0) {
+            services[i].handle(ls, call, m + n);
+            return;
+        }
     }
+    log_warn(ls->n->log, "light", "Unknown method %s from %s", m, rpc_call_peer(call));
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
 }
 
 /* <state_dir>/<node xid>/light_port: the port the light service had when light_service_port is

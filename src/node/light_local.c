@@ -431,6 +431,7 @@ static void list_dir(struct light_service *ls, rpc_call *call)
     cleanup_free char *root = NULL;
     cleanup_free char *sub = NULL;
     cleanup_free uint8_t *buf = NULL; /* declared before any goto (cleanup) */
+    cleanup_dir DIR *dh = NULL;
     cleanup_slot light_slot slot = {0};
     if (!authorised(ls, req->data_request, &f, &slot) ||
         !(d = find_dataset(&ds, req->data_request ? req->data_request->name : "", req->path, &sub,
@@ -438,11 +439,9 @@ static void list_dir(struct light_service *ls, rpc_call *call)
         !(dir = resolve_path(d, sub, &f)))
         goto fail;
     root = realpath(d->path, NULL);
-    DIR *dh = opendir(dir);
+    dh = opendir(dir);
     if (!dh || !root) {
         int e = errno;
-        if (dh)
-            closedir(dh);
         fail_set(&f, e == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
                  "RESOURCE_ERROR", "Cannot list folder '%s': %s", req->path, strerror(e));
         goto fail;
@@ -471,7 +470,7 @@ static void list_dir(struct light_service *ls, rpc_call *call)
         items[n].is_file = is_file;
         n++;
     }
-    closedir(dh);
+    closedir(steal_ptr(dh)); /* not held while the answer goes out to a slow reader */
     Node__LightService__ProtoPath **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
     for (size_t i = 0; i < n; i++)
         ptrs[i] = &items[i];
@@ -807,16 +806,22 @@ fail:
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+static const struct {
+    const char *name;
+    void (*fn)(struct light_service *ls, rpc_call *call);
+} local_methods[] = {
+    {"GetBinaryData", get_binary_data},
+    {"ListDir", list_dir},
+    {"ReadFileLines", read_file_lines},
+    {"Exists", exists},
+};
+
 void light_local_handle(struct light_service *ls, rpc_call *call, const char *method)
 {
-    if (strcmp(method, "GetBinaryData") == 0)
-        get_binary_data(ls, call);
-    else if (strcmp(method, "ListDir") == 0)
-        list_dir(ls, call);
-    else if (strcmp(method, "ReadFileLines") == 0)
-        read_file_lines(ls, call);
-    else if (strcmp(method, "Exists") == 0)
-        exists(ls, call);
-    else
-        rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
+    for (size_t i = 0; i < ARRAY_LEN(local_methods); i++)
+        if (strcmp(method, local_methods[i].name) == 0) {
+            local_methods[i].fn(ls, call);
+            return;
+        }
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
 }

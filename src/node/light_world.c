@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "light_impl.h"
 #include "mem.h"
 #include "pbcompat.h"
@@ -60,22 +61,6 @@ typedef struct watchdog {
     bool running;
 } watchdog;
 
-static struct timespec ts_add_ms(struct timespec t, int64_t ms)
-{
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static bool ts_before(struct timespec a, struct timespec b)
-{
-    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
-}
-
 #define UNSEEN UINT64_MAX /* no look at the counters yet since the operation was armed */
 
 static void *watchdog_main(void *arg)
@@ -87,10 +72,8 @@ static void *watchdog_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
-        struct timespec now, wake;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        wake = ts_add_ms(now, 1000);
-        if (ts_before(w->until, wake))
+        struct timespec now, wake = clock_mono_after(1000);
+        if (clock_ts_before(w->until, wake))
             wake = w->until;
         int rc = pthread_cond_timedwait(&w->cv, &w->mu, &wake);
         if (rc != ETIMEDOUT || !w->armed || w->stop)
@@ -104,16 +87,16 @@ static void *watchdog_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (w->seen == UNSEEN) { /* the first look since the operation was armed */
             w->seen = moved;
-            if (!ts_before(now, w->until)) /* a limit under a second: one look more */
-                w->until = ts_add_ms(now, 1000);
+            if (!clock_ts_before(now, w->until)) /* a limit under a second: one look more */
+                w->until = clock_ts_add_ms(now, 1000);
             continue;
         }
         if (moved != w->seen) { /* bytes moved: the stall clock starts again */
             w->seen = moved;
-            w->until = ts_add_ms(now, w->deadline_ms);
+            w->until = clock_ts_add_ms(now, w->deadline_ms);
             continue;
         }
-        if (!ts_before(now, w->until)) {
+        if (!clock_ts_before(now, w->until)) {
             w->fired = true;
             w->armed = false;
             if (w->cs)
@@ -149,9 +132,7 @@ static void watchdog_start(watchdog *w, int64_t deadline_ms, int port, rpc_cstre
 static void watchdog_arm(watchdog *w)
 {
     pthread_mutex_lock(&w->mu);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    w->until = ts_add_ms(now, w->deadline_ms);
+    w->until = clock_mono_after(w->deadline_ms);
     w->seen = UNSEEN;
     w->armed = true;
     pthread_cond_signal(&w->cv);
@@ -893,20 +874,31 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
+static void add_task_result(struct light_service *ls, rpc_call *call)
+{
+    cstream_relay(ls, call, &ADD_TASK_RESULT);
+}
+
+static void set_global(struct light_service *ls, rpc_call *call)
+{
+    cstream_relay(ls, call, &SET_GLOBAL);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(struct light_service *ls, rpc_call *call);
+} world_methods[] = {
+    {"GetTaskResult", do_get_task_result}, {"AddTaskResult", add_task_result},
+    {"GetGlobal", do_get_global},          {"SetGlobal", set_global},
+    {"StopSwarm", do_stop_swarm},          {"ScheduleTask", do_schedule_task},
+};
+
 void light_world_handle(struct light_service *ls, rpc_call *call, const char *method)
 {
-    if (strcmp(method, "GetTaskResult") == 0)
-        do_get_task_result(ls, call);
-    else if (strcmp(method, "AddTaskResult") == 0)
-        cstream_relay(ls, call, &ADD_TASK_RESULT);
-    else if (strcmp(method, "GetGlobal") == 0)
-        do_get_global(ls, call);
-    else if (strcmp(method, "SetGlobal") == 0)
-        cstream_relay(ls, call, &SET_GLOBAL);
-    else if (strcmp(method, "StopSwarm") == 0)
-        do_stop_swarm(ls, call);
-    else if (strcmp(method, "ScheduleTask") == 0)
-        do_schedule_task(ls, call);
-    else
-        rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
+    for (size_t i = 0; i < ARRAY_LEN(world_methods); i++)
+        if (strcmp(method, world_methods[i].name) == 0) {
+            world_methods[i].fn(ls, call);
+            return;
+        }
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
 }

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 
@@ -102,11 +103,10 @@ rpc_channel *mc_channel_hold(manager_client *mc, mt_error **err)
 
 void mc_channel_release(manager_client *mc)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&mc->mu);
     mc->users--;
-    mc->last_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    mc->last_ms = now;
     pthread_mutex_unlock(&mc->mu);
 }
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 
@@ -31,13 +31,6 @@ typedef struct item_hdr {
     int64_t kept_ms;
     uint64_t logs_len, update_len;
 } item_hdr;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Items are named <20-digit sequence>.item: name order is delivery order. */
 static bool item_name(const char *n, uint64_t *seq)
@@ -61,7 +54,7 @@ static char **list_items(outbox *ob, uint64_t **sizes, int64_t **mtimes, size_t 
 {
     size_t n = 0, cap = 16;
     char **v = xcalloc(cap + 1, sizeof(char *));
-    DIR *d = opendir(ob->dir);
+    cleanup_dir DIR *d = opendir(ob->dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (!item_name(de->d_name, NULL))
@@ -72,8 +65,6 @@ static char **list_items(outbox *ob, uint64_t **sizes, int64_t **mtimes, size_t 
         }
         v[n++] = xstrdup(de->d_name);
     }
-    if (d)
-        closedir(d);
     v[n] = NULL;
     qsort(v, n, sizeof(char *), cmp_str);
     if (sizes)
@@ -130,8 +121,10 @@ int outbox_put(outbox *ob, const uint8_t *logs, size_t logs_len, const uint8_t *
                             logs_len);
     size_t len = sizeof(item_hdr) + logs_len + update_len;
     cleanup_free uint8_t *buf = xmalloc(len);
-    item_hdr h = {
-        .magic = ITEM_MAGIC, .kept_ms = wall_ms(), .logs_len = logs_len, .update_len = update_len};
+    item_hdr h = {.magic = ITEM_MAGIC,
+                  .kept_ms = clock_wall_ms(),
+                  .logs_len = logs_len,
+                  .update_len = update_len};
     memcpy(buf, &h, sizeof(h));
     if (logs_len)
         memcpy(buf + sizeof(h), logs, logs_len);

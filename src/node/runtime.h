@@ -3,7 +3,7 @@
  *   docker   Docker Engine API over its unix socket (runtime_docker.c)
  *   runc     daemonless OCI runtime with a local image store (runtime_runc.c)
  *   process  a plain child process, no isolation, for development (runtime_process.c)
- *   fake     in-memory, scripted, for unit tests (runtime_fake.c)
+ *   fake     in-memory, scripted, for unit tests (tests/fake/runtime_fake.c)
  *
  * Every operation may block (HTTP to dockerd, exec of runc, waiting for a stop): the node calls
  * them from worker threads, never from its event loop. A driver must be safe to call from

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "err.h"
 #include "http_unix.h"
+#include "json.h"
 #include "mem.h"
 #include "runtime.h"
 #include "strbuf.h"
@@ -184,7 +185,7 @@ static int transport_error(const docker_rt *d, const http_call *c, const char *w
 static char *docker_message(const http_call *c)
 {
     json_error_t je;
-    json_t *j = c->body.len ? json_loadb(c->body.buf, c->body.len, 0, &je) : NULL;
+    cleanup_json json_t *j = c->body.len ? json_loadb(c->body.buf, c->body.len, 0, &je) : NULL;
     const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
     char *out;
     if (m && *m) {
@@ -201,7 +202,6 @@ static char *docker_message(const http_call *c)
     } else {
         out = xasprintf("HTTP status %ld", c->status);
     }
-    json_decref(j);
     return out;
 }
 
@@ -232,12 +232,6 @@ static json_t *body_json(const http_call *c, const char *what, mt_error **err)
         mt_error_set(err, MT_ERR_PARSE, "%s: Docker's answer is not valid JSON: %s", what, je.text);
     return j;
 }
-
-static void json_free_ptr(json_t **j)
-{
-    json_decref(*j);
-}
-#define cleanup_json __attribute__((cleanup(json_free_ptr)))
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                             */
@@ -397,7 +391,7 @@ typedef struct pull_state {
 static void pull_line(pull_state *ps, const char *s, size_t n)
 {
     json_error_t je;
-    json_t *j = json_loadb(s, n, 0, &je);
+    cleanup_json json_t *j = json_loadb(s, n, 0, &je);
     if (!j)
         return;
     const char *e =
@@ -413,7 +407,6 @@ static void pull_line(pull_state *ps, const char *s, size_t n)
         free(ps->status);
         ps->status = xstrdup(st);
     }
-    json_decref(j);
 }
 
 static bool pull_sink(const char *data, size_t n, void *ud)

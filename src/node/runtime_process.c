@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "json.h"
 #include "mem.h"
 #include "runtime.h"
 #include "runtime_sup.h"
@@ -57,7 +58,7 @@ static int proc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
     cleanup_free char *wd = NULL;
     if (sup_prepare_workdir(d, spec, &wd, err) < 0)
         return -1;
-    json_t *t = sup_task_json(d, spec, wd);
+    cleanup_json json_t *t = sup_task_json(d, spec, wd);
     json_t *argv = json_array(), *env = json_array();
     for (const char *const *a = spec->argv; *a; a++) {
         const char *v = *a;
@@ -80,9 +81,7 @@ static int proc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
     json_object_set_new(t, "env", env);
     if (spec->module_path)
         json_object_set_new(t, "module_path", json_string(spec->module_path));
-    int rc = sup_commit(d, wd, t, handle, err);
-    json_decref(t);
-    return rc;
+    return sup_commit(d, wd, t, handle, err);
 }
 
 static int proc_start(runtime *rt, const char *handle, mt_error **err)

@@ -34,8 +34,10 @@
 #include "config.h"
 #include "fsutil.h"
 #include "images.h"
+#include "json.h"
 #include "runtime_sup.h"
 #include "mem.h"
+#include "proc.h"
 #include "runtime.h"
 #include "strbuf.h"
 
@@ -188,22 +190,23 @@ static json_t *oci_config(const sup_driver *d, const task_spec *spec, const char
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+struct mount_probe {
+    const char *path;
+    bool found;
+};
+
+static bool probe_mount(const proc_mount *m, void *ctx)
+{
+    struct mount_probe *p = ctx;
+    p->found = strcmp(m->dir, p->path) == 0;
+    return !p->found;
+}
+
 static bool mounted_at(const char *path)
 {
-    FILE *f = fopen("/proc/self/mounts", "re");
-    if (!f)
-        return false;
-    char *line = NULL;
-    size_t cap = 0;
-    bool found = false;
-    while (!found && getline(&line, &cap, f) > 0) {
-        char dev[256], mnt[4096];
-        if (sscanf(line, "%255s %4095s", dev, mnt) == 2 && strcmp(mnt, path) == 0)
-            found = true;
-    }
-    free(line);
-    fclose(f);
-    return found;
+    struct mount_probe p = {.path = path};
+    proc_mounts_each(probe_mount, &p);
+    return p.found;
 }
 
 static int unmount_rootfs(const char *rootfs, mt_error **err)
@@ -266,7 +269,7 @@ static int drop_bundle(const char *wd, mt_error **err)
         return -1;
     if (mounted_at(rootfs)) /* never delete through a mount */
         return mt_error_set(err, MT_ERR_IO, "%s is still mounted", rootfs);
-    if (sup_rmtree(bundle, err) < 0 || sup_rmtree(overlay, err) < 0)
+    if (fs_rmtree(bundle, true, err) < 0 || fs_rmtree(overlay, true, err) < 0)
         return -1;
     return 0;
 }
@@ -349,15 +352,14 @@ static int runc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
         goto fail;
     }
     {
-        json_t *cfgj = oci_config(d, spec, rootfs, module, ds);
+        cleanup_json json_t *cfgj = oci_config(d, spec, rootfs, module, ds);
         cleanup_free char *text = json_dumps(cfgj, JSON_INDENT(2));
-        json_decref(cfgj);
         cleanup_free char *path = fs_join(bundle, "config.json");
         if (fs_write_atomic(path, text, strlen(text), 0600, err) < 0)
             goto fail;
     }
     {
-        json_t *t = sup_task_json(d, spec, wd);
+        cleanup_json json_t *t = sup_task_json(d, spec, wd);
         json_object_set_new(t, "image", json_string(spec->image));
         json_object_set_new(t, "lowerdir", json_string(lower));
         json_object_set_new(t, "runc", json_string(d->runc));
@@ -365,9 +367,7 @@ static int runc_create(runtime *rt, const task_spec *spec, char **handle, mt_err
         json_object_set_new(t, "bundle", json_string(bundle));
         if (!d->init)
             json_object_set_new(t, "warning", json_string(NO_INIT_WARNING));
-        int rc = sup_commit(d, wd, t, handle, err);
-        json_decref(t);
-        if (rc < 0)
+        if (sup_commit(d, wd, t, handle, err) < 0)
             goto fail;
     }
     return 0;
@@ -380,14 +380,12 @@ static int runc_start(runtime *rt, const char *handle, mt_error **err)
 {
     sup_driver *d = drv(rt);
     cleanup_free char *wd = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, err);
+    cleanup_json json_t *t = sup_load_task(d, handle, &wd, err);
     if (!t)
         return -1;
     /* mounts do not survive a reboot: a task created before one gets its overlay again */
     const char *lower = json_string_value(json_object_get(t, "lowerdir"));
-    int rc = lower ? mount_overlay(wd, lower, err) : 0;
-    json_decref(t);
-    if (rc < 0)
+    if (lower && mount_overlay(wd, lower, err) < 0)
         return mt_error_wrap(err, "cannot start the task");
     return sup_start(d, handle, err);
 }

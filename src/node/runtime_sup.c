@@ -1,7 +1,7 @@
-/* runtime_sup.c - task supervision shared by the daemonless drivers (runc and process): task
- * workdirs and records, the supervisor process that launches a task, pumps its output, reaps it
- * and records how it ended, and inspect/stop/logs/list/remove over those files. The design is in
- * runtime_sup.h.
+/* runtime_sup.c - task supervision shared by the daemonless drivers (runc and process), on the
+ * node's side: task workdirs and records, starting the supervisor (supervisor.c), and
+ * inspect/stop/logs/list/remove over the files it writes. The design is in runtime_sup.h; the
+ * cgroups are in sup_cgroup.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,21 +15,23 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fsutil.h"
 #include "images.h"
+#include "json.h"
 #include "mem.h"
 #include "paths.h"
+#include "proc.h"
 #include "runtime.h"
 #include "runtime_sup.h"
 #include "strbuf.h"
+#include "sup_impl.h"
 
 #define F_TASK     "task.json"
 #define F_SUP      "sup.json"
@@ -39,80 +41,33 @@
 #define F_LOG_OLD  "output.log.1"
 #define F_RUNC_PID "runc.pid"
 
-#define START_TIMEOUT_S 120  /* runc create + start, or fork + exec */
-#define LAUNCH_WAIT_S   10   /* stop: a supervisor that has not recorded the task yet */
-#define KILL_WAIT_S     15   /* after SIGKILL */
-#define SUP_EXIT_WAIT_S 20   /* remove: the supervisor's own cleanup (runc delete) */
-#define DRAIN_MS        2000 /* output still arriving after the task's main process ended */
+#define START_TIMEOUT_S 120 /* runc create + start, or fork + exec */
+#define LAUNCH_WAIT_S   10  /* stop: a supervisor that has not recorded the task yet */
+#define KILL_WAIT_S     15  /* after SIGKILL */
+#define SUP_EXIT_WAIT_S 20  /* remove: the supervisor's own cleanup (runc delete) */
 #define CPU_PERIOD_US   100000
-#define PUMP_BUF        (64 * 1024)
-
-extern char **environ;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
+void sup_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
-/* pid's start time (clock ticks since boot) and state letter from /proc/<pid>/stat. No
+/* pid is the process that started at `start` (pids are reused) and has not ended. No
  * allocation: the supervisor uses it. */
-static bool proc_stat(pid_t pid, unsigned long long *start, char *state)
+bool sup_proc_alive(pid_t pid, unsigned long long start)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    proc_stat st;
+    if (pid <= 0 || !proc_stat_read(pid, &st))
         return false;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p || !p[1] || !p[2])
-        return false;
-    p += 2; /* field 3: state */
-    if (state)
-        *state = *p;
-    int field = 3;
-    while (*p && field < 22) {
-        if (*p == ' ')
-            field++;
-        p++;
-    }
-    *start = strtoull(p, NULL, 10);
-    return true;
-}
-
-static bool proc_alive(pid_t pid, unsigned long long start)
-{
-    unsigned long long s;
-    char st;
-    if (pid <= 0 || !proc_stat(pid, &s, &st))
-        return false;
-    return s == start && st != 'Z' && st != 'X';
+    return st.start == start && st.state != 'Z' && st.state != 'X';
 }
 
 /* Write a whole small file; returns 0 or an errno value. No allocation. */
-static int write_text(const char *path, const char *text)
+int sup_write_text(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -123,52 +78,6 @@ static int write_text(const char *path, const char *text)
     if (close(fd) < 0 && !e)
         e = errno;
     return e;
-}
-
-static void write_all(int fd, const char *buf, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        buf += w;
-        n -= (size_t)w;
-    }
-}
-
-/* tmp + fsync + rename; no allocation (the supervisor uses it). */
-static int write_atomic_noalloc(const char *path, const char *text)
-{
-    char tmp[4200];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    write_all(fd, text, strlen(text));
-    fsync(fd);
-    close(fd);
-    return rename(tmp, path);
-}
-
-/* Copy s into out as the body of a JSON string. No allocation. */
-static void json_escape_into(char *out, size_t cap, const char *s)
-{
-    size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
 }
 
 static char *wd_file(const char *wd, const char *name)
@@ -186,147 +95,6 @@ static const char *jstr(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-/* ---- cgroups ------------------------------------------------------------------------------- */
-
-static bool has_word(const char *list, const char *word, char sep)
-{
-    size_t wl = strlen(word);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, sep);
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        while (l && (p[l - 1] == '\n' || p[l - 1] == ' '))
-            l--;
-        if (l == wl && strncmp(p, word, wl) == 0)
-            return true;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return false;
-}
-
-static void cgroups_detect(sup_cgroups *cg)
-{
-    memset(cg, 0, sizeof(*cg));
-    FILE *f = fopen("/proc/self/mounts", "re");
-    if (!f)
-        return;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        char dev[256], mnt[4096], type[64], opts[1024];
-        if (sscanf(line, "%255s %4095s %63s %1023s", dev, mnt, type, opts) < 4)
-            continue;
-        if (strcmp(type, "cgroup") == 0) {
-            if (has_word(opts, "memory", ',') && !cg->memory_v1)
-                cg->memory_v1 = xstrdup(mnt);
-            if (has_word(opts, "pids", ',') && !cg->pids_v1)
-                cg->pids_v1 = xstrdup(mnt);
-            if (has_word(opts, "cpu", ',') && !cg->cpu_v1)
-                cg->cpu_v1 = xstrdup(mnt);
-        } else if (strcmp(type, "cgroup2") == 0 && !cg->v2) {
-            cg->v2 = xstrdup(mnt);
-        }
-    }
-    free(line);
-    fclose(f);
-    if (cg->v2) {
-        cleanup_free char *ctl = fs_join(cg->v2, "cgroup.controllers");
-        mt_error *e = NULL;
-        cleanup_free char *text = fs_read_file(ctl, 4096, NULL, &e);
-        mt_error_free(&e);
-        if (text) {
-            cg->v2_memory = has_word(text, "memory", ' ') && !cg->memory_v1;
-            cg->v2_pids = has_word(text, "pids", ' ') && !cg->pids_v1;
-            cg->v2_cpu = has_word(text, "cpu", ' ') && !cg->cpu_v1;
-        }
-    }
-    if (cg->memory_v1) {
-        cleanup_free char *sw = fs_join(cg->memory_v1, "memory.memsw.limit_in_bytes");
-        cg->memsw = fs_exists(sw);
-    }
-}
-
-static void cgroups_free(sup_cgroups *cg)
-{
-    free(cg->memory_v1);
-    free(cg->pids_v1);
-    free(cg->cpu_v1);
-    free(cg->v2);
-    memset(cg, 0, sizeof(*cg));
-}
-
-/* The folders a task's cgroup `rel` ("/manta/<name>") has in every hierarchy (owned strv). */
-static char **cgroup_dirs(const sup_cgroups *cg, const char *rel)
-{
-    char **v = xcalloc(5, sizeof(char *));
-    size_t n = 0;
-    const char *mounts[] = {cg->memory_v1, cg->pids_v1, cg->cpu_v1, cg->v2};
-    for (size_t i = 0; i < ARRAY_LEN(mounts); i++) {
-        if (!mounts[i])
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < i; j++)
-            dup = dup || (mounts[j] && strcmp(mounts[j], mounts[i]) == 0);
-        if (!dup)
-            v[n++] = xasprintf("%s%s", mounts[i], rel);
-    }
-    return v;
-}
-
-/* SIGKILL every process of cgroup folder `dir` (cgroup.procs). Returns how many were seen.
- * No allocation: the supervisor uses it. */
-static int cgroup_kill(const char *dir)
-{
-    char path[4200], buf[8192];
-    if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
-        return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    int count = 0;
-    for (char *p = buf; *p;) {
-        char *end;
-        long pid = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        if (pid > 0) {
-            kill((pid_t)pid, SIGKILL);
-            count++;
-        }
-        p = end;
-        while (*p == '\n')
-            p++;
-    }
-    return count;
-}
-
-/* Kill what is left in a cgroup and remove its folder (bounded wait). */
-static void cgroup_destroy(const char *dir)
-{
-    for (int i = 0; i < 100; i++) {
-        if (rmdir(dir) == 0 || errno == ENOENT)
-            return;
-        cgroup_kill(dir);
-        sleep_ms(20);
-    }
-}
-
-/* The file holding the OOM-kill counter of cgroup `rel`, NULL when no memory controller. */
-static char *oom_file(const sup_cgroups *cg, const char *rel)
-{
-    if (cg->memory_v1)
-        return xasprintf("%s%s/memory.oom_control", cg->memory_v1, rel);
-    if (cg->v2 && cg->v2_memory)
-        return xasprintf("%s%s/memory.events", cg->v2, rel);
-    return NULL;
-}
-
 /* ---- the driver state ---------------------------------------------------------------------- */
 
 int sup_driver_init(sup_driver *d, const char *name, const struct node_config *cfg, mt_error **err)
@@ -342,7 +110,7 @@ int sup_driver_init(sup_driver *d, const char *name, const struct node_config *c
     }
     cleanup_free char *rt = fs_join(state, "runtime");
     d->records = fs_join(rt, name);
-    cgroups_detect(&d->cg);
+    sup_cgroups_detect(&d->cg);
     return 0;
 }
 
@@ -354,7 +122,7 @@ void sup_driver_free(sup_driver *d)
     free(d->runc_root);
     free(d->image_store);
     free(d->init);
-    cgroups_free(&d->cg);
+    sup_cgroups_free(&d->cg);
     memset(d, 0, sizeof(*d));
 }
 
@@ -407,8 +175,8 @@ json_t *sup_task_json(const sup_driver *d, const task_spec *spec, const char *wd
     cleanup_free char *cg = xasprintf(SUP_CGROUP_PARENT "/%s", spec->name);
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:f, s:I}", "driver", d->name,
                      "name", spec->name, "node_xid", spec->node_xid, "workdir", wd, "created_at_ms",
-                     (json_int_t)now_ms(), "log_limit", (json_int_t)spec->log_limit, "cgroup", cg,
-                     "memory_bytes", (json_int_t)spec->memory_bytes, "cpus",
+                     (json_int_t)clock_wall_ms(), "log_limit", (json_int_t)spec->log_limit,
+                     "cgroup", cg, "memory_bytes", (json_int_t)spec->memory_bytes, "cpus",
                      spec->cpus > 0 ? spec->cpus : 0.0, "pids_limit",
                      (json_int_t)(spec->pids_limit > 0 ? spec->pids_limit : 0));
 }
@@ -458,7 +226,7 @@ json_t *sup_load_task(const sup_driver *d, const char *handle, char **wd_out, mt
         return NULL;
     cleanup_free char *path = wd_file(wd, F_TASK);
     json_error_t je;
-    json_t *t = json_load_file(path, 0, &je);
+    cleanup_json json_t *t = json_load_file(path, 0, &je);
     if (!t) {
         if (!fs_exists(path))
             return mt_error_set(err, MT_ERR_NOTFOUND, "task %s does not exist (removed?)", handle),
@@ -466,34 +234,15 @@ json_t *sup_load_task(const sup_driver *d, const char *handle, char **wd_out, mt
         return mt_error_set(err, MT_ERR_PARSE, "%s is damaged: %s", path, je.text), NULL;
     }
     const char *drv = jstr(t, "driver");
-    if (!drv || strcmp(drv, d->name) != 0 || !jstr(t, "name")) {
-        json_decref(t);
+    if (!drv || strcmp(drv, d->name) != 0 || !jstr(t, "name"))
         return mt_error_set(err, MT_ERR_USAGE, "%s does not describe a %s task", path, d->name),
                NULL;
-    }
     if (wd_out)
         *wd_out = steal_ptr(wd);
-    return t;
+    return steal_ptr(t);
 }
 
-/* ---- the supervisor ------------------------------------------------------------------------ */
-
-/* Everything the supervisor needs, prepared before fork so that it allocates nothing. */
-struct plan {
-    bool is_runc;
-    char **argv; /* process: the command (owned strv) */
-    char **envp; /* process: its environment (owned strv) */
-    char *runc_create[10], *runc_start[6], *runc_delete[7];
-    char *name, *runc_bin, *root, *bundle, *pidfile;
-    char *workdir, *log, *log_old, *sup, *started, *exitf;
-    uint64_t log_limit;
-    char *procs[4]; /* process: cgroup.procs files the task joins */
-    size_t nprocs;
-    char *cgdirs[4]; /* process: cgroup folders removed at the end */
-    size_t ncgdirs;
-    char *oom; /* memory.oom_control (v1) / memory.events (v2), NULL if none */
-    char *warning;
-};
+/* ---- start --------------------------------------------------------------------------------- */
 
 static void plan_free(struct plan *pl)
 {
@@ -514,403 +263,6 @@ static void plan_free(struct plan *pl)
         free(pl->cgdirs[i]);
     memset(pl, 0, sizeof(*pl));
 }
-
-struct pump {
-    int in, out;
-    const char *log, *old;
-    uint64_t limit, size;
-    bool eof;
-};
-
-static void pump_rotate(struct pump *pm)
-{
-    rename(pm->log, pm->old);
-    if (pm->out >= 0)
-        close(pm->out);
-    pm->out = open(pm->log, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    pm->size = 0;
-}
-
-static void pump_write(struct pump *pm, const char *buf, size_t n)
-{
-    while (n) {
-        size_t chunk = n;
-        if (pm->limit && pm->size + chunk > pm->limit)
-            chunk = (size_t)(pm->limit - pm->size);
-        if (chunk == 0) {
-            pump_rotate(pm);
-            continue;
-        }
-        if (pm->out >= 0)
-            write_all(pm->out, buf, chunk);
-        pm->size += chunk;
-        buf += chunk;
-        n -= chunk;
-        if (pm->limit && pm->size >= pm->limit)
-            pump_rotate(pm);
-    }
-}
-
-static void pump_drain(struct pump *pm)
-{
-    char buf[PUMP_BUF];
-    for (int i = 0; i < 64 && !pm->eof; i++) {
-        ssize_t n = read(pm->in, buf, sizeof(buf));
-        if (n > 0) {
-            pump_write(pm, buf, (size_t)n);
-        } else if (n == 0) {
-            pm->eof = true;
-        } else if (errno != EINTR) {
-            break;
-        }
-    }
-}
-
-static void pump_note(struct pump *pm, const char *msg)
-{
-    char line[1200];
-    snprintf(line, sizeof(line), "manta-node: %s\n", msg);
-    pump_write(pm, line, strlen(line));
-}
-
-/* Wait up to timeout_ms (-1 = forever) for something to read or a child to change, then pump
- * what there is. */
-static void sup_poll(struct pump *pm, int sfd, int timeout_ms)
-{
-    struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = pm->in, .events = POLLIN}};
-    poll(p, pm->eof ? 1 : 2, timeout_ms);
-    if (p[0].revents & POLLIN) {
-        struct signalfd_siginfo si;
-        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-            ;
-    }
-    pump_drain(pm);
-}
-
-static void reset_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        sigaction(s, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* Run argv (absolute path) with stdout/stderr on `outfd` (or /dev/null when < 0), pumping the
- * task's output meanwhile; returns its wait status or -1. */
-static int sup_run_pumped(char *const *argv, int outfd, struct pump *pm, int sfd)
-{
-    static char *const min_env[] = {SUP_DEFAULT_PATH, NULL};
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = outfd >= 0 ? outfd : open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        reset_signals();
-        execve(argv[0], argv, min_env);
-        _exit(127);
-    }
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        sup_poll(pm, sfd, 200);
-    }
-}
-
-static bool read_oom(const char *path)
-{
-    if (!path)
-        return false;
-    char buf[1024];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, "oom_kill ", 9) == 0)
-            return strtoull(p + 9, NULL, 10) > 0;
-    }
-    return false;
-}
-
-static void sup_write_exit(const struct plan *pl, int exit_code, int sig, bool oom, int64_t started,
-                           const char *error)
-{
-    char esc[1100] = "", text[1400];
-    if (error)
-        json_escape_into(esc, sizeof(esc), error);
-    snprintf(text, sizeof(text),
-             "{\"exit_code\": %d, \"signal\": %d, \"oom_killed\": %s, \"started_at_ms\": %lld, "
-             "\"finished_at_ms\": %lld%s%s%s}\n",
-             exit_code, sig, oom ? "true" : "false", (long long)started, (long long)now_ms(),
-             error ? ", \"error\": \"" : "", esc, error ? "\"" : "");
-    write_atomic_noalloc(pl->exitf, text);
-}
-
-static void notify(int nfd, const char *msg)
-{
-    if (nfd < 0)
-        return;
-    write_all(nfd, msg, strlen(msg));
-    close(nfd);
-}
-
-/* Reap every child that has exited; stop after `ms` or when there are none. */
-static void reap_all(int ms)
-{
-    int64_t end = mono_ms() + ms;
-    for (;;) {
-        pid_t r = waitpid(-1, NULL, WNOHANG);
-        if (r < 0 && errno == ECHILD)
-            return;
-        if (r <= 0) {
-            if (mono_ms() >= end)
-                return;
-            sleep_ms(20);
-        }
-    }
-}
-
-static void sup_cleanup(const struct plan *pl, struct pump *pm, int sfd)
-{
-    if (pl->is_runc) {
-        sup_run_pumped(pl->runc_delete, -1, pm, sfd);
-    } else {
-        for (size_t i = 0; i < pl->ncgdirs; i++)
-            cgroup_destroy(pl->cgdirs[i]);
-    }
-    reap_all(1000);
-}
-
-static __attribute__((noreturn)) void supervise(const struct plan *pl, int nfd)
-{
-    /* A clean process: default signals, nothing blocked but SIGCHLD (read through a signalfd);
-     * the signals a session or a shutdown sends are the task's business, not ours. */
-    reset_signals();
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    if (nfd != 3) {
-        dup2(nfd, 3);
-        nfd = 3;
-    }
-    fcntl(nfd, F_SETFD, FD_CLOEXEC);
-    close_range(4, ~0U, 0);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        if (devnull > 3)
-            close(devnull);
-    }
-    if (chdir("/") < 0) { /* never pin a mount */
-    }
-    umask(022);
-    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    prctl(PR_SET_NAME, "manta-sup", 0, 0, 0);
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-
-    char text[512];
-    unsigned long long self_start = 0;
-    proc_stat(getpid(), &self_start, NULL);
-    snprintf(text, sizeof(text), "{\"pid\": %d, \"start\": %llu}\n", (int)getpid(), self_start);
-    write_atomic_noalloc(pl->sup, text);
-
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0) {
-        sup_write_exit(pl, 127, 0, false, 0, "cannot create a pipe for the task's output");
-        notify(nfd, "ERcannot create a pipe for the task's output\n");
-        _exit(1);
-    }
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    struct pump pm = {.in = out[0], .log = pl->log, .old = pl->log_old, .limit = pl->log_limit};
-    pm.out = open(pl->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    struct stat lst;
-    if (pm.out >= 0 && fstat(pm.out, &lst) == 0)
-        pm.size = (uint64_t)lst.st_size;
-    if (pl->warning)
-        pump_note(&pm, pl->warning);
-
-    int64_t started = now_ms();
-    pid_t main_pid = -1;
-    bool group = false;
-    char error[1024] = "";
-    int fail_code = 127;
-
-    if (pl->is_runc) {
-        int st = sup_run_pumped(pl->runc_create, out[1], &pm, sfd);
-        if (st != 0) {
-            snprintf(error, sizeof(error), "runc create failed (%s %d); see the task's log",
-                     st >= 0 && WIFEXITED(st) ? "exit status" : "wait status",
-                     st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : st);
-            goto failed;
-        }
-        char pidbuf[32] = "";
-        int fd = open(pl->pidfile, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t n = read(fd, pidbuf, sizeof(pidbuf) - 1);
-            pidbuf[n > 0 ? n : 0] = '\0';
-            close(fd);
-        }
-        main_pid = (pid_t)atoi(pidbuf);
-        if (main_pid <= 0) {
-            snprintf(error, sizeof(error), "runc create did not write the container's pid");
-            goto failed;
-        }
-        st = sup_run_pumped(pl->runc_start, out[1], &pm, sfd);
-        if (st != 0) {
-            kill(main_pid, SIGKILL);
-            snprintf(error, sizeof(error), "runc start failed; see the task's log");
-            goto failed;
-        }
-    } else {
-        int ep[2];
-        if (pipe2(ep, O_CLOEXEC) < 0) {
-            snprintf(error, sizeof(error), "cannot create a pipe: %s", strerror(errno));
-            goto failed;
-        }
-        pid_t c = fork();
-        if (c < 0) {
-            snprintf(error, sizeof(error), "cannot fork: %s", strerror(errno));
-            goto failed;
-        }
-        if (c == 0) {
-            setpgid(0, 0);
-            for (size_t i = 0; i < pl->nprocs; i++)
-                write_text(pl->procs[i], "0");
-            dup2(out[1], 1);
-            dup2(out[1], 2);
-            int e = 0;
-            if (chdir(pl->workdir) < 0)
-                e = errno;
-            reset_signals();
-            if (!e) {
-                environ = pl->envp;
-                execvp(pl->argv[0], pl->argv);
-                e = errno;
-                if (e == ENOENT && strcmp(pl->argv[0], "python") == 0) {
-                    /* the contract says `python`; Debian ships `python3` (python-is-python3
-                     * is optional) */
-                    pl->argv[0] = "python3";
-                    execvp(pl->argv[0], pl->argv);
-                    e = errno;
-                }
-            }
-            if (write(ep[1], &e, sizeof(e)) < 0) {
-            }
-            _exit(127);
-        }
-        setpgid(c, c);
-        close(ep[1]);
-        int e = 0;
-        ssize_t n;
-        while ((n = read(ep[0], &e, sizeof(e))) < 0 && errno == EINTR)
-            ;
-        close(ep[0]);
-        if (n == (ssize_t)sizeof(e)) {
-            while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
-                ;
-            snprintf(error, sizeof(error), "cannot run '%s': %s", pl->argv[0], strerror(e));
-            fail_code = e == ENOENT ? 127 : 126;
-            pump_note(&pm, error);
-            goto failed;
-        }
-        main_pid = c;
-        group = true;
-    }
-    close(out[1]);
-    out[1] = -1;
-
-    unsigned long long mstart = 0;
-    proc_stat(main_pid, &mstart, NULL);
-    snprintf(text, sizeof(text),
-             "{\"pid\": %d, \"start\": %llu, \"group\": %s, \"started_at_ms\": %lld}\n",
-             (int)main_pid, mstart, group ? "true" : "false", (long long)started);
-    write_atomic_noalloc(pl->started, text);
-    notify(nfd, "OK\n");
-    nfd = -1;
-
-    /* Wait for the main process; reap whatever else gets reparented to us meanwhile. */
-    int status = -1;
-    for (bool done = false; !done;) {
-        for (;;) {
-            int st;
-            pid_t r = waitpid(-1, &st, WNOHANG);
-            if (r == main_pid) {
-                status = st;
-                done = true;
-                break;
-            }
-            if (r <= 0) {
-                if (r < 0 && errno == ECHILD && !proc_alive(main_pid, mstart))
-                    done = true; /* not our child (cannot happen with the subreaper) */
-                break;
-            }
-        }
-        if (!done)
-            sup_poll(&pm, sfd, 500);
-    }
-    if (group) { /* like a container: the task's other processes end with it */
-        kill(-main_pid, SIGKILL);
-        for (size_t i = 0; i < pl->ncgdirs; i++)
-            cgroup_kill(pl->cgdirs[i]);
-    }
-    int64_t drain_end = mono_ms() + DRAIN_MS;
-    while (!pm.eof && mono_ms() < drain_end) {
-        reap_all(0);
-        sup_poll(&pm, sfd, 100);
-    }
-    int code = 255, sig = 0;
-    if (status != -1 && WIFEXITED(status)) {
-        code = WEXITSTATUS(status);
-    } else if (status != -1 && WIFSIGNALED(status)) {
-        sig = WTERMSIG(status);
-        code = 128 + sig;
-    }
-    bool oom = read_oom(pl->oom);
-    sup_write_exit(pl, code, sig, oom, started, status == -1 ? "exit status unknown" : NULL);
-    if (pm.out >= 0)
-        fsync(pm.out);
-    sup_cleanup(pl, &pm, sfd);
-    _exit(0);
-
-failed:
-    if (out[1] >= 0)
-        close(out[1]);
-    {
-        int64_t end = mono_ms() + 500;
-        while (!pm.eof && mono_ms() < end)
-            sup_poll(&pm, sfd, 50);
-    }
-    sup_write_exit(pl, fail_code, 0, false, started, error);
-    char msg[1100];
-    snprintf(msg, sizeof(msg), "ER%s\n", error);
-    notify(nfd, msg);
-    sup_cleanup(pl, &pm, sfd);
-    _exit(0);
-}
-
-/* ---- start --------------------------------------------------------------------------------- */
 
 static char **json_strv(json_t *arr)
 {
@@ -953,8 +305,8 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
         mkdir_cg(top);
         const char *ctls[] = {"+memory", "+pids", "+cpu"};
         for (size_t i = 0; i < ARRAY_LEN(ctls); i++) {
-            write_text(root_ctl, ctls[i]);
-            write_text(top_ctl, ctls[i]);
+            sup_write_text(root_ctl, ctls[i]);
+            sup_write_text(top_ctl, ctls[i]);
         }
         v2dir = xasprintf("%s%s", cg->v2, rel);
         if (mkdir_cg(v2dir) == 0) {
@@ -975,9 +327,9 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
             cleanup_free char *lim = fs_join(dir, "memory.limit_in_bytes");
             cleanup_free char *sw = fs_join(dir, "memory.memsw.limit_in_bytes");
             snprintf(num, sizeof(num), "%llu", (unsigned long long)mem);
-            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(lim, num) == 0) {
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && sup_write_text(lim, num) == 0) {
                 if (cg->memsw)
-                    write_text(sw, num);
+                    sup_write_text(sw, num);
                 pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
                 pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
                 pl->oom = fs_join(dir, "memory.oom_control");
@@ -987,8 +339,8 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
             cleanup_free char *lim = fs_join(v2dir, "memory.max");
             cleanup_free char *sw = fs_join(v2dir, "memory.swap.max");
             snprintf(num, sizeof(num), "%llu", (unsigned long long)mem);
-            if (write_text(lim, num) == 0) {
-                write_text(sw, "0");
+            if (sup_write_text(lim, num) == 0) {
+                sup_write_text(sw, "0");
                 pl->oom = fs_join(v2dir, "memory.events");
                 ok = 1;
             }
@@ -1003,14 +355,14 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
             cleanup_free char *top = xasprintf("%s" SUP_CGROUP_PARENT, cg->pids_v1);
             cleanup_free char *dir = xasprintf("%s%s", cg->pids_v1, rel);
             cleanup_free char *lim = fs_join(dir, "pids.max");
-            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(lim, num) == 0) {
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && sup_write_text(lim, num) == 0) {
                 pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
                 pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
                 ok = 1;
             }
         } else if (v2dir && cg->v2_pids) {
             cleanup_free char *lim = fs_join(v2dir, "pids.max");
-            ok = write_text(lim, num) == 0;
+            ok = sup_write_text(lim, num) == 0;
         }
         if (!ok)
             sb_puts(&missing, missing.len ? ", pids" : "pids");
@@ -1028,8 +380,8 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
             char pnum[32];
             snprintf(pnum, sizeof(pnum), "%d", CPU_PERIOD_US);
             snprintf(num, sizeof(num), "%lld", quota);
-            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && write_text(period, pnum) == 0 &&
-                write_text(q, num) == 0) {
+            if (mkdir_cg(top) == 0 && mkdir_cg(dir) == 0 && sup_write_text(period, pnum) == 0 &&
+                sup_write_text(q, num) == 0) {
                 pl->cgdirs[pl->ncgdirs++] = xstrdup(dir);
                 pl->procs[pl->nprocs++] = fs_join(dir, "cgroup.procs");
                 ok = 1;
@@ -1037,7 +389,7 @@ static void plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl)
         } else if (v2dir && cg->v2_cpu) {
             cleanup_free char *lim = fs_join(v2dir, "cpu.max");
             snprintf(num, sizeof(num), "%lld %d", quota, CPU_PERIOD_US);
-            ok = write_text(lim, num) == 0;
+            ok = sup_write_text(lim, num) == 0;
         }
         if (!ok)
             sb_puts(&missing, missing.len ? ", cpu" : "cpu");
@@ -1082,7 +434,7 @@ static int plan_build(const sup_driver *d, json_t *t, const char *wd, struct pla
         memcpy(pl->runc_start, s, sizeof(s));
         memcpy(pl->runc_delete, dl, sizeof(dl));
         const char *rel = jstr(t, "cgroup");
-        pl->oom = rel ? oom_file(&d->cg, rel) : NULL;
+        pl->oom = rel ? sup_oom_file(&d->cg, rel) : NULL;
         const char *warning = jstr(t, "warning");
         if (warning && *warning)
             pl->warning = xstrdup(warning);
@@ -1124,31 +476,24 @@ static char *log_tail(const char *wd)
 int sup_start(const sup_driver *d, const char *handle, mt_error **err)
 {
     cleanup_free char *wd = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, err);
+    cleanup_json json_t *t = sup_load_task(d, handle, &wd, err);
     if (!t)
         return -1;
     const char *name = jstr(t, "name");
     cleanup_free char *task_path = wd_file(wd, F_TASK);
     cleanup_close int lock = open(task_path, O_RDONLY | O_CLOEXEC);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
-        json_decref(t);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
         return mt_error_set(err, MT_ERR_EXISTS, "task %s is being started by another call", name);
-    }
     cleanup_free char *supf = wd_file(wd, F_SUP);
     cleanup_free char *exitf = wd_file(wd, F_EXIT);
-    if (fs_exists(supf) || fs_exists(exitf)) {
-        mt_error_set(err, MT_ERR_EXISTS, "task %s was already started", name);
-        json_decref(t);
-        return -1;
-    }
+    if (fs_exists(supf) || fs_exists(exitf))
+        return mt_error_set(err, MT_ERR_EXISTS, "task %s was already started", name);
     sup_watch_task(d, handle); /* before the supervisor exists: its `exit` cannot be missed */
     struct plan pl;
     if (plan_build(d, t, wd, &pl, err) < 0) {
         plan_free(&pl);
-        json_decref(t);
         return -1;
     }
-    json_decref(t);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
         plan_free(&pl);
@@ -1161,7 +506,7 @@ int sup_start(const sup_driver *d, const char *handle, mt_error **err)
         setsid();
         pid_t s = fork();
         if (s == 0)
-            supervise(&pl, fds[1]);
+            sup_supervise(&pl, fds[1]);
         _exit(s < 0 ? 1 : 0);
     }
     int fork_errno = errno;
@@ -1177,10 +522,10 @@ int sup_start(const sup_driver *d, const char *handle, mt_error **err)
         ;
     /* The supervisor's word: "OK" or "ER<reason>", then EOF. */
     strbuf msg = STRBUF_INIT;
-    int64_t deadline = mono_ms() + (int64_t)START_TIMEOUT_S * 1000;
+    int64_t deadline = clock_mono_ms() + (int64_t)START_TIMEOUT_S * 1000;
     bool timed_out = false;
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             timed_out = true;
             break;
@@ -1237,21 +582,20 @@ static bool read_procref(const char *wd, const char *file, struct procref *r)
 {
     memset(r, 0, sizeof(*r));
     cleanup_free char *path = wd_file(wd, file);
-    json_t *j = json_load_file(path, 0, NULL);
+    cleanup_json json_t *j = json_load_file(path, 0, NULL);
     if (!j)
         return false;
     r->pid = (pid_t)jint(j, "pid");
     r->start = (unsigned long long)jint(j, "start");
     r->group = json_is_true(json_object_get(j, "group"));
     r->started_at_ms = jint(j, "started_at_ms");
-    json_decref(j);
     return r->pid > 0;
 }
 
 static bool read_exit(const char *wd, rt_status *st)
 {
     cleanup_free char *path = wd_file(wd, F_EXIT);
-    json_t *j = json_load_file(path, 0, NULL);
+    cleanup_json json_t *j = json_load_file(path, 0, NULL);
     if (!j)
         return false;
     st->state = RT_EXITED;
@@ -1259,7 +603,6 @@ static bool read_exit(const char *wd, rt_status *st)
     st->oom_killed = json_is_true(json_object_get(j, "oom_killed"));
     st->started_at_ms = jint(j, "started_at_ms");
     st->finished_at_ms = jint(j, "finished_at_ms");
-    json_decref(j);
     return true;
 }
 
@@ -1280,14 +623,14 @@ static void inspect_wd(const char *wd, rt_status *st)
     }
     bool have_main = read_procref(wd, F_STARTED, &main_ref);
     st->started_at_ms = have_main ? main_ref.started_at_ms : 0;
-    if (proc_alive(sup.pid, sup.start)) {
+    if (sup_proc_alive(sup.pid, sup.start)) {
         st->state = RT_RUNNING;
         return;
     }
     if (read_exit(wd, st)) /* it has just finished */
         return;
     /* The supervisor is gone without a word (killed by hand, or the machine rebooted). */
-    st->state = have_main && proc_alive(main_ref.pid, main_ref.start) ? RT_RUNNING : RT_GONE;
+    st->state = have_main && sup_proc_alive(main_ref.pid, main_ref.start) ? RT_RUNNING : RT_GONE;
 }
 
 int sup_inspect(const sup_driver *d, const char *handle, rt_status *st, mt_error **err)
@@ -1301,7 +644,7 @@ int sup_inspect(const sup_driver *d, const char *handle, rt_status *st, mt_error
 
 static void signal_task(const struct procref *m, int sig)
 {
-    if (!proc_alive(m->pid, m->start))
+    if (!sup_proc_alive(m->pid, m->start))
         return;
     kill(m->group ? -m->pid : m->pid, sig);
 }
@@ -1315,60 +658,51 @@ static void wait_term_handler(const struct procref *m)
 {
     if (m->group)
         return;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)m->pid);
     for (int i = 0; i < 200; i++) {
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return;
-        char line[256];
+        char v[64];
         unsigned long long cgt = 0;
-        bool found = false;
-        while (!found && fgets(line, sizeof(line), f))
-            found = sscanf(line, "SigCgt: %llx", &cgt) == 1;
-        fclose(f);
-        if (!found || (cgt & (1ULL << (SIGTERM - 1))))
+        if (!proc_status_field(m->pid, "SigCgt", v, sizeof(v)) || sscanf(v, "%llx", &cgt) != 1 ||
+            (cgt & (1ULL << (SIGTERM - 1))))
             return;
-        sleep_ms(10);
+        sup_sleep_ms(10);
     }
 }
 
 /* Wait until the task is no longer running or `ms` passed; returns its state. */
 static rt_state wait_not_running(const char *wd, int64_t ms)
 {
-    int64_t end = mono_ms() + ms;
+    int64_t end = clock_mono_ms() + ms;
     rt_status st;
     for (;;) {
         inspect_wd(wd, &st);
-        if (st.state != RT_RUNNING || mono_ms() >= end)
+        if (st.state != RT_RUNNING || clock_mono_ms() >= end)
             return st.state;
-        sleep_ms(20);
+        sup_sleep_ms(20);
     }
 }
 
 int sup_stop(const sup_driver *d, const char *handle, int grace_s, mt_error **err)
 {
     cleanup_free char *wd = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, err);
+    cleanup_json json_t *t = sup_load_task(d, handle, &wd, err);
     if (!t)
         return -1;
-    cleanup_free char *name = xstrdup(jstr(t, "name"));
-    json_decref(t);
+    const char *name = jstr(t, "name");
     rt_status st;
     inspect_wd(wd, &st);
     if (st.state != RT_RUNNING)
         return 0;
     struct procref m;
-    int64_t end = mono_ms() + LAUNCH_WAIT_S * 1000;
+    int64_t end = clock_mono_ms() + LAUNCH_WAIT_S * 1000;
     while (!read_procref(wd, F_STARTED, &m)) { /* still launching */
         inspect_wd(wd, &st);
         if (st.state != RT_RUNNING)
             return 0;
-        if (mono_ms() >= end)
+        if (clock_mono_ms() >= end)
             return mt_error_set(err, MT_ERR_GENERIC,
                                 "task %s is still being launched after %d s; try again", name,
                                 LAUNCH_WAIT_S);
-        sleep_ms(20);
+        sup_sleep_ms(20);
     }
     if (grace_s > 0) {
         wait_term_handler(&m);
@@ -1390,7 +724,7 @@ stopped:
                  "{\"exit_code\": %d, \"signal\": %d, \"oom_killed\": false, \"started_at_ms\": "
                  "%lld, \"finished_at_ms\": %lld, \"error\": \"stopped without its supervisor; "
                  "exit status unknown\"}\n",
-                 128 + sig, sig, (long long)m.started_at_ms, (long long)now_ms());
+                 128 + sig, sig, (long long)m.started_at_ms, (long long)clock_wall_ms());
         cleanup_free char *exitf = wd_file(wd, F_EXIT);
         mt_error *e = NULL;
         if (fs_write_atomic(exitf, text, strlen(text), 0644, &e) < 0)
@@ -1407,11 +741,10 @@ int sup_logs(const sup_driver *d, const char *handle, uint64_t limit, uint8_t **
     *out = NULL;
     *len = 0;
     cleanup_free char *wd = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, err);
+    cleanup_json json_t *t = sup_load_task(d, handle, &wd, err);
     if (!t)
         return -1;
     uint64_t keep = (uint64_t)jint(t, "log_limit");
-    json_decref(t);
     if (keep && (!limit || keep < limit))
         limit = keep;
     cleanup_free char *old = wd_file(wd, F_LOG_OLD);
@@ -1468,7 +801,7 @@ int sup_list(const sup_driver *d, const char *node_xid, char ***handles, mt_erro
     if (!sup_safe_name(node_xid))
         return mt_error_set(err, MT_ERR_USAGE, "invalid node id '%s'", node_xid ? node_xid : "");
     cleanup_free char *dir = fs_join(d->records, node_xid);
-    DIR *dh = opendir(dir);
+    cleanup_dir DIR *dh = opendir(dir);
     if (!dh) {
         if (errno == ENOENT)
             return 0;
@@ -1486,17 +819,15 @@ int sup_list(const sup_driver *d, const char *node_xid, char ***handles, mt_erro
             continue;
         target[l] = '\0';
         cleanup_free char *task = wd_file(target, F_TASK);
-        json_t *t = json_load_file(task, 0, NULL);
+        cleanup_json json_t *t = json_load_file(task, 0, NULL);
         bool mine = t && jstr(t, "node_xid") && strcmp(jstr(t, "node_xid"), node_xid) == 0 &&
                     jstr(t, "driver") && strcmp(jstr(t, "driver"), d->name) == 0;
-        json_decref(t);
         if (!mine)
             continue;
         *handles = xrealloc(*handles, (n + 2) * sizeof(char *));
         (*handles)[n++] = xasprintf("%s:%s", d->name, target);
         (*handles)[n] = NULL;
     }
-    closedir(dh);
     return 0;
 }
 
@@ -1514,9 +845,9 @@ int sup_remove_begin(const sup_driver *d, const char *handle, mt_error **err)
     /* let the supervisor finish its own cleanup (runc delete, cgroups) */
     struct procref sup;
     if (read_procref(wd, F_SUP, &sup)) {
-        int64_t end = mono_ms() + SUP_EXIT_WAIT_S * 1000;
-        while (proc_alive(sup.pid, sup.start) && mono_ms() < end)
-            sleep_ms(20);
+        int64_t end = clock_mono_ms() + SUP_EXIT_WAIT_S * 1000;
+        while (sup_proc_alive(sup.pid, sup.start) && clock_mono_ms() < end)
+            sup_sleep_ms(20);
     }
     return 0;
 }
@@ -1525,10 +856,10 @@ void sup_remove_finish(const sup_driver *d, const char *wd, json_t *task)
 {
     const char *rel = jstr(task, "cgroup");
     if (rel && strncmp(rel, SUP_CGROUP_PARENT "/", strlen(SUP_CGROUP_PARENT) + 1) == 0) {
-        cleanup_strv char **dirs = cgroup_dirs(&d->cg, rel);
+        cleanup_strv char **dirs = sup_cgroup_dirs(&d->cg, rel);
         for (char **p = dirs; *p; p++)
             if (fs_is_dir(*p))
-                cgroup_destroy(*p);
+                sup_cgroup_destroy(*p);
     }
     const char *files[] = {F_EXIT,     F_STARTED,     F_SUP,        F_LOG,           F_LOG_OLD,
                            F_RUNC_PID, F_EXIT ".tmp", F_SUP ".tmp", F_STARTED ".tmp"};
@@ -1555,7 +886,7 @@ int sup_remove(const sup_driver *d, const char *handle, sup_cleanup_fn cleanup, 
 {
     cleanup_free char *wd = NULL;
     mt_error *e = NULL;
-    json_t *t = sup_load_task(d, handle, &wd, &e);
+    cleanup_json json_t *t = sup_load_task(d, handle, &wd, &e);
     if (!t) {
         if (e && e->code == MT_ERR_NOTFOUND) { /* already removed */
             mt_error_free(&e);
@@ -1564,12 +895,9 @@ int sup_remove(const sup_driver *d, const char *handle, sup_cleanup_fn cleanup, 
         *err = e;
         return -1;
     }
-    if (sup_remove_begin(d, handle, err) < 0 || (cleanup && cleanup(d, wd, t, err) < 0)) {
-        json_decref(t);
+    if (sup_remove_begin(d, handle, err) < 0 || (cleanup && cleanup(d, wd, t, err) < 0))
         return -1;
-    }
     sup_remove_finish(d, wd, t);
-    json_decref(t);
     return 0;
 }
 

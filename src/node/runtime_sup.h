@@ -1,5 +1,6 @@
 /* runtime_sup.h - task supervision shared by the daemonless drivers, runc (runtime_runc.c) and
- * process (runtime_process.c); defined in runtime_sup.c.
+ * process (runtime_process.c); defined in runtime_sup.c (the supervisor process in supervisor.c,
+ * the cgroups in sup_cgroup.c; what they share in sup_impl.h).
  *
  * A task lives in its
  * workdir; a handle is "<driver>:<absolute workdir>". Files the drivers create there:

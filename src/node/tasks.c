@@ -3,18 +3,18 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "blake3.h"
+#include "clock.h"
 #include "fsutil.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "tasklog.h"
@@ -63,13 +63,6 @@ struct task_table {
 #define DEFAULT_INSPECT_MS 0 /* every tick; the node sets its own (agent.c) */
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 #define TLOG(tt, lvl, ...) ((tt)->h.log ? (tt)->h.log((tt)->h.ctx, (lvl), __VA_ARGS__) : (void)0)
 
@@ -145,7 +138,7 @@ static void task_save(task_table *tt, const task *t)
     char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
     xid_of(t->swarm, sx);
     xid_of(t->id, tx);
-    json_t *o = json_object();
+    cleanup_json json_t *o = json_object();
     json_object_set_new(o, "swarm", json_string(sx));
     json_object_set_new(o, "task", json_string(tx));
     json_object_set_new(o, "iteration", json_integer(t->iteration));
@@ -164,22 +157,20 @@ static void task_save(task_table *tt, const task *t)
     json_object_set_new(o, "oom_killed", json_boolean(t->oom_killed));
     json_object_set_new(o, "reason", json_string(t->reason));
     json_object_set_new(o, "logs_uploaded", json_boolean(t->logs_uploaded));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
+    cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     cleanup_free char *path = fs_join(t->workdir, "task.json");
     mt_error *e = NULL;
     if (fs_write_atomic(path, text, strlen(text), 0600, &e) < 0) {
         TLOG(tt, LOG_ERROR, "Cannot save the state of task %s: %s", t->key, mt_error_msg(e));
         mt_error_free(&e);
     }
-    free(text);
 }
 
 static task *task_load(task_table *tt, const char *workdir)
 {
     cleanup_free char *path = fs_join(workdir, "task.json");
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
+    cleanup_json json_t *o = json_load_file(path, 0, &je);
     if (!o)
         return NULL;
     task *t = xcalloc(1, sizeof(*t));
@@ -203,7 +194,6 @@ static task *task_load(task_table *tt, const char *workdir)
              json_string_value(json_object_get(o, "reason")) ?: "");
     t->logs_uploaded = json_is_true(json_object_get(o, "logs_uploaded"));
     t->workdir = xstrdup(workdir);
-    json_decref(o);
     char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
     xid_of(t->swarm, sx);
     xid_of(t->id, tx);
@@ -594,16 +584,13 @@ static void record_exit(task_table *tt, task *t, const rt_status *st, const char
          t->reason, t->exit_code, t->oom_killed ? " (killed by the memory limit)" : "");
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 static void rm_tree_job(void *arg)
 {
     char *path = arg;
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-        fprintf(stderr, "manta_node: cannot remove %s: %s\n", path, strerror(errno));
+    mt_error *e = NULL;
+    if (fs_rmtree(path, false, &e) < 0)
+        fprintf(stderr, "manta_node: %s\n", mt_error_msg(e));
+    mt_error_free(&e);
     free(path);
 }
 
@@ -729,7 +716,7 @@ static void job_done(void *arg)
             }
             break;
         }
-        t->started_ms = wall_ms();
+        t->started_ms = clock_wall_ms();
         /* a stop asked for while it was starting (deadline 1) is kept: the next tick stops it */
         if (t->deadline_ms != 1)
             t->deadline_ms = tt->lim.timeout_s ? t->started_ms + tt->lim.timeout_s * 1000 : 0;
@@ -1011,13 +998,6 @@ void tasks_stop_swarm(task_table *tt, node_id swarm)
 
 /* ---- the periodic check -------------------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void tasks_set_inspect_interval(task_table *tt, int64_t ms)
 {
     tt->inspect_ms = ms < 0 ? 0 : ms;
@@ -1062,8 +1042,8 @@ void tasks_exited(task_table *tt, const char *handle)
 
 void tasks_tick(task_table *tt)
 {
-    int64_t now = wall_ms();
-    int64_t mnow = mono_ms();
+    int64_t now = clock_wall_ms();
+    int64_t mnow = clock_mono_ms();
     bool inspect_due = mnow - tt->last_inspect_ms >= tt->inspect_ms || !tt->last_inspect_ms;
     if (inspect_due)
         tt->last_inspect_ms = mnow;
@@ -1104,7 +1084,7 @@ void tasks_recover(task_table *tt)
         mt_error_free(&e);
         return;
     }
-    DIR *d = opendir(tt->dir);
+    cleanup_dir DIR *d = opendir(tt->dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         const char *line = de->d_name;
@@ -1140,8 +1120,6 @@ void tasks_recover(task_table *tt)
                                        : "finished");
         task_save(tt, t);
     }
-    if (d)
-        closedir(d);
     /* reap what this node started but does not know */
     char **handles = NULL;
     if (tt->rt->ops->list && tt->rt->ops->list(tt->rt, tt->owner, &handles, &e) == 0) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 
 struct job {
@@ -96,14 +97,7 @@ size_t workq_pending(workq *q)
 
 bool workq_drain(workq *q, long timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_after(timeout_ms);
     pthread_mutex_lock(&q->mu);
     int rc = 0;
     while ((q->len || q->running_job) && rc != ETIMEDOUT)

@@ -1,4 +1,4 @@
-/* test_fsutil.c - files and paths, the growable buffer and the error type. */
+/* test_fsutil.c - files and paths (with rm -rf), the growable buffer and the error type. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -86,6 +86,60 @@ static void test_mkdir_p(void **state)
     assert_int_equal(fs_mkdir_parent("store.db", 0700, &e), 0);
 }
 
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(fs_base_name("/a/b/mod.py"), "mod.py");
+    assert_string_equal(fs_base_name("mod.py"), "mod.py");
+    assert_string_equal(fs_base_name("dir/"), "");
+    assert_true(fs_name_ends_with("mod.py", ".py"));
+    assert_true(fs_name_ends_with(".py", ".py"));
+    assert_false(fs_name_ends_with("py", ".py"));
+    assert_false(fs_name_ends_with("mod.pyz", ".py"));
+}
+
+static void test_rmtree(void **state)
+{
+    mt_error *e = NULL;
+    /* a tree with nested folders, files and a link out of it */
+    cleanup_free char *outside = fs_join(dir, "keep");
+    assert_int_equal(fs_write_atomic(outside, "x", 1, 0600, &e), 0);
+    cleanup_free char *deep = xasprintf("%s/tree/a/b/c", dir);
+    assert_int_equal(fs_mkdir_p(deep, 0700, &e), 0);
+    cleanup_free char *f1 = xasprintf("%s/tree/a/f", dir);
+    cleanup_free char *f2 = xasprintf("%s/tree/a/b/c/g", dir);
+    assert_int_equal(fs_write_atomic(f1, "1", 1, 0600, &e), 0);
+    assert_int_equal(fs_write_atomic(f2, "2", 1, 0600, &e), 0);
+    cleanup_free char *link = xasprintf("%s/tree/a/b/out", dir);
+    assert_int_equal(symlink(dir, link), 0); /* a link to a folder: removed, not followed */
+    cleanup_free char *tree = fs_join(dir, "tree");
+    assert_int_equal(fs_rmtree(tree, false, &e), 0);
+    assert_false(fs_exists(tree));
+    assert_true(fs_exists(outside));
+    /* the same on one file system, a single file, and nothing at all */
+    assert_int_equal(fs_mkdir_p(deep, 0700, &e), 0);
+    assert_int_equal(fs_rmtree(tree, true, &e), 0);
+    assert_false(fs_exists(tree));
+    assert_int_equal(fs_rmtree(outside, true, &e), 0);
+    assert_false(fs_exists(outside));
+    assert_int_equal(fs_rmtree(outside, false, &e), 0);
+    assert_null(e);
+    /* a failure names the path */
+    if (geteuid() != 0) {
+        cleanup_free char *locked = fs_join(dir, "locked");
+        cleanup_free char *inner = fs_join(locked, "f");
+        assert_int_equal(fs_mkdir_p(locked, 0700, &e), 0);
+        assert_int_equal(fs_write_atomic(inner, "x", 1, 0600, &e), 0);
+        chmod(locked, 0500);
+        assert_int_equal(fs_rmtree(locked, false, &e), -1);
+        cleanup_free char *want = xasprintf("cannot remove %s: Permission denied", locked);
+        assert_string_equal(mt_error_msg(e), want);
+        mt_error_free(&e);
+        chmod(locked, 0700);
+        assert_int_equal(fs_rmtree(locked, false, &e), 0);
+    }
+}
+
 static void test_paths(void **state)
 {
     setenv("HOME", "/home/ada", 1);
@@ -154,7 +208,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_atomic_write_and_read),
         cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_rmtree),
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_error_wrap),
     };

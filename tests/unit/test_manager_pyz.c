@@ -17,8 +17,8 @@
 
 #include "fsutil.h"
 #include "mem.h"
+#include "pyz.h"
 #include "strbuf.h"
-#include "swarmfile.h"
 
 #define PYTHON "/usr/bin/python3"
 
