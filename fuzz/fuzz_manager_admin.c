@@ -2,9 +2,12 @@
  *
  * Each input is one admin request line as a client would send it on the admin socket. It is
  * answered from a store holding two swarms, task output and results with ill-formed UTF-8 and
- * long multi-byte texts (what crashed the manager in issue 16), exactly as a running manager
- * answers it except for `submit`, which is skipped (it reads files named by the request). The
- * answer must always be a JSON object that encodes (abort() otherwise). */
+ * long multi-byte texts (what crashed the manager in issue 16), through admin_local: the
+ * store-only path `manta_manager nodes|swarms|status|results|logs --store` takes, which runs the
+ * same handlers as a running manager for those reads. The commands that need a running manager
+ * (`stop`, `submit`, ...) only reach its refusal here; `submit` is skipped (it reads files named
+ * by the request). The answer must always be a JSON object that encodes, or an error with a
+ * message (abort() otherwise). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -137,6 +137,22 @@ static int upload(node *n, const outbox_item *it, rpc_status *st)
     return rc;
 }
 
+bool deliver_retry_later(int rpc_code)
+{
+    switch (rpc_code) {
+    case RPC_INVALID_ARGUMENT:
+    case RPC_NOT_FOUND:
+    case RPC_ALREADY_EXISTS:
+    case RPC_PERMISSION_DENIED:
+    case RPC_FAILED_PRECONDITION:
+    case RPC_OUT_OF_RANGE:
+    case RPC_UNIMPLEMENTED:
+        return false; /* the manager looked at it and said no: asking again changes nothing */
+    default:
+        return rpc_code != RPC_OK;
+    }
+}
+
 static void pass_run(void *arg)
 {
     struct pass *p = arg;
@@ -162,7 +178,7 @@ static void pass_run(void *arg)
             break;
         rpc_status st = {0};
         bool sent = it.logs_len == 0 || upload(n, &it, &st) == 0;
-        if (!sent && mc_retryable(st.code)) {
+        if (!sent && deliver_retry_later(st.code)) {
             p->unreachable = true;
             outbox_item_clear(&it);
             break;

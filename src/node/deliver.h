@@ -24,6 +24,11 @@ int deliver_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_heade
 void deliver_tick(node *n, int64_t now_ms);
 /* Nothing left to deliver, or the manager cannot be reached now (shutdown need not wait). */
 bool deliver_settled(node *n);
+/* Whether an item whose AddTaskLogs ended with this status stays in the outbox for a later pass
+ * (true) or is dropped. Only statuses that mean the manager refused the content itself drop it;
+ * a manager going away mid-call (CANCELLED from its shutdown, UNAVAILABLE, INTERNAL, ...) keeps
+ * it: the manager stores a repeat once. The outbox's age and size bounds end a hopeless wait. */
+bool deliver_retry_later(int rpc_code);
 /* Forget the outbox (after the worker has stopped). Items stay on disk for the next run. */
 void deliver_close(node *n);
 
