@@ -243,6 +243,29 @@ class WorldManager(FakeManager):
         return self
 
 
+def light_port(rn, log):
+    """The light service's port, from the node's output or log."""
+    def port():
+        text = "\n".join(rn.out + rn.err) + (log.read_text() if log.exists() else "")
+        mm = re.search(r"Light service listening on 127\.0\.0\.1:(\d+)", text)
+        return mm and int(mm.group(1))
+    return wait_for(port, 10, what="the light port")
+
+
+def stop_all(ch, rn, o, m, b):
+    """Close the task's channel, stop the node (it must exit 0), the observer, manager, broker."""
+    if ch is not None:
+        ch.close()
+    rn.signal(signal.SIGTERM)
+    try:
+        assert rn.wait(60) == 0
+    finally:
+        rn.kill()
+        o.close()
+        m.stop()
+        b.stop()
+
+
 @pytest.fixture
 def env(node, tmp_path, request):
     """A node serving one running task. The node's rpc_timeout (the World relay's deadline per
@@ -269,28 +292,14 @@ def env(node, tmp_path, request):
         send(o, "deploy_task", task)
         wait_for(lambda: tasks_pb2.RUNNING in updates(o, TASK), 20, what="the task RUNNING")
         log = node.home / ".manta/logs/nodes/default.log"
-
-        def port():
-            text = "\n".join(rn.out + rn.err) + (log.read_text() if log.exists() else "")
-            mm = re.search(r"Light service listening on 127\.0\.0\.1:(\d+)", text)
-            return mm and int(mm.group(1))
-        lport = wait_for(port, 10, what="the light port")
+        lport = light_port(rn, log)
         ch = grpc.insecure_channel(f"127.0.0.1:{lport}", options=OPTS)
         grpc.channel_ready_future(ch).result(timeout=10)
         w = pbgen.client(ch, "node.light_service.World")
         w.channel = ch
         yield rn, m, w
     finally:
-        if ch is not None:
-            ch.close()
-        rn.signal(signal.SIGTERM)
-        try:
-            assert rn.wait(60) == 0
-        finally:
-            rn.kill()
-            o.close()
-            m.stop()
-            b.stop()
+        stop_all(ch, rn, o, m, b)
 
 
 def n_calls(m, name):
@@ -859,12 +868,7 @@ def test_an_idle_node_lets_grpc_go_and_a_task_brings_it_back(node, tmp_path):
         rn.wait_line("✓ Ready to execute tasks")
         pid = rn.proc.pid
         log = node.home / ".manta/logs/nodes/default.log"
-
-        def port():
-            text = "\n".join(rn.out + rn.err) + (log.read_text() if log.exists() else "")
-            mm = re.search(r"Light service listening on 127\.0\.0\.1:(\d+)", text)
-            return mm and int(mm.group(1))
-        lport = wait_for(port, 10, what="the light port")
+        lport = light_port(rn, log)
         wait_for(lambda: not GRPC_THREADS & set(thread_names(pid)), 60,
                  what="gRPC's threads gone from the idle node")
         idle_names = sorted(thread_names(pid))
@@ -892,13 +896,4 @@ def test_an_idle_node_lets_grpc_go_and_a_task_brings_it_back(node, tmp_path):
                  f"{sorted(thread_names(pid))}, idle it had {idle_names}; log:\n" + log.read_text()[-6000:])
         assert rn.proc.poll() is None
     finally:
-        if ch is not None:
-            ch.close()
-        rn.signal(signal.SIGTERM)
-        try:
-            assert rn.wait(60) == 0
-        finally:
-            rn.kill()
-            o.close()
-            m.stop()
-            b.stop()
+        stop_all(ch, rn, o, m, b)
