@@ -649,42 +649,20 @@ static void signal_task(const struct procref *m, int sig)
     kill(m->group ? -m->pid : m->pid, sig);
 }
 
-/* true if pid has `sig` in the mask `key` of its /proc/PID/status, or has no such line (no
- * process: nothing to wait for). */
-static bool sig_in_mask(pid_t pid, const char *key, int sig)
-{
-    char v[64];
-    unsigned long long mask = 0;
-    return !proc_status_field(pid, key, v, sizeof(v)) || sscanf(v, "%llx", &mask) != 1 ||
-           (mask & (1ULL << (sig - 1)));
-}
-
-/* true if pid has a child process (/proc/PID/task/PID/children is not empty). */
-static bool has_child(pid_t pid)
-{
-    char path[64], c = 0;
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd >= 0 && read(fd, &c, 1) == 1;
-}
-
-/* A container's PID 1 ignores a signal it neither handles nor blocks: a SIGTERM sent to a task
- * that has just started, before its PID 1 is ready for it, would be lost and the stop would
- * wait out the whole grace period. Ready means: the task itself as PID 1 has a handler (SigCgt),
- * or manta-init has blocked the signals it forwards. /proc cannot show the latter while
- * manta-init sleeps in sigwaitinfo (the kernel unblocks the waited signals meanwhile, so SigBlk
- * reads 0), but manta-init forks the task only after blocking them: a child means ready. Wait
- * for that until until_ms, the end of the grace period (a start can take seconds on a busy
- * machine; the old fixed 2 s, spent in full on every stop since manta-init never showed SigCgt,
- * still lost SIGTERMs under load). Not for process groups (the process runtime): their
+/* A container's PID 1 ignores a signal it has no handler for: until manta-init (or the task)
+ * has installed its SIGTERM handler, a SIGTERM sent to a task that has just started would be
+ * lost and the stop would wait out the whole grace period. Wait for the handler (SigCgt in
+ * /proc/PID/status), at most 2 s. Not for process groups (the process runtime): their
  * processes are not PID 1. */
-static void wait_term_handler(const struct procref *m, int64_t until_ms)
+static void wait_term_handler(const struct procref *m)
 {
     if (m->group)
         return;
-    while (clock_mono_ms() < until_ms) {
-        if (sig_in_mask(m->pid, "SigCgt", SIGTERM) || sig_in_mask(m->pid, "SigBlk", SIGTERM) ||
-            has_child(m->pid))
+    for (int i = 0; i < 200; i++) {
+        char v[64];
+        unsigned long long cgt = 0;
+        if (!proc_status_field(m->pid, "SigCgt", v, sizeof(v)) || sscanf(v, "%llx", &cgt) != 1 ||
+            (cgt & (1ULL << (SIGTERM - 1))))
             return;
         sup_sleep_ms(10);
     }
@@ -726,12 +704,10 @@ int sup_stop(const sup_driver *d, const char *handle, int grace_s, mt_error **er
                                 LAUNCH_WAIT_S);
         sup_sleep_ms(20);
     }
-    if (grace_s > 0) { /* the grace period covers waiting for PID 1 and the exit */
-        int64_t until = clock_mono_ms() + (int64_t)grace_s * 1000;
-        wait_term_handler(&m, until);
+    if (grace_s > 0) {
+        wait_term_handler(&m);
         signal_task(&m, SIGTERM);
-        int64_t left = until - clock_mono_ms();
-        if (wait_not_running(wd, left > 0 ? left : 0) != RT_RUNNING)
+        if (wait_not_running(wd, (int64_t)grace_s * 1000) != RT_RUNNING)
             goto stopped;
     }
     signal_task(&m, SIGKILL);
