@@ -25,7 +25,8 @@
 #include <unistd.h>
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-#define NFORWARDED ((int)(sizeof(forwarded) / sizeof(forwarded[0])))
+#define NFORWARDED      ((int)(sizeof(forwarded) / sizeof(forwarded[0])))
+#define INIT_READY_NAME "manta-init" /* also in src/node/runtime_sup.c */
 
 static void say(const char *a, const char *b, const char *c)
 {
@@ -60,6 +61,11 @@ int main(int argc, char **argv)
         sigaddset(&wait_set, forwarded[i]);
     sigaddset(&wait_set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &wait_set, NULL);
+    /* Announce that a SIGTERM sent now is kept: the node's supervisor waits for this name in
+     * /proc/PID/status before it sends a stop's SIGTERM (until now, as PID 1 without a handler,
+     * we would have lost it; /proc cannot show a mask sigwaitinfo holds). Exec named us after
+     * the file (`init`), so the name changes only here. */
+    prctl(PR_SET_NAME, INIT_READY_NAME, 0, 0, 0);
     if (getpid() != 1) /* not PID 1 (a test, another runtime): orphans still come to us */
         prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 

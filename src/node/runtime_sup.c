@@ -650,19 +650,28 @@ static void signal_task(const struct procref *m, int sig)
 }
 
 /* A container's PID 1 ignores a signal it has no handler for: until manta-init (or the task)
- * has installed its SIGTERM handler, a SIGTERM sent to a task that has just started would be
- * lost and the stop would wait out the whole grace period. Wait for the handler (SigCgt in
- * /proc/PID/status), at most 2 s. Not for process groups (the process runtime): their
- * processes are not PID 1. */
-static void wait_term_handler(const struct procref *m)
+ * is ready, a SIGTERM sent to a task that has just started would be lost and the stop would wait
+ * out the whole grace period. manta-init says it is ready by renaming itself (INIT_READY_NAME),
+ * after it has blocked the signals it forwards (/proc cannot show that mask while it sleeps in
+ * sigwaitinfo); until then PID 1 may still be runc's own init, whose SIGTERM handler would not
+ * pass the signal on. Without manta-init the task is PID 1 and ready once it handles SIGTERM
+ * (SigCgt). Waits at most until `end` (monotonic ms). Not for process groups (the process
+ * runtime): their processes are not PID 1. */
+#define INIT_READY_NAME "manta-init" /* src/init/manta_init.c */
+static void wait_term_ready(const sup_driver *d, const struct procref *m, int64_t end)
 {
     if (m->group)
         return;
-    for (int i = 0; i < 200; i++) {
+    for (;;) {
         char v[64];
         unsigned long long cgt = 0;
-        if (!proc_status_field(m->pid, "SigCgt", v, sizeof(v)) || sscanf(v, "%llx", &cgt) != 1 ||
-            (cgt & (1ULL << (SIGTERM - 1))))
+        const char *key = d->init ? "Name" : "SigCgt";
+        if (!proc_status_field(m->pid, key, v, sizeof(v)))
+            return; /* gone */
+        if (d->init ? !strcmp(v, INIT_READY_NAME)
+                    : sscanf(v, "%llx", &cgt) != 1 || (cgt & (1ULL << (SIGTERM - 1))))
+            return;
+        if (clock_mono_ms() >= end)
             return;
         sup_sleep_ms(10);
     }
@@ -705,9 +714,12 @@ int sup_stop(const sup_driver *d, const char *handle, int grace_s, mt_error **er
         sup_sleep_ms(20);
     }
     if (grace_s > 0) {
-        wait_term_handler(&m);
+        /* the grace period counts from here: waiting for readiness is part of it */
+        int64_t grace_end = clock_mono_ms() + (int64_t)grace_s * 1000;
+        wait_term_ready(d, &m, grace_end);
         signal_task(&m, SIGTERM);
-        if (wait_not_running(wd, (int64_t)grace_s * 1000) != RT_RUNNING)
+        int64_t left = grace_end - clock_mono_ms();
+        if (wait_not_running(wd, left > 0 ? left : 0) != RT_RUNNING)
             goto stopped;
     }
     signal_task(&m, SIGKILL);
