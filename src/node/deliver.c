@@ -62,6 +62,7 @@ static void kick(void *arg) /* on the loop */
     d->pending = true;
     d->again = d->running;
     d->next_ms = 0;
+    deliver_tick(n, clock_mono_ms()); /* now, not at the next tick: a stopping node waits */
 }
 
 int deliver_keep(void *ctx, const uint8_t *blob, size_t len, const tasklog_header *hdr,
@@ -220,6 +221,8 @@ static void pass_done(void *arg) /* on the loop */
         if (p->delivered)
             log_info(p->n->log, "tasks", "Delivered the output of %zu finished task(s)",
                      p->delivered);
+        if (d->pending && !p->unreachable) /* kept while this pass ran: deliver it now */
+            deliver_tick(p->n, clock_mono_ms());
     }
     free(p);
 }
