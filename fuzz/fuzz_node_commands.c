@@ -306,7 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     node_id_to_xid(SELF, n.xid);
     n.out = devnull;
     n.wq = full_queue;
-    n.epfd = n.sigfd = n.mqtt_watched_fd = n.postfd = -1;
+    n.mqtt_watched_fd = -1;
     n.disconnect_mid = -1;
     n.light = shared_light;
     n.cfg.datasets.mappings = (cfg_map){1, ds_keys, ds_values};

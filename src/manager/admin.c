@@ -721,7 +721,6 @@ json_t *admin_local(const char *store_path, json_t *req, mt_error **err)
     manager m;
     memset(&m, 0, sizeof(m));
     pthread_mutex_init(&m.lock, NULL);
-    m.evfd = -1;
     m.st = store_open(store_path, err);
     if (!m.st) {
         pthread_mutex_destroy(&m.lock);

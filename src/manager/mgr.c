@@ -2,30 +2,34 @@
  * the node registry, closing. */
 #include "mgr.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "admin.h"
 #include "backoff.h"
 #include "clock.h"
 #include "fsutil.h"
+#include "loop.h"
 #include "mem.h"
 #include "node_service.h"
 #include "runner.h"
 
+/* The MQTT clock (on_mqtt_clock): keep-alive 30 s, ticked every 10 s while connected, every
+ * second while a CONNACK is awaited. */
+#define MQTT_KEEPALIVE_S        30
+#define MQTT_IDLE_TICK_MS       10000
+#define MQTT_CONNECTING_TICK_MS 1000
+
+static void on_signal(void *ctx, int sig);
+static void on_mqtt_clock(void *arg);
+
 void mgr_wake(manager *m)
 {
-    uint64_t one = 1;
-    if (m->evfd >= 0 && write(m->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
-        /* nothing to do: the loop also wakes on its own timeout */
-    }
+    if (m->loop)
+        loop_wake(m->loop);
 }
 
 void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,
@@ -104,6 +108,8 @@ static void on_disconnect(void *ctx, int rc)
     manager *m = ctx;
     if (rc)
         log_msg(m->log, LOG_WARNING, "mqtt", "lost the broker (code %d); reconnecting", rc);
+    if (m->loop)
+        loop_timer_in(m->loop, &m->mqtt_timer, 0); /* the first attempt at once, then back-off */
 }
 
 static void on_message(void *ctx, const char *topic, const void *payload, size_t len, int qos)
@@ -126,8 +132,7 @@ static int split_hostport(const char *s, char **host, int64_t *port, mt_error **
 int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_error **err)
 {
     memset(m, 0, sizeof(*m));
-    m->evfd = -1;
-    m->sigfd = -1;
+    m->mqtt_watched_fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     if (mgr_config_load(&m->cfg, config_path, err) < 0)
         return -1;
@@ -175,15 +180,18 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
         return -1;
     if (token_secret_load(m->cfg.secret_file, m->secret, err) < 0)
         return -1;
-    m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sigdelset(&set, SIGPIPE);
-    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* SIGPIPE blocked in every thread (a peer gone mid-write is an error return, not a death);
+     * SIGINT and SIGTERM come through the loop. Before any thread exists. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    static const int signals[] = {SIGINT, SIGTERM};
+    m->loop = loop_new(signals, 2, on_signal, m, err);
+    if (!m->loop)
+        return -1;
+    loop_timer_init(&m->mqtt_timer, on_mqtt_clock, m);
+    loop_timer_in(m->loop, &m->mqtt_timer, MQTT_CONNECTING_TICK_MS);
 
     /* Both libraries are set up together and torn down together by mgr_close, whichever step
      * below fails: gRPC must never be shut down without having been initialised. */
@@ -194,7 +202,7 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
     snprintf(cid, sizeof(cid), "manta_manager-%d", (int)getpid());
     mqtt_options mo = {.client_id = cid,
                        .clean_session = true,
-                       .keepalive = 30,
+                       .keepalive = MQTT_KEEPALIVE_S,
                        .username = *m->cfg.broker_username ? m->cfg.broker_username : NULL,
                        .password = *m->cfg.broker_password ? m->cfg.broker_password : NULL,
                        .tls = m->cfg.broker_tls,
@@ -250,10 +258,16 @@ static void flush_outbox(manager *m)
     }
 }
 
-static void sweep(manager *m)
+static int64_t earlier(int64_t a, int64_t b)
 {
-    int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&m->lock);
+    return !a || (b && b < a) ? b : a;
+}
+
+/* Nodes silent for node_timeout, or not heard from within the grace after their last will, are
+ * lost. Lock held. Returns when the next one may be due (monotonic ms), 0 if none. */
+static int64_t sweep(manager *m)
+{
+    int64_t now = clock_mono_ms(), due = 0;
     for (size_t i = 0; i < m->nnodes; i++) {
         mgr_node *n = m->nodes[i];
         if (n->connected && now - n->last_seen_ms > m->cfg.node_timeout * 1000) {
@@ -268,16 +282,90 @@ static void sweep(manager *m)
                      (long long)mgr_will_grace_s(m));
             mgr_node_lost(m, n, why);
         }
+        if (n->connected) {
+            due = earlier(due, n->last_seen_ms + m->cfg.node_timeout * 1000 + 1);
+            if (n->will_ms)
+                due = earlier(due, n->will_ms + mgr_will_grace_s(m) * 1000);
+        }
     }
-    pthread_mutex_unlock(&m->lock);
+    return due;
 }
 
+static void on_signal(void *ctx, int sig)
+{
+    manager *m = ctx;
+    m->signal = sig;
+}
+
+/* The broker connection's clock: libmosquitto's keep-alive while connected (a PINGREQ goes out
+ * at most MQTT_IDLE_TICK_MS late: well inside the broker's 1.5 x keep-alive), the wait for the
+ * CONNACK while connecting, and reconnects with jittered back-off (0.5 s doubling up to 30 s:
+ * a restarted broker is not met by every client at once) while disconnected. */
+static void on_mqtt_clock(void *arg)
+{
+    manager *m = arg;
+    int64_t next = MQTT_IDLE_TICK_MS;
+    if (mqtt_connected(m->mq)) {
+        mqtt_tick(m->mq);
+        m->reconnect_attempt = 0;
+    } else if (mqtt_fd(m->mq) >= 0) {
+        mqtt_tick(m->mq);
+        next = MQTT_CONNECTING_TICK_MS;
+    } else {
+        double delay = backoff_delay(0.5, 30.0, m->reconnect_attempt);
+        if (m->reconnect_attempt < 30)
+            m->reconnect_attempt++;
+        next = (int64_t)(delay * 1000);
+        mt_error *err = NULL;
+        if (mqtt_connect(m->mq, m->cfg.broker_host, (int)m->cfg.broker_port, &err) < 0) {
+            log_msg(m->log, LOG_WARNING, "mqtt", "%s; trying again in %.1f s", mt_error_msg(err),
+                    delay);
+            mt_error_free(&err);
+        } else if (next > MQTT_CONNECTING_TICK_MS) {
+            next = MQTT_CONNECTING_TICK_MS; /* connecting: the CONNACK's wait is ticked */
+        }
+    }
+    loop_timer_in(m->loop, &m->mqtt_timer, next);
+}
+
+static void on_mqtt_io(void *ctx, bool readable, bool writable)
+{
+    manager *m = ctx;
+    if (readable)
+        mqtt_on_readable(m->mq);
+    if (writable && mqtt_fd(m->mq) >= 0)
+        mqtt_on_writable(m->mq);
+}
+
+static void watch_mqtt(manager *m)
+{
+    int fd = mqtt_fd(m->mq);
+    bool want_write = fd >= 0 && mqtt_want_write(m->mq);
+    if (fd != m->mqtt_watched_fd && m->mqtt_watched_fd >= 0) {
+        loop_unwatch(m->loop, m->mqtt_watched_fd);
+        m->mqtt_watched_fd = -1;
+    }
+    if (fd < 0 || (fd == m->mqtt_watched_fd && want_write == m->mqtt_watch_write))
+        return;
+    mt_error *err = NULL;
+    if (loop_watch(m->loop, fd, want_write, on_mqtt_io, m, &err) == 0) {
+        m->mqtt_watched_fd = fd;
+        m->mqtt_watch_write = want_write;
+    } else {
+        log_msg(m->log, LOG_ERROR, "mqtt", "%s", mt_error_msg(err));
+        mt_error_free(&err);
+    }
+}
+
+/* Each turn: the runner's due work and the node sweep (lock held), the outbox out, then one
+ * wait until the next deadline, an MQTT message, a signal or a wake-up from another thread
+ * (mgr_wake). Nothing timed: no wake-up but the MQTT clock's. */
 int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms)
 {
-    int64_t last_tick = 0;
     for (;;) {
         pthread_mutex_lock(&m->lock);
         runner_tick(m);
+        int64_t due = earlier(runner_next_due(m), sweep(m));
         pthread_mutex_unlock(&m->lock);
         flush_outbox(m);
         if (done && done(ctx)) {
@@ -287,54 +375,14 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
         int64_t now = clock_mono_ms();
         if (deadline_ms && now >= deadline_ms)
             return 2;
-        if (now - last_tick >= 1000) {
-            last_tick = now;
-            if (mqtt_connected(m->mq)) {
-                mqtt_tick(m->mq);
-                m->reconnect_attempt = 0;
-            } else if (mqtt_fd(m->mq) < 0 && now >= m->reconnect_at_ms) {
-                /* back-off with jitter (0.5 s doubling up to 30 s): a restarted broker is
-                 * not met by every client at once */
-                double delay = backoff_delay(0.5, 30.0, m->reconnect_attempt);
-                if (m->reconnect_attempt < 30)
-                    m->reconnect_attempt++;
-                m->reconnect_at_ms = now + (int64_t)(delay * 1000);
-                mt_error *err = NULL;
-                if (mqtt_connect(m->mq, m->cfg.broker_host, (int)m->cfg.broker_port, &err) < 0) {
-                    log_msg(m->log, LOG_WARNING, "mqtt", "%s; trying again in %.1f s",
-                            mt_error_msg(err), delay);
-                    mt_error_free(&err);
-                }
-            }
-            sweep(m);
-        }
-        struct pollfd p[3] = {{.fd = m->sigfd, .events = POLLIN},
-                              {.fd = m->evfd, .events = POLLIN},
-                              {.fd = mqtt_fd(m->mq), .events = POLLIN}};
-        if (p[2].fd >= 0 && mqtt_want_write(m->mq))
-            p[2].events |= POLLOUT;
-        int r = poll(p, p[2].fd >= 0 ? 3 : 2, 200);
-        if (r < 0 && errno != EINTR)
+        due = earlier(due, deadline_ms);
+        watch_mqtt(m);
+        loop_run_once(m->loop, due ? (due > now ? due - now : 0) : -1);
+        if (m->signal) {
+            log_info(m->log, "manager", "signal %d: shutting down", m->signal);
+            m->signal = 0;
             return 1;
-        if (r <= 0)
-            continue;
-        if (p[0].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(m->sigfd, &si, sizeof(si)) > 0) {
-                log_info(m->log, "manager", "signal %u: shutting down", si.ssi_signo);
-                return 1;
-            }
         }
-        if (p[1].revents & POLLIN) {
-            uint64_t v;
-            if (read(m->evfd, &v, sizeof(v)) < 0) {
-                /* drained already */
-            }
-        }
-        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
-            mqtt_on_readable(m->mq);
-        if (p[2].fd >= 0 && (p[2].revents & POLLOUT) && mqtt_fd(m->mq) >= 0)
-            mqtt_on_writable(m->mq);
     }
 }
 
@@ -377,10 +425,8 @@ void mgr_close(manager *m)
     pthread_mutex_unlock(&m->lock);
     store_close(m->st);
     m->st = NULL;
-    if (m->evfd >= 0)
-        close(m->evfd);
-    if (m->sigfd >= 0)
-        close(m->sigfd);
+    loop_free(m->loop);
+    m->loop = NULL;
     log_close(m->log);
     m->log = NULL;
     mgr_config_clear(&m->cfg);

@@ -4,7 +4,7 @@
  * handlers (node_service.c) and admin connections (admin.c) run on their own threads. All
  * shared state below `lock` (the node registry, the swarm runs, the outbox) is touched only
  * with `lock` held. MQTT is used only by the main thread: other threads queue publishes in the
- * outbox (mgr_publish) and wake the loop through `evfd`. The store has its own lock.
+ * outbox (mgr_publish) and wake the loop (mgr_wake, loop_wake). The store has its own lock.
  */
 #ifndef MANTA_MGR_H
 #define MANTA_MGR_H
@@ -19,6 +19,7 @@
 #include "err.h"
 #include "id.h"
 #include "log.h"
+#include "loop.h"
 #include "mgr_config.h"
 #include "mqtt.h"
 #include "rpc.h"
@@ -68,7 +69,11 @@ typedef struct manager {
     int user_port;           /* where the user services are served (port or user_listen's) */
     struct user_service *us; /* user_service.c */
     mqtt_client *mq;
-    int evfd; /* eventfd: outbox or run state changed */
+    loop *loop;            /* lib/loop.h: MQTT, signals, wake-ups from other threads */
+    loop_timer mqtt_timer; /* the broker connection's clock (keep-alive, reconnects) */
+    int mqtt_watched_fd;   /* the MQTT socket the loop watches, -1 if none */
+    bool mqtt_watch_write;
+    int signal; /* SIGINT/SIGTERM received, taken by mgr_loop */
 
     pthread_mutex_t lock;
     mgr_node **nodes;
@@ -79,10 +84,8 @@ typedef struct manager {
     mgr_progress_fn progress;
     void *progress_ctx;
     struct admin_server *admin; /* admin.c */
-    int sigfd;
-    bool libs_up;            /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
-    int reconnect_attempt;   /* broker connection attempts failed in a row */
-    int64_t reconnect_at_ms; /* monotonic: not before then */
+    bool libs_up;               /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
+    int reconnect_attempt;      /* broker connection attempts failed in a row */
 } manager;
 
 /* Queue an MQTT command for a node: topic "manta/nodes/<xid>/<command>". Lock held. Copies

@@ -765,6 +765,14 @@ static void resume_settle(manager *m, swarm_run *r)
     }
 }
 
+/* How long after its logs an instance counts as finished without its outcome: a node that
+ * publishes outcomes (ours) gets 30 s for it, the reference (which never does) 2 s. */
+static int64_t logs_grace_ms(manager *m, const inst *in)
+{
+    mgr_node *n = mgr_node_find(m, in->node);
+    return n && n->reports_outcome ? 30000 : 2000;
+}
+
 void runner_tick(manager *m)
 {
     int64_t now = clock_mono_ms();
@@ -780,14 +788,34 @@ void runner_tick(manager *m)
             inst *in = &r->insts[i];
             if (in->state != INST_DEPLOYED || !in->logs_ms)
                 continue;
-            mgr_node *n = mgr_node_find(m, in->node);
-            int64_t grace = n && n->reports_outcome ? 30000 : 2000;
-            if (now - in->logs_ms >= grace)
+            if (now >= in->logs_ms + logs_grace_ms(m, in))
                 runner_task_finished(m, r->id, in->node, r->def->tasks[in->task].task_id,
                                      in->iteration, false, NULL);
         }
     }
     runner_keep(m);
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+    return !a || (b && b < a) ? b : a;
+}
+
+int64_t runner_next_due(manager *m)
+{
+    int64_t due = 0;
+    for (size_t ri = 0; ri < m->nruns; ri++) {
+        swarm_run *r = m->runs[ri];
+        if (r->resumed_ms)
+            due = earlier(due, r->resumed_ms + m->cfg.node_timeout * 1000);
+        for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
+            inst *in = &r->insts[i];
+            if (in->state != INST_DEPLOYED || !in->logs_ms)
+                continue;
+            due = earlier(due, in->logs_ms + logs_grace_ms(m, in));
+        }
+    }
+    return due;
 }
 
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration)

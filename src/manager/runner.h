@@ -31,8 +31,12 @@ void runner_task_finished(manager *m, node_id swarm, node_id node, node_id task,
  * signal. The instance counts as finished when the node then publishes COMPLETED/FAILED, or,
  * for a node that never publishes outcomes (the reference), 2 s later (runner_tick). */
 void runner_task_logs(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
-/* Timers of the runner: called by the event loop several times a second. */
+/* Timers of the runner: what is due now (lock held). The event loop calls it on every wake-up
+ * and sleeps until runner_next_due, or until something happens. */
 void runner_tick(manager *m);
+/* When runner_tick has something to do next (monotonic ms), 0 if nothing is timed: a resumed
+ * run's wait for its nodes, an instance's grace after its logs. Lock held. */
+int64_t runner_next_due(manager *m);
 /* A task instance is running (progress only). */
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
 /* ScheduleTask from a running task. Returns an rpc code (RPC_OK or the refusal) and a message. */

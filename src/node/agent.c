@@ -11,10 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pthread.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include "fsutil.h"
 #include "heartbeat.h"
 #include "light.h"
+#include "loop.h"
 #include "runtime.h"
 #include "tasks.h"
 #include "mem.h"
@@ -38,36 +36,39 @@
 #define TICK_MS                  1000
 #define TASK_WORKERS             4     /* threads for blocking task steps (pull, stop, logs) */
 #define INSPECT_MS               30000 /* running tasks inspected: a safety net under exit events */
-#define TIMER_SLACK_MS           50 /* periodic work due this soon runs now: one wake-up, not two */
 #define STOP_PUBACK_WAIT_MS      3000
 #define MARKER_WAIT_MS           5000  /* the marker is given up on after this much silence */
 #define MARKER_CAP_MS            30000 /* ...or this long after it was published, at most */
 
 /* ---- MQTT plumbing ------------------------------------------------------------------------- */
 
+static void on_mqtt_io(void *ctx, bool readable, bool writable)
+{
+    node *n = ctx;
+    if (readable && n->mqtt)
+        mqtt_on_readable(n->mqtt);
+    if (writable && n->mqtt && mqtt_fd(n->mqtt) >= 0)
+        mqtt_on_writable(n->mqtt);
+}
+
+/* The loop watches the MQTT socket of the moment, for writing while libmosquitto has some. */
 static void watch_mqtt(node *n)
 {
     int fd = n->mqtt ? mqtt_fd(n->mqtt) : -1;
     bool want_write = fd >= 0 && mqtt_want_write(n->mqtt);
-    if (fd != n->mqtt_watched_fd) {
-        if (n->mqtt_watched_fd >= 0)
-            epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->mqtt_watched_fd, NULL); /* may be closed */
+    if (fd != n->mqtt_watched_fd && n->mqtt_watched_fd >= 0) {
+        loop_unwatch(n->loop, n->mqtt_watched_fd); /* it may be closed */
         n->mqtt_watched_fd = -1;
-        if (fd >= 0) {
-            struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0),
-                                     .data.fd = fd};
-            if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                n->mqtt_watched_fd = fd;
-                n->mqtt_watch_write = want_write;
-            }
-        }
-        return;
     }
-    if (fd >= 0 && want_write != n->mqtt_watch_write) {
-        struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0), .data.fd = fd};
-        if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-            epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (fd < 0 || (fd == n->mqtt_watched_fd && want_write == n->mqtt_watch_write))
+        return;
+    mt_error *e = NULL;
+    if (loop_watch(n->loop, fd, want_write, on_mqtt_io, n, &e) == 0) {
+        n->mqtt_watched_fd = fd;
         n->mqtt_watch_write = want_write;
+    } else {
+        log_warn(n->log, "mqtt", "%s", mt_error_msg(e));
+        mt_error_free(&e);
     }
 }
 
@@ -77,7 +78,7 @@ static void schedule_reconnect(node *n)
                                  n->reconnect_attempt);
     if (n->reconnect_attempt < 30)
         n->reconnect_attempt++;
-    n->reconnect_at_ms = clock_mono_ms() + (int64_t)(delay * 1000);
+    loop_timer_in(n->loop, &n->reconnect_timer, (int64_t)(delay * 1000));
     log_warn(n->log, "mqtt", "MQTT connection to %s:%d lost; reconnecting in %.1f s",
              n->broker_host, n->broker_port, delay);
 }
@@ -274,7 +275,7 @@ static void on_disconnect(void *ctx, int rc)
     n->disconnects++;
     if (n->stopping)
         return;
-    if (was_up || n->reconnect_at_ms == 0)
+    if (was_up || (!n->starting && !loop_timer_armed(&n->reconnect_timer)))
         schedule_reconnect(n);
 }
 
@@ -369,57 +370,15 @@ static int mqtt_setup(node *n, mt_error **err)
 
 /* ---- work finished on other threads, run on the loop --------------------------------------- */
 
-struct posted_item {
-    void (*fn)(void *);
-    void *arg;
-    struct posted_item *next;
-};
-
-struct agent_post {
-    pthread_mutex_t mu;
-    struct posted_item *head, *tail;
-};
-
 static void post_to_loop(void *ctx, void (*fn)(void *), void *arg)
 {
     node *n = ctx;
-    struct posted_item *it = xcalloc(1, sizeof(*it));
-    it->fn = fn;
-    it->arg = arg;
-    pthread_mutex_lock(&n->posted->mu);
-    if (n->posted->tail)
-        n->posted->tail->next = it;
-    else
-        n->posted->head = it;
-    n->posted->tail = it;
-    pthread_mutex_unlock(&n->posted->mu);
-    uint64_t one = 1;
-    if (write(n->postfd, &one, sizeof(one)) < 0) {
-        /* the counter cannot overflow in practice; the loop drains on its next wake-up */
-    }
+    loop_post(n->loop, fn, arg);
 }
 
 void agent_post(node *n, void (*fn)(void *), void *arg)
 {
-    post_to_loop(n, fn, arg);
-}
-
-static void run_posted(node *n)
-{
-    uint64_t v;
-    if (read(n->postfd, &v, sizeof(v)) < 0) {
-        /* nothing to read: fine */
-    }
-    pthread_mutex_lock(&n->posted->mu);
-    struct posted_item *it = n->posted->head;
-    n->posted->head = n->posted->tail = NULL;
-    pthread_mutex_unlock(&n->posted->mu);
-    while (it) {
-        struct posted_item *next = it->next;
-        it->fn(it->arg);
-        free(it);
-        it = next;
-    }
+    loop_post(n->loop, fn, arg);
 }
 
 /* A blocking task step on the pool: a slow pull delays only its own task while fewer than
@@ -597,6 +556,12 @@ static int tasks_setup(node *n, mt_error **err)
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
+static void on_signal(void *ctx, int sig);
+static void on_tick(void *arg);
+static void on_heartbeat_due(void *arg);
+static void on_monitor_due(void *arg);
+static void on_reconnect_due(void *arg);
+
 int agent_init(node *n, node_config *cfg, const char *config_name, const char *alias_override,
                mt_error **err)
 {
@@ -606,7 +571,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     n->config_name = xstrdup(config_name);
     n->alias_override = xstrdup(alias_override);
     n->out = stdout;
-    n->epfd = n->sigfd = n->mqtt_watched_fd = n->postfd = -1;
+    n->mqtt_watched_fd = -1;
     n->disconnect_mid = -1;
     metrics_init(&n->metrics, NULL);
     metrics_platform(&n->platform);
@@ -642,29 +607,19 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     if (datasets_scan(&n->cfg.datasets.mappings, &n->datasets, err) < 0)
         return mt_error_wrap(err, "Dataset validation failed");
 
-    /* Signals arrive through a signalfd; block them before any thread exists, so that no
-     * library thread can take a SIGTERM with the default action. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR2); /* stop, leaving tasks running (manta_node stop --keep-tasks) */
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    /* Signals arrive through the loop's signalfd; it blocks them before any thread exists, so
+     * that no library thread can take a SIGTERM with the default action. SIGUSR2: stop,
+     * leaving tasks running (manta_node stop --keep-tasks). */
+    static const int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
     signal(SIGPIPE, SIG_IGN);
-    n->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    n->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (n->sigfd < 0 || n->epfd < 0)
-        return mt_error_sys(err, errno, "cannot set up the event loop");
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = n->sigfd};
-    epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sigfd, &ev);
-    n->postfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (n->postfd < 0)
-        return mt_error_sys(err, errno, "cannot set up the event loop");
-    struct epoll_event pev = {.events = EPOLLIN, .data.fd = n->postfd};
-    epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->postfd, &pev);
-    n->posted = xcalloc(1, sizeof(*n->posted));
-    pthread_mutex_init(&n->posted->mu, NULL);
+    n->loop = loop_new(signals, sizeof(signals) / sizeof(signals[0]), on_signal, n, err);
+    if (!n->loop)
+        return -1;
+    loop_timer_init(&n->tick_timer, on_tick, n);
+    loop_timer_init(&n->heartbeat_timer, on_heartbeat_due, n);
+    loop_timer_init(&n->monitor_timer, on_monitor_due, n);
+    loop_timer_init(&n->reconnect_timer, on_reconnect_due, n);
+    loop_timer_in(n->loop, &n->tick_timer, 0);
 
     mqtt_lib_init();
     n->libs_inited = true;
@@ -824,11 +779,12 @@ int agent_start(node *n, int *stage, mt_error **err)
         return -1;
     }
     int64_t deadline = clock_mono_ms() + n->cfg.network.connect_timeout * 1000;
-    n->reconnect_at_ms = -1; /* no automatic reconnect during startup */
+    n->starting = true; /* no automatic reconnect during startup */
     while (!(n->mqtt_up && n->suback_pending == 0) && clock_mono_ms() < deadline && !n->stopping &&
            n->disconnects == 0 && n->last_connack_rc == 0)
         loop_once(n, 100);
-    n->reconnect_at_ms = 0;
+    n->starting = false;
+    loop_timer_stop(n->loop, &n->reconnect_timer);
     if (!n->mqtt_up || n->suback_pending) {
         *stage = AGENT_STAGE_BROKER;
         if (n->last_connack_rc)
@@ -848,11 +804,9 @@ int agent_start(node *n, int *stage, mt_error **err)
     }
     log_info(n->log, "agent", "Light service listening on %s:%d", n->cfg.network.light_service_host,
              n->light_port);
-    n->next_heartbeat_ms = clock_mono_ms();
-    n->next_tick_ms = clock_mono_ms() + TICK_MS;
-    n->next_mqtt_tick_ms = n->next_tick_ms;
+    loop_timer_in(n->loop, &n->heartbeat_timer, 0);
     agent_monitor(n, true);
-    n->next_monitor_ms = clock_mono_ms() + n->cfg.resources.monitor_interval * 1000;
+    loop_timer_in(n->loop, &n->monitor_timer, n->cfg.resources.monitor_interval * 1000);
     if (tasks_setup(n, err) < 0) {
         *stage = AGENT_STAGE_RUNTIME;
         return -1;
@@ -982,30 +936,27 @@ static bool stop_complete(node *n)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-static void handle_signals(node *n)
+static void on_signal(void *ctx, int sig)
 {
-    struct signalfd_siginfo si;
-    while (read(n->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        int sig = (int)si.ssi_signo;
-        if (sig == SIGHUP) {
-            agent_reload(n);
-            continue;
-        }
-        if (sig == SIGUSR2)
-            n->keep_tasks = true;
-        n->stop_signals++;
-        if (n->stop_signals > 1) {
-            fprintf(n->out, "Received %s again, exiting now\n", sigabbrev_np(sig));
-            fflush(n->out);
-            log_warn(n->log, "agent", "Second %s: exiting at once", sigabbrev_np(sig));
-            _exit(1);
-        }
-        fprintf(n->out, "Received SIG%s, stopping node...\n", sigabbrev_np(sig));
-        fflush(n->out);
-        char why[32];
-        snprintf(why, sizeof(why), "SIG%s", sigabbrev_np(sig));
-        agent_request_stop(n, why);
+    node *n = ctx;
+    if (sig == SIGHUP) {
+        agent_reload(n);
+        return;
     }
+    if (sig == SIGUSR2)
+        n->keep_tasks = true;
+    n->stop_signals++;
+    if (n->stop_signals > 1) {
+        fprintf(n->out, "Received %s again, exiting now\n", sigabbrev_np(sig));
+        fflush(n->out);
+        log_warn(n->log, "agent", "Second %s: exiting at once", sigabbrev_np(sig));
+        _exit(1);
+    }
+    fprintf(n->out, "Received SIG%s, stopping node...\n", sigabbrev_np(sig));
+    fflush(n->out);
+    char why[32];
+    snprintf(why, sizeof(why), "SIG%s", sigabbrev_np(sig));
+    agent_request_stop(n, why);
 }
 
 int agent_light_up(node *n, mt_error **err)
@@ -1055,40 +1006,60 @@ static void idle_close(node *n, int64_t now)
                   (long long)n->cfg.network.idle_close);
 }
 
+/* Once a second: MQTT's clock (keep-alive, CONNACK wait), the tasks' safety net (exits are
+ * events, not polled), the outbox's retries, and what goes when idle. */
+static void on_tick(void *arg)
+{
+    node *n = arg;
+    int64_t now = clock_mono_ms();
+    if (n->mqtt)
+        mqtt_tick(n->mqtt);
+    if (n->tasks && tasks_count(n->tasks, 0) > 0)
+        tasks_tick(n->tasks);
+    deliver_tick(n, now);
+    idle_close(n, now);
+    loop_timer_in(n->loop, &n->tick_timer, TICK_MS);
+}
+
+static void on_heartbeat_due(void *arg)
+{
+    node *n = arg;
+    if (n->stopping)
+        return;
+    agent_heartbeat(n);
+    loop_timer_in(n->loop, &n->heartbeat_timer, n->cfg.mqtt.ping_interval * 1000);
+}
+
+static void on_monitor_due(void *arg)
+{
+    node *n = arg;
+    if (n->stopping)
+        return;
+    agent_monitor(n, false);
+    loop_timer_in(n->loop, &n->monitor_timer, n->cfg.resources.monitor_interval * 1000);
+}
+
+static void on_reconnect_due(void *arg)
+{
+    node *n = arg;
+    if (!n->mqtt || n->stopping)
+        return;
+    mt_error *e = NULL;
+    log_info(n->log, "mqtt", "Reconnecting to %s:%d", n->broker_host, n->broker_port);
+    if (mqtt_connect(n->mqtt, n->broker_host, n->broker_port, &e) < 0) {
+        log_warn(n->log, "mqtt", "Reconnect failed: %s", mt_error_msg(e));
+        mt_error_free(&e);
+        schedule_reconnect(n);
+    }
+}
+
+/* One wait of the loop (at most timeout_ms, < 0: until something is due), then what depends on
+ * state rather than time: the session marker, the end of a drain. */
 static void loop_once(node *n, int timeout_ms)
 {
     watch_mqtt(n);
-    struct epoll_event evs[8];
-    int k = epoll_wait(n->epfd, evs, 8, timeout_ms < 0 ? 0 : timeout_ms);
-    for (int i = 0; i < k; i++) {
-        int fd = evs[i].data.fd;
-        if (fd == n->sigfd) {
-            handle_signals(n);
-        } else if (fd == n->postfd) {
-            run_posted(n);
-        } else if (n->mqtt && fd == mqtt_fd(n->mqtt)) {
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                mqtt_on_readable(n->mqtt);
-            if (n->mqtt && mqtt_fd(n->mqtt) >= 0 && (evs[i].events & EPOLLOUT))
-                mqtt_on_writable(n->mqtt);
-        }
-    }
+    loop_run_once(n->loop, timeout_ms);
     int64_t now = clock_mono_ms();
-    if (now + TIMER_SLACK_MS >= n->next_tick_ms) {
-        /* MQTT's clock once a second; the tasks' more often while some run, so a finished task
-         * is noticed (and its logs uploaded) within a quarter of a second. */
-        if (n->mqtt && now + TIMER_SLACK_MS >= n->next_mqtt_tick_ms) {
-            mqtt_tick(n->mqtt);
-            n->next_mqtt_tick_ms = now + TICK_MS;
-        }
-        if (n->tasks && tasks_count(n->tasks, 0) > 0)
-            tasks_tick(n->tasks);
-        deliver_tick(n, now);
-        idle_close(n, now);
-        n->next_tick_ms = now + TICK_MS; /* exits are events, not polled */
-        if (n->next_tick_ms > n->next_mqtt_tick_ms && n->mqtt)
-            n->next_tick_ms = n->next_mqtt_tick_ms;
-    }
     marker_check(n, now);
     if (n->draining &&
         ((tasks_idle(n->tasks) && deliver_settled(n)) || now >= n->drain_deadline_ms)) {
@@ -1097,39 +1068,13 @@ static void loop_once(node *n, int timeout_ms)
                      DRAIN_MAX_MS / 1000);
         announce_disconnect(n);
     }
-    if (n->mqtt && n->reconnect_at_ms > 0 && now >= n->reconnect_at_ms && !n->stopping) {
-        n->reconnect_at_ms = 0;
-        mt_error *e = NULL;
-        log_info(n->log, "mqtt", "Reconnecting to %s:%d", n->broker_host, n->broker_port);
-        if (mqtt_connect(n->mqtt, n->broker_host, n->broker_port, &e) < 0) {
-            log_warn(n->log, "mqtt", "Reconnect failed: %s", mt_error_msg(e));
-            mt_error_free(&e);
-            schedule_reconnect(n);
-        }
-    }
 }
 
 int agent_run(node *n)
 {
     while (!stop_complete(n)) {
-        int64_t now = clock_mono_ms();
-        if (!n->stopping && now + TIMER_SLACK_MS >= n->next_heartbeat_ms) {
-            agent_heartbeat(n);
-            n->next_heartbeat_ms = now + n->cfg.mqtt.ping_interval * 1000;
-        }
-        if (!n->stopping && now + TIMER_SLACK_MS >= n->next_monitor_ms) {
-            agent_monitor(n, false);
-            n->next_monitor_ms = now + n->cfg.resources.monitor_interval * 1000;
-        }
-        int64_t wake = n->next_tick_ms;
-        if (!n->stopping && n->next_heartbeat_ms < wake)
-            wake = n->next_heartbeat_ms;
-        if (n->reconnect_at_ms > 0 && n->reconnect_at_ms < wake)
-            wake = n->reconnect_at_ms;
-        if (n->stopping && n->stop_deadline_ms < wake)
-            wake = n->stop_deadline_ms;
-        int64_t t = wake - clock_mono_ms();
-        loop_once(n, t < 0 ? 0 : (int)(t > 60000 ? 60000 : t));
+        int64_t t = n->stopping ? n->stop_deadline_ms - clock_mono_ms() : -1;
+        loop_once(n, n->stopping && t < 0 ? 0 : (int)(t > 60000 ? 60000 : t));
     }
     /* Graceful end: a clean DISCONNECT (no will: the status was published), the light
      * service, then what the worker still has to say to the manager. */
@@ -1165,8 +1110,8 @@ void agent_free(node *n)
         workers_stop(n->pool);
         n->pool = NULL;
     }
-    if (n->posted)
-        run_posted(n);
+    if (n->loop)
+        loop_run_posted(n->loop);
     if (n->tasks)
         tasks_free(n->tasks);
     if (n->rt)
@@ -1175,8 +1120,8 @@ void agent_free(node *n)
         light_stop(n->light);
     if (n->wq)
         workq_stop(n->wq);
-    if (n->posted)
-        run_posted(n); /* what the worker's last jobs posted */
+    if (n->loop)
+        loop_run_posted(n->loop); /* what the worker's last jobs posted */
     deliver_close(n);
     if (n->mqtt)
         mqtt_free(n->mqtt);
@@ -1190,16 +1135,7 @@ void agent_free(node *n)
     free(n->marker_topic);
     datasets_release(&n->datasets);
     metrics_release(&n->metrics);
-    if (n->sigfd >= 0)
-        close(n->sigfd);
-    if (n->postfd >= 0)
-        close(n->postfd);
-    if (n->posted) {
-        pthread_mutex_destroy(&n->posted->mu);
-        free(n->posted);
-    }
-    if (n->epfd >= 0)
-        close(n->epfd);
+    loop_free(n->loop);
     if (n->log)
         log_close(n->log);
     config_free(&n->cfg);

@@ -21,6 +21,7 @@
 #include "datasets.h"
 #include "id.h"
 #include "log.h"
+#include "loop.h"
 #include "manager_client.h"
 #include "metrics.h"
 #include "mqtt.h"
@@ -30,7 +31,6 @@
 struct light_service;
 struct task_table;
 struct runtime;
-struct agent_post;
 struct delivery;
 
 typedef struct node {
@@ -59,21 +59,20 @@ typedef struct node {
     /* MQTT */
     mqtt_client *mqtt;
     bool mqtt_up;        /* CONNACK accepted and not disconnected since */
-    int mqtt_watched_fd; /* fd currently registered with epoll, -1 if none */
+    int mqtt_watched_fd; /* fd currently watched by the loop, -1 if none */
     bool mqtt_watch_write;
     size_t suback_pending; /* SUBACKs awaited after (re)subscribing */
     int reconnect_attempt;
-    int64_t reconnect_at_ms; /* 0 = no reconnect scheduled */
+    bool starting; /* connecting at startup: no automatic reconnect */
     int last_connack_rc;
     uint64_t disconnects;
 
     /* loop */
-    int epfd;
-    int sigfd;
-    int64_t next_heartbeat_ms;
-    int64_t next_tick_ms;      /* tasks (and MQTT when due) */
-    int64_t next_mqtt_tick_ms; /* MQTT keep-alive clock, once a second */
-    int64_t next_monitor_ms;
+    loop *loop;                 /* lib/loop.h: epoll, signals, posts from other threads */
+    loop_timer tick_timer;      /* once a second: MQTT's clock, tasks, outbox, idle close */
+    loop_timer heartbeat_timer; /* mqtt.ping_interval */
+    loop_timer monitor_timer;   /* resources.monitor_interval */
+    loop_timer reconnect_timer; /* armed while a broker reconnect waits its back-off */
     uint64_t heartbeats;
     size_t gpus; /* GPUs NVML reported at the last probe */
 
@@ -81,8 +80,6 @@ typedef struct node {
     struct runtime *rt;
     const char *runtime_name; /* static */
     struct task_table *tasks;
-    int postfd;                /* eventfd: work finished on other threads */
-    struct agent_post *posted; /* mutex-protected list of (fn, arg) to run on the loop */
     struct workers *pool;      /* task steps: a fixed set of joinable threads (workers.h) */
     bool keep_tasks;           /* stop without touching running tasks (agent upgrade) */
     int64_t drain_deadline_ms; /* stop: give tasks until then to stop and upload logs */

@@ -231,8 +231,6 @@ static int setup(void **state)
     (void)state;
     memset(&M, 0, sizeof(M));
     pthread_mutex_init(&M.lock, NULL);
-    M.evfd = -1;
-    M.sigfd = -1;
     mt_error *err = NULL;
     M.st = store_open(":memory:", &err);
     if (!M.st) {
