@@ -507,6 +507,17 @@ class ChaosRun:
         if self.store_dir:
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
+    def manager_troubles(self, keep=60):
+        """The manager log's lines about lost nodes, re-placed or dropped instances, warnings
+        and errors, and its restarts (the last `keep`)."""
+        marks = ("==== serve", "WARNING", "ERROR", "lost", "carrying on", "placing it again",
+                 "deploying it again", "not heard from")
+        try:
+            text = (self.tmp / "manager.log").read_text(errors="replace")
+        except OSError:
+            return ["(no manager log)"]
+        return [x for x in text.splitlines() if any(m in x for m in marks)][-keep:]
+
     def report(self):
         ok = not self.problems
         lines = [f"chaos: seed {self.seed}, {self.n} nodes, {self.rounds} rounds, runtime "
@@ -526,6 +537,9 @@ class ChaosRun:
                          f"task instances (want {self.rounds * (2 * self.n + 2)})")
         lines.append("chaos: lost: nothing" if ok else "chaos: PROBLEMS:")
         lines += ["  " + p for p in self.problems]
+        if not ok:   # what the manager saw go wrong: CI keeps no files, the report must tell
+            lines.append("chaos: the manager's warnings and the swarm's troubles:")
+            lines += ["  " + x for x in self.manager_troubles()]
         lines.append(f"chaos: logs in {self.tmp}")
         for line in lines:
             self.log(line)
