@@ -101,11 +101,28 @@ static void on_connect(void *ctx, int rc, bool session_present)
     }
     log_info(m->log, "mqtt", "connected to the broker %s:%lld", m->cfg.broker_host,
              (long long)m->cfg.broker_port);
+    /* While the manager could not hear them, the nodes' silence meant nothing: each one gets
+     * its whole time again from now (node_timeout, and the grace after a last will, which a
+     * broker that shuts down publishes for every client). */
+    pthread_mutex_lock(&m->lock);
+    int64_t now = clock_mono_ms();
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mgr_node *n = m->nodes[i];
+        if (n->last_seen_ms < now)
+            n->last_seen_ms = now;
+        if (n->will_ms)
+            n->will_ms = now;
+    }
+    m->broker_up = true;
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void on_disconnect(void *ctx, int rc)
 {
     manager *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    m->broker_up = false;
+    pthread_mutex_unlock(&m->lock);
     if (rc)
         log_msg(m->log, LOG_WARNING, "mqtt", "lost the broker (code %d); reconnecting", rc);
     if (m->loop)
@@ -268,6 +285,8 @@ static int64_t earlier(int64_t a, int64_t b)
 static int64_t sweep(manager *m)
 {
     int64_t now = clock_mono_ms(), due = 0;
+    if (!m->broker_up)
+        return 0; /* deaf: no node is judged by its silence (on_connect starts the clocks again) */
     for (size_t i = 0; i < m->nnodes; i++) {
         mgr_node *n = m->nodes[i];
         if (n->connected && now - n->last_seen_ms > m->cfg.node_timeout * 1000) {

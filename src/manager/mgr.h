@@ -73,7 +73,8 @@ typedef struct manager {
     loop_timer mqtt_timer; /* the broker connection's clock (keep-alive, reconnects) */
     int mqtt_watched_fd;   /* the MQTT socket the loop watches, -1 if none */
     bool mqtt_watch_write;
-    int signal; /* SIGINT/SIGTERM received, taken by mgr_loop */
+    int signal;     /* SIGINT/SIGTERM received, taken by mgr_loop */
+    bool broker_up; /* connected to the broker (CONNACK): nodes can be heard (lock) */
 
     pthread_mutex_t lock;
     mgr_node **nodes;

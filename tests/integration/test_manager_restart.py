@@ -196,3 +196,46 @@ def test_output_waits_on_disk_through_a_node_restart(tmp_path, node_bin):
         assert rows[0] == 1, rows
     finally:
         sw.close()
+
+
+def test_a_broker_outage_longer_than_the_node_timeout_loses_no_node(tmp_path, node_bin):
+    """While the manager itself cannot reach the broker it cannot hear the nodes: their silence
+    must not count against them. With node_timeout = 3 s and the broker away for 6 s (a broker
+    that shuts down also publishes every node's last will), no node is lost, and the swarm that
+    runs meanwhile keeps every instance: each node's logs of `long` are stored once."""
+    d = module_dir(tmp_path, {
+        "long.py": "import time\ndef main():\n    print('start', flush=True)\n"
+                   "    time.sleep(12)\n    print('done', flush=True)\n",
+        "after.py": "def main():\n    print('after ran')\n"})
+    (d / "swarm.toml").write_text(
+        'name = "long"\n[[tasks]]\nmodule = "long.py"\nimage = "none"\nmethod = "all"\n'
+        '[[tasks]]\nmodule = "after.py"\nimage = "none"\nmethod = "any"\nafter = ["long"]\n')
+    cfg = tmp_path / "manager.toml"
+    cfg.write_text("node_timeout = 3\n")
+    sw = LocalSwarm(tmp_path, node_bin, nodes=2)
+    out = ""
+    try:
+        sw.start_serve("--config", str(cfg))
+        sw.start_nodes()
+        wait_for(lambda: len(connected(sw)) == 2, timeout=30, what="both nodes known")
+        time.sleep(1.5)  # heard on MQTT
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        time.sleep(1.0)
+        sw.broker.restart(down_seconds=6.0)
+        wait_for(lambda: sw.admin_json("status", sid)["status"] != "RUNNING", timeout=90,
+                 what="the swarm to end")
+        st = sw.admin_json("status", sid)
+        assert st["status"] == "COMPLETED", st
+        rows = sqlite3.connect(str(sw.store)).execute(
+            "SELECT node, task, count(*) FROM task_logs WHERE swarm = ? GROUP BY node, task",
+            (sid,)).fetchall()
+        per_task = sorted(len([r for r in rows if r[1] == t]) for t in {r[1] for r in rows})
+        assert per_task == [1, 2], rows   # long on both nodes, after on one
+        assert all(c == 1 for _, _, c in rows), rows
+        assert len(connected(sw)) == 2
+    finally:
+        if sw.proc and sw.proc.poll() is None:
+            sw.proc.terminate()
+            out = sw.proc.communicate(timeout=30)[0] or ""
+        sw.close()
+    assert "is lost" not in out, out
