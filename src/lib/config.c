@@ -1,61 +1,99 @@
-/* config.c - loading, converting, validating and describing node configurations. The keys
- * themselves are in config_keys.c; this file is driven entirely by that table. */
+/* config.c - the configuration engine: loading, converting, checking and describing a
+ * configuration of any schema (config.h). The programs' key tables are elsewhere
+ * (src/node/node_config_keys.c, src/manager/mgr_config.c); this file knows none of them. */
 #include "config.h"
+#include "config_impl.h"
 
 #include <ctype.h>
-#include <stddef.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "clock.h"
 #include "fsutil.h"
-#include "jwt.h"
 #include "mem.h"
-#include "suggest.h"
 #include "paths.h"
 #include "strbuf.h"
+#include "suggest.h"
 #include "units.h"
+
+/* A default path under the manta home ($MANTA_HOME, else ~/.manta): see cfg_key.def. */
+#define HOME_PREFIX "$MANTA_HOME/"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-void *config_field(node_config *cfg, const cfg_key *k)
+cfg_book *cfg_book_of(const cfg_schema *s, void *obj)
 {
-    return (char *)cfg + k->offset;
+    return (cfg_book *)((char *)obj + s->book_offset);
 }
 
-const void *config_field_const(const node_config *cfg, const cfg_key *k)
+const cfg_book *cfg_book_const(const cfg_schema *s, const void *obj)
 {
-    return (const char *)cfg + k->offset;
+    return (const cfg_book *)((const char *)obj + s->book_offset);
 }
 
-static size_t nkeys(void)
+void *cfg_field(void *obj, const cfg_key *k)
 {
-    size_t n;
-    config_keys(&n);
-    return n;
+    return (char *)obj + k->offset;
 }
 
-static int key_index_of(const cfg_key *k)
+const void *cfg_field_const(const void *obj, const cfg_key *k)
 {
-    size_t n;
-    const cfg_key *all = config_keys(&n);
-    return (int)(k - all);
+    return (const char *)obj + k->offset;
 }
 
-/* The key an alias entry stands for (itself if not an alias). */
-static const cfg_key *key_target(const cfg_key *k)
+bool cfg_same_section(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The key's name in messages: "network.manager_port", or "`node_timeout`" at the top level. */
+static char *key_label(const cfg_key *k)
+{
+    return k->section ? xasprintf("%s.%s", k->section, k->name) : xasprintf("`%s`", k->name);
+}
+
+/* The key's name in lists: "network.manager_port" or "node_timeout". */
+char *cfg_key_dotted(const cfg_key *k)
+{
+    return k->section ? xasprintf("%s.%s", k->section, k->name) : xstrdup(k->name);
+}
+
+int cfg_key_index(const cfg_schema *s, const char *dotted)
+{
+    const char *dot = s->sections ? strchr(dotted, '.') : NULL;
+    if (s->sections && !dot)
+        return -1;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const cfg_key *k = &s->keys[i];
+        if (!dot) {
+            if (!k->section && strcmp(k->name, dotted) == 0)
+                return (int)i;
+            continue;
+        }
+        size_t sl = (size_t)(dot - dotted);
+        if (k->section && strlen(k->section) == sl && strncmp(k->section, dotted, sl) == 0 &&
+            strcmp(k->name, dot + 1) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int key_index_of(const cfg_schema *s, const cfg_key *k)
+{
+    return (int)(k - s->keys);
+}
+
+const cfg_key *cfg_key_target(const cfg_schema *s, const cfg_key *k)
 {
     if (!k->alias_of)
         return k;
-    int i = config_key_index(k->alias_of);
-    size_t n;
-    return i >= 0 ? &config_keys(&n)[i] : k;
+    int i = cfg_key_index(s, k->alias_of);
+    return i >= 0 ? &s->keys[i] : k;
 }
 
 static void map_free(cfg_map *m)
@@ -87,9 +125,9 @@ static void strlist_free(cfg_strlist *l)
 }
 
 /* Release the value of one key (not aliases: they share the target's storage). */
-static void field_release(node_config *cfg, const cfg_key *k)
+static void field_release(void *obj, const cfg_key *k)
 {
-    void *f = config_field(cfg, k);
+    void *f = cfg_field(obj, k);
     switch (k->type) {
     case CFG_STRING:
     case CFG_PATH:
@@ -112,30 +150,45 @@ static void field_release(node_config *cfg, const cfg_key *k)
     }
 }
 
+/* A number as text: whole numbers without an exponent ("31536000"), others as %g. */
+const char *cfg_num_text(double v, char buf[32])
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(buf, 32, "%.0f", v);
+    else
+        snprintf(buf, 32, "%g", v);
+    return buf;
+}
+
 /* ---- defaults ------------------------------------------------------------------------- */
 
-static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, const char *where,
-                         mt_error **err);
+static int set_from_text(const cfg_schema *s, void *obj, const cfg_key *k, const char *text,
+                         const char *where, mt_error **err);
 
-void config_init_defaults(node_config *cfg)
+void cfg_init_defaults(const cfg_schema *s, void *obj)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    size_t n = nkeys();
-    cfg->origin = xcalloc(n, sizeof(*cfg->origin));
-    cfg->line = xcalloc(n, sizeof(*cfg->line));
-    cfg->written_as = xcalloc(n, sizeof(*cfg->written_as));
-    const cfg_key *keys = config_keys(&n);
-    for (size_t i = 0; i < n; i++) {
-        const cfg_key *k = &keys[i];
+    memset(obj, 0, s->size);
+    cfg_book *b = cfg_book_of(s, obj);
+    b->origin = xcalloc(s->nkeys, sizeof(*b->origin));
+    b->line = xcalloc(s->nkeys, sizeof(*b->line));
+    b->written_as = xcalloc(s->nkeys, sizeof(*b->written_as));
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const cfg_key *k = &s->keys[i];
         if (k->alias_of)
             continue;
         if (k->type == CFG_TRIBOOL)
-            *(int *)config_field(cfg, k) = -1;
+            *(int *)cfg_field(obj, k) = -1;
+        if (k->type == CFG_PATH && k->def &&
+            strncmp(k->def, HOME_PREFIX, strlen(HOME_PREFIX)) == 0) {
+            cleanup_free char *home = paths_home();
+            *(char **)cfg_field(obj, k) = fs_join(home, k->def + strlen(HOME_PREFIX));
+            continue;
+        }
         if (k->def && k->type != CFG_MAP && k->type != CFG_STRLIST) {
             mt_error *e = NULL;
-            if (set_from_text(cfg, k, k->def, "default", &e) < 0) {
+            if (set_from_text(s, obj, k, k->def, "default", &e) < 0) {
                 /* A bad default is a programming error caught by the unit tests. */
-                fprintf(stderr, "manta: bad default for %s.%s: %s\n", k->section, k->name,
+                fprintf(stderr, "%s: bad default for %s: %s\n", s->program, k->name,
                         mt_error_msg(e));
                 abort();
             }
@@ -143,22 +196,21 @@ void config_init_defaults(node_config *cfg)
     }
 }
 
-void config_free(node_config *cfg)
+void cfg_free(const cfg_schema *s, void *obj)
 {
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
-    for (size_t i = 0; i < n; i++)
-        if (!keys[i].alias_of)
-            field_release(cfg, &keys[i]);
-    if (cfg->written_as)
-        for (size_t i = 0; i < n; i++)
-            free(cfg->written_as[i]);
-    free(cfg->written_as);
-    free(cfg->origin);
-    free(cfg->line);
-    free(cfg->path);
-    free(cfg->stem);
-    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (!s->keys[i].alias_of)
+            field_release(obj, &s->keys[i]);
+    cfg_book *b = cfg_book_of(s, obj);
+    if (b->written_as)
+        for (size_t i = 0; i < s->nkeys; i++)
+            free(b->written_as[i]);
+    free(b->written_as);
+    free(b->origin);
+    free(b->line);
+    free(b->path);
+    free(b->stem);
+    memset(obj, 0, s->size);
 }
 
 /* ---- conversion ------------------------------------------------------------------------ */
@@ -238,7 +290,7 @@ static const char *type_expectation(const cfg_key *k)
     return "?";
 }
 
-static char *choices_text(const cfg_key *k)
+char *cfg_choices_text(const cfg_key *k)
 {
     strbuf sb = STRBUF_INIT;
     for (size_t i = 0; k->choices[i]; i++)
@@ -246,17 +298,13 @@ static char *choices_text(const cfg_key *k)
     return sb_steal(&sb);
 }
 
-static char *expand_path_value(const char *s)
-{
-    return fs_expand_tilde(s);
-}
-
 /* Store a value given as text (defaults, environment substitution). */
-static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, const char *where,
-                         mt_error **err)
+static int set_from_text(const cfg_schema *s, void *obj, const cfg_key *k, const char *text,
+                         const char *where, mt_error **err)
 {
-    const cfg_key *t = key_target(k);
-    void *f = config_field(cfg, t);
+    const cfg_key *t = cfg_key_target(s, k);
+    void *f = cfg_field(obj, t);
+    cleanup_free char *label = key_label(k);
     switch (t->type) {
     case CFG_STRING:
         free(*(char **)f);
@@ -264,7 +312,7 @@ static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, c
         return 0;
     case CFG_PATH:
         free(*(char **)f);
-        *(char **)f = expand_path_value(text);
+        *(char **)f = fs_expand_tilde(text);
         return 0;
     case CFG_ENUM:
         for (size_t i = 0; t->choices[i]; i++) {
@@ -275,24 +323,24 @@ static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, c
             }
         }
         {
-            cleanup_free char *ch = choices_text(t);
-            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be %s, not \"%s\"", where,
-                                k->section, k->name, ch, text);
+            cleanup_free char *ch = cfg_choices_text(t);
+            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s must be %s, not \"%s\"", where, label,
+                                ch, text);
         }
     case CFG_INT:
         if (!parse_int_text(text, f))
-            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be an integer, not \"%s\"",
-                                where, k->section, k->name, text);
+            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s must be an integer, not \"%s\"", where,
+                                label, text);
         return 0;
     case CFG_FLOAT:
         if (!parse_float_text(text, f))
-            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be a number, not \"%s\"", where,
-                                k->section, k->name, text);
+            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s must be a number, not \"%s\"", where,
+                                label, text);
         return 0;
     case CFG_BOOL:
         if (!parse_bool_word(text, f))
-            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s must be true or false, not \"%s\"",
-                                where, k->section, k->name, text);
+            return mt_error_set(err, MT_ERR_CONFIG, "%s: %s must be true or false, not \"%s\"",
+                                where, label, text);
         return 0;
     case CFG_TRIBOOL: {
         bool b;
@@ -302,28 +350,27 @@ static int set_from_text(node_config *cfg, const cfg_key *k, const char *text, c
         }
         if (!parse_bool_word(text, &b))
             return mt_error_set(err, MT_ERR_CONFIG,
-                                "%s: %s.%s must be true, false or \"auto\", not \"%s\"", where,
-                                k->section, k->name, text);
+                                "%s: %s must be true, false or \"auto\", not \"%s\"", where, label,
+                                text);
         *(int *)f = b;
         return 0;
     }
     case CFG_SIZE:
         if (!parse_size(text, f))
             return mt_error_set(err, MT_ERR_CONFIG,
-                                "%s: %s.%s must be a size such as \"512M\" or \"4G\", not \"%s\"",
-                                where, k->section, k->name, text);
+                                "%s: %s must be a size such as \"512M\" or \"4G\", not \"%s\"",
+                                where, label, text);
         return 0;
     case CFG_MAP:
     case CFG_STRLIST:
     case CFG_ANY:
-        return mt_error_set(err, MT_ERR_CONFIG, "%s: %s.%s cannot be given as a single string",
-                            where, k->section, k->name);
+        return mt_error_set(err, MT_ERR_CONFIG, "%s: %s cannot be given as a single string", where,
+                            label);
     }
     return 0;
 }
 
-/* If s is exactly "${NAME}" or "${NAME:default}", return true and fill name/def (owned). */
-static bool parse_env_ref(const char *s, char **name, char **def)
+bool cfg_parse_env_ref(const char *s, char **name, char **def)
 {
     size_t n = strlen(s);
     if (n < 4 || s[0] != '$' || s[1] != '{' || s[n - 1] != '}')
@@ -352,7 +399,7 @@ static char *substitute(const char *s, const char *where, const char *keyname, b
     cleanup_free char *name = NULL;
     cleanup_free char *def = NULL;
     *was_ref = false;
-    if (!parse_env_ref(s, &name, &def))
+    if (!cfg_parse_env_ref(s, &name, &def))
         return xstrdup(s);
     *was_ref = true;
     const char *v = getenv(name);
@@ -368,9 +415,11 @@ static char *substitute(const char *s, const char *where, const char *keyname, b
 }
 
 struct loader {
+    const cfg_schema *s;
     const char *fname;
     unsigned flags;
-    node_config *cfg;
+    void *obj;
+    cfg_book *book;
     strbuf problems;
     size_t nproblems;
     bool *set_by_name; /* per key index: given in the file under this exact name */
@@ -400,11 +449,11 @@ static void problemf(struct loader *ld, const char *fmt, ...)
 static void record_origin(struct loader *ld, const cfg_key *k, int line, const char *written_as,
                           bool from_env)
 {
-    int i = key_index_of(key_target(k));
-    ld->cfg->origin[i] = from_env ? CFG_FROM_ENV : CFG_FROM_FILE;
-    ld->cfg->line[i] = line;
-    free(ld->cfg->written_as[i]);
-    ld->cfg->written_as[i] = from_env ? xstrdup(written_as) : NULL;
+    int i = key_index_of(ld->s, cfg_key_target(ld->s, k));
+    ld->book->origin[i] = from_env ? CFG_FROM_ENV : CFG_FROM_FILE;
+    ld->book->line[i] = line;
+    free(ld->book->written_as[i]);
+    ld->book->written_as[i] = from_env ? xstrdup(written_as) : NULL;
 }
 
 /* A string value of a table/array entry, after substitution. Owned, or NULL on problem. */
@@ -426,52 +475,58 @@ static char *string_entry(struct loader *ld, const toml_value *v, const char *wh
     return s;
 }
 
+/* A string given for a scalar key: "${VAR}" substitution first, then conversion. */
+static void load_string(struct loader *ld, const cfg_key *k, const toml_kv *kv, const char *where,
+                        const char *label)
+{
+    const toml_value *v = kv->val;
+    const cfg_key *t = cfg_key_target(ld->s, k);
+    mt_error *e = NULL;
+    cleanup_free char *name = NULL;
+    cleanup_free char *def = NULL;
+    bool is_ref = cfg_parse_env_ref(v->u.s.ptr, &name, &def);
+    if (is_ref && (ld->flags & CFG_LOAD_VERBATIM))
+        return; /* kept as written; checked when the program loads the file */
+    bool text_ok = t->type == CFG_STRING || t->type == CFG_PATH || t->type == CFG_ENUM ||
+                   t->type == CFG_SIZE || t->type == CFG_FLOAT || t->type == CFG_TRIBOOL;
+    if (!is_ref && !text_ok)
+        return problemf(ld, "%s: %s must be %s, not a string (\"%s\")", where, label,
+                        type_expectation(t), v->u.s.ptr);
+    bool from_env = false;
+    cleanup_free char *text = substitute(v->u.s.ptr, where, label, &from_env, &e);
+    if (!text && e && e->code == MT_ERR_NOENV && (ld->flags & CFG_LOAD_LENIENT_ENV)) {
+        int i = key_index_of(ld->s, t);
+        mt_error_free(&e);
+        ld->book->origin[i] = CFG_MISSING_ENV;
+        ld->book->line[i] = kv->line;
+        free(ld->book->written_as[i]);
+        ld->book->written_as[i] = xstrdup(v->u.s.ptr);
+        if (t->type == CFG_STRING || t->type == CFG_PATH) {
+            free(*(char **)cfg_field(ld->obj, t));
+            *(char **)cfg_field(ld->obj, t) = NULL;
+        }
+        return;
+    }
+    if (!text)
+        return problem(ld, &e);
+    if (set_from_text(ld->s, ld->obj, k, text, where, &e) < 0)
+        return problem(ld, &e);
+    record_origin(ld, k, kv->line, v->u.s.ptr, from_env);
+}
+
 /* Convert and store one key's value. */
 static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
 {
     const toml_value *v = kv->val;
-    const cfg_key *t = key_target(k);
+    const cfg_key *t = cfg_key_target(ld->s, k);
     cleanup_free char *where = xasprintf("%s:%d", ld->fname, kv->line);
-    cleanup_free char *dotted = xasprintf("%s.%s", k->section, k->name);
-    mt_error *e = NULL;
+    cleanup_free char *dotted = key_label(k);
 
-    /* A string for a scalar key: "${VAR}" substitution first, then conversion. */
     if (v->type == TOML_STRING && t->type != CFG_MAP && t->type != CFG_STRLIST &&
-        t->type != CFG_ANY) {
-        cleanup_free char *name = NULL;
-        cleanup_free char *def = NULL;
-        bool is_ref = parse_env_ref(v->u.s.ptr, &name, &def);
-        if (is_ref && (ld->flags & CFG_LOAD_VERBATIM))
-            return; /* kept as written; checked when the node loads the file */
-        bool text_ok = t->type == CFG_STRING || t->type == CFG_PATH || t->type == CFG_ENUM ||
-                       t->type == CFG_SIZE || t->type == CFG_FLOAT || t->type == CFG_TRIBOOL;
-        if (!is_ref && !text_ok)
-            return problemf(ld, "%s: %s must be %s, not a string (\"%s\")", where, dotted,
-                            type_expectation(t), v->u.s.ptr);
-        bool from_env = false;
-        cleanup_free char *text = substitute(v->u.s.ptr, where, dotted, &from_env, &e);
-        if (!text && e->code == MT_ERR_NOENV && (ld->flags & CFG_LOAD_LENIENT_ENV)) {
-            int i = key_index_of(t);
-            mt_error_free(&e);
-            ld->cfg->origin[i] = CFG_MISSING_ENV;
-            ld->cfg->line[i] = kv->line;
-            free(ld->cfg->written_as[i]);
-            ld->cfg->written_as[i] = xstrdup(v->u.s.ptr);
-            if (t->type == CFG_STRING || t->type == CFG_PATH) {
-                free(*(char **)config_field(ld->cfg, t));
-                *(char **)config_field(ld->cfg, t) = NULL;
-            }
-            return;
-        }
-        if (!text)
-            return problem(ld, &e);
-        if (set_from_text(ld->cfg, k, text, where, &e) < 0)
-            return problem(ld, &e);
-        record_origin(ld, k, kv->line, v->u.s.ptr, from_env);
-        return;
-    }
+        t->type != CFG_ANY)
+        return load_string(ld, k, kv, where, dotted);
 
-    void *f = config_field(ld->cfg, t);
+    void *f = cfg_field(ld->obj, t);
     switch (t->type) {
     case CFG_INT:
         if (v->type != TOML_INTEGER)
@@ -512,13 +567,11 @@ static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
                             "\"/srv/data\" }, not %s",
                             where, dotted, k->name, toml_type_name(v->type));
         cfg_map m = {0};
-        bool any_env = false;
         for (size_t i = 0; i < v->u.tab.len; i++) {
             const toml_kv *e2 = &v->u.tab.items[i];
             cleanup_free char *what = xasprintf("%s.%s", dotted, e2->key);
             bool from_env;
             cleanup_free char *s = string_entry(ld, e2->val, what, &from_env);
-            any_env |= from_env;
             if (!s)
                 continue;
             if (!*s) {
@@ -527,14 +580,12 @@ static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
                 continue;
             }
             cleanup_free char *path =
-                (ld->flags & CFG_LOAD_VERBATIM) ? xstrdup(s) : expand_path_value(s);
+                (ld->flags & CFG_LOAD_VERBATIM) ? xstrdup(s) : fs_expand_tilde(s);
             map_add(&m, e2->key, path);
         }
         map_free(f);
         *(cfg_map *)f = m;
-        record_origin(ld, k, kv->line, NULL, false);
-        (void)any_env;
-        return;
+        break;
     }
     case CFG_STRLIST: {
         if (v->type != TOML_ARRAY)
@@ -567,39 +618,87 @@ static void load_value(struct loader *ld, const cfg_key *k, const toml_kv *kv)
     record_origin(ld, k, kv->line, NULL, false);
 }
 
-static const cfg_key *find_key(const char *section, const char *name)
+/* The value of key k as a number if it has bounds, for the checks. */
+static bool bounded_value(const void *obj, const cfg_key *k, double *v, char shown[64])
 {
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+    if (!(k->min < k->max) || k->alias_of)
+        return false;
+    const void *f = cfg_field_const(obj, k);
+    if (k->type == CFG_INT) {
+        *v = (double)*(const int64_t *)f;
+        snprintf(shown, 64, "%lld", (long long)*(const int64_t *)f);
+    } else if (k->type == CFG_FLOAT) {
+        *v = *(const double *)f;
+        snprintf(shown, 64, "%g", *v);
+    } else if (k->type == CFG_SIZE) {
+        *v = (double)*(const uint64_t *)f;
+        format_size(*(const uint64_t *)f, shown, 64);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* CFG_SCHEMA_BOUNDS_AT_LOAD: the value just loaded for k must be within its bounds. */
+static void check_loaded_bounds(struct loader *ld, const cfg_key *k, const toml_kv *kv)
+{
+    const cfg_key *t = cfg_key_target(ld->s, k);
+    double v;
+    char shown[64], lo[32], hi[32];
+    if (!bounded_value(ld->obj, t, &v, shown) || (v >= t->min && v <= t->max))
+        return;
+    cleanup_free char *label = key_label(k);
+    problemf(ld, "%s:%d: %s is %s; it must be between %s and %s.", ld->fname, kv->line, label,
+             shown, cfg_num_text(t->min, lo), cfg_num_text(t->max, hi));
+}
+
+static const cfg_key *find_key(const cfg_schema *s, const char *section, const char *name)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (cfg_same_section(s->keys[i].section, section) && strcmp(s->keys[i].name, name) == 0)
+            return &s->keys[i];
     return NULL;
 }
 
-static bool is_section(const char *name)
+static size_t nsections(const cfg_schema *s)
 {
-    for (const char *const *s = config_sections(); *s; s++)
-        if (strcmp(*s, name) == 0)
+    size_t n = 0;
+    while (s->sections && s->sections[n])
+        n++;
+    return n;
+}
+
+static bool is_section(const cfg_schema *s, const char *name)
+{
+    for (const char *const *sec = s->sections; sec && *sec; sec++)
+        if (strcmp(*sec, name) == 0)
             return true;
     return false;
 }
 
 static void unknown_key(struct loader *ld, const char *section, const toml_kv *kv)
 {
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
+    const cfg_schema *s = ld->s;
     const char *cands[128];
     size_t nc = 0;
-    for (size_t i = 0; i < n && nc < ARRAY_LEN(cands); i++)
-        if (strcmp(keys[i].section, section) == 0)
-            cands[nc++] = keys[i].name;
+    for (size_t i = 0; i < s->nkeys && nc < ARRAY_LEN(cands); i++)
+        if (cfg_same_section(s->keys[i].section, section))
+            cands[nc++] = s->keys[i].name;
     const char *best = suggest_closest(kv->key, cands, nc);
+    if (!section) {
+        if (best)
+            problemf(ld, "%s:%d: unknown key `%s`; did you mean `%s`?", ld->fname, kv->line,
+                     kv->key, best);
+        else
+            problemf(ld, "%s:%d: unknown key `%s`; %s", ld->fname, kv->line, kv->key,
+                     s->unknown_hint);
+        return;
+    }
     /* A key from another section? */
     const char *other = NULL;
-    for (size_t i = 0; i < n && !best; i++)
-        if (strcmp(keys[i].name, kv->key) == 0)
-            other = keys[i].section;
+    for (size_t i = 0; i < s->nkeys && !best; i++)
+        if (strcmp(s->keys[i].name, kv->key) == 0)
+            other = s->keys[i].section;
     if (best)
         problemf(ld, "%s:%d: unknown key '%s' in [%s]; did you mean '%s'?", ld->fname, kv->line,
                  kv->key, section, best);
@@ -607,100 +706,137 @@ static void unknown_key(struct loader *ld, const char *section, const toml_kv *k
         problemf(ld, "%s:%d: unknown key '%s' in [%s]; it belongs in [%s]", ld->fname, kv->line,
                  kv->key, section, other);
     else
-        problemf(ld,
-                 "%s:%d: unknown key '%s' in [%s] (see 'manta_node config show' or "
-                 "docs/configuration.md for the keys)",
-                 ld->fname, kv->line, kv->key, section);
+        problemf(ld, "%s:%d: unknown key '%s' in [%s] %s", ld->fname, kv->line, kv->key, section,
+                 s->unknown_hint);
 }
 
-int config_from_tree(const toml_value *root, const char *fname, unsigned flags, node_config *cfg,
-                     toml_value **norm, mt_error **err)
+/* Pass 1 for a schema with sections: a root entry that is not a known table. */
+static void unknown_section(struct loader *ld, const toml_kv *sec)
 {
-    node_config scratch;
-    if (!cfg) {
-        config_init_defaults(&scratch);
-        cfg = &scratch;
+    const cfg_schema *s = ld->s;
+    const char *best = suggest_closest(sec->key, s->sections, nsections(s));
+    if (sec->val->type != TOML_TABLE) {
+        const char *owner = NULL;
+        for (size_t j = 0; j < s->nkeys && !owner; j++)
+            if (strcmp(s->keys[j].name, sec->key) == 0)
+                owner = s->keys[j].section;
+        if (owner)
+            problemf(ld, "%s:%d: key '%s' must be inside the [%s] table", ld->fname, sec->line,
+                     sec->key, owner);
+        else
+            problemf(ld, "%s:%d: unknown key '%s' outside any table", ld->fname, sec->line,
+                     sec->key);
+    } else if (best) {
+        problemf(ld, "%s:%d: unknown table [%s]; did you mean [%s]?", ld->fname, sec->line,
+                 sec->key, best);
+    } else {
+        strbuf list = STRBUF_INIT;
+        size_t n = nsections(s);
+        for (size_t i = 0; i < n; i++)
+            sb_printf(&list, "%s[%s]", i ? (i + 1 < n ? ", " : " and ") : "", s->sections[i]);
+        problemf(ld, "%s:%d: unknown table [%s]; the tables are %s", ld->fname, sec->line, sec->key,
+                 sb_str(&list));
+        sb_free(&list);
     }
-    struct loader ld = {.fname = fname, .flags = flags, .cfg = cfg, .problems = STRBUF_INIT};
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
-    ld.set_by_name = xcalloc(n, sizeof(bool));
+}
 
-    /* Pass 1: every table and key in the file must be known. */
+/* Pass 1: every table and key in the file must be known. */
+static void check_names(struct loader *ld, const toml_value *root)
+{
+    const cfg_schema *s = ld->s;
     for (size_t i = 0; i < root->u.tab.len; i++) {
         const toml_kv *sec = &root->u.tab.items[i];
-        if (!is_section(sec->key)) {
-            const char *best = suggest_closest(sec->key, config_sections(), 10);
-            if (sec->val->type != TOML_TABLE) {
-                const char *owner = NULL;
-                for (size_t j = 0; j < n && !owner; j++)
-                    if (strcmp(keys[j].name, sec->key) == 0)
-                        owner = keys[j].section;
-                if (owner)
-                    problemf(&ld, "%s:%d: key '%s' must be inside the [%s] table", fname, sec->line,
-                             sec->key, owner);
-                else
-                    problemf(&ld, "%s:%d: unknown key '%s' outside any table", fname, sec->line,
-                             sec->key);
-            } else if (best) {
-                problemf(&ld, "%s:%d: unknown table [%s]; did you mean [%s]?", fname, sec->line,
-                         sec->key, best);
-            } else {
-                problemf(&ld,
-                         "%s:%d: unknown table [%s]; the tables are [identity], "
-                         "[metadata], [network], [mqtt], [containers], [datasets], "
-                         "[tasks], [resources], [logging] and [security]",
-                         fname, sec->line, sec->key);
-            }
+        if (!s->sections) {
+            const cfg_key *k = find_key(s, NULL, sec->key);
+            if (!k)
+                unknown_key(ld, NULL, sec);
+            else
+                ld->set_by_name[key_index_of(s, k)] = true;
+            continue;
+        }
+        if (!is_section(s, sec->key)) {
+            unknown_section(ld, sec);
             continue;
         }
         if (sec->val->type != TOML_TABLE) {
-            problemf(&ld, "%s:%d: '%s' must be a table ([%s]), not %s", fname, sec->line, sec->key,
-                     sec->key, toml_type_name(sec->val->type));
+            problemf(ld, "%s:%d: '%s' must be a table ([%s]), not %s", ld->fname, sec->line,
+                     sec->key, sec->key, toml_type_name(sec->val->type));
             continue;
         }
         for (size_t j = 0; j < sec->val->u.tab.len; j++) {
             const toml_kv *kv = &sec->val->u.tab.items[j];
-            const cfg_key *k = find_key(sec->key, kv->key);
+            const cfg_key *k = find_key(s, sec->key, kv->key);
             if (!k) {
-                unknown_key(&ld, sec->key, kv);
+                unknown_key(ld, sec->key, kv);
                 continue;
             }
-            ld.set_by_name[key_index_of(k)] = true;
+            ld->set_by_name[key_index_of(s, k)] = true;
         }
     }
+}
+
+static void missing_required(struct loader *ld, const cfg_key *k)
+{
+    const char *ex = k->example ? k->example : "...";
+    if (k->section)
+        problemf(ld, "%s: %s.%s is required: add it under [%s], e.g. %s = %s", ld->fname,
+                 k->section, k->name, k->section, k->name, ex);
+    else
+        problemf(ld, "%s: `%s` is required: add it, e.g. %s = %s", ld->fname, k->name, k->name, ex);
+}
+
+int cfg_from_tree(const cfg_schema *s, const toml_value *root, const char *fname, unsigned flags,
+                  void *obj, toml_value **norm, mt_error **err)
+{
+    cleanup_free void *scratch = NULL;
+    if (!obj) {
+        scratch = xcalloc(1, s->size);
+        cfg_init_defaults(s, scratch);
+        obj = scratch;
+    }
+    struct loader ld = {.s = s,
+                        .fname = fname,
+                        .flags = flags,
+                        .obj = obj,
+                        .book = cfg_book_of(s, obj),
+                        .problems = STRBUF_INIT};
+    ld.set_by_name = xcalloc(s->nkeys, sizeof(bool));
+    check_names(&ld, root);
 
     /* Pass 2: in table order, convert every key present. An alias is applied only when the
      * preferred name is absent. */
     toml_value *out = norm ? toml_new_table() : NULL;
-    for (size_t i = 0; i < n; i++) {
-        const cfg_key *k = &keys[i];
-        const toml_value *sec = toml_table_get(root, k->section);
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const cfg_key *k = &s->keys[i];
+        const toml_value *sec = k->section ? toml_table_get(root, k->section) : root;
         const toml_kv *kv = sec && sec->type == TOML_TABLE ? toml_table_get_kv(sec, k->name) : NULL;
         if (!kv) {
             if (k->flags & CFG_REQUIRED)
-                problemf(&ld,
-                         "%s: %s.%s is required: add it under [%s], e.g. %s = "
-                         "\"${MANTA_NODE_TOKEN}\"",
-                         fname, k->section, k->name, k->section, k->name);
+                missing_required(&ld, k);
             continue;
         }
-        const cfg_key *t = key_target(k);
-        if (k->alias_of && ld.set_by_name[key_index_of(t)])
+        const cfg_key *t = cfg_key_target(s, k);
+        if (k->alias_of && ld.set_by_name[key_index_of(s, t)])
             continue; /* the preferred name wins */
+        size_t before = ld.nproblems;
         load_value(&ld, k, kv);
+        if ((s->flags & CFG_SCHEMA_BOUNDS_AT_LOAD) && ld.nproblems == before)
+            check_loaded_bounds(&ld, k, kv);
         if (out) {
-            toml_value *osec = toml_table_get(out, t->section);
-            if (!osec) {
-                osec = toml_new_table();
-                toml_table_set(out, t->section, osec);
+            toml_value *osec = out;
+            if (t->section) {
+                osec = toml_table_get(out, t->section);
+                if (!osec) {
+                    osec = toml_new_table();
+                    toml_table_set(out, t->section, osec);
+                }
             }
             toml_table_set(osec, t->name, toml_clone(kv->val));
         }
     }
     free(ld.set_by_name);
-    if (cfg == &scratch)
-        config_free(&scratch);
+    if (scratch)
+        cfg_free(s, scratch);
 
     if (ld.nproblems) {
         toml_free(out);
@@ -709,27 +845,30 @@ int config_from_tree(const toml_value *root, const char *fname, unsigned flags, 
         return -1;
     }
     sb_free(&ld.problems);
-    if (norm) {
+    if (norm && s->sections) {
         /* Sections in table order even if their first key came late. */
         toml_value *ordered = toml_new_table();
-        for (const char *const *s = config_sections(); *s; s++) {
-            toml_value *t = toml_table_get(out, *s);
+        for (const char *const *sec = s->sections; *sec; sec++) {
+            toml_value *t = toml_table_get(out, *sec);
             if (t)
-                toml_table_set(ordered, *s, toml_clone(t));
+                toml_table_set(ordered, *sec, toml_clone(t));
         }
         toml_free(out);
-        *norm = ordered;
+        out = ordered;
     }
+    if (norm)
+        *norm = out;
     return 0;
 }
 
-int config_load_file(node_config *cfg, const char *path, unsigned flags, mt_error **err)
+int cfg_load_file(const cfg_schema *s, void *obj, const char *path, unsigned flags, mt_error **err)
 {
-    config_init_defaults(cfg);
-    cfg->path = xstrdup(path);
+    cfg_init_defaults(s, obj);
+    cfg_book *b = cfg_book_of(s, obj);
+    b->path = xstrdup(path);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     const char *dot = strrchr(base, '.');
-    cfg->stem = dot && dot != base ? xstrndup(base, (size_t)(dot - base)) : xstrdup(base);
+    b->stem = dot && dot != base ? xstrndup(base, (size_t)(dot - base)) : xstrdup(base);
     cleanup_free char *shown = fs_display_path(path);
     size_t len = 0;
     mt_error *e = NULL;
@@ -741,84 +880,12 @@ int config_load_file(node_config *cfg, const char *path, unsigned flags, mt_erro
     cleanup_toml toml_value *root = toml_parse(text, len, shown, TOML_1_1, err);
     if (!root)
         return -1;
-    return config_from_tree(root, shown, flags, cfg, NULL, err);
+    return cfg_from_tree(s, root, shown, flags, obj, NULL, err);
 }
 
-/* ---- derived defaults ---------------------------------------------------------------- */
+/* ---- validation helpers ---------------------------------------------------------------- */
 
-char *config_safe_name(const char *s)
-{
-    char *out = xstrdup(s);
-    for (char *p = out; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
-            *p = '_';
-    return out;
-}
-
-const char *config_effective_alias(const node_config *cfg)
-{
-    if (cfg->identity.alias && *cfg->identity.alias)
-        return cfg->identity.alias;
-    int mi = config_key_index("metadata.name");
-    bool name_set = cfg->origin && cfg->origin[mi] != CFG_FROM_DEFAULT;
-    if (name_set && cfg->metadata.name && *cfg->metadata.name)
-        return cfg->metadata.name;
-    if (cfg->stem) /* the configuration's own name, so two configs never share "default" */
-        return cfg->stem;
-    return cfg->metadata.name ? cfg->metadata.name : "default";
-}
-
-void config_finalize(node_config *cfg, const char *alias_override)
-{
-    if (alias_override) {
-        free(cfg->identity.alias);
-        cfg->identity.alias = xstrdup(alias_override);
-        int i = config_key_index("identity.alias");
-        cfg->origin[i] = CFG_FROM_OVERRIDE;
-    }
-    cleanup_free char *logs = paths_node_logs_dir();
-    if (!cfg->logging.filename || !*cfg->logging.filename) {
-        cleanup_free char *safe = config_safe_name(config_effective_alias(cfg));
-        cleanup_free char *file = xasprintf("%s.log", safe);
-        free(cfg->logging.filename);
-        cfg->logging.filename = fs_join(logs, file);
-    } else if (cfg->logging.filename[0] != '/') {
-        char *abs = fs_join(logs, cfg->logging.filename);
-        free(cfg->logging.filename);
-        cfg->logging.filename = abs;
-    }
-    /* Relative dataset paths are taken from datasets.base_path. */
-    cfg_map *m = &cfg->datasets.mappings;
-    for (size_t i = 0; i < m->len; i++) {
-        if (m->values[i][0] != '/' && cfg->datasets.base_path) {
-            char *abs = fs_join(cfg->datasets.base_path, m->values[i]);
-            free(m->values[i]);
-            m->values[i] = abs;
-        }
-    }
-}
-
-bool config_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 100 || !isalnum((unsigned char)name[0]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_' ||
-              name[i] == '.'))
-            return false;
-    return !(n > 5 && strcmp(name + n - 5, ".toml") == 0);
-}
-
-/* ---- validation ------------------------------------------------------------------------ */
-
-struct issues {
-    char **v;
-    size_t n;
-};
-
-static void issue(struct issues *is, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void issue(struct issues *is, const char *fmt, ...)
+void cfg_issue(cfg_issues *is, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -829,334 +896,23 @@ static void issue(struct issues *is, const char *fmt, ...)
     is->v[is->n] = NULL;
 }
 
-static void check_file(struct issues *is, const char *key, const char *path)
+void cfg_bounds_issues(const cfg_schema *s, const void *obj, cfg_issues *is)
 {
-    if (!path)
-        return;
-    if (!fs_exists(path))
-        issue(is, "%s: file does not exist: %s", key, path);
-    else if (access(path, R_OK) != 0)
-        issue(is, "%s: file is not readable: %s", key, path);
-}
-
-static void check_bounds(struct issues *is, const node_config *cfg, const cfg_key *k)
-{
-    if (!(k->min < k->max) || k->alias_of)
-        return;
-    const void *f = config_field_const(cfg, k);
-    double v;
-    char shown[64];
-    if (k->type == CFG_INT) {
-        v = (double)*(const int64_t *)f;
-        snprintf(shown, sizeof(shown), "%lld", (long long)*(const int64_t *)f);
-    } else if (k->type == CFG_FLOAT) {
-        v = *(const double *)f;
-        snprintf(shown, sizeof(shown), "%g", v);
-    } else if (k->type == CFG_SIZE) {
-        v = (double)*(const uint64_t *)f;
-        format_size(*(const uint64_t *)f, shown, sizeof(shown));
-    } else {
-        return;
-    }
-    if (v >= k->min && v <= k->max)
-        return;
-    if (k->type == CFG_SIZE) {
-        char lo[32];
-        issue(is, "%s.%s (%s) must be at least %s", k->section, k->name, shown,
-              format_size((uint64_t)k->min, lo, sizeof(lo)));
-    } else if (strcmp(k->name, "reserve_cpu_percent") == 0) {
-        issue(is, "resources.reserve_cpu_percent should not exceed 50%%");
-    } else {
-        issue(is, "%s.%s (%s) must be between %g and %g", k->section, k->name, shown, k->min,
-              k->max);
-    }
-}
-
-size_t config_validate(const node_config *cfg, char ***out)
-{
-    struct issues is = {0};
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
-    bool token_env_missing = false;
-    for (size_t i = 0; i < n; i++) {
-        if (cfg->origin[i] != CFG_MISSING_ENV)
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const cfg_key *k = &s->keys[i];
+        double v;
+        char shown[64];
+        if (!bounded_value(obj, k, &v, shown) || (v >= k->min && v <= k->max))
             continue;
-        cleanup_free char *name = NULL;
-        cleanup_free char *def = NULL;
-        parse_env_ref(cfg->written_as[i], &name, &def);
-        issue(&is,
-              "%s.%s is \"%s\" but the environment variable %s is not set; export %s=... "
-              "before starting the node",
-              keys[i].section, keys[i].name, cfg->written_as[i], name ? name : "?",
-              name ? name : "?");
-        if (keys[i].offset == offsetof(node_config, identity.secured_token))
-            token_env_missing = true;
-    }
-    const char *tok = cfg->identity.secured_token;
-    if (token_env_missing) {
-        /* reported above */
-    } else if (!tok || !*tok || tok[0] == '<') {
-        issue(&is, "identity.secured_token is required (cannot be empty or placeholder)");
-        issue(&is, "  → Set your JWT token in the configuration file");
-        issue(&is, "  → Or run: manta_node config init <path/to/config.yaml>");
-    } else {
-        jwt_info ji;
-        mt_error *e = NULL;
-        if (jwt_inspect(tok, &ji, &e) < 0) {
-            issue(&is, "identity.secured_token: %s", mt_error_msg(e));
-            mt_error_free(&e);
-        } else if (ji.has_exp && ji.exp < (int64_t)time(NULL)) {
-            char when[CLOCK_TEXT_MAX];
-            clock_utc_text(ji.exp, when);
-            issue(&is, "identity.secured_token expired on %s; get a new token from the manager",
-                  when);
-        }
-    }
-
-    for (size_t i = 0; i < n; i++)
-        check_bounds(&is, cfg, &keys[i]);
-    if (cfg->network.light_service_port && cfg->network.light_service_port < 1024)
-        issue(&is,
-              "network.light_service_port (%lld) must be between 1024 and 65535 (or 0 for "
-              "a free port)",
-              (long long)cfg->network.light_service_port);
-    if (!cfg->network.manager_host || !*cfg->network.manager_host)
-        issue(&is, "network.manager_host is empty; give the manager's host name or address");
-    if (cfg->containers.docker_network && strcmp(cfg->containers.docker_network, "host") != 0)
-        issue(&is,
-              "containers.docker_network = \"%s\" is not supported: tasks use host "
-              "networking to reach the node",
-              cfg->containers.docker_network);
-
-    const cfg_map *m = &cfg->datasets.mappings;
-    for (size_t i = 0; i < m->len; i++) {
-        if (!fs_exists(m->values[i]))
-            issue(&is, "Dataset path does not exist: %s -> %s", m->keys[i], m->values[i]);
-        else if (access(m->values[i], R_OK) != 0)
-            issue(&is, "Dataset path is not readable: %s -> %s", m->keys[i], m->values[i]);
-    }
-
-    bool manager_tls = cfg->security.use_tls || cfg->network.manager_port == 443;
-    if (manager_tls) {
-        check_file(&is, "security.ca_file", cfg->security.ca_file);
-        check_file(&is, "security.cert_file", cfg->security.cert_file);
-        check_file(&is, "security.key_file", cfg->security.key_file);
-    }
-    if (!cfg->security.cert_file != !cfg->security.key_file)
-        issue(&is, "security.cert_file and security.key_file must be given together");
-    bool mqtt_tls = cfg->mqtt.use_tls < 0 ? cfg->security.use_tls : cfg->mqtt.use_tls;
-    if (mqtt_tls) {
-        cleanup_free char *ca = cfg->mqtt.ca_file ? xstrdup(cfg->mqtt.ca_file)
-                                                  : fs_join(cfg->security.cert_folder, "ca.crt");
-        check_file(&is, cfg->mqtt.ca_file ? "mqtt.ca_file" : "security.cert_folder", ca);
-        check_file(&is, "mqtt.cert_file", cfg->mqtt.cert_file);
-        check_file(&is, "mqtt.key_file", cfg->mqtt.key_file);
-    }
-    if (!cfg->mqtt.cert_file != !cfg->mqtt.key_file)
-        issue(&is, "mqtt.cert_file and mqtt.key_file must be given together");
-
-    if (!is.v) {
-        is.v = xcalloc(1, sizeof(char *));
-    }
-    *out = is.v;
-    return is.n;
-}
-
-/* ---- display -------------------------------------------------------------------------- */
-
-static void quote_into(strbuf *sb, const char *s)
-{
-    toml_value *v = toml_new_string(s);
-    cleanup_free char *q = toml_format_value(v);
-    toml_free(v);
-    sb_puts(sb, q);
-}
-
-char *config_format_value(const node_config *cfg, int idx)
-{
-    size_t n;
-    const cfg_key *k = &config_keys(&n)[idx];
-    const void *f = config_field_const(cfg, key_target(k));
-    strbuf sb = STRBUF_INIT;
-    switch (k->type) {
-    case CFG_STRING:
-    case CFG_PATH:
-    case CFG_ENUM: {
-        const char *s = *(char *const *)f;
-        if (!s) {
-            sb_puts(&sb, "(unset)");
-        } else if (k->flags & CFG_SECRET) {
-            if (!*s || s[0] == '<')
-                sb_puts(&sb, "(not set)");
-            else
-                sb_printf(&sb, "(set, %zu characters, hidden)", strlen(s));
+        cleanup_free char *dotted = cfg_key_dotted(k);
+        if (k->bounds_msg) {
+            cfg_issue(is, "%s", k->bounds_msg);
+        } else if (k->type == CFG_SIZE) {
+            char lo[32];
+            cfg_issue(is, "%s (%s) must be at least %s", dotted, shown,
+                      format_size((uint64_t)k->min, lo, sizeof(lo)));
         } else {
-            quote_into(&sb, s);
+            cfg_issue(is, "%s (%s) must be between %g and %g", dotted, shown, k->min, k->max);
         }
-        break;
     }
-    case CFG_INT:
-        sb_printf(&sb, "%lld", (long long)*(const int64_t *)f);
-        break;
-    case CFG_FLOAT: {
-        toml_value *v = toml_new_float(*(const double *)f);
-        cleanup_free char *s = toml_format_value(v);
-        toml_free(v);
-        sb_puts(&sb, s);
-        break;
-    }
-    case CFG_BOOL:
-        sb_puts(&sb, *(const bool *)f ? "true" : "false");
-        break;
-    case CFG_TRIBOOL: {
-        int t = *(const int *)f;
-        sb_puts(&sb, t < 0 ? "\"auto\"" : (t ? "true" : "false"));
-        break;
-    }
-    case CFG_SIZE: {
-        char buf[32];
-        sb_printf(&sb, "\"%s\"", format_size(*(const uint64_t *)f, buf, sizeof(buf)));
-        break;
-    }
-    case CFG_MAP: {
-        const cfg_map *m = f;
-        sb_puts(&sb, "{");
-        for (size_t i = 0; i < m->len; i++) {
-            sb_puts(&sb, i ? ", " : " ");
-            quote_into(&sb, m->keys[i]);
-            sb_puts(&sb, " = ");
-            quote_into(&sb, m->values[i]);
-        }
-        sb_puts(&sb, m->len ? " }" : "}");
-        break;
-    }
-    case CFG_STRLIST: {
-        const cfg_strlist *l = f;
-        sb_puts(&sb, "[");
-        for (size_t i = 0; i < l->len; i++) {
-            if (i)
-                sb_puts(&sb, ", ");
-            quote_into(&sb, l->items[i]);
-        }
-        sb_puts(&sb, "]");
-        break;
-    }
-    case CFG_ANY: {
-        const toml_value *v = *(toml_value *const *)f;
-        if (!v) {
-            sb_puts(&sb, "(unset)");
-        } else {
-            cleanup_free char *s = toml_format_value(v);
-            sb_puts(&sb, s);
-        }
-        break;
-    }
-    }
-    return sb_steal(&sb);
-}
-
-static const char *type_doc_name(const cfg_key *k)
-{
-    switch (k->type) {
-    case CFG_STRING:
-        return "string";
-    case CFG_PATH:
-        return "path";
-    case CFG_INT:
-        return "integer";
-    case CFG_FLOAT:
-        return "number";
-    case CFG_BOOL:
-        return "boolean";
-    case CFG_TRIBOOL:
-        return "boolean or \"auto\"";
-    case CFG_SIZE:
-        return "size";
-    case CFG_ENUM:
-        return "choice";
-    case CFG_MAP:
-        return "table";
-    case CFG_STRLIST:
-        return "array of strings";
-    case CFG_ANY:
-        return "any";
-    }
-    return "?";
-}
-
-char *config_reference_markdown(void)
-{
-    strbuf sb = STRBUF_INIT;
-    sb_puts(&sb,
-            "# Configuration reference\n\n"
-            "<!-- Generated by `manta_node config reference` from src/lib/config_keys.c; do not "
-            "edit by hand. -->\n\n"
-            "A node configuration is a TOML file `~/.manta/nodes/<name>.toml` (the folder "
-            "follows `$MANTA_HOME`, default `~/.manta`). TOML 1.1 is accepted, so inline tables "
-            "may span lines.\n\n"
-            "* Unknown tables and keys, and values of the wrong type, are errors that name the "
-            "file and line (with a suggestion when a name is close to a known one).\n"
-            "* A string value that is exactly `\"${VAR}\"` or `\"${VAR:default}\"` is replaced "
-            "by the environment variable `VAR` (or the default) when the node loads the file, "
-            "and converted to the key's type, so `manager_port = \"${PORT}\"` works. A missing "
-            "variable without a default is an error naming the key and the variable. Strings "
-            "that merely contain `${...}` are kept as written.\n"
-            "* A leading `~` in paths (type `path`, and dataset paths) is the home directory.\n"
-            "* Sizes are written `\"512M\"`, `\"4G\"`, `\"100MB\"` or as a number of bytes; "
-            "K, M, G and T are powers of 1024.\n"
-            "* Keys marked *compat* are accepted so that files written for the reference "
-            "node load unchanged; they have no effect.\n"
-            "* Keys marked *reload* take effect on `SIGHUP`; every other change needs a "
-            "restart.\n\n");
-    size_t n;
-    const cfg_key *keys = config_keys(&n);
-    node_config defs;
-    config_init_defaults(&defs);
-    for (const char *const *s = config_sections(); *s; s++) {
-        sb_printf(&sb, "## `[%s]`\n\n| key | type | default | notes |\n|---|---|---|---|\n", *s);
-        for (size_t i = 0; i < n; i++) {
-            const cfg_key *k = &keys[i];
-            if (strcmp(k->section, *s) != 0)
-                continue;
-            strbuf def = STRBUF_INIT;
-            if (k->alias_of)
-                sb_printf(&def, "alias of `%s`", k->alias_of);
-            else if (k->flags & CFG_REQUIRED)
-                sb_puts(&def, "**required**");
-            else if (k->flags & CFG_SECRET || (k->flags & CFG_OPTIONAL && !k->def))
-                sb_puts(&def, "unset");
-            else {
-                cleanup_free char *v = config_format_value(&defs, (int)i);
-                /* Paths are shown as written in the table, before ~ expansion. */
-                if (k->type == CFG_PATH && k->def)
-                    sb_printf(&def, "`\"%s\"`", k->def);
-                else
-                    sb_printf(&def, "`%s`", v);
-            }
-            strbuf type = STRBUF_INIT;
-            sb_puts(&type, type_doc_name(k));
-            if (k->type == CFG_ENUM) {
-                cleanup_free char *ch = choices_text(k);
-                sb_printf(&type, ": %s", ch);
-            }
-            if (k->min < k->max && k->type != CFG_SIZE)
-                sb_printf(&type, ", %g..%g", k->min, k->max);
-            strbuf notes = STRBUF_INIT;
-            sb_puts(&notes, k->doc);
-            if (k->flags & CFG_COMPAT)
-                sb_puts(&notes, " *compat*");
-            if (k->flags & CFG_RELOAD)
-                sb_puts(&notes, " *reload*");
-            if (k->flags & CFG_SECRET)
-                sb_puts(&notes, " *secret*");
-            sb_printf(&sb, "| `%s` | %s | %s | %s |\n", k->name, sb_str(&type), sb_str(&def),
-                      sb_str(&notes));
-            sb_free(&def);
-            sb_free(&type);
-            sb_free(&notes);
-        }
-        sb_putc(&sb, '\n');
-    }
-    config_free(&defs);
-    return sb_steal(&sb);
 }

@@ -1,13 +1,17 @@
-/* config.h - the node configuration: one table of keys drives loading, defaults, validation,
- * `config show` and docs/configuration.md.
+/* config.h - the configuration engine of both programs: a table of keys (a *schema*) drives
+ * loading, defaults, bounds, display and the markdown reference. The node's schema is in
+ * src/node/node_config*.c, the manager's in src/manager/mgr_config.c; nothing here knows
+ * either of them.
  *
- * A configuration is a TOML file ~/.manta/nodes/<name>.toml (the folder moves with
- * $MANTA_HOME). Loading: parse TOML 1.1; check every table and key against the table (unknown
- * keys and wrong types are errors with file and line, with a "did you mean"); substitute a
- * string that is exactly "${VAR}" or "${VAR:default}" from the environment and convert it to
- * the key's type; expand a leading "~" in path keys and dataset paths; fill defaults.
- * Validation then reports the problems a loaded configuration can still have (token, ports,
- * dataset paths, bounds, TLS files) as a list of lines.
+ * A configuration is a TOML file. Loading: parse TOML 1.1; check every table and key against
+ * the schema (unknown keys and wrong types are errors with file and line, with a "did you
+ * mean"); substitute a string that is exactly "${VAR}" or "${VAR:default}" from the environment
+ * and convert it to the key's type; expand a leading "~" in path keys and map values; fill
+ * defaults. A schema either groups its keys in [sections] (the node) or keeps them all at the
+ * top level of the file (the manager: every key's section is NULL, the schema's sections NULL).
+ *
+ * The configuration is a caller-defined struct: every key names the offset of its field, and
+ * the schema the offset of a cfg_book (where each value came from) inside it.
  */
 #ifndef MANTA_CONFIG_H
 #define MANTA_CONFIG_H
@@ -28,7 +32,7 @@ typedef enum cfg_type {
     CFG_TRIBOOL, /* int: -1 auto (unset), 0 false, 1 true; accepts "auto" */
     CFG_SIZE,    /* uint64_t bytes; accepts "100M", "4G", integers */
     CFG_ENUM,    /* char *, one of key->choices (case-insensitive, stored canonical) */
-    CFG_MAP,     /* struct cfg_map: table of string -> string (dataset mappings) */
+    CFG_MAP,     /* struct cfg_map: table of string -> string (paths, ~ expanded) */
     CFG_STRLIST, /* struct cfg_strlist */
     CFG_ANY,     /* toml_value * kept as written (accepted for compatibility) */
 } cfg_type;
@@ -37,7 +41,7 @@ enum cfg_flags {
     CFG_REQUIRED = 1u << 0, /* must be present in the file */
     CFG_SECRET = 1u << 1,   /* never printed, never logged */
     CFG_COMPAT = 1u << 2,   /* accepted for compatibility with the reference node; no effect */
-    CFG_RELOAD = 1u << 3,   /* takes effect on SIGHUP without a restart */
+    CFG_RELOAD = 1u << 3,   /* takes effect without a restart, through its `apply` step */
     CFG_OPTIONAL = 1u << 4, /* may be unset (no default); shown as "(unset)" */
 };
 
@@ -53,16 +57,25 @@ typedef struct cfg_strlist {
 } cfg_strlist;
 
 typedef struct cfg_key {
-    const char *section; /* "network" */
+    const char *section; /* "network"; NULL for a top-level key */
     const char *name;    /* "manager_port" */
     cfg_type type;
-    size_t offset;              /* offset of the field in struct node_config */
-    const char *def;            /* default as text, converted like a file value; NULL = unset */
+    size_t offset; /* offset of the field in the schema's configuration struct */
+    /* Default as text, converted like a file value; NULL = unset. A CFG_PATH default that
+     * starts with "$MANTA_HOME/" is under paths_home() ($MANTA_HOME, else ~/.manta); the
+     * reference shows it as written. */
+    const char *def;
     double min, max;            /* bounds for INT/FLOAT/SIZE when min < max */
     const char *const *choices; /* CFG_ENUM: NULL-terminated */
     unsigned flags;             /* enum cfg_flags */
     const char *alias_of;       /* "resources.max_concurrent_tasks": this name is accepted for it */
-    const char *doc;            /* one or two sentences for `config show` docs and the reference */
+    const char *doc;            /* one or two sentences for `config show` and the reference */
+    const char *example;        /* CFG_REQUIRED: the value suggested when it is missing, or NULL */
+    const char *bounds_msg;     /* validation text when out of bounds, instead of the generic one */
+    /* CFG_RELOAD: the program's live-apply step for this key (an index into a table of apply
+     * functions that the program keeps; 1..31, 0 = none). The engine only reports which steps
+     * a change needs (cfg_diff); it never calls anything. */
+    unsigned char apply;
 } cfg_key;
 
 /* Where a value came from. */
@@ -74,174 +87,113 @@ enum cfg_origin {
     CFG_MISSING_ENV, /* "${VAR}" with VAR unset, loaded with CFG_LOAD_LENIENT_ENV */
 };
 
-typedef struct node_config {
-    struct {
-        char *secured_token;
-        char *alias;
-        bool random_id;
-    } identity;
-    struct {
-        char *name;
-        char *created_at;
-        char *version;
-        char *description;
-    } metadata;
-    struct {
-        char *manager_host;
-        int64_t manager_port;
-        char *light_service_host;
-        int64_t light_service_port; /* 0 = pick a free port */
-        int64_t connect_timeout;    /* seconds */
-        int64_t rpc_timeout;        /* seconds: deadline of every call to the manager */
-        int64_t idle_close;         /* seconds without use before gRPC is let go */
-    } network;
-    struct {
-        int64_t ping_interval;
-        int64_t keepalive;
-        double reconnect_delay;
-        double reconnect_max_delay;
-        int64_t reconnect_attempts;
-        char *broker_host;   /* NULL = use the broker the manager returns */
-        int64_t broker_port; /* 0 = use the manager's */
-        cfg_strlist topics;
-        char *username;
-        char *password;
-        int use_tls; /* tribool: -1 = follow security.use_tls */
-        char *ca_file;
-        char *cert_file;
-        char *key_file;
-    } mqtt;
-    struct {
-        char *runtime;
-        int gpu_enabled; /* tribool: -1 = auto-detect */
-        uint64_t default_memory_limit;
-        double default_cpu_limit;
-        int64_t pids_limit;
-        char *docker_network;
-        char *docker_socket;
-        int64_t pull_timeout;
-        char *registry_username;
-        char *registry_password;
-        char *image_store;
-        char *runc_path;
-        toml_value *log_config;
-    } containers;
-    struct {
-        char *base_path;
-        bool mount_readonly;
-        cfg_map mappings;
-        bool cache_metadata;
-    } datasets;
-    struct {
-        int64_t task_timeout;
-        int64_t stop_timeout;
-        int64_t queue_limit;
-        uint64_t max_log_size;
-        uint64_t outbox_max_size; /* bytes of finished tasks' output kept for the manager */
-        int64_t outbox_max_age;   /* seconds */
-        char *state_dir;
-        int64_t retry_attempts;
-        char *temp_folder;
-        bool cleanup_on_failure;
-        bool stream_logs;
-    } tasks;
-    struct {
-        int64_t max_concurrent_tasks;
-        int64_t reserve_cpu_percent;
-        int64_t reserve_memory_mb;
-        int64_t max_disk_usage_percent;
-        int64_t monitor_interval;
-    } resources;
-    struct {
-        char *level;
-        char *filename;
-        bool log_to_file;
-        bool log_to_console;
-        bool debug_mode;
-        uint64_t max_file_size;
-        int64_t backup_count;
-    } logging;
-    struct {
-        bool use_tls;
-        char *cert_folder;
-        bool verify_ssl;
-        int64_t token_refresh_interval;
-        char *ca_file;
-        char *cert_file;
-        char *key_file;
-        char *server_name;
-    } security;
+/* The bookkeeping of a loaded configuration, indexed like the schema's keys: where each value
+ * came from, the file line (0 if not from the file), and for values substituted from the
+ * environment the reference as written ("${MANTA_NODE_TOKEN}"). All owned.
+ * CFG_BOOK_FIELDS lets a configuration struct spell the same members out inside an anonymous
+ * union with a cfg_book (so that cfg->origin and cfg->book.origin are the same object). */
+#define CFG_BOOK_FIELDS                                                                            \
+    unsigned char *origin;                                                                         \
+    int *line;                                                                                     \
+    char **written_as;                                                                             \
+    char *path; /* the file loaded, NULL if none */                                                \
+    char *stem  /* the file's name without its extension, NULL if none */
+typedef struct cfg_book {
+    CFG_BOOK_FIELDS;
+} cfg_book;
 
-    /* Bookkeeping, indexed like config_keys(): where each value came from, the file line
-     * (0 if not from the file), and for values substituted from the environment the
-     * reference as written ("${MANTA_NODE_TOKEN}"). */
-    unsigned char *origin;
-    int *line;
-    char **written_as;
-    char *path; /* the file loaded, NULL if none */
-    char *stem; /* the configuration's name (file name without .toml), NULL if none */
-} node_config;
+/* Flags of a schema. */
+enum cfg_schema_flags {
+    /* Values out of a key's bounds are load errors ("m.toml:2: `node_timeout` is 1; it must be
+     * between 2 and 3600."), not left to a validation step. */
+    CFG_SCHEMA_BOUNDS_AT_LOAD = 1u << 0,
+};
 
-/* The table, in file/documentation order. */
-const cfg_key *config_keys(size_t *count);
-/* Index of "section.name" (also accepts alias names), or -1. */
-int config_key_index(const char *dotted);
-/* The sections in order (NULL-terminated). */
-const char *const *config_sections(void);
+typedef struct cfg_schema {
+    const char *program; /* "manta_node": named in messages */
+    const cfg_key *keys; /* in file and documentation order */
+    size_t nkeys;
+    const char *const *sections; /* NULL-terminated, in order; NULL: every key is top-level */
+    size_t size;                 /* sizeof the configuration struct */
+    size_t book_offset;          /* offsetof its cfg_book */
+    unsigned flags;              /* enum cfg_schema_flags */
+    const char *unknown_hint;    /* after an unknown key without a suggestion: where the keys
+                                    are listed ("(see ... for the keys)") */
+    const char *reference_head;  /* markdown before the reference's tables */
+} cfg_schema;
 
-/* Flags for config_from_tree. */
+/* Flags for loading. */
 enum cfg_load_flags {
     CFG_LOAD_VERBATIM = 1u << 0,    /* keep "${VAR}" strings (import): no substitution, no ~ */
     CFG_LOAD_LENIENT_ENV = 1u << 1, /* a missing variable leaves the key at its default and is
-                                       reported by config_validate (show/list/validate) */
+                                       recorded as CFG_MISSING_ENV for a validation step */
 };
 
-/* Initialise cfg with every default. cfg is owned by the caller; release with config_free. */
-void config_init_defaults(node_config *cfg);
-void config_free(node_config *cfg); /* releases what cfg owns; cfg itself is the caller's */
+/* The bookkeeping inside obj. Borrowed. */
+cfg_book *cfg_book_of(const cfg_schema *s, void *obj);
+const cfg_book *cfg_book_const(const cfg_schema *s, const void *obj);
 
-/* Load a configuration file into cfg (initialised here; release with config_free even on
- * failure). flags: enum cfg_load_flags. On failure *err lists every problem found, one per
- * line, each with file:line. */
-int config_load_file(node_config *cfg, const char *path, unsigned flags, mt_error **err);
+/* Index of a key: "section.name" (also alias names), or "name" for a top-level key; -1 if
+ * none. */
+int cfg_key_index(const cfg_schema *s, const char *dotted);
 
-/* Check a parsed tree against the table. With cfg non-NULL, values are stored there (cfg must
- * have been initialised with config_init_defaults). With norm non-NULL, *norm receives an owned
- * copy of the tree with tables and keys in table order, alias names replaced by the preferred
- * names and values converted to their types (verbatim "${...}" strings kept in
- * CFG_LOAD_VERBATIM mode). `fname` is used in messages. */
-int config_from_tree(const toml_value *root, const char *fname, unsigned flags, node_config *cfg,
-                     toml_value **norm, mt_error **err);
+/* The key an alias entry stands for (k itself if not an alias). Borrowed. */
+const cfg_key *cfg_key_target(const cfg_schema *s, const cfg_key *k);
 
-/* Derived defaults after loading: the alias falls back to metadata.name when `alias_override`
- * is NULL and the file has none; logging.filename falls back to
- * ~/.manta/logs/nodes/<safe alias>.log. */
-void config_finalize(node_config *cfg, const char *alias_override);
+/* Pointer to the field of key k inside obj (k itself, not its alias target). Borrowed. */
+void *cfg_field(void *obj, const cfg_key *k);
+const void *cfg_field_const(const void *obj, const cfg_key *k);
 
-/* The effective alias: identity.alias, else metadata.name when the file sets it, else the
- * configuration's name (the reference falls back to metadata.name's default "default", so two
- * unnamed configurations would share a node ID). Borrowed. */
-const char *config_effective_alias(const node_config *cfg);
+/* Initialise obj (s->size bytes, owned by the caller) with every default; release with
+ * cfg_free. A default the engine cannot convert is a programming error: it aborts. */
+void cfg_init_defaults(const cfg_schema *s, void *obj);
+/* Release what obj owns (not obj itself) and zero it. */
+void cfg_free(const cfg_schema *s, void *obj);
 
-/* Validation: returns the number of issues and sets *issues to an owned NULL-terminated array
- * of lines (free with mem_free_strv-style cleanup). */
-size_t config_validate(const node_config *cfg, char ***issues);
+/* Load a file into obj (initialised here; release with cfg_free even on failure). flags: enum
+ * cfg_load_flags. On failure *err lists every problem found, one per line, each with
+ * file:line. The file is named as fs_display_path shows it. */
+int cfg_load_file(const cfg_schema *s, void *obj, const char *path, unsigned flags, mt_error **err);
 
-/* Text of a value for display (`config show`), secrets masked. Returns owned. */
-char *config_format_value(const node_config *cfg, int key_index);
+/* Check a parsed tree against the schema. With obj non-NULL, values are stored there (obj must
+ * have been initialised with cfg_init_defaults). With norm non-NULL, *norm receives an owned
+ * copy of the tree with tables and keys in schema order, alias names replaced by the
+ * preferred names (values kept as written). fname (borrowed) is used in messages. */
+int cfg_from_tree(const cfg_schema *s, const toml_value *root, const char *fname, unsigned flags,
+                  void *obj, toml_value **norm, mt_error **err);
 
-/* Pointer to the field of key `k` inside cfg. */
-void *config_field(node_config *cfg, const cfg_key *k);
-const void *config_field_const(const node_config *cfg, const cfg_key *k);
+/* If str is exactly "${NAME}" or "${NAME:default}", return true and set *name and *def
+ * (owned; *def NULL without a default). */
+bool cfg_parse_env_ref(const char *str, char **name, char **def);
 
-/* "production-gpu" -> "production-gpu"; other characters than [A-Za-z0-9_-] become '_'.
- * Returns owned. */
-char *config_safe_name(const char *s);
+/* A growing NULL-terminated list of problem lines (validation). v is owned (mem_free_strv). */
+typedef struct cfg_issues {
+    char **v;
+    size_t n;
+} cfg_issues;
+void cfg_issue(cfg_issues *is, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line per key whose value is out of its bounds (key->bounds_msg, or "section.name (v) must
+ * be between a and b"). */
+void cfg_bounds_issues(const cfg_schema *s, const void *obj, cfg_issues *is);
 
-/* Markdown reference of every key (docs/configuration.md). Returns owned. */
-char *config_reference_markdown(void);
+/* Text of a value for display, secrets masked ("(set, N characters, hidden)", "(not set)"),
+ * unset values "(unset)". Returns owned. */
+char *cfg_format_value(const cfg_schema *s, const void *obj, int key_index);
 
-/* A configuration name is [A-Za-z0-9][A-Za-z0-9_.-]* and at most 100 characters. */
-bool config_name_valid(const char *name);
+/* Whether key_index has the same value in a and b (secrets compared unmasked). */
+bool cfg_value_equal(const cfg_schema *s, const void *a, const void *b, int key_index);
+
+/* Compare two configurations of schema s. Every changed key that carries CFG_RELOAD and an
+ * apply step sets bit `apply` of *apply_mask; every other changed key (aliases aside) is
+ * listed, "section.name" comma-separated, in the returned string (owned; "" if none). */
+char *cfg_diff(const cfg_schema *s, const void *old, const void *fresh, uint32_t *apply_mask);
+
+/* The configuration as TOML: [sections] if any, each key preceded by its doc as a comment;
+ * a set secret is written "(set, not shown)", an unset value as a comment. Returns owned. */
+char *cfg_show_toml(const cfg_schema *s, const void *obj);
+
+/* Markdown reference of every key: s->reference_head, then one table per section (or one
+ * table). Returns owned. */
+char *cfg_reference_markdown(const cfg_schema *s);
 
 #endif

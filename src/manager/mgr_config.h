@@ -1,12 +1,16 @@
-/* mgr_config.h - the manager's configuration: one table of keys (mgr_config.c) drives loading
- * (TOML, unknown keys refused with file:line), defaults, `manta_manager config` and the
- * reference in docs/manager.md. Paths default under $MANTA_HOME/manager (~/.manta/manager). */
+/* mgr_config.h - the manager's configuration: one table of keys (mgr_config.c), an instance
+ * of the configuration engine (src/lib/config.h), drives loading (TOML with every key at the
+ * top level; unknown keys refused with file:line and a "did you mean"; "${VAR}" and
+ * "${VAR:default}" from the environment; bounds checked at load), defaults, `manta_manager
+ * config show` and the reference in docs/manager-configuration.md. Paths default under
+ * $MANTA_HOME/manager (~/.manta/manager). */
 #ifndef MANTA_MGR_CONFIG_H
 #define MANTA_MGR_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "err.h"
 
 typedef struct mgr_config {
@@ -33,12 +37,20 @@ typedef struct mgr_config {
     char *log_level;     /* debug|info|warning|error */
 
     int64_t call_stall_timeout; /* seconds a node's call may go without progress */
+
+    cfg_book book; /* where each value came from (the engine's bookkeeping) */
 } mgr_config;
 
-/* Defaults, then the file (NULL = none; a missing explicit file is an error). Owned fields. */
+/* The manager's schema (static). Borrowed. */
+const cfg_schema *mgr_config_schema(void);
+
+/* Defaults, then the file (NULL = none; a missing explicit file is an error). Owned fields,
+ * released with mgr_config_clear; on failure nothing is left to release and *err lists every
+ * problem, one per line. */
 int mgr_config_load(mgr_config *cfg, const char *path, mt_error **err);
 void mgr_config_clear(mgr_config *cfg);
-/* The configuration as TOML (every key, with its doc as a comment). Owned. */
+/* The configuration as TOML (every key, with its doc as a comment; the broker password
+ * masked). Owned. */
 char *mgr_config_show(const mgr_config *cfg);
 /* Markdown reference of every key. Owned. */
 char *mgr_config_reference(void);

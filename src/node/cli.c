@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "paths.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "instances.h"
 #include "mem.h"

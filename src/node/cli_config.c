@@ -11,7 +11,7 @@
 #include "cli.h"
 #include "cli_config_impl.h"
 #include "clock.h"
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "id.h"
 #include "jwt.h"

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "images.h"
 #include "json.h"

@@ -14,7 +14,7 @@
 #include "agent.h"
 #include "cli.h"
 #include "clock.h"
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "instances.h"
 #include "mem.h"

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "err.h"
 
 typedef struct dataset {

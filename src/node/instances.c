@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "json.h"
 #include "mem.h"

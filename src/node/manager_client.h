@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "err.h"
 #include "log.h"
 #include "rpc.h"

@@ -1,12 +1,54 @@
-/* reload.c - SIGHUP: reopen the log and apply what a reloaded configuration may change. */
+/* reload.c - SIGHUP: reopen the log and apply what a reloaded configuration may change. Which
+ * keys may change live is the key table's business (CFG_RELOAD and an apply step,
+ * node_config_keys.c); this file only holds the apply steps, indexed by enum node_apply. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
 #include "light.h"
 #include "mem.h"
-#include "strbuf.h"
+#include "node_config.h"
+
+/* One live-apply step: take the new value(s) from `fresh` into the running node. May move
+ * what it takes out of `fresh` (which is freed afterwards). */
+typedef void (*apply_fn)(node *n, node_config *fresh);
+
+static void apply_log_level(node *n, node_config *fresh)
+{
+    log_level lvl = LOG_INFO;
+    log_level_parse(fresh->logging.level, &lvl);
+    log_set_level(n->log, lvl);
+    log_info(n->log, "agent", "Reloaded logging.level = %s", fresh->logging.level);
+    free(n->cfg.logging.level);
+    n->cfg.logging.level = xstrdup(fresh->logging.level);
+}
+
+static void apply_datasets(node *n, node_config *fresh)
+{
+    mt_error *e = NULL;
+    dataset_set ds;
+    if (datasets_scan(&fresh->datasets.mappings, &ds, &e) < 0) {
+        log_error(n->log, "agent", "New dataset mappings rejected, keeping the old ones: %s",
+                  mt_error_msg(e));
+        mt_error_free(&e);
+        return;
+    }
+    datasets_release(&n->datasets);
+    n->datasets = ds;
+    cfg_map tmp = n->cfg.datasets.mappings;
+    n->cfg.datasets.mappings = fresh->datasets.mappings;
+    fresh->datasets.mappings = tmp;
+    log_info(n->log, "agent", "Reloaded datasets.mappings: %zu dataset(s)", ds.len);
+    if (n->light)
+        light_set_datasets(n->light, &n->datasets);
+}
+
+static const apply_fn apply_steps[NODE_APPLY_COUNT] = {
+    [NODE_APPLY_LOG_LEVEL] = apply_log_level,
+    [NODE_APPLY_DATASETS] = apply_datasets,
+};
 
 void agent_reload(node *n)
 {
@@ -25,60 +67,15 @@ void agent_reload(node *n)
         return;
     }
     config_finalize(&fresh, n->alias_override);
-    size_t nk;
-    const cfg_key *keys = config_keys(&nk);
-    strbuf restart = STRBUF_INIT;
-    bool level_changed = false, datasets_changed = false;
-    for (size_t i = 0; i < nk; i++) {
-        if (keys[i].alias_of)
-            continue;
-        cleanup_free char *a = config_format_value(&n->cfg, (int)i);
-        cleanup_free char *b = config_format_value(&fresh, (int)i);
-        bool secret_changed = false;
-        if (keys[i].flags & CFG_SECRET) { /* masked text: compare the values themselves */
-            const char *x = *(char *const *)config_field_const(&n->cfg, &keys[i]);
-            const char *y = *(char *const *)config_field_const(&fresh, &keys[i]);
-            secret_changed = (x == NULL) != (y == NULL) || (x && y && strcmp(x, y) != 0);
-        }
-        if (!secret_changed && strcmp(a, b) == 0)
-            continue;
-        if (strcmp(keys[i].section, "logging") == 0 && strcmp(keys[i].name, "level") == 0)
-            level_changed = true;
-        else if (strcmp(keys[i].section, "datasets") == 0 && strcmp(keys[i].name, "mappings") == 0)
-            datasets_changed = true;
-        else
-            sb_printf(&restart, "%s%s.%s", restart.len ? ", " : "", keys[i].section, keys[i].name);
-    }
-    if (level_changed) {
-        log_level lvl = LOG_INFO;
-        log_level_parse(fresh.logging.level, &lvl);
-        log_set_level(n->log, lvl);
-        log_info(n->log, "agent", "Reloaded logging.level = %s", fresh.logging.level);
-        free(n->cfg.logging.level);
-        n->cfg.logging.level = xstrdup(fresh.logging.level);
-    }
-    if (datasets_changed) {
-        dataset_set ds;
-        if (datasets_scan(&fresh.datasets.mappings, &ds, &e) < 0) {
-            log_error(n->log, "agent", "New dataset mappings rejected, keeping the old ones: %s",
-                      mt_error_msg(e));
-            mt_error_free(&e);
-        } else {
-            datasets_release(&n->datasets);
-            n->datasets = ds;
-            cfg_map tmp = n->cfg.datasets.mappings;
-            n->cfg.datasets.mappings = fresh.datasets.mappings;
-            fresh.datasets.mappings = tmp;
-            log_info(n->log, "agent", "Reloaded datasets.mappings: %zu dataset(s)", ds.len);
-            if (n->light)
-                light_set_datasets(n->light, &n->datasets);
-        }
-    }
-    if (restart.len)
+    uint32_t steps = 0;
+    cleanup_free char *restart = config_reload_plan(&n->cfg, &fresh, &steps);
+    for (unsigned i = 1; i < NODE_APPLY_COUNT; i++)
+        if ((steps & (1u << i)) && apply_steps[i])
+            apply_steps[i](n, &fresh);
+    if (*restart)
         log_warn(n->log, "agent", "Changed settings that need a restart to take effect: %s",
-                 sb_str(&restart));
-    if (!level_changed && !datasets_changed && !restart.len)
+                 restart);
+    if (!steps && !*restart)
         log_info(n->log, "agent", "Reload: no setting changed");
-    sb_free(&restart);
     config_free(&fresh);
 }

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "mem.h"
 
 runtime *runtime_open(const node_config *cfg, const char **chosen, mt_error **err)

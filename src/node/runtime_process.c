@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "json.h"
 #include "mem.h"
 #include "runtime.h"

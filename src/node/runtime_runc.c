@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "images.h"
 #include "json.h"

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "images.h"
 #include "json.h"

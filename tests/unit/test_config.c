@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "fsutil.h"
 #include "jwt.h"
 #include "mem.h"
@@ -528,6 +528,64 @@ static void test_reference_markdown(void **state)
     free(md);
 }
 
+/* The keys that may change live are exactly logging.level and datasets.mappings, each with its
+ * apply step; the reload plan is decided by the table, not by key names. */
+static void test_reload_plan(void **state)
+{
+    size_t n;
+    const cfg_key *keys = config_keys(&n);
+    size_t nreload = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(keys[i].flags & CFG_RELOAD)) {
+            assert_int_equal(keys[i].apply, NODE_APPLY_NONE);
+            continue;
+        }
+        nreload++;
+        assert_true(keys[i].apply > NODE_APPLY_NONE && keys[i].apply < NODE_APPLY_COUNT);
+    }
+    assert_int_equal(nreload, 2);
+    assert_int_equal(keys[config_key_index("logging.level")].apply, NODE_APPLY_LOG_LEVEL);
+    assert_int_equal(keys[config_key_index("datasets.mappings")].apply, NODE_APPLY_DATASETS);
+
+    char *msg = NULL;
+    node_config a, b;
+    assert_int_equal(load_text(&a, "[identity]\nsecured_token = \"a.b.c\"\n", 0, &msg), 0);
+    assert_int_equal(load_text(&b, "[identity]\nsecured_token = \"a.b.c\"\n", 0, &msg), 0);
+    uint32_t steps = 99;
+    char *restart = config_reload_plan(&a, &b, &steps);
+    assert_int_equal(steps, 0);
+    assert_string_equal(restart, "");
+    free(restart);
+    config_free(&b);
+
+    /* live keys only */
+    assert_int_equal(load_text(&b,
+                               "[identity]\nsecured_token = \"a.b.c\"\n[logging]\nlevel = "
+                               "\"debug\"\n[datasets]\nmappings = { m = \"/tmp\" }\n",
+                               0, &msg),
+                     0);
+    restart = config_reload_plan(&a, &b, &steps);
+    assert_int_equal(steps, (1u << NODE_APPLY_LOG_LEVEL) | (1u << NODE_APPLY_DATASETS));
+    assert_string_equal(restart, "");
+    free(restart);
+    config_free(&b);
+
+    /* a restart key, a secret (compared unmasked) and an alias (reported once, by its
+     * preferred name) */
+    assert_int_equal(load_text(&b,
+                               "[identity]\nsecured_token = \"x.y.z\"\n[network]\n"
+                               "manager_port = 50052\n[tasks]\nmax_concurrent = 7\n",
+                               0, &msg),
+                     0);
+    restart = config_reload_plan(&a, &b, &steps);
+    assert_int_equal(steps, 0);
+    assert_string_equal(restart, "identity.secured_token, network.manager_port, "
+                                 "resources.max_concurrent_tasks");
+    free(restart);
+    config_free(&b);
+    config_free(&a);
+}
+
 static void test_names(void **state)
 {
     assert_true(config_name_valid("default"));
@@ -580,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_normalize_verbatim),
         cmocka_unit_test(test_format_value_masks_secrets),
         cmocka_unit_test(test_reference_markdown),
+        cmocka_unit_test(test_reload_plan),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_jwt),
     };

@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "err.h"
 #include "http_unix.h"
 #include "mem.h"

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "err.h"
 #include "fsutil.h"
 #include "images.h"
