@@ -234,12 +234,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* The light service, started once on a loopback port and shared by every input's node: a
      * deploy starts it when it is not running (agent_light_up), which would start a gRPC
      * server per input. No call reaches it. */
-    static node light_owner;
-    light_owner.log = lg;
-    light_owner.cfg.network.light_service_host = "127.0.0.1";
-    light_owner.cfg.resources.max_concurrent_tasks = 2;
+    static manager_client no_manager;
+    static const dataset_set no_datasets;
+    light_host lh = {.log = lg,
+                     .mc = &no_manager,
+                     .host = "127.0.0.1",
+                     .max_tasks = 2,
+                     .datasets = &no_datasets};
     int port = 0;
-    shared_light = light_start(&light_owner, &port, &e);
+    shared_light = light_start(&lh, &port, &e);
     if (!shared_light)
         abort();
 

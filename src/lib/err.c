@@ -35,6 +35,22 @@ int mt_error_set(mt_error **err, int code, const char *fmt, ...)
     return -1;
 }
 
+int mt_error_set_status(mt_error **err, int status, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_vset(err, code, 0, fmt, ap);
+    va_end(ap);
+    if (err && *err)
+        (*err)->status = status;
+    return -1;
+}
+
+int mt_error_status(const mt_error *err, int dflt)
+{
+    return err && err->status ? err->status : dflt;
+}
+
 int mt_error_sys(mt_error **err, int errnum, const char *fmt, ...)
 {
     va_list ap;

@@ -17,14 +17,16 @@
 #include "mem.h"
 #include "strbuf.h"
 
-static int fail(http_response *rs, int kind, int e, const char *what)
+/* The exchange failed: *err says how in words, its status which way (enum http_failure), its
+ * errnum the system's error if any. Returns -1. */
+static int fail(mt_error **err, int kind, int e, const char *what)
 {
-    rs->failure = kind;
-    rs->os_errno = e;
     if (e)
-        snprintf(rs->reason, sizeof(rs->reason), "%s: %s", what, strerror(e));
+        mt_error_sys(err, e, "%s", what);
     else
-        snprintf(rs->reason, sizeof(rs->reason), "%s", what);
+        mt_error_set(err, MT_ERR_IO, "%s", what);
+    if (err && *err)
+        (*err)->status = kind;
     return -1;
 }
 
@@ -57,9 +59,10 @@ struct conn {
     size_t off, len;
     bool eof;
     http_response *rs;
+    mt_error **err;
 };
 
-/* Refill the buffer: 1 data, 0 EOF, -1 failure (rs set). */
+/* Refill the buffer: 1 data, 0 EOF, -1 failure (*c->err set). */
 static int fill(struct conn *c)
 {
     if (c->off < c->len)
@@ -70,16 +73,16 @@ static int fill(struct conn *c)
     for (;;) {
         int w = wait_fd(c->fd, POLLIN, c->deadline, c->cancel_fd);
         if (w == 0)
-            return fail(c->rs, HTTP_TIMEOUT, 0, "no answer before the deadline");
+            return fail(c->err, HTTP_TIMEOUT, 0, "no answer before the deadline");
         if (w == -2)
-            return fail(c->rs, HTTP_ABORTED, 0, "cancelled");
+            return fail(c->err, HTTP_ABORTED, 0, "cancelled");
         if (w < 0)
-            return fail(c->rs, HTTP_IO, errno, "cannot wait for the answer");
+            return fail(c->err, HTTP_IO, errno, "cannot wait for the answer");
         ssize_t n = read(c->fd, c->buf, sizeof(c->buf));
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0)
-            return fail(c->rs, HTTP_IO, errno, "cannot read the answer");
+            return fail(c->err, HTTP_IO, errno, "cannot read the answer");
         if (n == 0) {
             c->eof = true;
             return 0;
@@ -98,13 +101,13 @@ static int read_line(struct conn *c, strbuf *sb)
         if (r < 0)
             return -1;
         if (r == 0)
-            return fail(c->rs, HTTP_PROTOCOL, 0, "the answer ended in the middle of a line");
+            return fail(c->err, HTTP_PROTOCOL, 0, "the answer ended in the middle of a line");
         char *nl = memchr(c->buf + c->off, '\n', c->len - c->off);
         size_t n = nl ? (size_t)(nl - (c->buf + c->off)) : c->len - c->off;
         sb_append(sb, c->buf + c->off, n);
         c->off += n + (nl ? 1 : 0);
         if (sb->len > 16384)
-            return fail(c->rs, HTTP_PROTOCOL, 0, "an answer line is too long");
+            return fail(c->err, HTTP_PROTOCOL, 0, "an answer line is too long");
         if (nl) {
             if (sb->len && sb->buf[sb->len - 1] == '\r')
                 sb->buf[--sb->len] = '\0';
@@ -122,14 +125,14 @@ static int pass_body(struct conn *c, const http_request *rq, long long want)
             return -1;
         if (r == 0) {
             if (want > 0)
-                return fail(c->rs, HTTP_PROTOCOL, 0, "the answer ended early");
+                return fail(c->err, HTTP_PROTOCOL, 0, "the answer ended early");
             return 0;
         }
         size_t n = c->len - c->off;
         if (want > 0 && (long long)n > want)
             n = (size_t)want;
         if (rq->sink && !rq->sink(c->rs->status, c->buf + c->off, n, rq->ud))
-            return fail(c->rs, HTTP_ABORTED, 0, "the answer was refused");
+            return fail(c->err, HTTP_ABORTED, 0, "the answer was refused");
         c->off += n;
         if (want > 0)
             want -= (long long)n;
@@ -142,17 +145,17 @@ static int send_all(struct conn *c, const char *p, size_t n)
     while (n) {
         int w = wait_fd(c->fd, POLLOUT, c->deadline, c->cancel_fd);
         if (w == 0)
-            return fail(c->rs, HTTP_TIMEOUT, 0,
+            return fail(c->err, HTTP_TIMEOUT, 0,
                         "the request could not be sent before the deadline");
         if (w == -2)
-            return fail(c->rs, HTTP_ABORTED, 0, "cancelled");
+            return fail(c->err, HTTP_ABORTED, 0, "cancelled");
         if (w < 0)
-            return fail(c->rs, HTTP_IO, errno, "cannot send the request");
+            return fail(c->err, HTTP_IO, errno, "cannot send the request");
         ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
         if (k < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (k < 0)
-            return fail(c->rs, HTTP_IO, errno, "cannot send the request");
+            return fail(c->err, HTTP_IO, errno, "cannot send the request");
         p += k;
         n -= (size_t)k;
     }
@@ -181,7 +184,7 @@ static int exchange(struct conn *c, const http_request *rq, http_response *rs)
         return -1;
     int status = 0;
     if (sscanf(sb_str(&line), "HTTP/1.%*d %d", &status) != 1 || status < 100)
-        return fail(rs, HTTP_PROTOCOL, 0, "not an HTTP answer");
+        return fail(c->err, HTTP_PROTOCOL, 0, "not an HTTP answer");
     rs->status = status;
     long long length = -1;
     bool chunked = false;
@@ -206,7 +209,7 @@ static int exchange(struct conn *c, const http_request *rq, http_response *rs)
         char *end;
         long long n = strtoll(sb_str(&line), &end, 16);
         if (end == sb_str(&line) || n < 0)
-            return fail(rs, HTTP_PROTOCOL, 0, "a malformed chunk");
+            return fail(c->err, HTTP_PROTOCOL, 0, "a malformed chunk");
         if (n == 0)
             return 0; /* trailers are not needed: the connection closes */
         if (pass_body(c, rq, n) < 0 || read_line(c, &line) < 0)
@@ -214,18 +217,19 @@ static int exchange(struct conn *c, const http_request *rq, http_response *rs)
     }
 }
 
-int http_unix_request(const http_request *rq, http_response *rs)
+int http_unix_request(const http_request *rq, http_response *rs, mt_error **err)
 {
     memset(rs, 0, sizeof(*rs));
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(rq->socket) >= sizeof(sa.sun_path))
-        return fail(rs, HTTP_CONNECT, ENAMETOOLONG, "the socket path is too long");
+        return fail(err, HTTP_CONNECT, ENAMETOOLONG, "the socket path is too long");
     strcpy(sa.sun_path, rq->socket);
     struct conn c = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
                      .cancel_fd = rq->cancel_fd,
-                     .rs = rs};
+                     .rs = rs,
+                     .err = err};
     if (c.fd < 0)
-        return fail(rs, HTTP_CONNECT, errno, "cannot create a socket");
+        return fail(err, HTTP_CONNECT, errno, "cannot create a socket");
     long start = clock_mono_ms();
     c.deadline = start + (rq->timeout_ms > 0 ? rq->timeout_ms : 30000);
     int rc = connect(c.fd, (struct sockaddr *)&sa, sizeof(sa));
@@ -236,12 +240,12 @@ int http_unix_request(const http_request *rq, http_response *rs)
         socklen_t el = sizeof(e);
         if (w <= 0 || getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {
             close(c.fd);
-            return fail(rs, HTTP_CONNECT, w == 0 ? ETIMEDOUT : (e ? e : errno), "cannot connect");
+            return fail(err, HTTP_CONNECT, w == 0 ? ETIMEDOUT : (e ? e : errno), "cannot connect");
         }
     } else if (rc < 0) {
         int e = errno;
         close(c.fd);
-        return fail(rs, HTTP_CONNECT, e, "cannot connect");
+        return fail(err, HTTP_CONNECT, e, "cannot connect");
     }
     rc = exchange(&c, rq, rs);
     close(c.fd);

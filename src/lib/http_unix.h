@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "err.h"
+
 /* Receives the response body as it arrives (status known). Return false to abort. */
 typedef bool (*http_sink)(int status, const char *data, size_t n, void *ud);
 
@@ -25,24 +27,23 @@ typedef struct http_request {
                     * written at shutdown); 0 = none */
 } http_request;
 
+/* How an exchange failed: the status of its mt_error. */
 enum http_failure {
     HTTP_OK = 0,
-    HTTP_CONNECT,  /* could not connect (os_errno) */
+    HTTP_CONNECT,  /* could not connect (the error's errnum) */
     HTTP_TIMEOUT,  /* the deadline passed */
-    HTTP_IO,       /* send/receive failed (os_errno) */
+    HTTP_IO,       /* send/receive failed (errnum) */
     HTTP_PROTOCOL, /* not an HTTP answer we understand */
-    HTTP_ABORTED,  /* the sink said stop */
+    HTTP_ABORTED,  /* the sink said stop, or cancel_fd */
 };
 
 typedef struct http_response {
-    int status;  /* HTTP status, 0 if none */
-    int failure; /* enum http_failure */
-    int os_errno;
-    char reason[160]; /* words for a failure */
+    int status; /* HTTP status, 0 if none */
 } http_response;
 
-/* Returns 0 when the whole answer was received (any status), -1 otherwise. */
-int http_unix_request(const http_request *rq, http_response *rs);
+/* Returns 0 when the whole answer was received (any status), -1 otherwise with *err: the
+ * failure in words, its status an enum http_failure, its errnum the system's error if any. */
+int http_unix_request(const http_request *rq, http_response *rs, mt_error **err);
 
 /* Percent-encode for a query value ([A-Za-z0-9-._~] kept). Returns owned. */
 char *http_escape(const char *s);

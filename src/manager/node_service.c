@@ -1014,6 +1014,13 @@ static void finish_with(rpc_call *call, int rc, const char *text)
     rpc_call_finish(call, rc, utf8_clean_copy(msg, sizeof(msg), text));
 }
 
+/* A refusal carried by *err (its status the rpc code, INTERNAL if it has none); frees it. */
+static void finish_with_error(rpc_call *call, mt_error **err)
+{
+    finish_with(call, mt_error_status(*err, RPC_INTERNAL), mt_error_msg(*err));
+    mt_error_free(err);
+}
+
 /* ---- the methods: one function per RPC, chosen by name in serve ---- */
 
 static void do_is_available(manager *m, rpc_call *call, const caller *c)
@@ -1102,19 +1109,18 @@ static void do_task_update(manager *m, rpc_call *call, const caller *c, bool sto
         protobuf_c_message_free_unpacked(&u->base, NULL);
         return;
     }
-    char msg[512] = "";
-    int rc = RPC_OK;
+    mt_error *err = NULL;
+    int rc = 0;
     if (stop) {
         pthread_mutex_lock(&m->lock);
-        rc = runner_stop(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration, msg,
-                         sizeof(msg));
+        rc = runner_stop(m, pid(u->swarm_id), pid(u->node_id), pid(u->task_id), u->iteration, &err);
         pthread_mutex_unlock(&m->lock);
     } else {
         task_update(m, u, false);
     }
     protobuf_c_message_free_unpacked(&u->base, NULL);
-    if (rc != RPC_OK)
-        finish_with(call, rc, msg);
+    if (rc < 0)
+        finish_with_error(call, &err);
     else
         reply(call, NULL);
 }
@@ -1139,14 +1145,14 @@ static void do_schedule_task(manager *m, rpc_call *call, const caller *c)
     cleanup_free node_id *ids = xcalloc(s->n_node_ids + 1, sizeof(node_id));
     for (size_t i = 0; i < s->n_node_ids; i++)
         ids[i] = pid(s->node_ids[i]);
-    char msg[512] = "";
+    mt_error *err = NULL;
     pthread_mutex_lock(&m->lock);
     int rc = runner_schedule(m, pid(s->swarm_id), pid(s->task_id), s->task_to_schedule_alias, ids,
-                             s->n_node_ids, msg, sizeof(msg));
+                             s->n_node_ids, &err);
     pthread_mutex_unlock(&m->lock);
     protobuf_c_message_free_unpacked(&s->base, NULL);
-    if (rc != RPC_OK)
-        finish_with(call, rc, msg);
+    if (rc < 0)
+        finish_with_error(call, &err);
     else
         reply(call, NULL);
 }

@@ -829,28 +829,27 @@ void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, 
 }
 
 int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *alias,
-                    const node_id *nodes, size_t nnodes, char *msg, size_t msg_size)
+                    const node_id *nodes, size_t nnodes, mt_error **err)
 {
     swarm_run *r = find_run(m, swarm);
     if (!r) {
-        snprintf(msg, msg_size, "ScheduleTask names a swarm this manager does not run.");
-        return RPC_FAILED_PRECONDITION;
+        return mt_error_set_status(err, RPC_FAILED_PRECONDITION, MT_ERR_GENERIC,
+                                   "ScheduleTask names a swarm this manager does not run.");
     }
     if (r->status != RUN_RUNNING) {
-        snprintf(msg, msg_size, "The swarm has ended (%s); nothing more can be scheduled.",
-                 run_status_name(r->status));
-        return RPC_FAILED_PRECONDITION;
+        return mt_error_set_status(err, RPC_FAILED_PRECONDITION, MT_ERR_GENERIC,
+                                   "The swarm has ended (%s); nothing more can be scheduled.",
+                                   run_status_name(r->status));
     }
     ssize_t ti = swarm_def_find_alias(r->def, alias);
     if (ti < 0) {
-        snprintf(msg, msg_size, "The swarm has no task with alias '%s'.", alias);
-        utf8_drop_partial_tail(msg);
-        return RPC_INVALID_ARGUMENT;
+        return mt_error_set_status(err, RPC_INVALID_ARGUMENT, MT_ERR_GENERIC,
+                                   "The swarm has no task with alias '%.200s'.", alias);
     }
     if (nnodes == 0) {
-        snprintf(msg, msg_size,
-                 "ScheduleTask names no node: give at least one node id (or stop the swarm).");
-        return RPC_INVALID_ARGUMENT;
+        return mt_error_set_status(
+            err, RPC_INVALID_ARGUMENT, MT_ERR_GENERIC,
+            "ScheduleTask names no node: give at least one node id (or stop the swarm).");
     }
     /* The ids come from a task: sorted and made unique first (O(k log k)), so a request that
      * names one node a million times costs no more than naming it once. */
@@ -877,7 +876,7 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
             (!opener || r->insts[i].iteration > opener->iteration))
             opener = &r->insts[i];
     if (opener && opener->opened == key)
-        return RPC_OK;
+        return 0;
     for (size_t i = 0; i < nuniq; i++) {
         mgr_node *n = mgr_node_find(m, ids[i]);
         if (n && n->connected && n->ready)
@@ -891,8 +890,8 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
         if (!r->resumed_ms || !ran_here) {
             char x[NODE_XID_MAX + 1];
             node_id_to_xid(ids[i], x);
-            snprintf(msg, msg_size, "Node %s is not connected to this manager.", x);
-            return RPC_FAILED_PRECONDITION;
+            return mt_error_set_status(err, RPC_FAILED_PRECONDITION, MT_ERR_GENERIC,
+                                       "Node %s is not connected to this manager.", x);
         }
     }
     if (opener)
@@ -907,19 +906,19 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
         deploy_on(m, r, (size_t)ti, it, ids[i], x);
     }
     save(m, r);
-    return RPC_OK;
+    return 0;
 }
 
 int runner_stop(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
-                char *msg, size_t msg_size)
+                mt_error **err)
 {
     swarm_run *r = find_run(m, swarm);
     if (!r) {
-        snprintf(msg, msg_size, "StopSwarm names a swarm this manager does not run.");
-        return RPC_FAILED_PRECONDITION;
+        return mt_error_set_status(err, RPC_FAILED_PRECONDITION, MT_ERR_GENERIC,
+                                   "StopSwarm names a swarm this manager does not run.");
     }
     if (r->status != RUN_RUNNING)
-        return RPC_OK; /* already over: stopping again is harmless */
+        return 0; /* already over: stopping again is harmless */
     const char *alias = runner_task_alias(m, swarm, task);
     char x[NODE_XID_MAX + 1];
     node_id_to_xid(node, x);
@@ -931,7 +930,7 @@ int runner_stop(manager *m, node_id swarm, node_id node, node_id task, uint32_t 
     }
     end_run(m, r, RUN_STOPPED, "stopped by task '%s' on node %.12s at iteration %u",
             alias ? alias : "?", x, iteration);
-    return RPC_OK;
+    return 0;
 }
 
 void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,

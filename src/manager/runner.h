@@ -39,12 +39,13 @@ void runner_tick(manager *m);
 int64_t runner_next_due(manager *m);
 /* A task instance is running (progress only). */
 void runner_task_running(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration);
-/* ScheduleTask from a running task. Returns an rpc code (RPC_OK or the refusal) and a message. */
+/* ScheduleTask from a running task. Returns 0, or -1 with *err: why, its status the rpc code
+ * to refuse the call with. */
 int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *alias,
-                    const node_id *nodes, size_t nnodes, char *msg, size_t msg_size);
-/* StopSwarm from a running task. Returns an rpc code. */
+                    const node_id *nodes, size_t nnodes, mt_error **err);
+/* StopSwarm from a running task. Returns 0, or -1 with *err (status: the rpc code). */
 int runner_stop(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
-                char *msg, size_t msg_size);
+                mt_error **err);
 /* A node reported an error about a task (SendError). */
 void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, uint32_t iteration,
                        const char *content);

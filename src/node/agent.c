@@ -638,6 +638,19 @@ static int auth_or(int code, int other)
     return code == RPC_UNAUTHENTICATED || code == RPC_PERMISSION_DENIED ? AGENT_STAGE_AUTH : other;
 }
 
+/* What the light service is given of the node (light.h). */
+static light_host light_host_of(node *n)
+{
+    return (light_host){.log = n->log,
+                        .mc = &n->mc,
+                        .id = n->id,
+                        .state_dir = n->cfg.tasks.state_dir,
+                        .host = n->cfg.network.light_service_host,
+                        .port = (int)n->cfg.network.light_service_port,
+                        .max_tasks = (int)n->cfg.resources.max_concurrent_tasks,
+                        .datasets = &n->datasets};
+}
+
 /* The task runtime is opened (Docker: the daemon asked) on a thread of its own while the node
  * registers, so its check does not delay the handshake; a node whose runtime fails leaves the
  * manager at once (SetNodeStatus DISCONNECTED) and exits, never staying registered. */
@@ -655,12 +668,20 @@ static void *rt_probe_main(void *arg)
     return NULL;
 }
 
+/* A failed start's step rides on its error (mt_error.status): the CLI picks the seed's error
+ * block by it. Returns -1. */
+static int at_stage(mt_error **err, int stage)
+{
+    if (err && *err)
+        (*err)->status = stage;
+    return -1;
+}
+
 /* IsAvailable, then RegisterNode: the broker address and topics. */
-static int register_with_manager(node *n, int *stage, mt_error **err)
+static int register_with_manager(node *n, mt_error **err)
 {
     if (mc_open(&n->mc, &n->cfg, n->log, err) < 0) {
-        *stage = AGENT_STAGE_MANAGER;
-        return -1;
+        return at_stage(err, AGENT_STAGE_MANAGER);
     }
     log_info(n->log, "agent", "Checking manager availability at %s://%s",
              n->mc.tls ? "TLS" : "insecure", n->mc.target);
@@ -670,8 +691,8 @@ static int register_with_manager(node *n, int *stage, mt_error **err)
     cleanup_free uint8_t *ebuf = wire_pack(&empty.base, &elen);
     if (mc_call_raw(&n->mc, "IsAvailable", ebuf, elen, n->cfg.network.connect_timeout * 1000, 3,
                     NULL, &st) < 0) {
-        *stage = auth_or(st.code, AGENT_STAGE_MANAGER);
-        return mt_error_set(err, MT_ERR_IO, "%s: %s", rpc_code_name(st.code), st.message);
+        return mt_error_set_status(err, auth_or(st.code, AGENT_STAGE_MANAGER), MT_ERR_IO, "%s: %s",
+                                   rpc_code_name(st.code), st.message);
     }
 
     /* RegisterNode: ID, platform, dataset overviews. */
@@ -690,8 +711,8 @@ static int register_with_manager(node *n, int *stage, mt_error **err)
                      &common__informations__registration__descriptor, &resp, &st);
     wire_overviews_release(&wo);
     if (rc < 0) {
-        *stage = auth_or(st.code, AGENT_STAGE_REGISTER);
-        return mt_error_set(err, MT_ERR_IO, "%s: %s", rpc_code_name(st.code), st.message);
+        return mt_error_set_status(err, auth_or(st.code, AGENT_STAGE_REGISTER), MT_ERR_IO, "%s: %s",
+                                   rpc_code_name(st.code), st.message);
     }
     Common__Informations__Registration *reg = (Common__Informations__Registration *)resp;
     n->broker_host =
@@ -711,11 +732,11 @@ static int register_with_manager(node *n, int *stage, mt_error **err)
     fprintf(n->out, "✓ Node registered with manager\n");
     fflush(n->out);
     if (!*n->broker_host || n->broker_port <= 0 || n->broker_port > 65535) {
-        *stage = AGENT_STAGE_BROKER;
-        return mt_error_set(err, MT_ERR_CONFIG,
-                            "the manager returned no usable broker address (host '%s', port %u); "
-                            "set [mqtt] broker_host and broker_port to choose the broker",
-                            n->broker_host, (unsigned)reg_port);
+        return mt_error_set_status(
+            err, AGENT_STAGE_BROKER, MT_ERR_CONFIG,
+            "the manager returned no usable broker address (host '%s', port %u); "
+            "set [mqtt] broker_host and broker_port to choose the broker",
+            n->broker_host, (unsigned)reg_port);
     }
     return 0;
 }
@@ -735,7 +756,7 @@ static void leave_manager(node *n)
         log_warn(n->log, "agent", "Could not tell the manager the node is leaving: %s", rs.message);
 }
 
-int agent_start(node *n, int *stage, mt_error **err)
+int agent_start(node *n, mt_error **err)
 {
     struct rt_probe probe = {.cfg = &n->cfg};
     pthread_t th;
@@ -743,8 +764,7 @@ int agent_start(node *n, int *stage, mt_error **err)
     if (!threaded)
         rt_probe_main(&probe);
     mt_error *merr = NULL;
-    int mstage = 0;
-    int mrc = register_with_manager(n, &mstage, &merr);
+    int mrc = register_with_manager(n, &merr);
     if (threaded)
         pthread_join(th, NULL);
     n->rt = probe.rt;
@@ -754,8 +774,7 @@ int agent_start(node *n, int *stage, mt_error **err)
             leave_manager(n);
         mt_error_free(&merr);
         *err = probe.err;
-        *stage = AGENT_STAGE_RUNTIME;
-        return -1;
+        return at_stage(err, AGENT_STAGE_RUNTIME);
     }
     log_info(n->log, "agent", "Task runtime: %s", n->runtime_name);
     if (strcmp(n->runtime_name, "process") == 0) {
@@ -764,19 +783,16 @@ int agent_start(node *n, int *stage, mt_error **err)
                         "on this host; nothing is isolated\n");
     }
     if (mrc < 0) {
-        *err = merr;
-        *stage = mstage;
+        *err = merr; /* its status: the step */
         return -1;
     }
 
     /* The broker: connect and subscribe within connect_timeout. */
     if (mqtt_setup(n, err) < 0) {
-        *stage = AGENT_STAGE_BROKER;
-        return -1;
+        return at_stage(err, AGENT_STAGE_BROKER);
     }
     if (mqtt_connect(n->mqtt, n->broker_host, n->broker_port, err) < 0) {
-        *stage = AGENT_STAGE_BROKER;
-        return -1;
+        return at_stage(err, AGENT_STAGE_BROKER);
     }
     int64_t deadline = clock_mono_ms() + n->cfg.network.connect_timeout * 1000;
     n->starting = true; /* no automatic reconnect during startup */
@@ -786,21 +802,22 @@ int agent_start(node *n, int *stage, mt_error **err)
     n->starting = false;
     loop_timer_stop(n->loop, &n->reconnect_timer);
     if (!n->mqtt_up || n->suback_pending) {
-        *stage = AGENT_STAGE_BROKER;
         if (n->last_connack_rc)
-            return mt_error_set(err, MT_ERR_IO, "the broker refused the connection (code %d)",
-                                n->last_connack_rc);
-        return mt_error_set(err, MT_ERR_IO,
-                            n->disconnects ? "the connection failed" : "no answer within %lld s",
-                            (long long)n->cfg.network.connect_timeout);
+            return mt_error_set_status(err, AGENT_STAGE_BROKER, MT_ERR_IO,
+                                       "the broker refused the connection (code %d)",
+                                       n->last_connack_rc);
+        return mt_error_set_status(err, AGENT_STAGE_BROKER, MT_ERR_IO,
+                                   n->disconnects ? "the connection failed"
+                                                  : "no answer within %lld s",
+                                   (long long)n->cfg.network.connect_timeout);
     }
     fprintf(n->out, "✓ Connected to MQTT broker\n");
     fflush(n->out);
 
-    n->light = light_start(n, &n->light_port, err);
+    light_host lh = light_host_of(n);
+    n->light = light_start(&lh, &n->light_port, err);
     if (!n->light) {
-        *stage = AGENT_STAGE_LIGHT;
-        return -1;
+        return at_stage(err, AGENT_STAGE_LIGHT);
     }
     log_info(n->log, "agent", "Light service listening on %s:%d", n->cfg.network.light_service_host,
              n->light_port);
@@ -808,8 +825,7 @@ int agent_start(node *n, int *stage, mt_error **err)
     agent_monitor(n, true);
     loop_timer_in(n->loop, &n->monitor_timer, n->cfg.resources.monitor_interval * 1000);
     if (tasks_setup(n, err) < 0) {
-        *stage = AGENT_STAGE_RUNTIME;
-        return -1;
+        return at_stage(err, AGENT_STAGE_RUNTIME);
     }
     /* Commands the broker handed over during the connection (kept while the node was away)
      * were held until now: the task table exists. */
@@ -964,7 +980,8 @@ int agent_light_up(node *n, mt_error **err)
     if (n->light)
         return 0;
     int port = 0;
-    n->light = light_start(n, &port, err);
+    light_host lh = light_host_of(n);
+    n->light = light_start(&lh, &port, err);
     if (!n->light)
         return -1;
     n->light_idle_since_ms = 0;

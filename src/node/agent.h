@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "node_config.h"
 #include "datasets.h"
 #include "id.h"
 #include "log.h"
@@ -122,8 +122,8 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
 void agent_reload(node *n);
 
 /* The startup sequence: availability, registration, broker connection and subscriptions,
- * light service. Prints the ✓ lines to n->out. On failure *err says what (code tells which
- * step: see agent.c) and the caller prints the seed's error block. */
+ * light service. Prints the ✓ lines to n->out. On failure *err says what, its status which
+ * step (enum agent_stage), and the caller prints the seed's error block. */
 enum agent_stage {
     AGENT_STAGE_MANAGER = 1,
     AGENT_STAGE_AUTH,
@@ -132,7 +132,7 @@ enum agent_stage {
     AGENT_STAGE_LIGHT,
     AGENT_STAGE_RUNTIME,
 };
-int agent_start(node *n, int *stage, mt_error **err);
+int agent_start(node *n, mt_error **err);
 
 /* Run until stopped (signal or stop_node); returns the exit code. */
 int agent_run(node *n);

@@ -242,11 +242,10 @@ static int run_node(const char *name, const char *alias, node_config *cfg, bool 
         config_free(cfg);
         return 1;
     }
-    int stage = 0;
-    if (agent_start(&n, &stage, &e) < 0) {
+    if (agent_start(&n, &e) < 0) {
         const char *detail = mt_error_msg(e);
         log_error(n.log, "agent", "Startup failed: %s", detail);
-        switch (stage) {
+        switch (mt_error_status(e, 0)) {
         case AGENT_STAGE_AUTH:
             auth_block(&n.cfg, name, detail);
             break;

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "light_impl.h"
@@ -40,7 +39,7 @@ struct task_calls {
 };
 
 struct light_service {
-    node *n;
+    light_host h; /* the node's services and settings (borrowed) */
     rpc_server *srv;
     pthread_mutex_t mu;
     struct known_task *tasks;
@@ -142,7 +141,7 @@ bool light_slot_take(struct light_service *ls, node_id swarm, node_id task, ligh
         char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
         node_id_to_xid(swarm, sx);
         node_id_to_xid(task, tx);
-        log_warn(ls->n->log, "light",
+        log_warn(ls->h.log, "light",
                  "Task %s of swarm %s already has %d calls in progress; refusing another", tx, sx,
                  LIGHT_TASK_CALLS);
     }
@@ -266,7 +265,7 @@ void light_trim(struct light_service *ls)
 
 rpc_channel *light_relay_channel(struct light_service *ls, rpc_status *st)
 {
-    manager_client *mc = &ls->n->mc;
+    manager_client *mc = ls->h.mc;
     pthread_mutex_lock(&ls->mu);
     mt_error *e = NULL;
     if (!ls->relay)
@@ -330,17 +329,17 @@ void light_datasets_copy(struct light_service *ls, dataset_set *out)
 
 manager_client *light_manager(struct light_service *ls)
 {
-    return &ls->n->mc;
+    return ls->h.mc;
 }
 
 node_id light_node_id(struct light_service *ls)
 {
-    return ls->n->id;
+    return ls->h.id;
 }
 
 logger *light_log(struct light_service *ls)
 {
-    return ls->n->log;
+    return ls->h.log;
 }
 
 void light_fail(rpc_call *call, int code, const char *error_id_name, const char *fmt, ...)
@@ -381,24 +380,24 @@ static void handle(void *ctx, rpc_call *call)
             return;
         }
     }
-    log_warn(ls->n->log, "light", "Unknown method %s from %s", m, rpc_call_peer(call));
+    log_warn(ls->h.log, "light", "Unknown method %s from %s", m, rpc_call_peer(call));
     rpc_call_finish(call, RPC_UNIMPLEMENTED, "unknown method");
 }
 
 /* <state_dir>/<node xid>/light_port: the port the light service had when light_service_port is
  * 0. A node that restarts (a crash, a SIGKILL) adopts its running tasks, which were told this
  * port when they started: it binds the same port again when it is free. */
-static char *port_file(const node *n)
+static char *port_file(const light_host *h)
 {
     char x[NODE_XID_MAX + 1];
-    node_id_to_xid(n->id, x);
-    const char *sd = n->cfg.tasks.state_dir;
+    node_id_to_xid(h->id, x);
+    const char *sd = h->state_dir;
     return sd && *sd ? xasprintf("%s/%s/light_port", sd, x) : NULL;
 }
 
-static int remembered_port(const node *n)
+static int remembered_port(const light_host *h)
 {
-    cleanup_free char *path = port_file(n);
+    cleanup_free char *path = port_file(h);
     mt_error *e = NULL;
     cleanup_free char *text = path ? fs_read_file(path, 32, NULL, &e) : NULL;
     mt_error_free(&e);
@@ -406,57 +405,59 @@ static int remembered_port(const node *n)
     return p > 0 && p <= 65535 ? (int)p : 0;
 }
 
-static void remember_port(const node *n, int port)
+static void remember_port(const light_host *h, int port)
 {
-    cleanup_free char *path = port_file(n);
+    cleanup_free char *path = port_file(h);
     char text[16];
     int len = snprintf(text, sizeof(text), "%d\n", port);
     mt_error *e = NULL;
     cleanup_free char *dir = path ? xstrndup(path, (size_t)(strrchr(path, '/') - path)) : NULL;
     if (path &&
         (fs_mkdir_p(dir, 0700, &e) < 0 || fs_write_atomic(path, text, (size_t)len, 0600, &e) < 0))
-        log_warn(n->log, "light", "cannot remember the light service's port: %s", mt_error_msg(e));
+        log_warn(h->log, "light", "cannot remember the light service's port: %s", mt_error_msg(e));
     mt_error_free(&e);
 }
 
-static struct light_service *light_start_on(node *n, int port_want, int *port, mt_error **err);
+static struct light_service *light_start_on(const light_host *h, int port_want, int *port,
+                                            mt_error **err);
 
-struct light_service *light_start(node *n, int *port, mt_error **err)
+struct light_service *light_start(const light_host *h, int *port, mt_error **err)
 {
-    if (n->cfg.network.light_service_port != 0)
-        return light_start_on(n, (int)n->cfg.network.light_service_port, port, err);
-    int again = remembered_port(n);
+    if (h->port != 0)
+        return light_start_on(h, h->port, port, err);
+    int again = remembered_port(h);
     struct light_service *ls = NULL;
     if (again) {
         mt_error *e = NULL;
-        ls = light_start_on(n, again, port, &e);
+        ls = light_start_on(h, again, port, &e);
         if (!ls)
-            log_info(n->log, "light",
+            log_info(h->log, "light",
                      "port %d of the light service's last run is taken (%s); "
                      "tasks adopted from that run cannot reach this one",
                      again, mt_error_msg(e));
         mt_error_free(&e);
     }
     if (!ls)
-        ls = light_start_on(n, 0, port, err);
+        ls = light_start_on(h, 0, port, err);
     if (ls && *port != again)
-        remember_port(n, *port);
+        remember_port(h, *port);
     return ls;
 }
 
-static struct light_service *light_start_on(node *n, int port_want, int *port, mt_error **err)
+static struct light_service *light_start_on(const light_host *h, int port_want, int *port,
+                                            mt_error **err)
 {
     struct light_service *ls = xcalloc(1, sizeof(*ls));
-    ls->n = n;
+    ls->h = *h;
     pthread_mutex_init(&ls->mu, NULL);
-    copy_datasets(&ls->datasets, &n->datasets);
-    const char *host = n->cfg.network.light_service_host;
+    copy_datasets(&ls->datasets, h->datasets);
+    const char *host = h->host;
     cleanup_free char *addr = strchr(host, ':') ? xasprintf("[%s]:%d", host, port_want)
                                                 : xasprintf("%s:%d", host, port_want);
     /* Each call has its own thread (made on demand) and bounded buffers. Every task may have
      * LIGHT_TASK_CALLS calls at once: room for all of them at their cap (the running tasks, plus
      * two finishing or adopted), so a greedy task never keeps another waiting for a thread. */
-    int64_t calls = LIGHT_TASK_CALLS * (n->cfg.resources.max_concurrent_tasks + 2) + SPARE_CALLS;
+    int64_t calls = LIGHT_TASK_CALLS * ((int64_t)h->max_tasks + 2) + SPARE_CALLS;
     calls = calls < MIN_CALLS ? MIN_CALLS : calls > MAX_CALLS ? MAX_CALLS : calls;
     rpc_server_opts opts = {.idle_close_ms = LIGHT_IDLE_CLOSE_MS, .window_bytes = RPC_BULK_WINDOW};
     ls->srv = rpc_server_start_opts(addr, NULL, (int)calls, &opts, handle, ls, port, err);

@@ -12,9 +12,23 @@
 #include "datasets.h"
 #include "err.h"
 #include "id.h"
+#include "log.h"
+#include "manager_client.h"
 
-struct node;
 struct light_service;
+
+/* What the light service needs of the node, borrowed for the service's life: it does not know
+ * the daemon (the build gives this layer no path to it). */
+typedef struct light_host {
+    logger *log;
+    manager_client *mc;    /* the World relays' calls to the manager */
+    node_id id;            /* this node */
+    const char *state_dir; /* tasks.state_dir: where the port is remembered (NULL/"": nowhere) */
+    const char *host;      /* network.light_service_host */
+    int port;              /* network.light_service_port; 0: the last run's if free, else any */
+    int max_tasks;         /* resources.max_concurrent_tasks: sizes the server's call threads */
+    const dataset_set *datasets; /* served from the start (copied) */
+} light_host;
 
 /* malloc set up so memory the light service's large values used can be given back: one arena
  * for every thread (M_ARENA_MAX 1). glibc gives each thread that contends for the heap its
@@ -26,7 +40,7 @@ struct light_service;
 void light_memory_setup(void);
 
 /* Start serving; *port receives the bound port. Returns owned or NULL with *err. */
-struct light_service *light_start(struct node *n, int *port, mt_error **err);
+struct light_service *light_start(const light_host *h, int *port, mt_error **err);
 void light_stop(struct light_service *ls);
 
 /* The tasks the service answers for, with the iteration/circular results are filed under.

@@ -44,30 +44,29 @@
 /* Longer lines are sent in several messages (each below 4 MiB, a gRPC client's default limit). */
 #define MAX_LINE_MESSAGE ((4u << 20) - (4u << 10))
 
-/* An outcome to report: code + error id + text (RPC_OK = nothing to report). */
-typedef struct failure {
-    int code;
-    const char *id;
-    char text[400];
-} failure;
+/* A refusal is an mt_error: its status the rpc code, its category the contract's error id
+ * (error_id), its message the text. fail_set replaces what was set before. */
+#define fail_set(err, status, category, ...) mt_error_set_status(err, status, category, __VA_ARGS__)
 
-static void fail_set(failure *f, int code, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void fail_set(failure *f, int code, const char *id, const char *fmt, ...)
+/* The contract's error id of a refusal's category. */
+static const char *error_id(const mt_error *e)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    f->code = code;
-    f->id = id;
-    vsnprintf(f->text, sizeof(f->text), fmt, ap);
-    va_end(ap);
+    switch (e ? e->code : 0) {
+    case MT_ERR_INVALID:
+        return "VALIDATION_ERROR";
+    case MT_ERR_RESOURCE:
+        return "RESOURCE_ERROR";
+    default:
+        return "UNKNOWN_ERROR";
+    }
 }
 
-static void finish_fail(struct light_service *ls, rpc_call *call, const char *method,
-                        const failure *f)
+static void finish_fail(struct light_service *ls, rpc_call *call, const char *method, mt_error **f)
 {
-    log_debug(light_log(ls), COMP, "Local/%s refused: %s: %s", method, f->id, f->text);
-    light_fail(call, f->code, f->id, "%s", f->text);
+    log_debug(light_log(ls), COMP, "Local/%s refused: %s: %s", method, error_id(*f),
+              mt_error_msg(*f));
+    light_fail(call, mt_error_status(*f, RPC_INTERNAL), error_id(*f), "%s", mt_error_msg(*f));
+    mt_error_free(f);
 }
 
 static void datasets_cleanup(dataset_set *s)
@@ -101,42 +100,42 @@ static bool has_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t
     return false; /* the end, or malformed: the unpack reports it */
 }
 
-/* Receive and unpack the single request. On failure *f is set. Returns owned message or NULL. */
+/* Receive and unpack the single request. On mt_error **f is set. Returns owned message or NULL. */
 static ProtobufCMessage *recv_request(rpc_call *call, const ProtobufCMessageDescriptor *desc,
-                                      failure *f)
+                                      mt_error **f)
 {
     rpc_bytes b = {0};
     int r = rpc_call_recv(call, &b);
     if (r != 1) {
-        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "no request message received");
+        fail_set(f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "no request message received");
         return NULL;
     }
     if (has_nul_string(desc, b.data, b.len, 0)) {
         rpc_bytes_free(&b);
-        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+        fail_set(f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID,
                  "Invalid file path - NUL byte in request");
         return NULL;
     }
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, b.len, b.data);
     rpc_bytes_free(&b);
     if (!m)
-        fail_set(f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "malformed request message");
+        fail_set(f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "malformed request message");
     return m;
 }
 
 /* The request must come from a task of this node with fewer than LIGHT_TASK_CALLS calls in
  * progress; the call then counts against the task (*slot). */
 static bool authorised(struct light_service *ls, const Node__LightService__DataRequest *dr,
-                       failure *f, light_slot *slot)
+                       mt_error **f, light_slot *slot)
 {
     node_id swarm = wire_node_id(dr ? dr->swarm_id : NULL);
     node_id task = wire_node_id(dr ? dr->task_id : NULL);
     if (light_task_lookup(ls, swarm, task, NULL, NULL)) {
         if (light_slot_take(ls, swarm, task, slot))
             return true;
-        char text[sizeof(f->text)];
+        char text[400];
         light_busy_text(text, sizeof(text), false);
-        fail_set(f, RPC_RESOURCE_EXHAUSTED, "RESOURCE_ERROR", "%s", text);
+        fail_set(f, RPC_RESOURCE_EXHAUSTED, MT_ERR_RESOURCE, "%s", text);
         return false;
     }
     char sx[64], tx[64];
@@ -144,7 +143,7 @@ static bool authorised(struct light_service *ls, const Node__LightService__DataR
              (unsigned long long)swarm.tail);
     snprintf(tx, sizeof(tx), "%016llx%016llx", (unsigned long long)task.head,
              (unsigned long long)task.tail);
-    fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+    fail_set(f, RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE,
              "Task %s of swarm %s is not a task of this node", tx, sx);
     return false;
 }
@@ -157,7 +156,7 @@ static bool authorised(struct light_service *ls, const Node__LightService__DataR
  * and this project's runtime sends GetBinaryData (which has no path field) the whole path as
  * the name; in both the first component names the dataset and the rest is the path inside. */
 static const dataset *find_dataset(const dataset_set *ds, const char *name, const char *path,
-                                   char **sub, failure *f)
+                                   char **sub, mt_error **f)
 {
     name = name ? name : "";
     path = path ? path : "";
@@ -179,7 +178,7 @@ static const dataset *find_dataset(const dataset_set *ds, const char *name, cons
             return d;
         }
     }
-    fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset '%s' not found",
+    fail_set(f, RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE, "Dataset '%s' not found",
              *name ? name : path);
     return NULL;
 }
@@ -189,12 +188,12 @@ static const dataset *find_dataset(const dataset_set *ds, const char *name, cons
 /* Resolve `sub` inside dataset `d`: normalise, refuse traversal, resolve symlinks and refuse
  * targets outside the dataset root. Returns the owned real path of an existing target, or NULL
  * with *f set. */
-static char *resolve_path(const dataset *d, const char *sub, failure *f)
+static char *resolve_path(const dataset *d, const char *sub, mt_error **f)
 {
     if (!sub)
         sub = "";
     if (sub[0] == '/') {
-        fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+        fail_set(f, RPC_PERMISSION_DENIED, MT_ERR_INVALID,
                  "Invalid file path - directory traversal attempt: %s", sub);
         return NULL;
     }
@@ -214,7 +213,7 @@ static char *resolve_path(const dataset *d, const char *sub, failure *f)
             /* skip */
         } else if (cl == 2 && s[0] == '.' && s[1] == '.') {
             if (nlen == 0) {
-                fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+                fail_set(f, RPC_PERMISSION_DENIED, MT_ERR_INVALID,
                          "Invalid file path - directory traversal attempt: %s", sub);
                 return NULL;
             }
@@ -234,7 +233,7 @@ static char *resolve_path(const dataset *d, const char *sub, failure *f)
 
     cleanup_free char *root = realpath(d->path, NULL);
     if (!root) {
-        fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "Dataset path unavailable: %s",
+        fail_set(f, RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE, "Dataset path unavailable: %s",
                  strerror(errno));
         return NULL;
     }
@@ -243,10 +242,10 @@ static char *resolve_path(const dataset *d, const char *sub, failure *f)
     if (!target) {
         int e = errno;
         if (e == EACCES)
-            fail_set(f, RPC_PERMISSION_DENIED, "RESOURCE_ERROR", "Permission denied: %s",
+            fail_set(f, RPC_PERMISSION_DENIED, MT_ERR_RESOURCE, "Permission denied: %s",
                      nlen ? norm : "(dataset root)");
         else
-            fail_set(f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR", "File not found: %s (%s)",
+            fail_set(f, RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE, "File not found: %s (%s)",
                      nlen ? norm : "(dataset root)", strerror(e));
         return NULL;
     }
@@ -255,24 +254,11 @@ static char *resolve_path(const dataset *d, const char *sub, failure *f)
                   (strncmp(target, root, rl) == 0 && (target[rl] == '/' || rl == 1));
     if (!inside) {
         free(target);
-        fail_set(f, RPC_PERMISSION_DENIED, "VALIDATION_ERROR",
+        fail_set(f, RPC_PERMISSION_DENIED, MT_ERR_INVALID,
                  "Path traversal attempt detected: %s resolves outside dataset directory", sub);
         return NULL;
     }
     return target;
-}
-
-/* Prefix *f's text with "<what>: " (what is printf-formatted). */
-static void fail_prefix(failure *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_prefix(failure *f, const char *fmt, ...)
-{
-    char what[200], text[sizeof(what) + sizeof(f->text) + 2];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    snprintf(text, sizeof(text), "%s: %s", what, f->text);
-    utf8_copy(f->text, sizeof(f->text), text);
 }
 
 /* Open a file of a dataset for reading: regular files only, and never blocking on the open
@@ -280,7 +266,7 @@ static void fail_prefix(failure *f, const char *fmt, ...)
  * FIFO would only wait again): FAILED_PRECONDITION, or PERMISSION_DENIED for permissions and
  * links swapped in. Returns the fd or -1 with *f set (its text without the file's name: the
  * caller prefixes it) and st->st_mode telling what was found. */
-static int open_dataset_file(const char *path, int flags, struct stat *st, failure *f)
+static int open_dataset_file(const char *path, int flags, struct stat *st, mt_error **f)
 {
     mt_error *e = NULL;
     int fd = fs_open_regular(path, flags, st, &e);
@@ -290,11 +276,11 @@ static int open_dataset_file(const char *path, int flags, struct stat *st, failu
     mt_error_free(&e);
     if (st->st_mode && !S_ISREG(st->st_mode))
         fail_set(f, S_ISLNK(st->st_mode) ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
-                 "RESOURCE_ERROR", "it is %s, not a regular file; only regular files can be read",
+                 MT_ERR_RESOURCE, "it is %s, not a regular file; only regular files can be read",
                  fs_kind(st->st_mode));
     else
         fail_set(f, en == EACCES || en == EPERM ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
-                 "RESOURCE_ERROR", "cannot be opened: %s", strerror(en ? en : EIO));
+                 MT_ERR_RESOURCE, "cannot be opened: %s", strerror(en ? en : EIO));
     return -1;
 }
 
@@ -326,7 +312,7 @@ static int send_chunk(rpc_call *call, uint8_t *data, size_t len)
 
 static void get_binary_data(struct light_service *ls, rpc_call *call)
 {
-    failure f = {0};
+    cleanup_error mt_error *f = NULL;
     Node__LightService__DataRequest *req = (Node__LightService__DataRequest *)recv_request(
         call, &node__light_service__data_request__descriptor, &f);
     if (!req)
@@ -343,12 +329,12 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
         goto fail;
     bool folder = d->is_dir || strcmp(d->dtype, "folder") == 0;
     if (*sub && !folder) {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
+        fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID,
                  "Dataset '%s' is a file: it has no '%s' inside", d->key, sub);
         goto fail;
     }
     if (folder && !*sub) {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder", d->key);
+        fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "Dataset '%s' is a folder", d->key);
         goto fail;
     }
     /* a file inside a folder dataset (MantaPath): resolved as ReadFileLines resolves it */
@@ -359,13 +345,12 @@ static void get_binary_data(struct light_service *ls, rpc_call *call)
     struct stat st;
     if ((fd = open_dataset_file(file ? file : d->path, file ? O_NOFOLLOW : 0, &st, &f)) < 0) {
         if (S_ISDIR(st.st_mode) && file)
-            fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR",
-                     "'%s' in dataset '%s' is a folder", sub, d->key);
+            fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "'%s' in dataset '%s' is a folder",
+                     sub, d->key);
         else if (S_ISDIR(st.st_mode))
-            fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "Dataset '%s' is a folder",
-                     d->key);
+            fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "Dataset '%s' is a folder", d->key);
         else
-            fail_prefix(&f, "Dataset '%s'", d->key);
+            mt_error_wrap(&f, "Dataset '%s'", d->key);
         goto fail;
     }
     node__light_service__data_request__free_unpacked(req, NULL);
@@ -419,7 +404,7 @@ fail:
 
 static void list_dir(struct light_service *ls, rpc_call *call)
 {
-    failure f = {0};
+    cleanup_error mt_error *f = NULL;
     Node__LightService__DirRequest *req = (Node__LightService__DirRequest *)recv_request(
         call, &node__light_service__dir_request__descriptor, &f);
     if (!req)
@@ -442,8 +427,8 @@ static void list_dir(struct light_service *ls, rpc_call *call)
     dh = opendir(dir);
     if (!dh || !root) {
         int e = errno;
-        fail_set(&f, e == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION,
-                 "RESOURCE_ERROR", "Cannot list folder '%s': %s", req->path, strerror(e));
+        fail_set(&f, e == EACCES ? RPC_PERMISSION_DENIED : RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE,
+                 "Cannot list folder '%s': %s", req->path, strerror(e));
         goto fail;
     }
     size_t n = 0, cap = 16;
@@ -497,7 +482,7 @@ fail:
 
 static void exists(struct light_service *ls, rpc_call *call)
 {
-    failure f = {0};
+    cleanup_error mt_error *f = NULL;
     bool value = false;
     cleanup_slot light_slot slot = {0};
     Node__LightService__DirRequest *req = (Node__LightService__DirRequest *)recv_request(
@@ -517,10 +502,11 @@ static void exists(struct light_service *ls, rpc_call *call)
         datasets_release(&ds);
         node__light_service__dir_request__free_unpacked(req, NULL);
     }
-    if (f.code == RPC_RESOURCE_EXHAUSTED)
+    if (mt_error_status(f, 0) == RPC_RESOURCE_EXHAUSTED)
         return finish_fail(ls, call, "Exists", &f); /* not an answer about the path */
-    if (!value && f.code)
-        log_debug(light_log(ls), COMP, "Local/Exists -> false: %s: %s", f.id, f.text);
+    if (!value && f)
+        log_debug(light_log(ls), COMP, "Local/Exists -> false: %s: %s", error_id(f),
+                  mt_error_msg(f));
     Node__LightService__ExistsResponse resp = NODE__LIGHT_SERVICE__EXISTS_RESPONSE__INIT;
     resp.value = value;
     uint8_t buf[8];
@@ -653,7 +639,7 @@ static int line_feed(line_stream *s, const uint8_t *p, size_t n)
 
 static void read_file_lines(struct light_service *ls, rpc_call *call)
 {
-    failure f = {0};
+    cleanup_error mt_error *f = NULL;
     Node__LightService__ReadText *req = (Node__LightService__ReadText *)recv_request(
         call, &node__light_service__read_text__descriptor, &f);
     if (!req)
@@ -686,7 +672,7 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     else if (strcmp(nls, "\r\n") == 0)
         nl = NL_CRLF;
     else {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "illegal newline value");
+        fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "illegal newline value");
         goto fail;
     }
     const char *es = req->errors ? req->errors : "";
@@ -697,14 +683,12 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     else if (strcmp(es, "replace") == 0)
         em = ERR_REPLACE;
     else {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "unknown error handler name '%s'",
-                 es);
+        fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "unknown error handler name '%s'", es);
         goto fail;
     }
     icname = iconv_name(req->encoding);
     if (!icname || (cd = iconv_open("UTF-8", icname)) == (iconv_t)-1) {
-        fail_set(&f, RPC_INVALID_ARGUMENT, "VALIDATION_ERROR", "unknown encoding: %s",
-                 req->encoding);
+        fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID, "unknown encoding: %s", req->encoding);
         goto fail;
     }
     if (!(file = resolve_path(d, sub, &f)))
@@ -715,10 +699,10 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
         const char *v = req->path && req->path->value && *req->path->value ? req->path->value
                                                                            : "(dataset root)";
         if (S_ISDIR(st.st_mode))
-            fail_set(&f, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
+            fail_set(&f, RPC_FAILED_PRECONDITION, MT_ERR_RESOURCE,
                      "Not a file: %s is a directory; ReadFileLines reads regular files only", v);
         else
-            fail_prefix(&f, "%s", v);
+            mt_error_wrap(&f, "%s", v);
         goto fail;
     }
     node__light_service__read_text__free_unpacked(req, NULL);
@@ -729,18 +713,14 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     out = xmalloc(TEXT_OUT_CHUNK);
     size_t inlen = 0;
     bool eof = false;
-    int code = RPC_OK;
-    const char *eid = NULL;
-    char etext[200] = "";
+    /* from here a refusal in f ends the stream after what was sent */
     while (!eof || inlen > 0) {
         if (!eof) {
             ssize_t r = read(fd, in + inlen, TEXT_READ_CHUNK);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {
-                code = RPC_INTERNAL;
-                eid = "UNKNOWN_ERROR";
-                snprintf(etext, sizeof(etext), "Reading file failed: %s", strerror(errno));
+                fail_set(&f, RPC_INTERNAL, MT_ERR_IO, "Reading file failed: %s", strerror(errno));
                 break;
             }
             if (r == 0)
@@ -750,7 +730,7 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
         char *ip = in;
         size_t il = inlen;
         bool progress = true;
-        while (il > 0 && progress && code == RPC_OK) {
+        while (il > 0 && progress && !f) {
             char *op = out;
             size_t ol = TEXT_OUT_CHUNK;
             size_t rc = iconv(cd, &ip, &il, &op, &ol);
@@ -765,10 +745,8 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
             }
             /* EILSEQ, or an incomplete sequence at the end of the file. */
             if (em == ERR_STRICT) {
-                code = RPC_INVALID_ARGUMENT;
-                eid = "VALIDATION_ERROR";
-                snprintf(etext, sizeof(etext), "'%s' codec can't decode byte 0x%02x", icname,
-                         (unsigned char)*ip);
+                fail_set(&f, RPC_INVALID_ARGUMENT, MT_ERR_INVALID,
+                         "'%s' codec can't decode byte 0x%02x", icname, (unsigned char)*ip);
                 break;
             }
             if (em == ERR_REPLACE && line_feed(&s, (const uint8_t *)"\xEF\xBF\xBD", 3) < 0)
@@ -776,13 +754,13 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
             ip++;
             il--;
         }
-        if (s.broken || code != RPC_OK)
+        if (s.broken || f)
             break;
         memmove(in, ip, il);
         inlen = il;
     }
     iconv_close(cd);
-    if (!s.broken && code == RPC_OK) {
+    if (!s.broken && !f) {
         /* The last line (without terminator). An empty file sends no message: the client
          * retries an empty stream, then reads it as no lines, which is right. */
         s.pending_cr = false;
@@ -791,8 +769,8 @@ static void read_file_lines(struct light_service *ls, rpc_call *call)
     free(s.line);
     if (s.broken)
         rpc_call_finish(call, RPC_CANCELLED, "call broken");
-    else if (code != RPC_OK)
-        light_fail(call, code, eid, "%s", etext);
+    else if (f)
+        light_fail(call, mt_error_status(f, RPC_INTERNAL), error_id(f), "%s", mt_error_msg(f));
     else
         rpc_call_finish(call, RPC_OK, NULL);
     return;

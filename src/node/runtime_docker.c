@@ -88,11 +88,19 @@ typedef struct http_call {
     bool too_big;
     bool sink_refused;
     http_response rs;
+    mt_error *err; /* a failed exchange: its status an enum http_failure */
 } http_call;
 
 static void http_call_free(http_call *c)
 {
     sb_free(&c->body);
+    mt_error_free(&c->err);
+}
+
+/* How c's exchange failed (enum http_failure), HTTP_OK if it did not. */
+static int http_failure_of(const http_call *c)
+{
+    return mt_error_status(c->err, HTTP_OK);
 }
 
 #define cleanup_call __attribute__((cleanup(http_call_free)))
@@ -150,7 +158,8 @@ static int http_do(const docker_rt *d, http_call *c)
         .ud = c,
         .cancel_fd = c->pull ? d->pull_cancel_fd : d->cancel_fd,
     };
-    int rc = http_unix_request(&rq, &c->rs);
+    mt_error_free(&c->err);
+    int rc = http_unix_request(&rq, &c->rs, &c->err);
     if (c->rs.status)
         c->status = c->rs.status;
     return rc;
@@ -159,7 +168,7 @@ static int http_do(const docker_rt *d, http_call *c)
 /* Why the exchange failed, in words. Owned. */
 static char *transport_reason(const http_call *c)
 {
-    return xstrdup(c->rs.reason[0] ? c->rs.reason : "unknown failure");
+    return xstrdup(c->err ? mt_error_msg(c->err) : "unknown failure");
 }
 
 /* Set *err for a failed exchange: `what` says what we were doing ("Docker cannot start the
@@ -170,14 +179,15 @@ static int transport_error(const docker_rt *d, const http_call *c, const char *w
     if (c->too_big)
         return mt_error_set(err, MT_ERR_IO, "%s: Docker's answer is larger than %u bytes", what,
                             MAX_JSON_BODY);
-    if (c->rs.failure == HTTP_TIMEOUT)
+    if (http_failure_of(c) == HTTP_TIMEOUT)
         return mt_error_set(err, MT_ERR_IO, "%s: Docker did not answer within %ld seconds", what,
                             c->timeout_ms / 1000);
-    if (c->rs.failure == HTTP_CONNECT)
+    if (http_failure_of(c) == HTTP_CONNECT)
         return mt_error_set(err, MT_ERR_IO,
                             "%s: Docker daemon not accessible at unix://%s: %s (is dockerd "
                             "running, and may this user use its socket?)",
-                            what, d->socket, c->rs.os_errno ? strerror(c->rs.os_errno) : why);
+                            what, d->socket,
+                            c->err && c->err->errnum ? strerror(c->err->errnum) : why);
     return mt_error_set(err, MT_ERR_IO, "%s: the request to Docker failed: %s", what, why);
 }
 
@@ -475,10 +485,10 @@ static int docker_prepare(runtime *rt, const task_spec *spec, mt_error **err)
     int rc = http_do(d, &c);
     if (rc == 0 && ps.line.len && !ps.skipping)
         pull_line(&ps, ps.line.buf, ps.line.len);
-    if (rc < 0 && c.rs.failure == HTTP_ABORTED && !c.sink_refused) {
+    if (rc < 0 && http_failure_of(&c) == HTTP_ABORTED && !c.sink_refused) {
         rc =
             mt_error_set(err, MT_ERR_IO, "%s: the pull was cancelled (the node is stopping)", what);
-    } else if (rc < 0 && c.rs.failure == HTTP_TIMEOUT) {
+    } else if (rc < 0 && http_failure_of(&c) == HTTP_TIMEOUT) {
         rc = mt_error_set(err, MT_ERR_IO,
                           "%s: the pull did not finish within %d seconds "
                           "(containers.pull_timeout)%s%s; check that the registry is reachable "
@@ -762,7 +772,7 @@ static int docker_stop(runtime *rt, const char *handle, int grace_s, mt_error **
     cleanup_free char *wpath = xasprintf("/containers/%s/wait?condition=not-running", handle);
     cleanup_call http_call w = {.method = "POST", .path = wpath, .timeout_ms = WAIT_TIMEOUT_MS};
     if (http_do(d, &w) < 0) {
-        if (w.rs.failure == HTTP_TIMEOUT)
+        if (http_failure_of(&w) == HTTP_TIMEOUT)
             return mt_error_set(err, MT_ERR_IO,
                                 "%s: it has not exited %ld seconds after it was killed", what,
                                 WAIT_TIMEOUT_MS / 1000);
@@ -1093,11 +1103,11 @@ static void *events_main(void *arg)
         };
         if (missed) /* the stream was down: exits in between are found by one inspect each */
             d->exit_cb(d->exit_ctx, NULL);
-        int rc = http_unix_request(&rq, &c.rs);
+        int rc = http_unix_request(&rq, &c.rs, &c.err);
         sb_free(&es.line);
-        if (c.rs.failure == HTTP_ABORTED && events_wait_stop(d, 0))
+        if (http_failure_of(&c) == HTTP_ABORTED && events_wait_stop(d, 0))
             break;
-        bool timed_out = rc < 0 && c.rs.failure == HTTP_TIMEOUT;
+        bool timed_out = rc < 0 && http_failure_of(&c) == HTTP_TIMEOUT;
         missed = !timed_out;
         if (!timed_out) { /* dockerd restarting or gone: retry with back-off */
             if (events_wait_stop(d, delay_ms))
@@ -1243,7 +1253,7 @@ runtime *runtime_docker_new(const node_config *cfg, mt_error **err)
         .method = "GET", .path = "/version", .timeout_ms = QUERY_TIMEOUT_MS};
     if (http_do(d, &c) < 0) {
         cleanup_free char *why = transport_reason(&c);
-        if (c.rs.failure == HTTP_TIMEOUT)
+        if (http_failure_of(&c) == HTTP_TIMEOUT)
             mt_error_set(err, MT_ERR_IO,
                          "Docker daemon not accessible at unix://%s: it did not answer within "
                          "%ld seconds",

@@ -478,13 +478,40 @@ static void finish(int node_i, const char *alias, uint32_t it)
     finished(node_i, alias, it, false, NULL);
 }
 
+/* The runner's answer as the node service gives it: the rpc code, the message into msg. */
+static int answer(int rc, mt_error **err, char *msg, size_t msg_size)
+{
+    int code = rc < 0 ? mt_error_status(*err, RPC_INTERNAL) : RPC_OK;
+    if (rc < 0)
+        assert_int_not_equal(mt_error_status(*err, 0), 0); /* every refusal carries its code */
+    snprintf(msg, msg_size, "%s", mt_error_msg(*err));
+    mt_error_free(err);
+    return code;
+}
+
+static int schedule_as(node_id swarm, node_id caller, const char *alias, const node_id *ids,
+                       size_t n, char *msg, size_t msg_size)
+{
+    mt_error *e = NULL;
+    int rc = runner_schedule(&M, swarm, caller, alias, ids, n, &e);
+    return answer(rc, &e, msg, msg_size);
+}
+
+static int stop_as(node_id swarm, node_id node, node_id task, uint32_t iteration, char *msg,
+                   size_t msg_size)
+{
+    mt_error *e = NULL;
+    int rc = runner_stop(&M, swarm, node, task, iteration, &e);
+    return answer(rc, &e, msg, msg_size);
+}
+
 static int schedule(const char *alias, const int *nodes, size_t n, char *msg, size_t msg_size)
 {
     node_id ids[8];
     for (size_t i = 0; i < n; i++)
         ids[i] = nid(nodes[i]);
     pthread_mutex_lock(&M.lock);
-    int rc = runner_schedule(&M, SID, task_id("scheduler"), alias, ids, n, msg, msg_size);
+    int rc = schedule_as(SID, task_id("scheduler"), alias, ids, n, msg, msg_size);
     pthread_mutex_unlock(&M.lock);
     return rc;
 }
@@ -666,7 +693,7 @@ static void test_stop(void **state)
     chain_to_scheduler(0x7, &agg, &sched);
     char msg[256] = "";
     pthread_mutex_lock(&M.lock);
-    int rc = runner_stop(&M, SID, nid(sched), task_id("scheduler"), 0, msg, sizeof(msg));
+    int rc = stop_as(SID, nid(sched), task_id("scheduler"), 0, msg, sizeof(msg));
     pthread_mutex_unlock(&M.lock);
     assert_int_equal(rc, RPC_OK);
     expect_status(RUN_STOPPED, 0, "scheduler", NULL);
@@ -684,7 +711,7 @@ static void test_stop(void **state)
     expect_nothing();
     /* stopping again, or cancelling, changes nothing */
     pthread_mutex_lock(&M.lock);
-    rc = runner_stop(&M, SID, nid(sched), task_id("scheduler"), 0, msg, sizeof(msg));
+    rc = stop_as(SID, nid(sched), task_id("scheduler"), 0, msg, sizeof(msg));
     assert_int_equal(runner_cancel(&M, SX, "by hand"), 0);
     pthread_mutex_unlock(&M.lock);
     assert_int_equal(rc, RPC_OK);
@@ -703,7 +730,7 @@ static void test_stop_mid_task(void **state)
     expect_deploys("worker", 0, 0x7);
     char msg[256] = "";
     pthread_mutex_lock(&M.lock);
-    int rc = runner_stop(&M, SID, nid(1), task_id("worker"), 0, msg, sizeof(msg));
+    int rc = stop_as(SID, nid(1), task_id("worker"), 0, msg, sizeof(msg));
     pthread_mutex_unlock(&M.lock);
     assert_int_equal(rc, RPC_OK);
     char prefix[13];
@@ -716,7 +743,7 @@ static void test_stop_mid_task(void **state)
     expect_status(RUN_STOPPED, 0, "worker", NULL);
     /* a StopSwarm naming an unknown swarm is refused */
     pthread_mutex_lock(&M.lock);
-    rc = runner_stop(&M, (node_id){1, 2}, nid(1), task_id("worker"), 0, msg, sizeof(msg));
+    rc = stop_as((node_id){1, 2}, nid(1), task_id("worker"), 0, msg, sizeof(msg));
     pthread_mutex_unlock(&M.lock);
     assert_int_equal(rc, RPC_FAILED_PRECONDITION);
 }
@@ -752,8 +779,7 @@ static void test_schedule_errors(void **state)
     node_id ids[] = {nid(0)};
     msg[0] = '\0';
     pthread_mutex_lock(&M.lock);
-    int rc = runner_schedule(&M, (node_id){7, 7}, task_id("scheduler"), "worker", ids, 1, msg,
-                             sizeof(msg));
+    int rc = schedule_as((node_id){7, 7}, task_id("scheduler"), "worker", ids, 1, msg, sizeof(msg));
     pthread_mutex_unlock(&M.lock);
     assert_int_equal(rc, RPC_FAILED_PRECONDITION);
     assert_true(strlen(msg) > 10);
@@ -1054,8 +1080,7 @@ static void test_fan_in(void **state)
             char msg[256];
             node_id ids[] = {nid(0), nid(1)};
             pthread_mutex_lock(&M.lock);
-            assert_int_equal(runner_schedule(&M, SID, task_id("c"), "a", ids, 2, msg, sizeof(msg)),
-                             RPC_OK);
+            assert_int_equal(schedule_as(SID, task_id("c"), "a", ids, 2, msg, sizeof(msg)), RPC_OK);
             pthread_mutex_unlock(&M.lock);
             expect_deploys("a", 1, 0x3);
             finish(c, "c", 0);
@@ -1088,7 +1113,7 @@ static void test_diamond(void **state)
     char msg[256];
     node_id ids[] = {nid(1)};
     pthread_mutex_lock(&M.lock);
-    assert_int_equal(runner_schedule(&M, SID, task_id("b"), "a", ids, 1, msg, sizeof(msg)), RPC_OK);
+    assert_int_equal(schedule_as(SID, task_id("b"), "a", ids, 1, msg, sizeof(msg)), RPC_OK);
     pthread_mutex_unlock(&M.lock);
     expect_deploys("a", 1, 0x2);
     finish(b, "b", 0);

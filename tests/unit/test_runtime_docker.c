@@ -115,7 +115,9 @@ static long api(const char *method, const char *path, const void *body, size_t b
                        .sink = collect,
                        .ud = &sink};
     http_response rs;
-    long status = http_unix_request(&rq, &rs) == 0 ? rs.status : -1;
+    mt_error *e = NULL;
+    long status = http_unix_request(&rq, &rs, &e) == 0 ? rs.status : -1;
+    mt_error_free(&e);
     if (out) {
         sb_free(out);
         *out = sink;
