@@ -20,8 +20,8 @@
  * worker queue is kept full by two jobs that never end, so every manager call the commands make is
  * built, then refused by the queue and freed, never sent; the task table's hooks (publish, error,
  * log upload, threads, posting to the loop) are synchronous stand-ins, as in
- * tests/unit/test_tasks.c. Not covered: MQTT itself (agent.c's on_message), the event loop, the
- * real runtimes.
+ * tests/unit/node/test_tasks.c. Not covered: MQTT itself (agent.c's on_message), the event loop,
+ * the real runtimes.
  *
  * Invariants checked (abort() on violation): a stop_node stops the node exactly when it names
  * this run or, naming none, when the session is current, and is otherwise counted as stale; a

@@ -11,7 +11,7 @@ writes DIR/manta_node.1 and DIR/manta_node.toml.5:
   (config, ...), every `manta_node <command> <action> --help`. FILES, ENVIRONMENT, EXIT
   STATUS and SEE ALSO are written here.
 * manta_node.toml.5 is the Markdown of `manta_node config reference` (the table in
-  src/node/node_config_keys.c) converted to roff: each [table] a section, each key a tagged
+  src/node/common/node_config_keys.c) converted to roff: each [table] a section, each key a tagged
   paragraph with its type, default and notes.
 
 Only the standard library is used. The output is deterministic for a given binary (the date
@@ -466,7 +466,7 @@ def man5(binary):
     version_line = run_help(binary, "--version").strip()
     version = version_line.split()[-1] if version_line else ""
 
-    o = preamble("`%s config reference` (src/node/node_config_keys.c)" % PROG)
+    o = preamble("`%s config reference` (src/node/common/node_config_keys.c)" % PROG)
     o.append(th("MANTA_NODE.TOML", "5", version, "File Formats"))
     o += [".nh", ".ad l"]
     o += [".SH NAME", "manta_node.toml \\- configuration file of the Manta node agent"]

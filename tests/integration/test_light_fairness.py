@@ -20,7 +20,7 @@ from wire_env import Broker, Observer, RunningNode, node_config, system_pb2, tas
 
 lpb = pbgen.pb("node.light_service_pb2")
 
-CAP = 8              # LIGHT_TASK_CALLS in src/node/light_impl.h
+CAP = 8              # LIGHT_TASK_CALLS in src/node/light/light_impl.h
 GREEDY = 70          # more calls than the whole server had before the cap (64)
 TASK_A, TASK_B = 21, 22
 BLOB = os.urandom(3 * 1024 * 1024 + 777)

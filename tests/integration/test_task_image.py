@@ -29,7 +29,7 @@ from conftest import SOURCE_DIR
 
 SCRIPT = SOURCE_DIR / "scripts" / "build-task-image"
 NAME = "manta-task:bookworm"
-SAFE = "manta-task%3Abookworm"  # the store's folder name (images_dir_name in src/node/images.c)
+SAFE = "manta-task%3Abookworm"  # the store's folder name (images_dir_name in src/node/tasks/images.c)
 REQUESTED = ["python3", "python-is-python3", "python3-numpy", "python3-msgpack", "python3-grpcio",
              "python3-protobuf"]
 # CTest gives each integration test 900 s; stay below so that a slow mirror fails with output.

@@ -38,11 +38,11 @@ static char *vectors_path(void)
     const char *src = getenv("MANTA_SOURCE_DIR");
     if (src && *src)
         return xasprintf("%s/../shared/%s", src, rel);
-    /* __FILE__ is <source>/tests/unit/test_blake3.c */
+    /* __FILE__ is <source>/tests/unit/lib/test_blake3.c */
     const char *slash = strrchr(__FILE__, '/');
     if (!slash)
-        return xasprintf("../../../shared/%s", rel);
-    return xasprintf("%.*s/../../../shared/%s", (int)(slash - __FILE__), __FILE__, rel);
+        return xasprintf("../../../../shared/%s", rel);
+    return xasprintf("%.*s/../../../../shared/%s", (int)(slash - __FILE__), __FILE__, rel);
 }
 
 static int setup(void **state)
