@@ -20,7 +20,7 @@
  * worker queue is kept full by two jobs that never end, so every manager call the commands make is
  * built, then refused by the queue and freed, never sent; the task table's hooks (publish, error,
  * log upload, threads, posting to the loop) are synchronous stand-ins, as in
- * tests/unit/node/test_tasks.c. Not covered: MQTT itself (agent.c's on_message), the event loop,
+ * tests/unit/node/test_tasks.c. Not covered: MQTT itself (session.c's on_message), the event loop,
  * the real runtimes.
  *
  * Invariants checked (abort() on violation): a stop_node stops the node exactly when it names

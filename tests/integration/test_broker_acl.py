@@ -266,7 +266,7 @@ def test_nodes_only_their_own_topics(acl_broker):
         n0.publish(f"manta/nodes/{x1}/stop_node", b"forged")
         n0.publish(f"manta/nodes/{x0}/deploy_task", b"forged")
         n1.publish(f"manta/nodes/{x0}/stop_node", b"forged")
-        # only its own session marker (src/node/daemon/agent.c)
+        # only its own session marker (src/node/daemon/session.c)
         n0.publish(f"manta/nodes/{x0}/node_session_marker", b"marker")
         n0.wait_for(f"manta/nodes/{x0}/node_session_marker", b"marker")
         n1.publish(f"manta/nodes/{x0}/node_session_marker", b"forged-marker")
