@@ -11,10 +11,11 @@ enum { RESULT_QUERY_SIZE_FIELD = 6 };
 /* ---- wire primitives
  * ------------------------------------------------------------------------------- */
 
-int pb_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+/* At most `max` bytes (10 for a 64-bit value). */
+static int varint_read_max(const uint8_t *p, size_t len, size_t *pos, uint64_t *out, int max)
 {
     uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
+    for (int shift = 0; shift < 7 * max && shift < 64; shift += 7) {
         if (*pos >= len)
             return -1;
         uint8_t b = p[(*pos)++];
@@ -27,13 +28,22 @@ int pb_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
     return -1;
 }
 
+int pb_varint_read(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    return varint_read_max(p, len, pos, out, 10);
+}
+
+/* A key or a length prefix: protobuf-c reads at most 5 bytes of either (a 32-bit value) and
+ * refuses the message otherwise; the in-place readers must judge a message as it does. */
+#define PB_KEY_LEN_MAX 5
+
 int pb_field_next(const uint8_t *p, size_t len, size_t *pos, pb_field *f)
 {
     if (*pos >= len)
         return 0;
     uint64_t key, v;
     f->start = *pos;
-    if (pb_varint_read(p, len, pos, &key) < 0)
+    if (varint_read_max(p, len, pos, &key, PB_KEY_LEN_MAX) < 0)
         return -1;
     f->number = (unsigned)(key >> 3);
     f->wire = (unsigned)(key & 7);
@@ -50,7 +60,7 @@ int pb_field_next(const uint8_t *p, size_t len, size_t *pos, pb_field *f)
         return 1;
     }
     case 2:
-        if (pb_varint_read(p, len, pos, &v) < 0 || v > len - *pos)
+        if (varint_read_max(p, len, pos, &v, PB_KEY_LEN_MAX) < 0 || v > len - *pos)
             return -1;
         f->value = *pos;
         f->vlen = (size_t)v;

@@ -36,7 +36,8 @@ typedef struct pb_field {
     size_t vlen;     /* wire 2: their length */
 } pb_field;
 /* Step to the next field of p[0..len) from *pos. Returns 1 with *f filled, 0 at the end, -1 if
- * malformed (unknown wire type, truncation). */
+ * malformed (unknown wire type, truncation, a key or length prefix over 5 bytes: refused as
+ * protobuf-c refuses it). */
 int pb_field_next(const uint8_t *p, size_t len, size_t *pos, pb_field *f);
 /* Write v as a varint into out (at least 10 bytes). Returns its length. */
 size_t pb_varint_write(uint8_t *out, uint64_t v);

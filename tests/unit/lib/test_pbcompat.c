@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/light_service.pb-c.h"
 #include "pbcompat.h"
 
 /* swarm_id {head 1, tail 2}, iteration 3, tag "t", (size), method LAST. */
@@ -155,13 +156,45 @@ static void test_unknown_fields_kept_last(void **state)
     common__results__result_query__free_unpacked(q, NULL);
 }
 
+/* The in-place field walker judges a message as protobuf-c does: a length prefix (or key) over
+ * 5 bytes is refused by both, even when it encodes a small value (found by
+ * fuzz_node_world_rewrite: 0x22 then an 8-byte encoding of 0). A 10-byte varint value is fine. */
+static void test_field_walker_agrees_with_protobuf_c(void **state)
+{
+    (void)state;
+    static const uint8_t long_len[] = {0x22, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    size_t pos = 0;
+    pb_field f;
+    assert_int_equal(pb_field_next(long_len, sizeof(long_len), &pos, &f), -1);
+    assert_null(protobuf_c_message_unpack(&node__light_service__light_result__descriptor, NULL,
+                                          sizeof(long_len), long_len));
+    static const uint8_t five_len[] = {0x22, 0x80, 0x80, 0x80, 0x80, 0x00};
+    pos = 0;
+    assert_int_equal(pb_field_next(five_len, sizeof(five_len), &pos, &f), 1);
+    assert_int_equal(f.vlen, 0);
+    ProtobufCMessage *m = protobuf_c_message_unpack(&node__light_service__light_result__descriptor,
+                                                    NULL, sizeof(five_len), five_len);
+    assert_non_null(m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    static const uint8_t big_varint[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0x01};
+    pos = 0;
+    assert_int_equal(pb_field_next(big_varint, sizeof(big_varint), &pos, &f), 1);
+    assert_int_equal(pos, sizeof(big_varint));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_size_minus_one), cmocka_unit_test(test_size_zero_omitted),
-        cmocka_unit_test(test_size_five),      cmocka_unit_test(test_size_int32_min),
-        cmocka_unit_test(test_size_int32_max), cmocka_unit_test(test_size_boundaries),
-        cmocka_unit_test(test_empty_message),  cmocka_unit_test(test_unknown_fields_kept_last),
+        cmocka_unit_test(test_size_minus_one),
+        cmocka_unit_test(test_size_zero_omitted),
+        cmocka_unit_test(test_size_five),
+        cmocka_unit_test(test_size_int32_min),
+        cmocka_unit_test(test_size_int32_max),
+        cmocka_unit_test(test_size_boundaries),
+        cmocka_unit_test(test_empty_message),
+        cmocka_unit_test(test_unknown_fields_kept_last),
+        cmocka_unit_test(test_field_walker_agrees_with_protobuf_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
