@@ -71,13 +71,15 @@ def weights():
 class Manager(FakeManager):
     """FakeManager plus the six World relays, keeping what tasks store (SetGlobal -> globals,
     AddTaskResult -> results, returned as they are by GetTaskResult). `fail` = (code, text)
-    makes every World relay fail before any data; `midfail` makes GetGlobal fail (UNAVAILABLE)
-    after its first 4 MiB chunk."""
+    makes every World relay fail before any data; `midfail` makes that many GetGlobal calls fail
+    (UNAVAILABLE) after their first 4 MiB chunk, `setfail` that many SetGlobal calls after the
+    whole value arrived (the manager restarting mid-call)."""
 
     def __init__(self, broker, **kw):
         super().__init__(broker, **kw)
         self.fail = None
-        self.midfail = False
+        self.midfail = 0
+        self.setfail = 0
         self.globals = {}   # tag -> bytes
         self.results = []   # ChunkResultValues
 
@@ -102,12 +104,16 @@ class Manager(FakeManager):
         data = self.globals.get(request.tag, b"")
         for off in range(0, len(data), 4 * MIB):
             yield results_pb2.GlobalValue(data=data[off:off + 4 * MIB])
-            if self.midfail:
+            if self.midfail > 0:
+                self.midfail -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "manager lost the database")
 
     def SetGlobal(self, request_iterator, context):
         msgs = list(request_iterator)
         self._world("SetGlobal", msgs, context)
+        if self.setfail > 0:
+            self.setfail -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "manager going down")
         self.globals[msgs[0].tag] = b"".join(m.data for m in msgs)
         return system_pb2.Ok()
 
@@ -409,17 +415,29 @@ def test_world_errors_retries_and_missing_values(env, caplog):
         assert time.monotonic() - start >= 0.6
     finally:
         m.fail = None
-    # A stream failing after data: not retried, the node's non-retryable status reaches the task.
-    m.midfail = True
+    # The manager lost in the middle of a relayed call (it restarted): the node says so with a
+    # status the SDK does not retry (DATA_LOSS, INTERNAL), and this runtime repeats the calls that
+    # are safe to repeat: a read, read again from the start; SetGlobal, an overwrite.
+    m.globals["g"] = pack(b"q" * (9 * MIB))
+    m.midfail = 1
+    n0 = len(m.named("GetGlobal"))
+    assert t.world.globals["g"] == b"q" * (9 * MIB)
+    assert len(m.named("GetGlobal")) == n0 + 2 and m.midfail == 0
+    m.setfail = 1
+    n0 = len(m.named("SetGlobal"))
+    t.world.globals["s"] = {"w": 1}
+    assert len(m.named("SetGlobal")) == n0 + 2 and m.setfail == 0
+    assert msgpack.unpackb(m.globals["s"]) == {"w": 1}
+    # ... for NODE_AWAY seconds at most: a manager that keeps failing reaches the task.
+    m.midfail = 1000
+    away, _transport.NODE_AWAY = _transport.NODE_AWAY, 1.0
     try:
-        m.globals["g"] = b"q" * (9 * MIB)
-        n0 = len(m.named("GetGlobal"))
         with pytest.raises(MantaGRPCError) as e:
             t.world.globals["g"]
         assert e.value.status_code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS)
-        assert len(m.named("GetGlobal")) == n0 + 1
     finally:
-        m.midfail = False
+        _transport.NODE_AWAY = away
+        m.midfail = 0
     t.cleanup()
 
 

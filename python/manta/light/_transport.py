@@ -8,7 +8,10 @@ delivered data is never retried (its chunks would be mixed with the retry's). Cl
 re-sent in full on a retry (the SDK would send an empty stream). Better than the SDK where the
 node is away (restarting, or relaying to a manager that is): a call that could not connect, or
 a read cut off by a broken connection (read again from the start), is tried again for up to
-NODE_AWAY seconds.
+NODE_AWAY seconds. So is a call that is safe to repeat (a read; SetGlobal, which overwrites)
+when the node lost the manager in the middle of relaying it (a manager restart): the node
+reports that with a non-retryable status (INTERNAL, DATA_LOSS) because the SDK cannot repeat a
+stream, but this runtime repeats the whole call. AddTaskResult is not repeated (it appends).
 
 grpc and the generated protobuf modules are imported at the first call, not at
 `import manta.light`: a task's start-up does not pay for them before it talks to the node
@@ -113,6 +116,16 @@ class Config:
                 f"Swarm ID: {id_hex(self.swarm_id)}")
 
 
+# The node's words when the manager failed after part of a call was relayed (light_world.c).
+MANAGER_LOST = "manager failed after data was relayed"
+
+
+def _manager_lost(e) -> bool:
+    """The node lost the manager in the middle of relaying the call (it restarted)."""
+    d = (e.details() or "") if hasattr(e, "details") else ""
+    return e.code().name in ("INTERNAL", "DATA_LOSS") and MANAGER_LOST in d
+
+
 def _not_connected(e) -> bool:
     """The call failed before it reached the node: no connection could be made."""
     d = (e.details() or "") if hasattr(e, "details") else ""
@@ -149,7 +162,7 @@ class Channel:
             self._channel = None
             self._calls = {}
 
-    def _retrying(self, path: str, attempt_fn):
+    def _retrying(self, path: str, attempt_fn, repeatable: bool = False):
         import grpc
         delay = FIRST_DELAY
         away_since, away_delay = None, FIRST_DELAY
@@ -163,7 +176,8 @@ class Channel:
                 # A read cut off by the node going away (UNAVAILABLE after data: the connection
                 # broke) is read again from the start: every server stream is a read, and an
                 # attempt keeps its own messages.
-                if _not_connected(e) or (partial and e.code().name == "UNAVAILABLE"):
+                if (_not_connected(e) or (partial and e.code().name == "UNAVAILABLE")
+                        or (repeatable and _manager_lost(e))):
                     now = time.monotonic()
                     away_since = away_since if away_since is not None else now
                     if now - away_since < NODE_AWAY:
@@ -189,9 +203,10 @@ class Channel:
         call = self._callable("unary_unary", path, type(request), response_cls)
         return self._retrying(path, lambda: call(request))
 
-    def client_stream(self, path: str, requests: list, response_cls):
+    def client_stream(self, path: str, requests: list, response_cls, repeatable: bool = False):
+        """`repeatable`: the call may be made twice with the same effect (SetGlobal)."""
         call = self._callable("stream_unary", path, type(requests[0]), response_cls)
-        return self._retrying(path, lambda: call(iter(requests)))
+        return self._retrying(path, lambda: call(iter(requests)), repeatable)
 
     def server_stream(self, path: str, request, response_cls) -> list:
         import grpc
@@ -207,7 +222,7 @@ class Channel:
                     raise _Partial(e) from None
                 raise
             return got
-        return self._retrying(path, attempt)
+        return self._retrying(path, attempt, repeatable=True)  # every server stream is a read
 
 
 def process_age():

@@ -38,7 +38,8 @@ class Globals:
         from manta._proto.node import light_service_pb2 as lpb
         ids = dict(swarm_id=pair(self.config.swarm_id), task_id=pair(self.config.task_id))
         msgs = [lpb.SetGlobalRequest(tag=tag, data=c, **ids) for c in chunks(pack(value))]
-        self._channel.client_stream(SERVICE + "SetGlobal", msgs, system_pb2.Ok)
+        self._channel.client_stream(SERVICE + "SetGlobal", msgs, system_pb2.Ok,
+                                    repeatable=True)  # an overwrite
 
     def get(self, tag: str, default=None):
         """The value, or `default` when the global has no value (KeyError above, or the
