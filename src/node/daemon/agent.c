@@ -486,7 +486,10 @@ int agent_start(node *n, mt_error **err)
     }
     log_info(n->log, "agent", "Light service listening on %s:%d", n->cfg.network.light_service_host,
              n->light_port);
+    /* The heartbeat and the 1 s tick from the same moment: at the default ping_interval (1 s)
+     * they then share every wake-up (LOOP_SLACK_MS), an idle node wakes once a second. */
     loop_timer_in(n->loop, &n->heartbeat_timer, 0);
+    loop_timer_in(n->loop, &n->tick_timer, 0);
     agent_monitor(n, true);
     loop_timer_in(n->loop, &n->monitor_timer, n->cfg.resources.monitor_interval * 1000);
     if (tasks_setup(n, err) < 0) {
