@@ -46,8 +46,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         store_swarm_update(st, ids[i], "FAILED", name, 3, 2000, &err);
         static const char text[] = "bad \xff\xfe utf-8 \xe2\x82";
         store_log_add(st, ids[i], "0abc", "0def", 1, 0, 3000, text, sizeof(text) - 1, &err);
-        store_result_add(st, ids[i], "0def", "0abc", 1, "metrics\xc3", "\x81\xa1x\x01", 4, 4000,
-                         &err);
+        store_result_add(st, ids[i], "0def", "0abc", 1, "metrics\xc3", NULL, "\x81\xa1x\x01", 4,
+                         4000, &err);
     }
     mt_error_free(&err);
     store_close(st);

@@ -52,6 +52,7 @@
  */
 #include "node_service.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -905,6 +906,22 @@ static bool result_check(manager *m, rpc_call *call, const caller *c, const Prot
     return act_for(m, call, c, "AddTaskResult", ((const Common__Results__Result *)first)->node_id);
 }
 
+/* The id a task's runtime gives one AddTaskResult, passed on by its node (light_world.c), so
+ * that the call repeated after the manager was lost in its middle is stored once. */
+#define REQUEST_ID_KEY "manta-request-id"
+enum { REQUEST_ID_MAX = 64 };
+
+static bool request_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && !strchr("-_.", id[i]))
+            return false;
+    return true;
+}
+
 /* SetGlobal and AddTaskResult: a client stream whose data is concatenated and stored whole. */
 static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
 {
@@ -924,12 +941,20 @@ static void do_upload(manager *m, rpc_call *call, const caller *c, bool result)
     xid_of(result ? r->swarm_id : g->swarm_id, sx);
     mt_error *err = NULL;
     int rc = RPC_OK;
-    if (!swarm_known(m, sx)) {
+    const char *request = result ? rpc_call_metadata(call, REQUEST_ID_KEY) : NULL;
+    if (request && !request_id_valid(request)) {
+        rc = RPC_INVALID_ARGUMENT;
+        mt_error_set(&err, MT_ERR_INVALID,
+                     "The request id (metadata " REQUEST_ID_KEY ") must be 1 to %d "
+                     "letters, digits, '-', '_' or '.'; nothing was stored.",
+                     REQUEST_ID_MAX);
+    } else if (!swarm_known(m, sx)) {
         rc = RPC_FAILED_PRECONDITION;
     } else if (result) {
         xid_of(r->task_id, tx);
         xid_of(r->node_id, nx);
-        if (store_result_add(m->st, sx, tx, nx, r->iteration, r->tag, all.buf, all.len,
+        /* A repeat (1) of a call whose answer was lost is answered Ok: it is stored once. */
+        if (store_result_add(m->st, sx, tx, nx, r->iteration, r->tag, request, all.buf, all.len,
                              clock_wall_ms(), &err) < 0)
             rc = RPC_INTERNAL;
     } else if (store_global_set(m->st, sx, g->tag, all.buf, all.len, &err) < 0) {

@@ -66,6 +66,11 @@ static const char *const schema_steps[] = {
     "CREATE TABLE objects ("
     " kind TEXT NOT NULL, id TEXT NOT NULL, meta TEXT NOT NULL, created_ms INTEGER NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY (kind, id));",
+    /* 3 -> 4: the request id a task's runtime gives an AddTaskResult (manta-request-id), so a
+     * call repeated after the manager was lost in its middle is stored once (node_service.c). */
+    "ALTER TABLE results ADD COLUMN request TEXT;"
+    "CREATE UNIQUE INDEX results_by_request ON results (swarm, node, request)"
+    " WHERE request IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)ARRAY_LEN(schema_steps))
 
@@ -137,8 +142,9 @@ static const char *const fixed_sql[] = {
     [S_GLOBAL_SET] = "INSERT INTO globals (swarm, tag, data) VALUES (?1, ?2, zeroblob(?3))"
                      " ON CONFLICT (swarm, tag) DO UPDATE SET data = excluded.data",
     [S_GLOBAL_GET] = "SELECT id, length(data) FROM globals WHERE swarm = ?1 AND tag = ?2",
-    [S_RESULT_ADD] = "INSERT INTO results (swarm, task, node, iteration, tag, created_ms, data)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* A request id already stored for (swarm, node) is a repeat: nothing is added. */
+    [S_RESULT_ADD] = "INSERT INTO results (swarm, task, node, iteration, tag, created_ms, data,"
+                     " request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
     /* Each node's most recent row of the round, newest first, LIMIT -1 = all. */
     [S_RESULT_QUERY] = "SELECT " RESULT_COLS " FROM results AS r"
                        " WHERE swarm = ?1 AND tag = ?2 AND iteration = ?3"
@@ -918,8 +924,8 @@ int store_global_get(store *st, const char *swarm, const char *tag, uint8_t **da
 /* ---- results ---- */
 
 int store_result_add(store *st, const char *swarm, const char *task, const char *node,
-                     uint32_t iteration, const char *tag, const void *data, size_t len,
-                     int64_t now_ms, mt_error **err)
+                     uint32_t iteration, const char *tag, const char *request, const void *data,
+                     size_t len, int64_t now_ms, mt_error **err)
 {
     if (!swarm || !node || !tag)
         return missing(st, err, !swarm ? "a swarm id" : !node ? "a node id" : "a tag");
@@ -937,9 +943,10 @@ int store_result_add(store *st, const char *swarm, const char *task, const char 
     sqlite3_bind_int64(s, 6, now_ms);
     if (bind_value(st, s, 7, data, len, err) < 0)
         return -1;
+    bind_str(s, 8, request); /* NULL binds SQL NULL */
     if (sqlite3_step(s) != SQLITE_DONE)
         return db_fail(st, err, "save the result \"%s\" of node %s in swarm %s", tag, node, swarm);
-    return 0;
+    return sqlite3_changes(st->db) > 0 ? 0 : 1;
 }
 
 /* Step s (RESULT_COLS) to the end, then read each row's value if with_data. Needs st->mu and

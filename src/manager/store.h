@@ -90,9 +90,12 @@ typedef struct store_result {
     int64_t created_ms;
     int64_t seq; /* insertion order (rowid) */
 } store_result;
+/* Append a result. request: the caller's id for this call (NULL: none); a request id already
+ * stored for (swarm, node) makes this a repeat of that call, and nothing is added. Returns 0
+ * when added, 1 for a repeat, -1 on error. */
 int store_result_add(store *st, const char *swarm, const char *task, const char *node,
-                     uint32_t iteration, const char *tag, const void *data, size_t len,
-                     int64_t now_ms, mt_error **err);
+                     uint32_t iteration, const char *tag, const char *request, const void *data,
+                     size_t len, int64_t now_ms, mt_error **err);
 /* What a task's GetTaskResult sees: results of (swarm, tag, iteration) with at most ONE row
  * per node (that node's most recent), newest first. method 1 (LAST) keeps only the newest
  * row overall; 0 or 2 (ALL) keeps every node. size: cap on the number of rows; size <= 0 or

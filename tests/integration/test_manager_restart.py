@@ -239,3 +239,67 @@ def test_a_broker_outage_longer_than_the_node_timeout_loses_no_node(tmp_path, no
             out = sw.proc.communicate(timeout=30)[0] or ""
         sw.close()
     assert "is lost" not in out, out
+
+
+def test_a_repeated_result_is_stored_once(tmp_path, node_bin):
+    """A task's runtime repeats an AddTaskResult that the manager was lost in the middle of, with
+    the request id of the first attempt (metadata manta-request-id, passed on by the node): the
+    repeat is answered Ok and stored once, across a manager restart too. Without an id, every
+    call appends (as on the platform)."""
+    import grpc
+    from pbgen import client, pb
+    system_pb2, results_pb2 = pb("common.system_pb2"), pb("common.results_pb2")
+    d = module_dir(tmp_path, SHORT)
+    (d / "swarm.toml").write_text('name = "r"\n[[tasks]]\nmodule = "after.py"\nimage = "none"\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=1)
+    channel = None
+    try:
+        sid = serve_and_submit(sw, d / "swarm.toml")
+        wait_for(lambda: sw.admin_json("status", sid)["status"] == "COMPLETED", timeout=90,
+                 what="the swarm to complete")
+        node = int(sw.admin_json("nodes")["nodes"][0]["id"], 16)
+        md = [("authorization", sw.manager("token", "create", "--node", "node0").stdout.strip())]
+
+        def pair(i):
+            return system_pb2.PairId(head=i >> 64, tail=i & (2**64 - 1))
+
+        def add(data, request=None):
+            nonlocal channel
+            if channel is None:
+                channel = grpc.insecure_channel(f"127.0.0.1:{sw.port}")
+            extra = [("manta-request-id", request)] if request is not None else []
+            return client(channel, "node.node_service.Node").AddTaskResult(iter([
+                results_pb2.Result(swarm_id=pair(int(sid, 16)), task_id=pair(0x5678),
+                                   node_id=pair(node), iteration=2, tag="again", data=data)]),
+                metadata=md + extra, timeout=20)
+
+        def stored():
+            return sorted(r["bytes"] for r in sw.admin_json("results", sid)["results"]
+                          if r["tag"] == "again")
+
+        add(b"first", "3f2a9c0d5e6b47a1")
+        add(b"first", "3f2a9c0d5e6b47a1")  # the repeat
+        assert stored() == [5]
+        add(b"second", "77aa")
+        assert stored() == [5, 6]
+        add(b"none")
+        add(b"none")
+        assert stored() == [4, 4, 5, 6]
+        # The id is kept with the result: a repeat after a SIGKILL of the manager is known.
+        channel.close()
+        channel = None
+        restart(sw)
+        add(b"first", "3f2a9c0d5e6b47a1")
+        assert stored() == [4, 4, 5, 6]
+        # A malformed id is refused with a sentence; nothing is stored.
+        for bad in ("x" * 65, "a b", "a/b"):
+            with pytest.raises(grpc.RpcError) as e:
+                add(b"bad", bad)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+            assert "manta-request-id" in e.value.details(), e.value.details()
+            assert "nothing was stored" in e.value.details(), e.value.details()
+        assert stored() == [4, 4, 5, 6]
+    finally:
+        if channel is not None:
+            channel.close()
+        sw.close()

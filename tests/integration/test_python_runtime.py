@@ -72,16 +72,20 @@ class Manager(FakeManager):
     """FakeManager plus the six World relays, keeping what tasks store (SetGlobal -> globals,
     AddTaskResult -> results, returned as they are by GetTaskResult). `fail` = (code, text)
     makes every World relay fail before any data; `midfail` makes that many GetGlobal calls fail
-    (UNAVAILABLE) after their first 4 MiB chunk, `setfail` that many SetGlobal calls after the
-    whole value arrived (the manager restarting mid-call)."""
+    (UNAVAILABLE) after their first 4 MiB chunk, `setfail` that many SetGlobal calls and
+    `addfail` that many AddTaskResult calls after the whole value arrived and was stored (the
+    manager restarting mid-call). Like this project's manager, an AddTaskResult whose request id
+    (metadata manta-request-id) was stored already is answered Ok and not stored again."""
 
     def __init__(self, broker, **kw):
         super().__init__(broker, **kw)
         self.fail = None
         self.midfail = 0
         self.setfail = 0
+        self.addfail = 0
         self.globals = {}   # tag -> bytes
         self.results = []   # ChunkResultValues
+        self.requests = set()  # request ids of the results stored
 
     def _world(self, name, request, context):
         self._record(name, request, context)
@@ -95,8 +99,14 @@ class Manager(FakeManager):
     def AddTaskResult(self, request_iterator, context):
         msgs = list(request_iterator)
         self._world("AddTaskResult", msgs, context)
-        self.results.append(results_pb2.ChunkResultValues(
-            node_id=msgs[0].node_id, data=b"".join(m.data for m in msgs)))
+        request = dict(context.invocation_metadata()).get("manta-request-id")
+        if request is None or request not in self.requests:
+            self.requests.add(request)
+            self.results.append(results_pb2.ChunkResultValues(
+                node_id=msgs[0].node_id, data=b"".join(m.data for m in msgs)))
+        if self.addfail > 0:
+            self.addfail -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "manager going down")
         return system_pb2.Ok()
 
     def GetGlobal(self, request, context):
@@ -428,6 +438,19 @@ def test_world_errors_retries_and_missing_values(env, caplog):
     t.world.globals["s"] = {"w": 1}
     assert len(m.named("SetGlobal")) == n0 + 2 and m.setfail == 0
     assert msgpack.unpackb(m.globals["s"]) == {"w": 1}
+    # AddTaskResult appends: it is repeated with the same request id, which the node passes on,
+    # and the manager stores it once.
+    m.addfail = 1
+    n0, r0 = len(m.named("AddTaskResult")), len(m.results)
+    t.world.results.add("once", {"v": 7})
+    calls = m.named("AddTaskResult")[n0:]
+    assert len(calls) == 2 and m.addfail == 0
+    ids = [c.metadata.get("manta-request-id") for c in calls]
+    assert ids[0] and ids[0] == ids[1], ids
+    assert len(m.results) == r0 + 1 and msgpack.unpackb(m.results[-1].data) == {"v": 7}
+    t.world.results.add("once", {"v": 8})  # another call: another id
+    assert m.named("AddTaskResult")[-1].metadata.get("manta-request-id") != ids[0]
+    assert len(m.results) == r0 + 2
     # ... for NODE_AWAY seconds at most: a manager that keeps failing reaches the task.
     m.midfail = 1000
     away, _transport.NODE_AWAY = _transport.NODE_AWAY, 1.0

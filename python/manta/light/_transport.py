@@ -1,8 +1,8 @@
 """The connection to the node's light service: environment (task-contract.md 2), one gRPC
 channel per client object (3), calls with the SDK's retry policy (10), and the `async_*` forms.
 
-Transport: python3-grpcio, insecure (h2c) channel, no message size limits, no deadline, no
-metadata. Retryable statuses (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED) are
+Transport: python3-grpcio, insecure (h2c) channel, no message size limits, no deadline; the only
+metadata is AddTaskResult's request id (below). Retryable statuses (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED) are
 tried 3 times in all (0.2 s, then 0.4 s back-off, +0-20 % jitter); a server stream that already
 delivered data is never retried (its chunks would be mixed with the retry's). Client streams are
 re-sent in full on a retry (the SDK would send an empty stream). Better than the SDK where the
@@ -11,7 +11,11 @@ a read cut off by a broken connection (read again from the start), is tried agai
 NODE_AWAY seconds. So is a call that is safe to repeat (a read; SetGlobal, which overwrites)
 when the node lost the manager in the middle of relaying it (a manager restart): the node
 reports that with a non-retryable status (INTERNAL, DATA_LOSS) because the SDK cannot repeat a
-stream, but this runtime repeats the whole call. AddTaskResult is not repeated (it appends).
+stream, but this runtime repeats the whole call. AddTaskResult appends, so each call carries a
+request id (metadata `manta-request-id`, one per call, the same on every repeat), which the node
+passes on and this project's manager stores with the result: a repeat is answered Ok and stored
+once. (A manager that ignores the id would keep a repeat as a second row of the same node and
+round; GetTaskResult returns a node's newest row, so reads are unchanged.)
 
 grpc and the generated protobuf modules are imported at the first call, not at
 `import manta.light`: a task's start-up does not pay for them before it talks to the node
@@ -203,10 +207,12 @@ class Channel:
         call = self._callable("unary_unary", path, type(request), response_cls)
         return self._retrying(path, lambda: call(request))
 
-    def client_stream(self, path: str, requests: list, response_cls, repeatable: bool = False):
-        """`repeatable`: the call may be made twice with the same effect (SetGlobal)."""
+    def client_stream(self, path: str, requests: list, response_cls, repeatable: bool = False,
+                      metadata=None):
+        """`repeatable`: the call may be made twice with the same effect (SetGlobal; an
+        AddTaskResult with a request id in `metadata`)."""
         call = self._callable("stream_unary", path, type(requests[0]), response_cls)
-        return self._retrying(path, lambda: call(iter(requests)), repeatable)
+        return self._retrying(path, lambda: call(iter(requests), metadata=metadata), repeatable)
 
     def server_stream(self, path: str, request, response_cls) -> list:
         import grpc

@@ -7,6 +7,7 @@
 of every node that produced `tag` in the caller's iteration. `async_add`, `async_select` are
 the coroutine forms."""
 import enum
+import uuid
 
 from manta.light._transport import Channel, Config, id_hex, pair, run_async, unpair
 
@@ -57,7 +58,10 @@ class Results:
         from manta._proto.node import light_service_pb2 as lpb
         ids = dict(task_id=pair(self.config.task_id), swarm_id=pair(self.config.swarm_id))
         msgs = [lpb.LightResult(tag=tag, data=c, **ids) for c in chunks(pack(value))]
-        self._channel.client_stream(SERVICE + "AddTaskResult", msgs, system_pb2.Ok)
+        # One id per call, the same on every repeat: the manager stores the value once.
+        request = (("manta-request-id", uuid.uuid4().hex),)
+        self._channel.client_stream(SERVICE + "AddTaskResult", msgs, system_pb2.Ok,
+                                    repeatable=True, metadata=request)
 
     def select(self, tag: str, size: int = -1, method: ResultMethod = ResultMethod.ALL) -> dict:
         """{node_hex_id: value}: chunks grouped by node id in arrival order, concatenated, then

@@ -793,10 +793,13 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
     manager_client *mc = light_manager(ls);
     char path[128];
     snprintf(path, sizeof(path), NODE_SERVICE "%s", method);
-    rpc_metadata md[] = {{"authorization", mc->token}};
+    /* The task's id for this call, passed on: the manager stores a repeated AddTaskResult once,
+     * so a task may repeat one that was cut off by the manager's loss (docs/light-service.md). */
+    const char *request = rpc_call_metadata(call, "manta-request-id");
+    rpc_metadata md[] = {{"authorization", mc->token}, {"manta-request-id", request}};
     rpc_status st = {0};
     rpc_channel *rch = light_relay_channel(ls, &st);
-    rpc_cstream *s = rch ? rpc_cstream_start(rch, path, md, 1, 0, &st) : NULL;
+    rpc_cstream *s = rch ? rpc_cstream_start(rch, path, md, request ? 2 : 1, 0, &st) : NULL;
     if (!s) {
         if (rch)
             light_relay_release(ls);

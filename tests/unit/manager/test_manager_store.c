@@ -53,7 +53,8 @@ static void add_result(store *st, const char *swarm, const char *task, const cha
                        uint32_t iteration, const char *tag, const char *value, int64_t now)
 {
     mt_error *e = NULL;
-    MUST(store_result_add(st, swarm, task, node, iteration, tag, value, strlen(value), now, &e));
+    MUST(store_result_add(st, swarm, task, node, iteration, tag, NULL, value, strlen(value), now,
+                          &e));
 }
 
 /* The rows as "node=value" joined by spaces, in order, for compact comparisons. */
@@ -192,7 +193,7 @@ static void test_reopen_keeps_data(void **state)
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    assert_int_equal(sqlite3_column_int(s, 0), 4);
     sqlite3_finalize(s);
     sqlite3_close(db);
 
@@ -469,6 +470,31 @@ static void test_result_one_per_node_newest_first(void **state)
     store_close(st);
 }
 
+/* A repeated call (same request id, swarm and node) is stored once; ids are per (swarm, node). */
+static void test_result_request_ids(void **state)
+{
+    store *st = open_memory();
+    mt_error *e = NULL;
+    assert_int_equal(store_result_add(st, "S", "t", "nodeA", 0, "m", "r1", "a0", 2, 10, &e), 0);
+    assert_int_equal(store_result_add(st, "S", "t", "nodeA", 0, "m", "r1", "a0", 2, 11, &e), 1);
+    expect_query(st, "S", "m", 0, -1, 2, "nodeA=a0");
+    store_result *rows = NULL;
+    size_t n = 0;
+    MUST(store_result_list(st, "S", "m", -1, false, &rows, &n, &e));
+    assert_int_equal(n, 1);
+    store_results_free(rows, n);
+    /* The same id from another node, or in another swarm, is another call. */
+    assert_int_equal(store_result_add(st, "S", "t", "nodeB", 0, "m", "r1", "b0", 2, 12, &e), 0);
+    assert_int_equal(store_result_add(st, "T", "t", "nodeA", 0, "m", "r1", "x0", 2, 13, &e), 0);
+    /* Without an id every call appends, as before. */
+    assert_int_equal(store_result_add(st, "S", "t", "nodeA", 0, "m", NULL, "a1", 2, 14, &e), 0);
+    assert_int_equal(store_result_add(st, "S", "t", "nodeA", 0, "m", NULL, "a1", 2, 15, &e), 0);
+    MUST(store_result_list(st, "S", "m", -1, false, &rows, &n, &e));
+    assert_int_equal(n, 4);
+    store_results_free(rows, n);
+    store_close(st);
+}
+
 static void test_result_filters(void **state)
 {
     store *st = open_memory();
@@ -568,10 +594,10 @@ static void test_values_byte_exact(void **state)
     cleanup_free uint8_t *v_big = pattern(big, 42);
     cleanup_free uint8_t *v_small = pattern(1000, 7);
 
-    MUST(store_result_add(st, "S", "t", "nodeE", 0, "p", NULL, 0, 1, &e)); /* empty */
-    MUST(store_result_add(st, "S", "t", "nodeB", 0, "p", v_big, big, 2, &e));
-    MUST(store_result_add(st, "S", "t", "nodeS", 0, "p", v_small, 1000, 3, &e));
-    MUST(store_result_add(st, "S", "t", "nodeZ", 0, "p", "", 0, 4, &e)); /* empty, non-NULL */
+    MUST(store_result_add(st, "S", "t", "nodeE", 0, "p", NULL, NULL, 0, 1, &e)); /* empty */
+    MUST(store_result_add(st, "S", "t", "nodeB", 0, "p", NULL, v_big, big, 2, &e));
+    MUST(store_result_add(st, "S", "t", "nodeS", 0, "p", NULL, v_small, 1000, 3, &e));
+    MUST(store_result_add(st, "S", "t", "nodeZ", 0, "p", NULL, "", 0, 4, &e)); /* empty, non-NULL */
 
     store_result *rows = NULL;
     size_t n = 0;
@@ -755,8 +781,8 @@ static void *worker_main(void *arg)
         size_t len = 0;
         store_log *logs = NULL;
         size_t nlogs = 0;
-        if (store_result_add(w->st, "S", "train", node, it, "model_params", value, strlen(value), i,
-                             &e) < 0 ||
+        if (store_result_add(w->st, "S", "train", node, it, "model_params", NULL, value,
+                             strlen(value), i, &e) < 0 ||
             store_result_query(w->st, "S", "model_params", it, -1, 2, &rows, &n, &e) < 0 ||
             store_global_set(w->st, "S", node, value, strlen(value), &e) < 0 ||
             store_global_get(w->st, "S", node, &data, &len, &e) != 1 ||
@@ -851,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_nodes),
         cmocka_unit_test(test_globals),
         cmocka_unit_test(test_result_one_per_node_newest_first),
+        cmocka_unit_test(test_result_request_ids),
         cmocka_unit_test(test_result_filters),
         cmocka_unit_test(test_values_byte_exact),
         cmocka_unit_test(test_logs),
