@@ -1,6 +1,7 @@
 /* backoff.c - reconnect delays with jitter. */
 #include "backoff.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <sys/random.h>
@@ -27,4 +28,23 @@ double backoff_delay(double base, double max, int attempt)
     if (d > max)
         d = max;
     return d * (0.5 + 0.5 * backoff_jitter01());
+}
+
+double backoff_retry_delay(int attempt)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (attempt > 30)
+        attempt = 30;
+    double base = 0.2 * pow(2.0, attempt - 1);
+    if (base > 10)
+        base = 10;
+    return base * (1.0 + 0.2 * backoff_jitter01());
+}
+
+void backoff_sleep(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }

@@ -7,6 +7,13 @@
  * at max, then scaled by a random factor in [0.5, 1] so that many clients do not retry in step. */
 double backoff_delay(double base, double max, int attempt);
 
+/* The gRPC clients' retry policy (the SDK's and the reference node's): before retry `attempt`
+ * (1 = the first), 0.2 s * 2^(attempt - 1), capped at 10 s, plus 0-20 % jitter. In seconds. */
+double backoff_retry_delay(int attempt);
+
+/* Sleep for `seconds` (the calling thread; not for an event loop). */
+void backoff_sleep(double seconds);
+
 /* A random number in [0, 1] (getrandom; a clock-derived value if that fails). */
 double backoff_jitter01(void);
 

@@ -21,6 +21,12 @@ int64_t clock_wall_ms(void);
 /* t + ms (ms may be negative), normalised (0 <= tv_nsec < 1e9). */
 struct timespec clock_ts_add_ms(struct timespec t, int64_t ms);
 
+/* The earlier of two deadlines in ms, where 0 means none (so 0 only when both are 0). */
+static inline int64_t clock_earlier(int64_t a, int64_t b)
+{
+    return !a || (b && b < a) ? b : a;
+}
+
 /* true if a is earlier than b. */
 bool clock_ts_before(struct timespec a, struct timespec b);
 

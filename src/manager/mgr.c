@@ -275,11 +275,6 @@ static void flush_outbox(manager *m)
     }
 }
 
-static int64_t earlier(int64_t a, int64_t b)
-{
-    return !a || (b && b < a) ? b : a;
-}
-
 /* Nodes silent for node_timeout, or not heard from within the grace after their last will, are
  * lost. Lock held. Returns when the next one may be due (monotonic ms), 0 if none. */
 static int64_t sweep(manager *m)
@@ -302,9 +297,9 @@ static int64_t sweep(manager *m)
             mgr_node_lost(m, n, why);
         }
         if (n->connected) {
-            due = earlier(due, n->last_seen_ms + m->cfg.node_timeout * 1000 + 1);
+            due = clock_earlier(due, n->last_seen_ms + m->cfg.node_timeout * 1000 + 1);
             if (n->will_ms)
-                due = earlier(due, n->will_ms + mgr_will_grace_s(m) * 1000);
+                due = clock_earlier(due, n->will_ms + mgr_will_grace_s(m) * 1000);
         }
     }
     return due;
@@ -384,7 +379,7 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
     for (;;) {
         pthread_mutex_lock(&m->lock);
         runner_tick(m);
-        int64_t due = earlier(runner_next_due(m), sweep(m));
+        int64_t due = clock_earlier(runner_next_due(m), sweep(m));
         pthread_mutex_unlock(&m->lock);
         flush_outbox(m);
         if (done && done(ctx)) {
@@ -394,7 +389,7 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
         int64_t now = clock_mono_ms();
         if (deadline_ms && now >= deadline_ms)
             return 2;
-        due = earlier(due, deadline_ms);
+        due = clock_earlier(due, deadline_ms);
         watch_mqtt(m);
         loop_run_once(m->loop, due ? (due > now ? due - now : 0) : -1);
         if (m->signal) {

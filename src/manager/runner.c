@@ -796,23 +796,18 @@ void runner_tick(manager *m)
     runner_keep(m);
 }
 
-static int64_t earlier(int64_t a, int64_t b)
-{
-    return !a || (b && b < a) ? b : a;
-}
-
 int64_t runner_next_due(manager *m)
 {
     int64_t due = 0;
     for (size_t ri = 0; ri < m->nruns; ri++) {
         swarm_run *r = m->runs[ri];
         if (r->resumed_ms)
-            due = earlier(due, r->resumed_ms + m->cfg.node_timeout * 1000);
+            due = clock_earlier(due, r->resumed_ms + m->cfg.node_timeout * 1000);
         for (size_t i = 0; i < r->ninsts && r->status == RUN_RUNNING; i++) {
             inst *in = &r->insts[i];
             if (in->state != INST_DEPLOYED || !in->logs_ms)
                 continue;
-            due = earlier(due, in->logs_ms + logs_grace_ms(m, in));
+            due = clock_earlier(due, in->logs_ms + logs_grace_ms(m, in));
         }
     }
     return due;

@@ -4,9 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
@@ -127,20 +126,6 @@ bool mc_retryable(int code)
            code == RPC_DEADLINE_EXCEEDED;
 }
 
-static void backoff_sleep(int attempt)
-{
-    /* 0.2 s, 0.4 s, ... plus up to 20 % jitter (the reference's policy). */
-    double base = 0.2 * (double)(1 << (attempt - 1));
-    if (base > 10)
-        base = 10;
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-        r = (uint32_t)time(NULL);
-    double d = base * (1.0 + 0.2 * (double)r / 4294967295.0);
-    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
 int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len,
                 int64_t deadline_ms, int attempts, rpc_bytes *resp, rpc_status *st)
 {
@@ -177,7 +162,7 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
         }
         log_debug(mc->log, "manager", "%s failed (%s: %s), retrying", rpc, rpc_code_name(st->code),
                   st->message);
-        backoff_sleep(a);
+        backoff_sleep(backoff_retry_delay(a));
     }
 }
 

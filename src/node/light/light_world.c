@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "light_impl.h"
 #include "mem.h"
@@ -334,20 +334,6 @@ static void do_schedule_task(struct light_service *ls, rpc_call *call)
 
 /* ---- server streams ----------------------------------------------------------------------- */
 
-static void backoff_sleep(int attempt)
-{
-    /* 0.2 s, 0.4 s, ... plus up to 20 % jitter (the manager client's policy). */
-    double base = 0.2 * (double)(1 << (attempt - 1));
-    if (base > 10)
-        base = 10;
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-        r = (uint32_t)time(NULL);
-    double d = base * (1.0 + 0.2 * (double)r / 4294967295.0);
-    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
 enum sstream_outcome { SS_DONE, SS_TASK_GONE, SS_FAILED };
 
 /* One attempt: call the manager's server-streaming `method` with req and relay every message
@@ -432,7 +418,7 @@ static void sstream_relay(struct light_service *ls, rpc_call *call, const char *
             break;
         log_debug(light_log(ls), "light", "World/%s: attempt %d failed (%s: %s), retrying", method,
                   a, rpc_code_name(st.code), st.message);
-        backoff_sleep(a);
+        backoff_sleep(backoff_retry_delay(a));
     }
     fail_manager(ls, call, method, &st, relayed, RPC_DATA_LOSS);
 }

@@ -117,6 +117,17 @@ static void test_utc_text(void **state)
     assert_string_equal(out, "9223372036854775807 s after the epoch");
 }
 
+/* The earlier of two deadlines, 0 = none. */
+static void test_clock_earlier(void **state)
+{
+    (void)state;
+    assert_int_equal(clock_earlier(0, 0), 0);
+    assert_int_equal(clock_earlier(0, 7), 7);
+    assert_int_equal(clock_earlier(7, 0), 7);
+    assert_int_equal(clock_earlier(7, 9), 7);
+    assert_int_equal(clock_earlier(9, 7), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_ts_arithmetic),
         cmocka_unit_test(test_iso_text),
         cmocka_unit_test(test_utc_text),
+        cmocka_unit_test(test_clock_earlier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
