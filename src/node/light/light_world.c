@@ -163,22 +163,32 @@ static bool watchdog_stop(watchdog *w)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static void xid_of(const Common__System__PairId *p, char out[NODE_XID_MAX + 1])
-{
-    node_id_to_xid(wire_node_id(p), out);
-}
+/* A World call's task, read once from the request's ids at the edge and carried in the forms used
+ * inside: binary (the task table, the slot), and the PairIds of the message for the manager, this
+ * node's with them. The task's iteration and circular number, from the task table. */
+typedef struct world_task {
+    node_id swarm, task;
+    Common__System__PairId swarm_pb, task_pb, node_pb;
+    uint32_t iteration, circular;
+} world_task;
 
-/* Is (swarm, task) a task of this node? If not, fails the call (FAILED_PRECONDITION). */
-static bool check_task(struct light_service *ls, rpc_call *call, const char *method,
-                       const Common__System__PairId *swarm, const Common__System__PairId *task,
-                       uint32_t *iteration, uint32_t *circular)
+/* Read the request's (swarm, task) into *t. Is it a task of this node? If not, fails the call
+ * (FAILED_PRECONDITION). */
+static bool world_task_open(struct light_service *ls, rpc_call *call, const char *method,
+                            const Common__System__PairId *swarm, const Common__System__PairId *task,
+                            world_task *t)
 {
-    if (swarm && task &&
-        light_task_lookup(ls, wire_node_id(swarm), wire_node_id(task), iteration, circular))
+    memset(t, 0, sizeof(*t));
+    t->swarm = wire_node_id(swarm);
+    t->task = wire_node_id(task);
+    wire_pair_id(&t->swarm_pb, t->swarm);
+    wire_pair_id(&t->task_pb, t->task);
+    wire_pair_id(&t->node_pb, light_node_id(ls));
+    if (swarm && task && light_task_lookup(ls, t->swarm, t->task, &t->iteration, &t->circular))
         return true;
     char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
-    xid_of(swarm, sx);
-    xid_of(task, tx);
+    node_id_to_xid(t->swarm, sx);
+    node_id_to_xid(t->task, tx);
     log_warn(light_log(ls), "light", "World/%s: unknown task (swarm %s, task %s)", method, sx, tx);
     light_fail(call, RPC_FAILED_PRECONDITION, "RESOURCE_ERROR",
                "Error in World.%s: Cannot get task due to (swarm %s, task %s) not found in tasks",
@@ -190,10 +200,9 @@ static bool check_task(struct light_service *ls, rpc_call *call, const char *met
  * after a short back-off), or FAILED_PRECONDITION if part of a client stream was consumed (a
  * retry would resend only the rest of it, task-contract 5.1). */
 static bool take_slot(struct light_service *ls, rpc_call *call, const char *method,
-                      const Common__System__PairId *swarm, const Common__System__PairId *task,
-                      bool consumed, light_slot *slot)
+                      const world_task *t, bool consumed, light_slot *slot)
 {
-    if (light_slot_take(ls, wire_node_id(swarm), wire_node_id(task), slot))
+    if (light_slot_take(ls, t->swarm, t->task, slot))
         return true;
     char text[320];
     light_busy_text(text, sizeof(text), consumed);
@@ -276,39 +285,24 @@ static void unary_relay(struct light_service *ls, rpc_call *call, const char *me
     rpc_bytes_free(&resp);
 }
 
-/* The three IDs every relayed message carries: the task's swarm and task, and this node. */
-struct relay_ids {
-    Common__System__PairId swarm, node, task;
-};
-
-static void relay_ids_fill(struct relay_ids *id, struct light_service *ls,
-                           const Common__System__PairId *swarm, const Common__System__PairId *task)
-{
-    wire_pair_id(&id->swarm, wire_node_id(swarm));
-    wire_pair_id(&id->node, light_node_id(ls));
-    wire_pair_id(&id->task, wire_node_id(task));
-}
-
 static void do_stop_swarm(struct light_service *ls, rpc_call *call)
 {
     Common__System__EnvId *env = (Common__System__EnvId *)recv_request(
         call, &common__system__env_id__descriptor, "StopSwarm", NULL);
     if (!env)
         return;
-    uint32_t iteration = 0, circular = 0;
+    world_task t;
     cleanup_slot light_slot slot = {0};
-    if (check_task(ls, call, "StopSwarm", env->swarm_id, env->task_id, &iteration, &circular) &&
-        take_slot(ls, call, "StopSwarm", env->swarm_id, env->task_id, false, &slot)) {
-        struct relay_ids id;
-        relay_ids_fill(&id, ls, env->swarm_id, env->task_id);
+    if (world_task_open(ls, call, "StopSwarm", env->swarm_id, env->task_id, &t) &&
+        take_slot(ls, call, "StopSwarm", &t, false, &slot)) {
         Common__Tasks__TaskUpdate up = COMMON__TASKS__TASK_UPDATE__INIT;
-        up.swarm_id = &id.swarm;
-        up.node_id = &id.node;
-        up.task_id = &id.task;
-        up.iteration = iteration;
-        up.circular = circular;
+        up.swarm_id = &t.swarm_pb;
+        up.node_id = &t.node_pb;
+        up.task_id = &t.task_pb;
+        up.iteration = t.iteration;
+        up.circular = t.circular;
         /* the stored status, as the reference sends (RUNNING if none was recorded yet) */
-        int st = light_task_status(ls, wire_node_id(env->swarm_id), wire_node_id(env->task_id));
+        int st = light_task_status(ls, t.swarm, t.task);
         up.task_status = st ? (Common__Tasks__TaskStatus)st : COMMON__TASKS__TASK_STATUS__RUNNING;
         size_t len = 0;
         cleanup_free uint8_t *buf = wire_pack(&up.base, &len);
@@ -324,9 +318,10 @@ static void do_schedule_task(struct light_service *ls, rpc_call *call)
         call, &common__tasks__task_scheduling__descriptor, "ScheduleTask", &raw);
     if (!ts)
         return;
+    world_task t;
     cleanup_slot light_slot slot = {0};
-    if (check_task(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, NULL, NULL) &&
-        take_slot(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, false, &slot))
+    if (world_task_open(ls, call, "ScheduleTask", ts->swarm_id, ts->task_id, &t) &&
+        take_slot(ls, call, "ScheduleTask", &t, false, &slot))
         unary_relay(ls, call, "ScheduleTask", raw.data, raw.len); /* unchanged */
     protobuf_c_message_free_unpacked(&ts->base, NULL);
     rpc_bytes_free(&raw);
@@ -429,17 +424,15 @@ static void do_get_task_result(struct light_service *ls, rpc_call *call)
         call, &node__light_service__light_result_query__descriptor, "GetTaskResult", NULL);
     if (!q)
         return;
-    uint32_t iteration = 0;
+    world_task t;
     cleanup_slot light_slot slot = {0};
-    if (check_task(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &iteration, NULL) &&
-        take_slot(ls, call, "GetTaskResult", q->swarm_id, q->task_id, false, &slot)) {
-        struct relay_ids id;
-        relay_ids_fill(&id, ls, q->swarm_id, q->task_id);
+    if (world_task_open(ls, call, "GetTaskResult", q->swarm_id, q->task_id, &t) &&
+        take_slot(ls, call, "GetTaskResult", &t, false, &slot)) {
         Common__Results__ResultQuery rq = COMMON__RESULTS__RESULT_QUERY__INIT;
-        rq.swarm_id = &id.swarm;
-        rq.task_id = &id.task;
-        rq.node_id = &id.node;
-        rq.iteration = iteration;
+        rq.swarm_id = &t.swarm_pb;
+        rq.task_id = &t.task_pb;
+        rq.node_id = &t.node_pb;
+        rq.iteration = t.iteration;
         rq.tag = q->tag;
         rq.method = (Common__Results__ResultMethod)q->method;
         size_t len = 0;
@@ -455,13 +448,12 @@ static void do_get_global(struct light_service *ls, rpc_call *call)
         call, &node__light_service__get_global_request__descriptor, "GetGlobal", NULL);
     if (!q)
         return;
+    world_task t;
     cleanup_slot light_slot slot = {0};
-    if (check_task(ls, call, "GetGlobal", q->swarm_id, q->task_id, NULL, NULL) &&
-        take_slot(ls, call, "GetGlobal", q->swarm_id, q->task_id, false, &slot)) {
-        Common__System__PairId swarm;
-        wire_pair_id(&swarm, wire_node_id(q->swarm_id));
+    if (world_task_open(ls, call, "GetGlobal", q->swarm_id, q->task_id, &t) &&
+        take_slot(ls, call, "GetGlobal", &t, false, &slot)) {
         Common__Results__GlobalTag gt = COMMON__RESULTS__GLOBAL_TAG__INIT;
-        gt.swarm_id = &swarm;
+        gt.swarm_id = &t.swarm_pb;
         gt.tag = q->tag;
         size_t len = 0;
         cleanup_free uint8_t *buf = wire_pack(&gt.base, &len);
@@ -472,10 +464,9 @@ static void do_get_global(struct light_service *ls, rpc_call *call)
 
 /* ---- client streams ----------------------------------------------------------------------- */
 
-/* Packs the message for the manager from one incoming message: every field but the value, which
- * the caller appends. Returns owned bytes, or NULL after failing the call (unknown task). */
-typedef uint8_t *(*cs_pack)(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                            size_t *len);
+/* Packs the message for the manager from one incoming message of task t: every field but the
+ * value, which the caller appends. Returns owned bytes. */
+typedef uint8_t *(*cs_pack)(const ProtobufCMessage *in, world_task *t, size_t *len);
 
 /* A client-streaming relay: the incoming message type, its value field (bytes, last on the
  * SDK's wire), the value's field number in the message for the manager, and the packer. */
@@ -486,35 +477,24 @@ typedef struct cs_method {
     cs_pack pack;
 } cs_method;
 
-static uint8_t *pack_result(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                            size_t *len)
+static uint8_t *pack_result(const ProtobufCMessage *in, world_task *t, size_t *len)
 {
     const Node__LightService__LightResult *m = (const Node__LightService__LightResult *)in;
-    uint32_t iteration = 0;
-    if (!check_task(ls, call, "AddTaskResult", m->swarm_id, m->task_id, &iteration, NULL))
-        return NULL;
-    struct relay_ids id;
-    relay_ids_fill(&id, ls, m->swarm_id, m->task_id);
     Common__Results__Result r = COMMON__RESULTS__RESULT__INIT;
-    r.swarm_id = &id.swarm;
-    r.task_id = &id.task;
-    r.node_id = &id.node;
-    r.iteration = iteration;
+    r.swarm_id = &t->swarm_pb;
+    r.task_id = &t->task_pb;
+    r.node_id = &t->node_pb;
+    r.iteration = t->iteration;
     r.tag = m->tag;
     return wire_pack(&r.base, len);
 }
 
-static uint8_t *pack_global(struct light_service *ls, rpc_call *call, const ProtobufCMessage *in,
-                            size_t *len)
+static uint8_t *pack_global(const ProtobufCMessage *in, world_task *t, size_t *len)
 {
     const Node__LightService__SetGlobalRequest *m =
         (const Node__LightService__SetGlobalRequest *)in;
-    if (!check_task(ls, call, "SetGlobal", m->swarm_id, m->task_id, NULL, NULL))
-        return NULL;
-    Common__System__PairId swarm;
-    wire_pair_id(&swarm, wire_node_id(m->swarm_id));
     Common__Results__GlobalUpdate g = COMMON__RESULTS__GLOBAL_UPDATE__INIT;
-    g.swarm_id = &swarm;
+    g.swarm_id = &t->swarm_pb;
     g.tag = m->tag;
     return wire_pack(&g.base, len);
 }
@@ -644,15 +624,18 @@ static int cs_rewrite_msg(struct light_service *ls, rpc_call *call, const cs_met
                    "Error in streaming operation World.%s: malformed message", cm->name);
         return -1;
     }
-    out->swarm = wire_node_id(pair_field(pm, "swarm_id"));
-    out->task = wire_node_id(pair_field(pm, "task_id"));
+    world_task t;
+    bool known = world_task_open(ls, call, cm->name, pair_field(pm, "swarm_id"),
+                                 pair_field(pm, "task_id"), &t);
     size_t hlen = 0;
-    cleanup_free uint8_t *head = cm->pack(ls, call, pm, &hlen);
+    cleanup_free uint8_t *head = known ? cm->pack(pm, &t, &hlen) : NULL;
     protobuf_c_message_free_unpacked(pm, NULL);
     if (!head) {
         rpc_msg_free(m);
         return -1;
     }
+    out->swarm = t.swarm;
+    out->task = t.task;
     uint8_t vhead[20];
     size_t vhlen = pb_varint_write(vhead, ((uint64_t)cm->out_field << 3) | 2);
     vhlen += pb_varint_write(vhead + vhlen, len - value);
@@ -682,10 +665,13 @@ static int cs_rewrite(struct light_service *ls, rpc_call *call, const cs_method 
                    "Error in streaming operation World.%s: malformed message", cm->name);
         return -1;
     }
-    out->swarm = wire_node_id(pair_field(m, "swarm_id"));
-    out->task = wire_node_id(pair_field(m, "task_id"));
+    world_task t;
+    bool known = world_task_open(ls, call, cm->name, pair_field(m, "swarm_id"),
+                                 pair_field(m, "task_id"), &t);
+    out->swarm = t.swarm;
+    out->task = t.task;
     size_t hlen = 0;
-    cleanup_free uint8_t *head = cm->pack(ls, call, m, &hlen);
+    cleanup_free uint8_t *head = known ? cm->pack(m, &t, &hlen) : NULL;
     if (!head) {
         protobuf_c_message_free_unpacked(m, NULL);
         rpc_bytes_free(&b);
