@@ -713,7 +713,9 @@ static char *start_task(const task_spec *s)
     return h;
 }
 
-static char *logs_of(const char *h, uint64_t limit, size_t *len)
+/* noinline: inlined at -O2/-O3, gcc 12 takes the result for the address of `out` and warns
+ * (-Wdangling-pointer) at every use of a pointer into it. */
+__attribute__((noinline)) static char *logs_of(const char *h, uint64_t limit, size_t *len)
 {
     mt_error *e = NULL;
     uint8_t *out = NULL;
