@@ -1,11 +1,14 @@
 /* fsutil.c - files and paths; see fsutil.h. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +123,28 @@ static int fsync_dir_of(const char *path)
     if (dfd < 0)
         return -1;
     return fsync(dfd);
+}
+
+size_t fs_remove_stale_tmp(const char *dir)
+{
+    size_t removed = 0;
+    cleanup_dir DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t || t == de->d_name)
+            continue;
+        char *end = NULL;
+        errno = 0;
+        long pid = strtol(t + 5, &end, 10);
+        if (errno || end == t + 5 || *end || pid <= 0 || pid > INT_MAX)
+            continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* its writer may still be at work */
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            removed++;
+    }
+    return removed;
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, mt_error **err)

@@ -34,6 +34,10 @@ char *fs_read_file(const char *path, size_t max_bytes, size_t *len_out, mt_error
  * The file gets `mode` (e.g. 0600 for files holding a token). */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, mt_error **err);
 
+/* Remove what fs_write_atomic left in dir when its process died mid-write: files named
+ * "<name>.tmp.<pid>" whose process is gone. Returns how many were removed. */
+size_t fs_remove_stale_tmp(const char *dir);
+
 /* mkdir -p with the given mode for directories it creates. */
 int fs_mkdir_p(const char *path, mode_t mode, mt_error **err);
 

@@ -1,9 +1,12 @@
 /* workers.c - a fixed pool of joinable threads over one FIFO; see workers.h. */
 #include "workers.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 
 struct wjob {
@@ -14,9 +17,10 @@ struct wjob {
 
 struct workers {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* work queued, or stopping */
+    pthread_cond_t cv;      /* work queued, or stopping */
+    pthread_cond_t idle_cv; /* nothing queued or running (CLOCK_MONOTONIC) */
     struct wjob *head, *tail;
-    size_t queued, running;
+    size_t queued, running, capacity;
     bool stopping;
     int n;
     pthread_t *threads;
@@ -42,18 +46,26 @@ static void *worker_main(void *p)
         free(j);
         pthread_mutex_lock(&w->mu);
         w->running--;
+        if (!w->running && !w->queued)
+            pthread_cond_broadcast(&w->idle_cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-workers *workers_start(int n)
+workers *workers_start(int n, size_t capacity)
 {
     if (n < 1)
         n = 1;
     workers *w = xcalloc(1, sizeof(*w));
+    w->capacity = capacity;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->threads = xcalloc((size_t)n, sizeof(pthread_t));
     for (int i = 0; i < n; i++) {
         if (pthread_create(&w->threads[w->n], NULL, worker_main, w) != 0)
@@ -61,6 +73,7 @@ workers *workers_start(int n)
         w->n++;
     }
     if (!w->n) {
+        pthread_cond_destroy(&w->idle_cv);
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
         free(w->threads);
@@ -75,7 +88,7 @@ bool workers_submit(workers *w, workers_fn run, workers_fn discard, void *arg)
     struct wjob *j = xcalloc(1, sizeof(*j));
     *j = (struct wjob){run, discard, arg, NULL};
     pthread_mutex_lock(&w->mu);
-    if (w->stopping) {
+    if (w->stopping || (w->capacity && w->queued >= w->capacity)) {
         pthread_mutex_unlock(&w->mu);
         free(j);
         return false;
@@ -97,6 +110,18 @@ size_t workers_pending(workers *w)
     size_t n = w->queued + w->running;
     pthread_mutex_unlock(&w->mu);
     return n;
+}
+
+bool workers_drain(workers *w, long timeout_ms)
+{
+    struct timespec until = clock_mono_after(timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while ((w->queued || w->running) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->idle_cv, &w->mu, &until);
+    bool done = !w->queued && !w->running;
+    pthread_mutex_unlock(&w->mu);
+    return done;
 }
 
 int workers_threads(const workers *w)
@@ -124,6 +149,7 @@ void workers_stop(workers *w)
     }
     for (int i = 0; i < w->n; i++)
         pthread_join(w->threads[i], NULL);
+    pthread_cond_destroy(&w->idle_cv);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->threads);

@@ -27,11 +27,12 @@
 #include "wire.h"
 #include "workers.h"
 
-#define DRAIN_MAX_MS        60000
-#define TICK_MS             1000
-#define TASK_WORKERS        4     /* threads for blocking task steps (pull, stop, logs) */
-#define INSPECT_MS          30000 /* running tasks inspected: a safety net under exit events */
-#define STOP_PUBACK_WAIT_MS 3000
+#define DRAIN_MAX_MS         60000
+#define TICK_MS              1000
+#define TASK_WORKERS         4     /* threads for blocking task steps (pull, stop, logs) */
+#define MANAGER_CALLS_QUEUED 256   /* manager calls waiting for the worker, at most */
+#define INSPECT_MS           30000 /* running tasks inspected: a safety net under exit events */
+#define STOP_PUBACK_WAIT_MS  3000
 
 /* ---- work finished on other threads, run on the loop --------------------------------------- */
 
@@ -201,7 +202,7 @@ static int tasks_setup(node *n, mt_error **err)
     const char *iv = getenv("MANTA_INSPECT_INTERVAL_MS");
     tasks_set_inspect_interval(n->tasks, iv && *iv ? strtoll(iv, NULL, 10) : INSPECT_MS);
     if (!n->pool)
-        n->pool = workers_start(TASK_WORKERS);
+        n->pool = workers_start(TASK_WORKERS, 0);
     if (!n->pool)
         log_warn(n->log, "tasks", "Cannot start the task workers; task steps run on the loop");
     mt_error *we = NULL;
@@ -288,7 +289,7 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
 
     mqtt_lib_init();
     n->libs_inited = true;
-    n->wq = workq_start(256);
+    n->wq = workers_start(1, MANAGER_CALLS_QUEUED);
     log_info(n->log, "agent", "Node ID: %s", n->xid);
     log_info(n->log, "agent", "Configuration: %s", n->cfg.metadata.name);
     return 0;
@@ -514,6 +515,13 @@ struct call_job {
     size_t len;
 };
 
+static void call_job_free(void *arg)
+{
+    struct call_job *j = arg;
+    free(j->buf);
+    free(j);
+}
+
 static void call_job_run(void *arg)
 {
     struct call_job *j = arg;
@@ -523,13 +531,7 @@ static void call_job_run(void *arg)
                   st.message);
     else
         log_debug(j->n->log, "manager", "%s done", j->rpc);
-}
-
-static void call_job_free(void *arg)
-{
-    struct call_job *j = arg;
-    free(j->buf);
-    free(j);
+    call_job_free(j);
 }
 
 void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len)
@@ -539,8 +541,10 @@ void agent_call_async(node *n, const char *rpc, uint8_t *buf, size_t len)
     snprintf(j->rpc, sizeof(j->rpc), "%s", rpc);
     j->buf = buf;
     j->len = len;
-    if (!workq_submit(n->wq, call_job_run, call_job_free, j))
+    if (!workers_submit(n->wq, call_job_run, call_job_free, j)) {
+        call_job_free(j);
         log_error(n->log, "manager", "%s dropped: too many manager calls waiting", rpc);
+    }
 }
 
 void agent_send_error(node *n, int error_id, const char *content)
@@ -772,7 +776,7 @@ int agent_run(node *n)
         light_stop(n->light);
         n->light = NULL;
     }
-    if (n->wq && !workq_drain(n->wq, 5000))
+    if (n->wq && !workers_drain(n->wq, 5000))
         log_warn(n->log, "agent", "Some manager calls were still pending at exit");
     log_info(n->log, "agent", "Node stopped");
     return n->exit_code;
@@ -804,7 +808,7 @@ void agent_free(node *n)
     if (n->light)
         light_stop(n->light);
     if (n->wq)
-        workq_stop(n->wq);
+        workers_stop(n->wq); /* jobs never started are discarded (freed, or posted back) */
     if (n->loop)
         loop_run_posted(n->loop); /* what the worker's last jobs posted */
     deliver_close(n);

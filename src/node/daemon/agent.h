@@ -2,13 +2,13 @@
  *
  * The loop is epoll over the MQTT socket and a signalfd; timers are deadlines on the monotonic
  * clock turned into the epoll timeout (heartbeat every mqtt.ping_interval, MQTT housekeeping
- * every second, reconnect with jittered exponential backoff). Blocking manager calls run on a
- * worker thread (workq); blocking task steps on a fixed pool of TASK_WORKERS joinable threads
- * (workers.h); the runtime's exit watch is one more thread (Docker /events, or inotify for
- * runc/process); all of them hand results to the loop through the eventfd post queue, and
- * agent_free joins them all before freeing what they use. The light service runs on gRPC's
- * own threads. Signal handlers do not exist: signals arrive through the signalfd and only set
- * state the loop acts on.
+ * every second, reconnect with jittered exponential backoff). Blocking manager calls run on one
+ * worker thread, in order (a workers.h pool of one, its queue bounded); blocking task steps on
+ * a pool of TASK_WORKERS joinable threads; the runtime's exit watch is one more thread (Docker
+ * /events, or inotify for runc/process); all of them hand results to the loop through the eventfd
+ * post queue, and agent_free joins them all before freeing what they use. The light service runs on
+ * gRPC's own threads. Signal handlers do not exist: signals arrive through the signalfd and only
+ * set state the loop acts on.
  */
 #ifndef MANTA_AGENT_H
 #define MANTA_AGENT_H
@@ -26,7 +26,7 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "rpc.h"
-#include "workq.h"
+#include "workers.h"
 
 struct light_service;
 struct task_table;
@@ -48,7 +48,7 @@ typedef struct node {
 
     /* the manager */
     manager_client mc;
-    workq *wq;
+    workers *wq; /* manager calls: one thread, in order, MANAGER_CALLS_QUEUED waiting at most */
 
     /* registration result */
     char *broker_host;
@@ -80,7 +80,7 @@ typedef struct node {
     struct runtime *rt;
     const char *runtime_name; /* static */
     struct task_table *tasks;
-    struct workers *pool;      /* task steps: a fixed set of joinable threads (workers.h) */
+    workers *pool;             /* task steps: a fixed set of joinable threads (workers.h) */
     bool keep_tasks;           /* stop without touching running tasks (agent upgrade) */
     int64_t drain_deadline_ms; /* stop: give tasks until then to stop and upload logs */
     bool draining;

@@ -227,10 +227,16 @@ static void pass_done(void *arg) /* on the loop */
     free(p);
 }
 
-static void pass_free(void *arg) /* after the pass, or when the worker refused it */
+static void pass_end(void *arg) /* after the pass, or instead of it (refused, discarded) */
 {
     struct pass *p = arg;
     agent_post(p->n, pass_done, p);
+}
+
+static void pass_job(void *arg)
+{
+    pass_run(arg);
+    pass_end(arg);
 }
 
 void deliver_tick(node *n, int64_t now_ms)
@@ -243,7 +249,8 @@ void deliver_tick(node *n, int64_t now_ms)
     struct pass *p = xcalloc(1, sizeof(*p));
     p->n = n;
     d->running = true;
-    workq_submit(n->wq, pass_run, pass_free, p); /* pass_free posts pass_done either way */
+    if (!workers_submit(n->wq, pass_job, pass_end, p)) /* pass_done is posted either way */
+        pass_end(p);
 }
 
 bool deliver_settled(node *n)

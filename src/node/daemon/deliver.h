@@ -1,6 +1,6 @@
 /* deliver.h - a finished task's output and outcome, from the task table to the manager through
  * the outbox (outbox.h): kept on disk first, then delivered in order by one pass at a time on
- * the manager-call worker (workq): AddTaskLogs stamped with when the output was kept (a repeat
+ * the manager-call worker (agent.h): AddTaskLogs stamped with when the output was kept (a repeat
  * after a crash carries the same text, which the manager stores once), then the
  * outcome published on MQTT from the loop. A pass that meets an unreachable manager ends and
  * the next starts after a back-off; nothing waits on the loop. */

@@ -94,6 +94,8 @@ outbox *outbox_open(const char *dir, uint64_t max_bytes, int64_t max_age_s, mt_e
     ob->dir = xstrdup(dir);
     ob->max_bytes = max_bytes;
     ob->max_age_s = max_age_s;
+    /* an item whose writing a SIGKILL cut short: never renamed into place, so never owed */
+    fs_remove_stale_tmp(dir);
     size_t n = 0;
     char **names = list_items(ob, NULL, NULL, &n);
     uint64_t last = 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -63,6 +64,34 @@ static void test_atomic_write_and_read(void **state)
     /* writing into a missing directory fails cleanly */
     assert_int_equal(fs_write_atomic("/nonexistent/dir/f", "x", 1, 0600, &e), -1);
     mt_error_free(&e);
+}
+
+/* What a writer killed mid-write left is removed; a live writer's file and others are kept. */
+static void test_remove_stale_tmp(void **state)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    assert_int_equal(waitpid(child, NULL, 0), child); /* a pid that is gone now */
+    cleanup_free char *sub = fs_join(dir, "stale");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    const char *names[] = {"item.tmp.%ld",  "state.json.tmp.%ld", "keep.tmp.%ld",
+                           "keep.tmp.x%ld", "keep.item",          ".tmp.%ld"};
+    long pids[] = {(long)child, (long)child, (long)getpid(), (long)child, 0, (long)child};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), names[i], pids[i]);
+        cleanup_free char *p = fs_join(sub, name);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    assert_int_equal(fs_remove_stale_tmp(sub), 2);
+    cleanup_free char *cmd = xasprintf("test $(ls -A '%s' | wc -l) -eq 4", sub);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fs_remove_stale_tmp(sub), 0);
+    assert_int_equal(fs_remove_stale_tmp("/nonexistent"), 0);
 }
 
 static void test_mkdir_p(void **state)
@@ -207,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_atomic_write_and_read),
+        cmocka_unit_test(test_remove_stale_tmp),
         cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_rmtree),
         cmocka_unit_test(test_paths),
