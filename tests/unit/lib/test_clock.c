@@ -131,10 +131,8 @@ static void test_clock_earlier(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mono_and_wall),
-        cmocka_unit_test(test_ts_arithmetic),
-        cmocka_unit_test(test_iso_text),
-        cmocka_unit_test(test_utc_text),
+        cmocka_unit_test(test_mono_and_wall), cmocka_unit_test(test_ts_arithmetic),
+        cmocka_unit_test(test_iso_text),      cmocka_unit_test(test_utc_text),
         cmocka_unit_test(test_clock_earlier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
