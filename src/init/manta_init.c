@@ -26,7 +26,7 @@
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define NFORWARDED      ((int)(sizeof(forwarded) / sizeof(forwarded[0])))
-#define INIT_READY_NAME "manta-init" /* also in src/node/runtime_sup.c */
+#define INIT_READY_NAME "manta-init" /* also in src/node/tasks/sup_stop.c */
 
 static void say(const char *a, const char *b, const char *c)
 {

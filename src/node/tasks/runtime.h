@@ -1,6 +1,6 @@
 /* runtime.h - how a task runs: one driver interface, several drivers.
  *
- *   docker   Docker Engine API over its unix socket (runtime_docker.c)
+ *   docker   Docker Engine API over its unix socket (runtime_docker.c, docker_*.c)
  *   runc     daemonless OCI runtime with a local image store (runtime_runc.c)
  *   process  a plain child process, no isolation, for development (runtime_process.c)
  *   fake     in-memory, scripted, for unit tests (tests/fake/runtime_fake.c)

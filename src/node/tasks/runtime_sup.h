@@ -1,6 +1,8 @@
 /* runtime_sup.h - task supervision shared by the daemonless drivers, runc (runtime_runc.c) and
- * process (runtime_process.c); defined in runtime_sup.c (the supervisor process in supervisor.c,
- * the cgroups in sup_cgroup.c; what they share in sup_impl.h).
+ * process (runtime_process.c); defined in runtime_sup.c (driver state, workdirs, records,
+ * logs, list), sup_start.c (start), sup_stop.c (inspect, stop, remove) and sup_watch.c (exit
+ * events); the supervisor process in supervisor.c, the cgroups in sup_cgroup.c; what they
+ * share in sup_impl.h.
  *
  * A task lives in its
  * workdir; a handle is "<driver>:<absolute workdir>". Files the drivers create there:

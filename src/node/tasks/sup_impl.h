@@ -1,5 +1,6 @@
-/* sup_impl.h - what the three files of task supervision share (runtime_sup.c, supervisor.c,
- * sup_cgroup.c); private to them. The design is in runtime_sup.h.
+/* sup_impl.h - what the files of task supervision share (runtime_sup.c, sup_start.c,
+ * sup_stop.c, sup_watch.c, supervisor.c, sup_cgroup.c); private to them. The design is in
+ * runtime_sup.h.
  */
 #ifndef MANTA_SUP_IMPL_H
 #define MANTA_SUP_IMPL_H
@@ -11,6 +12,15 @@
 
 #include "runtime_sup.h"
 
+/* The files of a task's workdir (runtime_sup.h). */
+#define F_TASK     "task.json"
+#define F_SUP      "sup.json"
+#define F_STARTED  "started.json"
+#define F_EXIT     "exit"
+#define F_LOG      "output.log"
+#define F_LOG_OLD  "output.log.1"
+#define F_RUNC_PID "runc.pid"
+
 /* ---- small helpers (runtime_sup.c) --------------------------------------------------------- */
 
 /* None allocates: the supervisor uses them. */
@@ -21,6 +31,16 @@ void sup_sleep_ms(int ms);
 bool sup_proc_alive(pid_t pid, unsigned long long start);
 /* Write a whole small file (which must exist); returns 0 or an errno value. */
 int sup_write_text(const char *path, const char *text);
+
+/* These allocate (the node's side only). */
+
+/* The file `name` of workdir wd (owned). */
+char *sup_wd_file(const char *wd, const char *name);
+/* The integer / string member `key` of a task.json object (0 / NULL if absent). */
+json_int_t sup_jint(json_t *o, const char *key);
+const char *sup_jstr(json_t *o, const char *key);
+/* The record of a task: <records>/<node_xid>/<name> (owned). */
+char *sup_record_path(const sup_driver *d, const char *node_xid, const char *name);
 
 /* ---- cgroups (sup_cgroup.c) ---------------------------------------------------------------- */
 
@@ -56,6 +76,10 @@ struct plan {
     char *oom; /* memory.oom_control (v1) / memory.events (v2), NULL if none */
     char *warning;
 };
+
+/* Create the process driver's cgroups for the task of task.json t and fill pl->procs/cgdirs/oom.
+ * Problems are not fatal: pl->warning says which limits are not enforced (sup_cgroup.c). */
+void sup_plan_cgroups(const sup_driver *d, json_t *t, struct plan *pl);
 
 /* The supervisor, in the grandchild sup_start forks: launch the task of *pl, pump its output,
  * reap it, write `exit`, clean up, then _exit. nfd: the pipe sup_start reads the supervisor's
