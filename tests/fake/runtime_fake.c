@@ -22,6 +22,8 @@ struct fake {
     struct fake_task *v;
     size_t n;
     int created;
+    int reclaims;
+    char *reclaimed;
     char *fail_next;
     char *slow_image;
     bool released;
@@ -196,6 +198,28 @@ static int fk_list(runtime *rt, const char *node, char ***handles, mt_error **er
     return 0;
 }
 
+static int fk_reclaim(runtime *rt, const char *workdir, mt_error **err)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    free(f->reclaimed);
+    f->reclaimed = xstrdup(workdir);
+    f->reclaims++;
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+const char *runtime_fake_reclaimed(runtime *rt, int *count)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    const char *w = f->reclaimed;
+    if (count)
+        *count = f->reclaims;
+    pthread_mutex_unlock(&f->mu);
+    return w;
+}
+
 static void fk_free(runtime *rt)
 {
     struct fake *f = F(rt);
@@ -203,6 +227,7 @@ static void fk_free(runtime *rt)
         fake_task_free(&f->v[i]);
     free(f->v);
     free(f->fail_next);
+    free(f->reclaimed);
     free(f->slow_image);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
@@ -219,6 +244,7 @@ static const runtime_ops fake_ops = {
     .inspect = fk_inspect,
     .logs = fk_logs,
     .remove = fk_remove,
+    .reclaim = fk_reclaim,
     .list = fk_list,
     .free = fk_free, /* no exit events: the node's periodic inspection finds exits */
 };

@@ -8,6 +8,8 @@
 #include "runtime.h"
 
 runtime *runtime_fake_new(void);
+/* The workdir of the last reclaim (NULL if none) and how many there were. Borrowed. */
+const char *runtime_fake_reclaimed(runtime *rt, int *count);
 /* Make the task created with this name exit with `code` (oom: killed by the memory limit). */
 bool runtime_fake_exit(runtime *rt, const char *name, int code, bool oom);
 /* Forget a task, as if its container was deleted behind the node's back. */

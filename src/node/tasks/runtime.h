@@ -83,6 +83,10 @@ typedef struct runtime_ops {
                 mt_error **err);
     /* Remove the task and what the driver created for it (not the workdir). */
     int (*remove)(runtime *rt, const char *handle, mt_error **err);
+    /* Undo what a create left in workdir (the spec->workdir it was given) when the node died
+     * inside it, before a handle came out: nothing lists such a task (runc: an overlay mounted
+     * on its bundle). Optional: NULL when a create leaves nothing a handle does not name. */
+    int (*reclaim)(runtime *rt, const char *workdir, mt_error **err);
     /* Handles of every task this driver knows for node_xid (owned NULL-terminated array). */
     int (*list)(runtime *rt, const char *node_xid, char ***handles, mt_error **err);
     /* Exit events (optional; NULL: the node finds exits by its slow periodic inspect only).

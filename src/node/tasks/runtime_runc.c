@@ -424,6 +424,16 @@ static int runc_remove(runtime *rt, const char *handle, mt_error **err)
     return sup_remove(drv(rt), handle, runc_cleanup, err);
 }
 
+/* A create cut short by the node's death: its overlay may be mounted, its bundle written. */
+static int runc_reclaim(runtime *rt, const char *workdir, mt_error **err)
+{
+    (void)rt;
+    cleanup_free char *wd = realpath(workdir, NULL); /* as /proc/self/mounts names it */
+    if (!wd)
+        return errno == ENOENT ? 0 : mt_error_sys(err, errno, "cannot resolve %s", workdir);
+    return drop_bundle(wd, err);
+}
+
 static int runc_list(runtime *rt, const char *node_xid, char ***handles, mt_error **err)
 {
     return sup_list(drv(rt), node_xid, handles, err);
@@ -458,6 +468,7 @@ static const runtime_ops runc_ops = {
     .inspect = runc_inspect,
     .logs = runc_logs,
     .remove = runc_remove,
+    .reclaim = runc_reclaim,
     .list = runc_list,
     .watch_exits = runc_watch_exits,
     .watch = runc_watch,

@@ -87,6 +87,30 @@ static task *task_load(task_table *tt, const char *workdir)
 }
 /* ---- recovery ------------------------------------------------------------------------------ */
 
+struct reclaim {
+    runtime *rt;
+    char *workdir;
+};
+
+static struct reclaim *reclaim_new(task_table *tt, const task *t)
+{
+    struct reclaim *r = xcalloc(1, sizeof(*r));
+    r->rt = tt->rt;
+    r->workdir = tt_run_dir(t);
+    return r;
+}
+
+static void reclaim_job(void *arg)
+{
+    struct reclaim *r = arg;
+    mt_error *e = NULL;
+    if (r->rt->ops->reclaim(r->rt, r->workdir, &e) < 0)
+        fprintf(stderr, "manta_node: %s\n", mt_error_msg(e));
+    mt_error_free(&e);
+    free(r->workdir);
+    free(r);
+}
+
 void tasks_recover(task_table *tt)
 {
     mt_error *e = NULL;
@@ -110,7 +134,10 @@ void tasks_recover(task_table *tt)
         if (tt->h.task_known)
             tt->h.task_known(tt->h.ctx, t, !t->access_ended);
         if (t->phase == PHASE_QUEUED || (t->phase == PHASE_STARTING && !t->handle)) {
-            /* its payload died with the old process: the manager must deploy it again */
+            /* its payload died with the old process: the manager must deploy it again; what
+             * a create cut short left of its run is undone off the loop */
+            if (t->phase == PHASE_STARTING && tt->rt->ops->reclaim)
+                tt->h.spawn(tt->h.ctx, reclaim_job, reclaim_new(tt, t));
             snprintf(t->reason, sizeof(t->reason), "lost");
             t->phase = PHASE_DONE;
             t->logs_uploaded = true;

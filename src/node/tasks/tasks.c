@@ -184,6 +184,11 @@ void tt_set_status(task_table *tt, task *t, int status, bool publish)
 
 /* ---- starting ------------------------------------------------------------------------------ */
 
+char *tt_run_dir(const task *t)
+{
+    return xasprintf("%s/run-%u", t->workdir, t->generation);
+}
+
 static void start_task(task_table *tt, task *t, struct pending_deploy *p)
 {
     char sx[NODE_XID_MAX + 1], tx[NODE_XID_MAX + 1];
@@ -198,7 +203,7 @@ static void start_task(task_table *tt, task *t, struct pending_deploy *p)
     j->name = xstrdup(t->name);
     j->image = xstrdup(t->image);
     j->taskdir = xstrdup(t->workdir);
-    j->workdir = xasprintf("%s/run-%u", t->workdir, t->generation); /* the runtime's own */
+    j->workdir = tt_run_dir(t);
     j->module_path = xasprintf("%s/module-%u.pyz", t->workdir, t->generation);
     j->payload = p->payload;
     j->payload_len = p->payload_len;

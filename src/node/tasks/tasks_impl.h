@@ -92,6 +92,9 @@ typedef struct job {
 
 /* ---- the table (tasks.c) ------------------------------------------------------------------- */
 
+/* The folder of the task's current run (the runtime's own, task_spec.workdir). Owned. */
+char *tt_run_dir(const task *t);
+
 void tt_task_free(task *t);
 /* The index of t in the table, -1 if it is not there. */
 ssize_t tt_index_of(const task_table *tt, const task *t);
@@ -128,6 +131,7 @@ void tt_job_spawn(task_table *tt, task *t, job *j);
 void tt_begin_collect(task_table *tt, task *t);
 /* How t ended (why: the reason, NULL = from st). */
 void tt_record_exit(task_table *tt, task *t, const rt_status *st, const char *why);
+
 /* Remove a task's folder off the event loop (it may hold large payloads and overlays). */
 void tt_remove_dir_async(task_table *tt, const char *dir);
 /* An exit was reported for this handle before a task held it: forget it, true if so. */

@@ -798,6 +798,35 @@ static void test_runc_remove_cleans_up(void **state)
     assert_int_equal(f->runc->ops->remove(f->runc, h, &e), 0);
 }
 
+/* A create the node died in (no handle kept): reclaim undoes its mount and bundle. */
+static void test_runc_reclaim_after_a_cut_create(void **state)
+{
+    struct fixture *f = *state;
+    SKIP_IF_NEEDED(f);
+    const char *env[] = {"PATH=/bin", NULL};
+    const char *argv[] = {"true", NULL};
+    task_spec s = spec_for(f, argv, env);
+    mt_error *e = NULL;
+    const char *h = create_task(f, f->runc, &s, &e);
+    if (!h)
+        fail_msg("create: %s", mt_error_msg(e));
+    const char *wd = handle_wd(h);
+    cleanup_free char *rootfs = xasprintf("%s/bundle/rootfs", wd);
+    cleanup_free char *bundle = fs_join(wd, "bundle");
+    cleanup_free char *overlay = fs_join(wd, "overlay");
+    assert_true(is_mounted(rootfs));
+    if (f->runc->ops->reclaim(f->runc, s.workdir, &e) < 0)
+        fail_msg("reclaim: %s", mt_error_msg(e));
+    assert_false(is_mounted(rootfs));
+    assert_false(fs_exists(bundle));
+    assert_false(fs_exists(overlay));
+    /* again, and on a folder that is gone: nothing to do */
+    assert_int_equal(f->runc->ops->reclaim(f->runc, s.workdir, &e), 0);
+    assert_int_equal(f->runc->ops->reclaim(f->runc, "/nonexistent/run-1", &e), 0);
+    /* the orphan reaper's removal still works on what is left */
+    assert_int_equal(f->runc->ops->remove(f->runc, h, &e), 0);
+}
+
 static void test_runc_start_remounts_after_reboot(void **state)
 {
     struct fixture *f = *state;
@@ -1051,6 +1080,7 @@ int main(void)
         cmocka_unit_test_teardown(test_runc_logs_limit, test_teardown),
         cmocka_unit_test_teardown(test_runc_list_this_node_only, test_teardown),
         cmocka_unit_test_teardown(test_runc_remove_cleans_up, test_teardown),
+        cmocka_unit_test_teardown(test_runc_reclaim_after_a_cut_create, test_teardown),
         cmocka_unit_test_teardown(test_runc_start_remounts_after_reboot, test_teardown),
         cmocka_unit_test_teardown(test_runc_survives_node_restart, test_teardown),
         cmocka_unit_test_teardown(test_process_env_module_exit, test_teardown),

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fsutil.h"
 #include "log.h"
 #include "mem.h"
@@ -353,6 +355,43 @@ static void test_upload_retry_and_recovery(void **state)
     runtime_free(rt);
 }
 
+/* The node died inside a create (its state says STARTING, no handle came out): the task is
+ * reported lost, and what the create left of its run is reclaimed by the runtime. */
+static void test_recovery_reclaims_a_create_cut_short(void **state)
+{
+    runtime *rt = runtime_fake_new();
+    task_limits l = limits(4, 4);
+    task_table *tt = table(rt, &l);
+    deploy(tt, 6, 1, 0, "i", false);
+    const task *t = find(tt, 6, 1);
+    assert_int_equal(t->phase, PHASE_RUNNING);
+    cleanup_free char *taskdir = xstrdup(t->workdir);
+    cleanup_free char *want = xasprintf("%s/run-%u", taskdir, t->generation);
+    tasks_free(tt);
+    /* the state file as it was while the create ran */
+    cleanup_free char *path = fs_join(taskdir, "task.json");
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    assert_non_null(o);
+    json_object_set_new(o, "handle", json_null());
+    json_object_set_new(o, "phase", json_integer(PHASE_STARTING));
+    assert_int_equal(json_dump_file(o, path, 0), 0);
+    json_decref(o);
+    int n = 0;
+    assert_null(runtime_fake_reclaimed(rt, &n));
+    tt = table(rt, &l);
+    tasks_recover(tt);
+    pump();
+    assert_string_equal(runtime_fake_reclaimed(rt, &n), want);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(W.last_error, "restarted before this task could start"));
+    assert_int_equal(find(tt, 6, 1)->phase, PHASE_DONE);
+    assert_int_equal(find(tt, 6, 1)->status, TASK_FAILED);
+    assert_int_equal(runtime_fake_running(rt), 0); /* its orphan was removed */
+    tasks_free(tt);
+    runtime_free(rt);
+}
+
 /* ---- with real threads: a slow pull delays only its own task ---- */
 
 static pthread_mutex_t tq_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -530,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_oom_stop_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redeploy_and_stop_swarm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_retry_and_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_reclaims_a_create_cut_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_pull_delays_only_its_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_events_and_stop_while_starting, setup, teardown),
     };
