@@ -112,15 +112,13 @@ static Common__Tasks__Module *module_new(const char *name, const char *image, ch
 }
 
 /* The fake store of uploaded modules (graphs from the input). */
-static int fake_modules(void *ctx, node_id id, Common__Tasks__Module **mod, char *msg, size_t size)
+static int fake_modules(void *ctx, node_id id, Common__Tasks__Module **mod, mt_error **err)
 {
     (void)ctx;
     if (id.head == 0 && id.tail == 0)
         return 0;
-    if (id.tail == 1) {
-        snprintf(msg, size, "disk I/O error");
-        return -1;
-    }
+    if (id.tail == 1)
+        return mt_error_set(err, MT_ERR_IO, "disk I/O error");
     static const char *const names[] = {"worker", "aggregator", "scheduler", "cafe"};
     static char *sets[] = {"mnist", "cifar10"};
     char name[48];
@@ -130,10 +128,10 @@ static int fake_modules(void *ctx, node_id id, Common__Tasks__Module **mod, char
 }
 
 /* The modules a swarm had (ctx: its swarm_def), as the manager keeps them to resume a run. */
-static int def_modules(void *ctx, node_id id, Common__Tasks__Module **mod, char *msg, size_t size)
+static int def_modules(void *ctx, node_id id, Common__Tasks__Module **mod, mt_error **err)
 {
     const swarm_def *def = ctx;
-    (void)msg, (void)size;
+    (void)err;
     for (size_t i = 0; i < def->ntasks; i++) {
         const swarm_task_def *t = &def->tasks[i];
         if (!node_id_equal(t->module_id, id))
@@ -273,10 +271,10 @@ static void round_trip(const swarm_def *def, graph_module_fn fn, void *ctx, bool
     Common__Swarms__Graph *g = common__swarms__graph__unpack(NULL, len, buf);
     if (!g)
         abort();
-    graph_problem why = {0};
+    cleanup_error mt_error *why = NULL;
     swarm_def *back = graph_to_def(g, def->name, fn, ctx, NULL, false, programs, &why);
     if (!back) {
-        fprintf(stderr, "stored graph refused: %s\n", why.msg);
+        fprintf(stderr, "stored graph refused: %s\n", mt_error_msg(why));
         abort();
     }
     check_same(def, back, programs);
@@ -311,13 +309,15 @@ static void graph_input(const uint8_t *data, size_t size)
     nets.networks = nv;
     nets.n_networks = 2;
 
-    graph_problem why = {0};
+    cleanup_error mt_error *why = NULL;
     swarm_def *def =
         graph_to_def(g, "fuzzed", fake_modules, NULL, &nets, check_networks, programs, &why);
     if (!def) {
-        if ((why.code != RPC_INVALID_ARGUMENT && why.code != RPC_NOT_FOUND &&
-             why.code != RPC_FAILED_PRECONDITION && why.code != RPC_INTERNAL) ||
-            !why.msg[0] || !utf8_valid(why.msg, strlen(why.msg)))
+        int code = mt_error_status(why, 0);
+        const char *msg = mt_error_msg(why);
+        if ((code != RPC_INVALID_ARGUMENT && code != RPC_NOT_FOUND &&
+             code != RPC_FAILED_PRECONDITION && code != RPC_INTERNAL) ||
+            !msg[0] || strlen(msg) >= 512 || !utf8_valid(msg, strlen(msg)))
             abort();
         common__swarms__graph__free_unpacked(g, NULL);
         return;

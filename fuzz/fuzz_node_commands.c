@@ -62,7 +62,7 @@ static char base[64], proc_root[96], state_dir[96];
 static char *ds_keys[1], *ds_values[1];
 static logger *lg;
 static FILE *devnull;
-static workq *full_queue;
+static workers *full_queue;
 static struct light_service *shared_light;
 
 /* ---- a worker queue that takes no job ---------------------------------------------------------
@@ -247,9 +247,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
 
     /* One job running forever and one waiting behind it: the queue (capacity 1) is full. */
-    full_queue = workq_start(1);
-    while (workq_pending(full_queue) < 2) {
-        workq_submit(full_queue, block_forever, NULL, NULL);
+    full_queue = workers_start(1, 1);
+    while (workers_pending(full_queue) < 2) {
+        workers_submit(full_queue, block_forever, NULL, NULL);
         usleep(1000);
     }
     return 0;

@@ -13,17 +13,22 @@
 #define COND_FINISHED "Condition.FINISHED"
 #define COND_RESULT   "Condition.RESULT"
 
-static void problem(graph_problem *why, int code, const char *fmt, ...)
+/* Refuse the graph: *err gets the sentence (cleaned UTF-8, cut to 511 bytes) and the rpc code
+ * as its status. */
+static void problem(mt_error **err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void problem(graph_problem *why, int code, const char *fmt, ...)
+static void problem(mt_error **err, int code, const char *fmt, ...)
 {
-    char raw[sizeof(why->msg)];
+    char raw[512], msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    why->code = code;
-    utf8_clean_copy(why->msg, sizeof(why->msg), raw);
+    utf8_clean_copy(msg, sizeof(msg), raw);
+    int kind = code == RPC_NOT_FOUND  ? MT_ERR_NOTFOUND
+               : code == RPC_INTERNAL ? MT_ERR_IO
+                                      : MT_ERR_INVALID;
+    mt_error_set_status(err, code, kind, "%s", msg);
 }
 
 bool graph_text_ok(const char *text)
@@ -62,9 +67,9 @@ static void push(size_t **v, size_t *n, size_t x)
     (*v)[(*n)++] = x;
 }
 
-/* A NULL-terminated copy of node ids as xids; false (why set) when one is not an id. */
+/* A NULL-terminated copy of node ids as xids; false (*err set) when one is not an id. */
 static bool id_list(char **in, size_t n, char ***out, const char *alias, const char *what,
-                    graph_problem *why)
+                    mt_error **err)
 {
     char **v = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
@@ -72,7 +77,7 @@ static bool id_list(char **in, size_t n, char ***out, const char *alias, const c
         size_t len = strlen(in[i]);
         if (len == 0 || len > 32 || strspn(in[i], "0123456789abcdefABCDEF") != len ||
             !node_id_parse_xid(in[i], &id)) {
-            problem(why, RPC_INVALID_ARGUMENT,
+            problem(err, RPC_INVALID_ARGUMENT,
                     "Task '%s': %s holds '%.64s', which is not a node id (32 hex digits, as "
                     "ListNodeIds gives them).",
                     alias, what, in[i]);
@@ -87,7 +92,7 @@ static bool id_list(char **in, size_t n, char ***out, const char *alias, const c
     return true;
 }
 
-static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, graph_problem *why)
+static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, mt_error **err)
 {
     t->method_all = true;
     t->maximum = -1;
@@ -98,7 +103,7 @@ static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, gr
     } else if (!strcmp(s->method, "any")) {
         t->method_all = false;
     } else {
-        problem(why, RPC_INVALID_ARGUMENT,
+        problem(err, RPC_INVALID_ARGUMENT,
                 "Task '%s': the scheduling method '%.64s' is not supported: use \"all\" or "
                 "\"any\".",
                 t->alias, s->method);
@@ -107,7 +112,7 @@ static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, gr
     t->fixed = s->fixed;
     t->gpu = s->gpu;
     if (s->maximum.len != 0 && s->maximum.len != 4) {
-        problem(why, RPC_INVALID_ARGUMENT,
+        problem(err, RPC_INVALID_ARGUMENT,
                 "Task '%s': maximum is %zu bytes long; the SDK sends 4 (an int32 or a float32).",
                 t->alias, s->maximum.len);
         return false;
@@ -119,7 +124,7 @@ static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, gr
             float f;
             memcpy(&f, &raw, sizeof(f));
             if (!(f > 0.0f && f <= 1.0f)) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "Task '%s': a fractional maximum must be above 0 and at most 1 (a share "
                         "of the eligible nodes).",
                         t->alias);
@@ -130,7 +135,7 @@ static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, gr
         } else {
             int32_t v = (int32_t)raw;
             if (v < -1) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "Task '%s': maximum %d is not a node count: use -1 (no cap) or a positive "
                         "number.",
                         t->alias, v);
@@ -140,16 +145,16 @@ static bool scheduling(const Common__Tasks__Scheduling *s, swarm_task_def *t, gr
         }
     }
     return id_list(s->specified_ids, s->n_specified_ids, &t->specified_ids, t->alias,
-                   "specified_ids", why) &&
+                   "specified_ids", err) &&
            id_list(s->excepted_ids, s->n_excepted_ids, &t->excepted_ids, t->alias, "excepted_ids",
-                   why);
+                   err);
 }
 
 static bool module_of(swarm_task_def *t, const Common__Tasks__Task *task, graph_module_fn fn,
-                      void *ctx, bool with_programs, graph_problem *why)
+                      void *ctx, bool with_programs, mt_error **err)
 {
     if (!task->module_id) {
-        problem(why, RPC_INVALID_ARGUMENT, "Task '%s' names no module (module_id is missing).",
+        problem(err, RPC_INVALID_ARGUMENT, "Task '%s' names no module (module_id is missing).",
                 t->alias);
         return false;
     }
@@ -158,15 +163,16 @@ static bool module_of(swarm_task_def *t, const Common__Tasks__Task *task, graph_
     snprintf(mx, sizeof(mx), "%016llx%016llx", (unsigned long long)t->module_id.head,
              (unsigned long long)t->module_id.tail);
     Common__Tasks__Module *mod = NULL;
-    char msg[256] = "";
-    int r = fn(ctx, t->module_id, &mod, msg, sizeof(msg));
+    cleanup_error mt_error *read_err = NULL;
+    int r = fn(ctx, t->module_id, &mod, &read_err);
     if (r < 0) {
-        problem(why, RPC_INTERNAL, "Task '%s': its module %s could not be read: %s", t->alias, mx,
-                msg);
+        /* the reader's words, at most 255 bytes of them */
+        problem(err, RPC_INTERNAL, "Task '%s': its module %s could not be read: %.255s", t->alias,
+                mx, mt_error_msg(read_err));
         return false;
     }
     if (r == 0) {
-        problem(why, RPC_NOT_FOUND,
+        problem(err, RPC_NOT_FOUND,
                 "Task '%s' names module %s, which this manager does not have: upload it with "
                 "SendModule (send_swarm does) before SendSwarm.",
                 t->alias, mx);
@@ -187,13 +193,13 @@ static bool module_of(swarm_task_def *t, const Common__Tasks__Task *task, graph_
 }
 
 static bool network_of(swarm_task_def *t, const Common__Tasks__Task *task,
-                       const Common__System__Networks *nets, bool check, graph_problem *why)
+                       const Common__System__Networks *nets, bool check, mt_error **err)
 {
     if (task->_network_case != COMMON__TASKS__TASK___NETWORK_NETWORK || !task->network ||
         !*task->network || !strcmp(task->network, "None"))
         return true;
     if (!graph_text_ok(task->network)) {
-        problem(why, RPC_INVALID_ARGUMENT,
+        problem(err, RPC_INVALID_ARGUMENT,
                 "Task '%s': its network name is not 1 to %d bytes of UTF-8 text.", t->alias,
                 GRAPH_TEXT_MAX);
         return false;
@@ -203,7 +209,7 @@ static bool network_of(swarm_task_def *t, const Common__Tasks__Task *task,
         if (nets->networks[i] && !strcmp(nets->networks[i]->name, task->network))
             known = true;
     if (!known) {
-        problem(why, RPC_FAILED_PRECONDITION,
+        problem(err, RPC_FAILED_PRECONDITION,
                 "Task '%s' joins network '%s', which the swarm does not declare: add it with "
                 "Swarm.add_network (InitializeNetworks) or remove it from the task.",
                 t->alias, task->network);
@@ -214,14 +220,14 @@ static bool network_of(swarm_task_def *t, const Common__Tasks__Task *task,
 }
 
 /* Edges, RESULT conditions, cycles and orders. */
-static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem *why)
+static bool edges(const Common__Swarms__Graph *g, swarm_def *def, mt_error **err)
 {
     size_t n = def->ntasks;
     for (size_t i = 0; i < n; i++) {
         const Common__Tasks__Task *task = g->tasks[i];
         swarm_task_def *t = &def->tasks[i];
         if (task->n_conditions && task->n_conditions != task->n_next_tasks) {
-            problem(why, RPC_INVALID_ARGUMENT,
+            problem(err, RPC_INVALID_ARGUMENT,
                     "Task '%s' has %zu next tasks but %zu conditions: give one condition per next "
                     "task, or none.",
                     t->alias, task->n_next_tasks, task->n_conditions);
@@ -234,7 +240,7 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
                 const char *c = task->conditions[k];
                 result = !strcmp(c, COND_RESULT);
                 if (!result && strcmp(c, COND_FINISHED) != 0) {
-                    problem(why, RPC_INVALID_ARGUMENT,
+                    problem(err, RPC_INVALID_ARGUMENT,
                             "Task '%s': condition '%.64s' is not one of \"" COND_FINISHED
                             "\" and \"" COND_RESULT "\".",
                             t->alias, c);
@@ -242,7 +248,7 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
                 }
             }
             if (j < 0) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "Task '%s' is followed by a task that is not in the graph: every id of "
                         "next_tasks must be the task_id of one of its tasks.",
                         t->alias);
@@ -265,7 +271,7 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
         for (size_t k = 0; k < task->n_previous_tasks; k++) {
             ssize_t j = task_index(g, task->previous_tasks[k]);
             if (j < 0) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "Task '%s' follows a task that is not in the graph: every id of "
                         "previous_tasks must be the task_id of one of its tasks.",
                         t->alias);
@@ -304,7 +310,7 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
     if (tail < n) {
         for (size_t i = 0; i < n; i++)
             if (indeg[i]) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "The graph has a cycle through task '%s': a swarm graph must be acyclic "
                         "(a task repeats by ScheduleTask at run time, not by an edge back).",
                         def->tasks[i].alias);
@@ -317,11 +323,11 @@ static bool edges(const Common__Swarms__Graph *g, swarm_def *def, graph_problem 
 
 swarm_def *graph_to_def(const Common__Swarms__Graph *g, const char *name, graph_module_fn fn,
                         void *ctx, const Common__System__Networks *nets, bool check_networks,
-                        bool with_programs, graph_problem *why)
+                        bool with_programs, mt_error **err)
 {
     size_t n = g ? g->n_tasks : 0;
     if (n == 0 || n > GRAPH_TASKS_MAX) {
-        problem(why, RPC_INVALID_ARGUMENT,
+        problem(err, RPC_INVALID_ARGUMENT,
                 "The swarm graph has %zu tasks: a swarm needs 1 to %d tasks (Swarm.execute must "
                 "return at least one Task).",
                 n, GRAPH_TASKS_MAX);
@@ -335,7 +341,7 @@ swarm_def *graph_to_def(const Common__Swarms__Graph *g, const char *name, graph_
         const Common__Tasks__Task *task = g->tasks[i];
         swarm_task_def *t = &def->tasks[i];
         if (!graph_text_ok(task->alias)) {
-            problem(why, RPC_INVALID_ARGUMENT,
+            problem(err, RPC_INVALID_ARGUMENT,
                     "Task %zu of the graph has no usable alias: an alias is 1 to %d bytes of "
                     "UTF-8 text without control characters.",
                     i + 1, GRAPH_TEXT_MAX);
@@ -344,30 +350,30 @@ swarm_def *graph_to_def(const Common__Swarms__Graph *g, const char *name, graph_
         t->alias = xstrdup(task->alias);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(def->tasks[j].alias, t->alias)) {
-                problem(why, RPC_INVALID_ARGUMENT,
+                problem(err, RPC_INVALID_ARGUMENT,
                         "Two tasks of the graph have the alias '%s': give each task its own "
                         "alias (ScheduleTask names tasks by alias).",
                         t->alias);
                 goto bad;
             }
         if (!task->task_id) {
-            problem(why, RPC_INVALID_ARGUMENT, "Task '%s' has no task_id.", t->alias);
+            problem(err, RPC_INVALID_ARGUMENT, "Task '%s' has no task_id.", t->alias);
             goto bad;
         }
         t->task_id = pid(task->task_id);
         if (task_index(g, task->task_id) != (ssize_t)i) {
-            problem(why, RPC_INVALID_ARGUMENT,
+            problem(err, RPC_INVALID_ARGUMENT,
                     "Task '%s' has the task_id of an earlier task: two tasks built from modules "
                     "of the same name are one graph node; rename one module.",
                     t->alias);
             goto bad;
         }
-        if (!module_of(t, task, fn, ctx, with_programs, why) ||
-            !scheduling(task->scheduling, t, why) ||
-            !network_of(t, task, nets, check_networks, why))
+        if (!module_of(t, task, fn, ctx, with_programs, err) ||
+            !scheduling(task->scheduling, t, err) ||
+            !network_of(t, task, nets, check_networks, err))
             goto bad;
     }
-    if (!edges(g, def, why))
+    if (!edges(g, def, err))
         goto bad;
     return def;
 bad:

@@ -52,7 +52,7 @@ typedef struct mgr_msg {
     struct mgr_msg *next;
 } mgr_msg;
 
-typedef struct swarm_run swarm_run; /* runner.c */
+typedef struct swarm_run swarm_run; /* runner_impl.h */
 
 /* Called (with lock held) for every progress line of a swarm run; `run` prints them. */
 typedef void (*mgr_progress_fn)(void *ctx, const char *swarm_xid, const char *line);
@@ -63,7 +63,7 @@ typedef struct manager {
     store *st;
     uint8_t secret[TOKEN_SECRET_LEN];
     rpc_server *srv;
-    struct node_service *ns; /* node_service.c: calls in progress per node, node bindings */
+    struct node_service *ns; /* node_service_impl.h: calls in progress per node, node bindings */
     int port;                /* the gRPC port actually bound */
     rpc_server *usrv;        /* the user services' own server (user_listen), or NULL */
     int user_port;           /* where the user services are served (port or user_listen's) */

@@ -1,6 +1,8 @@
 /* user_internal.h - what the files of the user services share (user_service.c: dispatch,
- * auth, users, the cluster and its nodes; user_swarms.c: modules, swarms, globals, results,
- * logs). Not for other modules: they use user_service.h. */
+ * auth, users, the cluster and its nodes; user_submit.c: modules, and swarms with their globals
+ * and networks as a user sends them; user_swarms.c: starting, reading, stopping and removing
+ * swarms; user_results.c: results and globals read back; user_logs.c: task logs). Not for
+ * other modules: they use user_service.h. */
 #ifndef MANTA_MGR_USER_INTERNAL_H
 #define MANTA_MGR_USER_INTERNAL_H
 
@@ -8,12 +10,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/swarms.pb-c.h"
+#include "common/system.pb-c.h"
+#include "common/tasks.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "id.h"
 #include "user_service.h"
 
 /* How long an idle live stream waits between looks at the store, at most (ms). */
 #define US_POLL_MS 500
+#define SHOWN_MAX  201 /* bytes of client text quoted in a status message, + NUL */
 
 typedef void (*user_fn)(manager *m, rpc_call *call, const user_caller *uc);
 
@@ -60,7 +66,33 @@ uint64_t us_gen(manager *m);
  * cancelled. */
 bool us_wait(manager *m, rpc_call *call, uint64_t seen);
 
-/* user_swarms.c */
+/* ids and swarms (user_swarms.c) */
+/* A PairId (NULL: the zero id) / an xid as the user sees it: 32 lower-case hex digits. */
+void us_pair_hex(const Common__System__PairId *p, char out[33]);
+void us_hex_of_xid(const char *xid, char out[33]);
+/* The swarm a user names; false with the call finished (NOT_FOUND) when unknown. *sw owned
+ * fields (store_swarm_clear); id may be NULL. */
+bool us_find_swarm(manager *m, rpc_call *call, const char *given, store_swarm *sw,
+                   char xid[NODE_XID_MAX + 1], node_id *id);
+/* Receive a StrId request naming a swarm and find it: its xid, and its hex when hex is not
+ * NULL. False with the call finished when not. */
+bool us_recv_swarm_id(manager *m, rpc_call *call, char xid[NODE_XID_MAX + 1], char hex[33]);
+/* Has a swarm of this status ended (neither PENDING nor RUNNING)? */
+bool us_swarm_ended(const char *status);
+/* Is the swarm still PENDING or RUNNING? (An unknown swarm - removed meanwhile - is not.) */
+bool us_swarm_live(manager *m, const char *xid);
+/* The stored graph of a swarm (unpacked, owned; NULL if none) and its sender (owned, may be
+ * ""; owner may be NULL). Free with us_free_graph (NULL is fine). */
+Common__Swarms__Graph *us_load_graph(manager *m, const char *xid, char **owner);
+void us_free_graph(Common__Swarms__Graph *g);
+/* Answer with the Swarm message of a stored swarm. */
+void us_reply_swarm(manager *m, rpc_call *call, const store_swarm *sw);
+
+/* An uploaded module, or a swarm file's kept for its run (user_submit.c): a graph_module_fn,
+ * ctx the manager. */
+int us_module_lookup(void *ctx, node_id id, Common__Tasks__Module **mod, mt_error **err);
+
+/* The methods (user_submit.c, user_swarms.c, user_results.c, user_logs.c) */
 void us_send_module(manager *m, rpc_call *call, const user_caller *uc);
 void us_list_module_ids(manager *m, rpc_call *call, const user_caller *uc);
 void us_stream_modules(manager *m, rpc_call *call, const user_caller *uc);

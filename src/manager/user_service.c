@@ -1,5 +1,6 @@
 /* user_service.c - core.user_services: dispatch by table, user tokens, the user RPCs, the one
- * cluster and its nodes. Swarms, modules, globals, results and logs are in user_swarms.c.
+ * cluster and its nodes. Modules and swarms as sent are in user_submit.c, swarms once sent in
+ * user_swarms.c, results and globals in user_results.c, logs in user_logs.c.
  *
  * Statuses (user-api.md sections 1, 2 and 14): the SDK retries UNAVAILABLE, RESOURCE_EXHAUSTED,
  * ABORTED and DEADLINE_EXCEEDED by sending the same request again, so none of them is ever
@@ -24,9 +25,7 @@
 #include "user_internal.h"
 #include "utf8.h"
 
-#define SHOWN_MAX 201 /* bytes of client text quoted in a status message, + NUL */
-
-/* ---- helpers shared with user_swarms.c -------------------------------------------------- */
+/* ---- helpers shared with the other user_*.c files (user_internal.h) ----------------------- */
 
 void us_reply(rpc_call *call, const ProtobufCMessage *msg)
 {

@@ -119,11 +119,10 @@ static void test_objects(void **state)
 
 /* ---- graphs ---- */
 
-static int lookup(void *ctx, node_id id, Common__Tasks__Module **mod, char *msg, size_t size)
+static int lookup(void *ctx, node_id id, Common__Tasks__Module **mod, mt_error **err)
 {
     (void)ctx;
-    (void)msg;
-    (void)size;
+    (void)err;
     if (id.tail == 404)
         return 0;
     Common__Tasks__Module m = COMMON__TASKS__MODULE__INIT;
@@ -197,10 +196,10 @@ static void test_graph_round_trip(void **state)
     (void)state;
     gt x;
     chain(&x);
-    graph_problem why = {0};
+    cleanup_error mt_error *why = NULL;
     swarm_def *def = graph_to_def(&x.g, "S", lookup, NULL, NULL, false, true, &why);
     if (!def)
-        fail_msg("%s", why.msg);
+        fail_msg("%s", mt_error_msg(why));
     assert_int_equal(def->ntasks, 3);
     assert_int_equal(def->tasks[2].order, 2);
     assert_false(def->tasks[1].method_all);
@@ -231,21 +230,21 @@ static void test_graph_refusals(void **state)
 {
     (void)state;
     gt x;
-    graph_problem why;
+    cleanup_error mt_error *why = NULL;
     /* a cycle: c -> a */
     chain(&x);
     Common__System__PairId *back[1] = {&x.id[0]};
     x.t[2].next_tasks = back;
     x.t[2].n_next_tasks = 1;
     assert_null(graph_to_def(&x.g, "S", lookup, NULL, NULL, false, false, &why));
-    assert_int_equal(why.code, RPC_INVALID_ARGUMENT);
-    assert_non_null(strstr(why.msg, "cycle"));
+    assert_int_equal(mt_error_status(why, 0), RPC_INVALID_ARGUMENT);
+    assert_non_null(strstr(mt_error_msg(why), "cycle"));
     /* a missing module */
     chain(&x);
     x.mod[1].tail = 404;
     assert_null(graph_to_def(&x.g, "S", lookup, NULL, NULL, false, false, &why));
-    assert_int_equal(why.code, RPC_NOT_FOUND);
-    assert_non_null(strstr(why.msg, "'b'"));
+    assert_int_equal(mt_error_status(why, 0), RPC_NOT_FOUND);
+    assert_non_null(strstr(mt_error_msg(why), "'b'"));
     /* a network the swarm lacks, checked at start */
     chain(&x);
     x.t[0]._network_case = COMMON__TASKS__TASK___NETWORK_NETWORK;
@@ -254,7 +253,7 @@ static void test_graph_refusals(void **state)
     assert_non_null(def);
     swarm_def_free(def);
     assert_null(graph_to_def(&x.g, "S", lookup, NULL, NULL, true, false, &why));
-    assert_int_equal(why.code, RPC_FAILED_PRECONDITION);
+    assert_int_equal(mt_error_status(why, 0), RPC_FAILED_PRECONDITION);
     /* an unknown condition, a bad method, a fraction above 1 */
     chain(&x);
     x.conds[0][0] = (char *)"Condition.MAYBE";
