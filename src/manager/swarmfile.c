@@ -2,10 +2,11 @@
  * docs/swarm-file.md.
  *
  * Loading runs in three stages. The first checks every key and value (unknown keys, types,
- * ranges, module paths, globals) and collects every problem it finds, one line each with
- * file:line; the second checks what needs all tasks (duplicate aliases and module names,
- * `after` references, cycles) and derives the edges and orders; the third packs each module
- * into its archive (pyz.c). A stage runs only if the ones before it found nothing wrong.
+ * ranges, module paths, globals; the keys of a [[tasks]] table through a table of readers) and
+ * collects every problem it finds, one line each with file:line; the second
+ * (swarmfile_graph.c) checks what needs all tasks (duplicate aliases and module names, `after`
+ * references, cycles) and derives the edges and orders; the third packs each module into its
+ * archive (pyz.c). A stage runs only if the ones before it found nothing wrong.
  */
 #include "swarmfile.h"
 
@@ -27,19 +28,7 @@
 #include "pyz.h"
 #include "strbuf.h"
 #include "toml.h"
-
-/* Largest file accepted for a global_files entry (pyz.c packs module files up to the same). */
-#define SWARM_MAX_FILE ((size_t)1 << 30)
-/* What one swarm file may ask for: tasks, entries of one list (specified_ids, excepted_ids,
- * datasets, after), list entries in the whole file, and bytes of all its globals together.
- * Every check below is O(n log n) or better in these, so a file at the limits loads in well
- * under a second. */
-#define SWARM_MAX_TASKS        10000
-#define SWARM_MAX_LIST         10000
-#define SWARM_MAX_LIST_ENTRIES 200000
-#define SWARM_MAX_GLOBAL_BYTES ((size_t)2 << 30)
-/* Problems listed in one report; the rest are counted. */
-#define SWARM_MAX_PROBLEMS_SHOWN 25
+#include "swarmfile_impl.h"
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -59,12 +48,6 @@ static size_t strv_len(char *const *v)
     return n;
 }
 
-/* A string and its position, to sort and find duplicates in O(n log n). */
-struct keyed {
-    const char *key;
-    size_t idx;
-};
-
 static int keyed_cmp(const void *a, const void *b)
 {
     const struct keyed *x = a, *y = b;
@@ -74,7 +57,7 @@ static int keyed_cmp(const void *a, const void *b)
 
 /* keys[0..n) sorted by (key, position): equal keys are adjacent, first occurrence first.
  * Owned. */
-static struct keyed *keyed_sort(const char *const *keys, size_t n)
+struct keyed *sf_keyed_sort(const char *const *keys, size_t n)
 {
     struct keyed *k = xcalloc(n ? n : 1, sizeof(*k));
     for (size_t i = 0; i < n; i++)
@@ -84,7 +67,7 @@ static struct keyed *keyed_sort(const char *const *keys, size_t n)
 }
 
 /* True if s is one of the keys of a keyed_sort array. */
-static bool keyed_has(const struct keyed *k, size_t n, const char *s)
+bool sf_keyed_has(const struct keyed *k, size_t n, const char *s)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -107,7 +90,7 @@ static void strv_unique(char **v)
     size_t n = strv_len(v);
     if (n < 2)
         return;
-    cleanup_free struct keyed *k = keyed_sort((const char *const *)v, n);
+    cleanup_free struct keyed *k = sf_keyed_sort((const char *const *)v, n);
     cleanup_free bool *dup = xcalloc(n, sizeof(bool));
     for (size_t i = 1; i < n; i++)
         if (strcmp(k[i].key, k[i - 1].key) == 0)
@@ -197,35 +180,15 @@ ssize_t swarm_def_find_alias(const swarm_def *def, const char *alias)
 
 /* ---- loader --------------------------------------------------------------------------- */
 
-/* What the loader keeps per task besides the definition. */
-struct task_src {
-    int line;     /* the [[tasks]] header (or inline table) */
-    char *label;  /* "task 'worker'" / "task #3", for messages */
-    char **after; /* aliases as written, NULL-terminated */
-    int after_line;
-    int ids_line; /* specified_ids, for the "nothing left" message */
-};
-
-struct loader {
-    const char *fname; /* the path as given, for messages */
-    const char *dir;   /* absolute folder of the swarm file */
-    strbuf problems;
-    size_t nproblems;
-    size_t list_entries; /* list entries read so far (SWARM_MAX_LIST_ENTRIES) */
-    size_t global_bytes; /* bytes of globals so far (SWARM_MAX_GLOBAL_BYTES) */
-};
-
 /* True while problems are still listed in full (callers skip costly suggestions after). */
-static bool problems_room(const struct loader *ld)
+bool sf_problems_room(const struct loader *ld)
 {
     return ld->nproblems < SWARM_MAX_PROBLEMS_SHOWN;
 }
 
-static void problemf(struct loader *ld, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void problemf(struct loader *ld, int line, const char *fmt, ...)
+void sf_problemf(struct loader *ld, int line, const char *fmt, ...)
 {
-    if (!problems_room(ld)) {
+    if (!sf_problems_room(ld)) {
         ld->nproblems++; /* counted, not listed: a report stays readable and small */
         return;
     }
@@ -247,8 +210,8 @@ static bool type_ok(struct loader *ld, const toml_kv *kv, const char *label, tom
 {
     if (kv->val->type == type)
         return true;
-    problemf(ld, kv->line, "%s: '%s' must be %s, not %s.", label, kv->key, expected,
-             toml_type_name(kv->val->type));
+    sf_problemf(ld, kv->line, "%s: '%s' must be %s, not %s.", label, kv->key, expected,
+                toml_type_name(kv->val->type));
     return false;
 }
 
@@ -260,12 +223,12 @@ static const char *string_value(struct loader *ld, const toml_kv *kv, const char
         return NULL;
     const toml_value *v = kv->val;
     if (strlen(v->u.s.ptr) != v->u.s.len) {
-        problemf(ld, kv->line, "%s: '%s' must not contain a NUL character (\\u0000).", label,
-                 kv->key);
+        sf_problemf(ld, kv->line, "%s: '%s' must not contain a NUL character (\\u0000).", label,
+                    kv->key);
         return NULL;
     }
     if (!allow_empty && v->u.s.len == 0) {
-        problemf(ld, kv->line, "%s: '%s' must not be empty.", label, kv->key);
+        sf_problemf(ld, kv->line, "%s: '%s' must not be empty.", label, kv->key);
         return NULL;
     }
     return v->u.s.ptr;
@@ -289,34 +252,34 @@ static char **string_list(struct loader *ld, const toml_kv *kv, const char *labe
         return out;
     }
     if (v->type != TOML_ARRAY) {
-        problemf(ld, kv->line, "%s: '%s' must be an array of strings%s, not %s.", label, kv->key,
-                 allow_single ? " (or one string)" : "", toml_type_name(v->type));
+        sf_problemf(ld, kv->line, "%s: '%s' must be an array of strings%s, not %s.", label, kv->key,
+                    allow_single ? " (or one string)" : "", toml_type_name(v->type));
         strv_free(out);
         return NULL;
     }
     if (v->u.arr.len > SWARM_MAX_LIST) {
-        problemf(ld, kv->line, "%s: '%s' has %zu entries; a list holds at most %d.", label, kv->key,
-                 v->u.arr.len, SWARM_MAX_LIST);
+        sf_problemf(ld, kv->line, "%s: '%s' has %zu entries; a list holds at most %d.", label,
+                    kv->key, v->u.arr.len, SWARM_MAX_LIST);
         strv_free(out);
         return NULL;
     }
     ld->list_entries += v->u.arr.len;
     if (ld->list_entries > SWARM_MAX_LIST_ENTRIES) {
-        problemf(ld, kv->line,
-                 "%s: the lists of this swarm file hold more than %d entries in all; split "
-                 "the swarm.",
-                 label, SWARM_MAX_LIST_ENTRIES);
+        sf_problemf(ld, kv->line,
+                    "%s: the lists of this swarm file hold more than %d entries in all; split "
+                    "the swarm.",
+                    label, SWARM_MAX_LIST_ENTRIES);
         strv_free(out);
         return NULL;
     }
     for (size_t i = 0; i < v->u.arr.len; i++) {
         const toml_value *e = v->u.arr.items[i];
         if (e->type != TOML_STRING || e->u.s.len == 0 || strlen(e->u.s.ptr) != e->u.s.len) {
-            problemf(ld, e->line ? e->line : kv->line,
-                     "%s: '%s' must hold non-empty strings; element %zu is %s.", label, kv->key,
-                     i + 1,
-                     e->type == TOML_STRING ? "an empty or NUL-holding string"
-                                            : toml_type_name(e->type));
+            sf_problemf(ld, e->line ? e->line : kv->line,
+                        "%s: '%s' must hold non-empty strings; element %zu is %s.", label, kv->key,
+                        i + 1,
+                        e->type == TOML_STRING ? "an empty or NUL-holding string"
+                                               : toml_type_name(e->type));
             strv_free(out);
             return NULL;
         }
@@ -340,10 +303,10 @@ static char **id_list(struct loader *ld, const toml_kv *kv, const char *label)
         if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
             s += 2;
         if (!node_id_parse_xid(s, &id)) {
-            problemf(ld, kv->line,
-                     "%s: '%s' holds '%s', which is not a node id: write the node's id as "
-                     "hexadecimal digits (at most 32), as the manager lists it.",
-                     label, kv->key, raw[i]);
+            sf_problemf(ld, kv->line,
+                        "%s: '%s' holds '%s', which is not a node id: write the node's id as "
+                        "hexadecimal digits (at most 32), as the manager lists it.",
+                        label, kv->key, raw[i]);
             strv_free(raw);
             strv_free(out);
             return NULL;
@@ -369,46 +332,46 @@ static bool resolve_module(struct loader *ld, const toml_kv *kv, const char *lab
     if (stat(path, &st) != 0 && !fs_name_ends_with(path, ".py")) {
         cleanup_free char *py = xasprintf("%s.py", path);
         if (stat(py, &st) != 0 || !S_ISREG(st.st_mode)) {
-            problemf(ld, kv->line,
-                     "%s: module '%s' was not found: neither %s/ nor %s exists (module paths "
-                     "are relative to the swarm file's folder %s).",
-                     label, spec, path, py, ld->dir);
+            sf_problemf(ld, kv->line,
+                        "%s: module '%s' was not found: neither %s/ nor %s exists (module paths "
+                        "are relative to the swarm file's folder %s).",
+                        label, spec, path, py, ld->dir);
             return false;
         }
         free(path);
         path = steal_ptr(py);
     } else if (stat(path, &st) != 0) {
-        problemf(ld, kv->line,
-                 "%s: module '%s' was not found at %s (module paths are relative to the swarm "
-                 "file's folder %s).",
-                 label, spec, path, ld->dir);
+        sf_problemf(ld, kv->line,
+                    "%s: module '%s' was not found at %s (module paths are relative to the swarm "
+                    "file's folder %s).",
+                    label, spec, path, ld->dir);
         return false;
     }
     if (S_ISDIR(st.st_mode)) {
         cleanup_free char *init = fs_join(path, "__init__.py");
         struct stat ist;
         if (stat(init, &ist) != 0 || !S_ISREG(ist.st_mode)) {
-            problemf(ld, kv->line,
-                     "%s: module '%s' is a folder without __init__.py: make it a package by "
-                     "adding %s (with a main() function), or name a .py file.",
-                     label, spec, init);
+            sf_problemf(ld, kv->line,
+                        "%s: module '%s' is a folder without __init__.py: make it a package by "
+                        "adding %s (with a main() function), or name a .py file.",
+                        label, spec, init);
             return false;
         }
     } else if (!S_ISREG(st.st_mode) || !fs_name_ends_with(path, ".py")) {
-        problemf(ld, kv->line,
-                 "%s: module '%s' (%s) must be a .py file or a package folder with an "
-                 "__init__.py.",
-                 label, spec, path);
+        sf_problemf(ld, kv->line,
+                    "%s: module '%s' (%s) must be a .py file or a package folder with an "
+                    "__init__.py.",
+                    label, spec, path);
         return false;
     }
     cleanup_free char *name = pyz_module_stem(path);
     if (!pyz_module_name_ok(name)) {
-        problemf(ld, kv->line,
-                 "%s: module name '%s' (from '%s') cannot be imported by Python, so the "
-                 "archive's __main__.py could not run it: rename the file or folder to a "
-                 "Python identifier (letters, digits and '_', not starting with a digit, not a "
-                 "keyword).",
-                 label, name, spec);
+        sf_problemf(ld, kv->line,
+                    "%s: module name '%s' (from '%s') cannot be imported by Python, so the "
+                    "archive's __main__.py could not run it: rename the file or folder to a "
+                    "Python identifier (letters, digits and '_', not starting with a digit, not a "
+                    "keyword).",
+                    label, name, spec);
         return false;
     }
     *path_out = steal_ptr(path);
@@ -416,19 +379,177 @@ static bool resolve_module(struct loader *ld, const toml_kv *kv, const char *lab
     return true;
 }
 
-static const char *const task_keys[] = {
-    "module",        "alias",        "image", "method",   "fixed", "maximum",
-    "specified_ids", "excepted_ids", "gpu",   "datasets", "after",
-};
-
 static void unknown_key(struct loader *ld, const toml_kv *kv, const char *where,
                         const char *const *known, size_t nknown, const char *list)
 {
     const char *best = suggest_closest(kv->key, known, nknown);
     if (best)
-        problemf(ld, kv->line, "unknown key '%s' in %s; did you mean '%s'?", kv->key, where, best);
+        sf_problemf(ld, kv->line, "unknown key '%s' in %s; did you mean '%s'?", kv->key, where,
+                    best);
     else
-        problemf(ld, kv->line, "unknown key '%s' in %s; the keys are %s.", kv->key, where, list);
+        sf_problemf(ld, kv->line, "unknown key '%s' in %s; the keys are %s.", kv->key, where, list);
+}
+
+/* One [[tasks]] table being read: what its keys fill in. */
+struct task_reader {
+    struct loader *ld;
+    swarm_task_def *t;
+    struct task_src *src;
+    const char *label;
+    bool have_module, have_image;
+};
+
+static void tk_module(struct task_reader *r, const toml_kv *kv)
+{
+    r->have_module = true;
+    const char *s = string_value(r->ld, kv, r->label, false);
+    if (s)
+        resolve_module(r->ld, kv, r->label, s, &r->t->module_path, &r->t->name);
+}
+
+static void tk_alias(struct task_reader *r, const toml_kv *kv)
+{
+    const char *s = string_value(r->ld, kv, r->label, false);
+    if (s && !graph_text_ok(s)) /* the stored graph could not be read back */
+        sf_problemf(r->ld, kv->line,
+                    "%s: the alias must be 1 to %d bytes without control characters (the "
+                    "SDK's graph, in which the swarm is stored, allows no more).",
+                    r->label, GRAPH_TEXT_MAX);
+    else if (s)
+        r->t->alias = xstrdup(s);
+}
+
+static void tk_image(struct task_reader *r, const toml_kv *kv)
+{
+    r->have_image = true;
+    const char *s = string_value(r->ld, kv, r->label, false);
+    if (!s)
+        return;
+    bool blank = false;
+    for (const char *p = s; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            blank = true;
+    if (blank)
+        sf_problemf(r->ld, kv->line,
+                    "%s: image '%s' contains white space; write an image reference "
+                    "such as \"manta-task:bookworm\".",
+                    r->label, s);
+    else
+        r->t->image = xstrdup(s);
+}
+
+static void tk_method(struct task_reader *r, const toml_kv *kv)
+{
+    const char *s = string_value(r->ld, kv, r->label, false);
+    if (!s)
+        return;
+    if (strcmp(s, "all") == 0)
+        r->t->method_all = true;
+    else if (strcmp(s, "any") == 0)
+        r->t->method_all = false;
+    else
+        sf_problemf(r->ld, kv->line,
+                    "%s: method must be \"all\" (every eligible node) or \"any\" (the "
+                    "least loaded eligible node), not \"%s\".",
+                    r->label, s);
+}
+
+static void tk_fixed(struct task_reader *r, const toml_kv *kv)
+{
+    if (type_ok(r->ld, kv, r->label, TOML_BOOL, "a boolean (true or false)"))
+        r->t->fixed = kv->val->u.b;
+}
+
+static void tk_gpu(struct task_reader *r, const toml_kv *kv)
+{
+    if (type_ok(r->ld, kv, r->label, TOML_BOOL, "a boolean (true or false)"))
+        r->t->gpu = kv->val->u.b;
+}
+
+static void tk_maximum(struct task_reader *r, const toml_kv *kv)
+{
+    const toml_value *v = kv->val;
+    swarm_task_def *t = r->t;
+    if (v->type == TOML_INTEGER) {
+        if (v->u.i < -1 || v->u.i > INT32_MAX)
+            sf_problemf(r->ld, kv->line,
+                        "%s: maximum %lld is out of range: write -1 (no cap), a node count "
+                        "from 0 to %d, or a fraction of the eligible nodes in (0, 1] such "
+                        "as 0.5.",
+                        r->label, (long long)v->u.i, INT32_MAX);
+        else
+            t->maximum = (int32_t)v->u.i;
+    } else if (v->type == TOML_FLOAT) {
+        if (!(v->u.f > 0.0 && v->u.f <= 1.0))
+            sf_problemf(r->ld, kv->line,
+                        "%s: maximum %g is out of range: a fraction of the eligible nodes "
+                        "must be above 0 and at most 1 (write an integer for a node "
+                        "count, -1 for no cap).",
+                        r->label, v->u.f);
+        else {
+            t->max_is_fraction = true;
+            t->max_fraction = v->u.f;
+            t->maximum = 0;
+        }
+    } else {
+        sf_problemf(r->ld, kv->line,
+                    "%s: 'maximum' must be an integer (a node count, -1 for no cap) or a "
+                    "float (a fraction of the eligible nodes), not %s.",
+                    r->label, toml_type_name(v->type));
+    }
+}
+
+static void tk_ids(struct task_reader *r, const toml_kv *kv)
+{
+    char **ids = id_list(r->ld, kv, r->label);
+    if (!ids)
+        return;
+    if (kv->key[0] == 's') {
+        strv_free(r->t->specified_ids);
+        r->t->specified_ids = ids;
+        r->src->ids_line = kv->line;
+    } else {
+        strv_free(r->t->excepted_ids);
+        r->t->excepted_ids = ids;
+    }
+}
+
+static void tk_datasets(struct task_reader *r, const toml_kv *kv)
+{
+    char **ds = string_list(r->ld, kv, r->label, false);
+    if (ds) {
+        strv_free(r->t->datasets);
+        r->t->datasets = ds;
+    }
+}
+
+static void tk_after(struct task_reader *r, const toml_kv *kv)
+{
+    char **after = string_list(r->ld, kv, r->label, true);
+    if (after) {
+        strv_free(r->src->after);
+        r->src->after = after;
+        r->src->after_line = kv->line;
+    }
+}
+
+/* The keys of a [[tasks]] table, in the order the messages list them, and what reads each. */
+static const struct {
+    const char *key;
+    void (*read)(struct task_reader *r, const toml_kv *kv);
+} task_keys[] = {
+    {"module", tk_module},     {"alias", tk_alias},      {"image", tk_image},
+    {"method", tk_method},     {"fixed", tk_fixed},      {"maximum", tk_maximum},
+    {"specified_ids", tk_ids}, {"excepted_ids", tk_ids}, {"gpu", tk_gpu},
+    {"datasets", tk_datasets}, {"after", tk_after},
+};
+
+static bool is_task_key(const char *key)
+{
+    for (size_t k = 0; k < ARRAY_LEN(task_keys); k++)
+        if (strcmp(key, task_keys[k].key) == 0)
+            return true;
+    return false;
 }
 
 static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swarm_task_def *t,
@@ -452,131 +573,35 @@ static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swar
     t->excepted_ids = xcalloc(1, sizeof(char *));
     t->datasets = xcalloc(1, sizeof(char *));
     src->after = xcalloc(1, sizeof(char *));
-    bool have_module = false, have_image = false;
 
+    struct task_reader r = {.ld = ld, .t = t, .src = src, .label = label};
     for (size_t i = 0; i < tab->u.tab.len; i++) {
         const toml_kv *kv = &tab->u.tab.items[i];
-        const char *k = kv->key;
-        const toml_value *v = kv->val;
-        if (strcmp(k, "module") == 0) {
-            have_module = true;
-            const char *s = string_value(ld, kv, label, false);
-            if (s)
-                resolve_module(ld, kv, label, s, &t->module_path, &t->name);
-        } else if (strcmp(k, "alias") == 0) {
-            const char *s = string_value(ld, kv, label, false);
-            if (s && !graph_text_ok(s)) /* the stored graph could not be read back */
-                problemf(ld, kv->line,
-                         "%s: the alias must be 1 to %d bytes without control characters (the "
-                         "SDK's graph, in which the swarm is stored, allows no more).",
-                         label, GRAPH_TEXT_MAX);
-            else if (s)
-                t->alias = xstrdup(s);
-        } else if (strcmp(k, "image") == 0) {
-            have_image = true;
-            const char *s = string_value(ld, kv, label, false);
-            if (s) {
-                bool blank = false;
-                for (const char *p = s; *p; p++)
-                    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-                        blank = true;
-                if (blank)
-                    problemf(ld, kv->line,
-                             "%s: image '%s' contains white space; write an image reference "
-                             "such as \"manta-task:bookworm\".",
-                             label, s);
-                else
-                    t->image = xstrdup(s);
-            }
-        } else if (strcmp(k, "method") == 0) {
-            const char *s = string_value(ld, kv, label, false);
-            if (!s)
-                continue;
-            if (strcmp(s, "all") == 0)
-                t->method_all = true;
-            else if (strcmp(s, "any") == 0)
-                t->method_all = false;
-            else
-                problemf(ld, kv->line,
-                         "%s: method must be \"all\" (every eligible node) or \"any\" (the "
-                         "least loaded eligible node), not \"%s\".",
-                         label, s);
-        } else if (strcmp(k, "fixed") == 0) {
-            if (type_ok(ld, kv, label, TOML_BOOL, "a boolean (true or false)"))
-                t->fixed = v->u.b;
-        } else if (strcmp(k, "gpu") == 0) {
-            if (type_ok(ld, kv, label, TOML_BOOL, "a boolean (true or false)"))
-                t->gpu = v->u.b;
-        } else if (strcmp(k, "maximum") == 0) {
-            if (v->type == TOML_INTEGER) {
-                if (v->u.i < -1 || v->u.i > INT32_MAX)
-                    problemf(ld, kv->line,
-                             "%s: maximum %lld is out of range: write -1 (no cap), a node count "
-                             "from 0 to %d, or a fraction of the eligible nodes in (0, 1] such "
-                             "as 0.5.",
-                             label, (long long)v->u.i, INT32_MAX);
-                else
-                    t->maximum = (int32_t)v->u.i;
-            } else if (v->type == TOML_FLOAT) {
-                if (!(v->u.f > 0.0 && v->u.f <= 1.0))
-                    problemf(ld, kv->line,
-                             "%s: maximum %g is out of range: a fraction of the eligible nodes "
-                             "must be above 0 and at most 1 (write an integer for a node "
-                             "count, -1 for no cap).",
-                             label, v->u.f);
-                else {
-                    t->max_is_fraction = true;
-                    t->max_fraction = v->u.f;
-                    t->maximum = 0;
-                }
-            } else {
-                problemf(ld, kv->line,
-                         "%s: 'maximum' must be an integer (a node count, -1 for no cap) or a "
-                         "float (a fraction of the eligible nodes), not %s.",
-                         label, toml_type_name(v->type));
-            }
-        } else if (strcmp(k, "specified_ids") == 0 || strcmp(k, "excepted_ids") == 0) {
-            char **ids = id_list(ld, kv, label);
-            if (!ids)
-                continue;
-            if (k[0] == 's') {
-                strv_free(t->specified_ids);
-                t->specified_ids = ids;
-                src->ids_line = kv->line;
-            } else {
-                strv_free(t->excepted_ids);
-                t->excepted_ids = ids;
-            }
-        } else if (strcmp(k, "datasets") == 0) {
-            char **ds = string_list(ld, kv, label, false);
-            if (ds) {
-                strv_free(t->datasets);
-                t->datasets = ds;
-            }
-        } else if (strcmp(k, "after") == 0) {
-            char **after = string_list(ld, kv, label, true);
-            if (after) {
-                strv_free(src->after);
-                src->after = after;
-                src->after_line = kv->line;
-            }
-        } else {
-            cleanup_free char *where = xasprintf("%s (a [[tasks]] table)", label);
-            unknown_key(ld, kv, where, task_keys, ARRAY_LEN(task_keys),
-                        "module, alias, image, method, fixed, maximum, specified_ids, "
-                        "excepted_ids, gpu, datasets and after");
+        size_t k = 0;
+        while (k < ARRAY_LEN(task_keys) && strcmp(kv->key, task_keys[k].key) != 0)
+            k++;
+        if (k < ARRAY_LEN(task_keys)) {
+            task_keys[k].read(&r, kv);
+            continue;
         }
+        const char *names[ARRAY_LEN(task_keys)];
+        for (size_t j = 0; j < ARRAY_LEN(task_keys); j++)
+            names[j] = task_keys[j].key;
+        cleanup_free char *where = xasprintf("%s (a [[tasks]] table)", label);
+        unknown_key(ld, kv, where, names, ARRAY_LEN(names),
+                    "module, alias, image, method, fixed, maximum, specified_ids, "
+                    "excepted_ids, gpu, datasets and after");
     }
-    if (!have_module)
-        problemf(ld, tab->line,
-                 "%s: 'module' is required: add module = \"worker.py\" (a .py file or a "
-                 "package folder, relative to the swarm file) to this [[tasks]] table.",
-                 label);
-    if (!have_image)
-        problemf(ld, tab->line,
-                 "%s: 'image' is required: add the container image the module runs in, e.g. "
-                 "image = \"manta-task:bookworm\", to this [[tasks]] table.",
-                 label);
+    if (!r.have_module)
+        sf_problemf(ld, tab->line,
+                    "%s: 'module' is required: add module = \"worker.py\" (a .py file or a "
+                    "package folder, relative to the swarm file) to this [[tasks]] table.",
+                    label);
+    if (!r.have_image)
+        sf_problemf(ld, tab->line,
+                    "%s: 'image' is required: add the container image the module runs in, e.g. "
+                    "image = \"manta-task:bookworm\", to this [[tasks]] table.",
+                    label);
     if (!t->alias && t->name)
         t->alias = xstrdup(t->name);
     if (t->name)
@@ -585,15 +610,15 @@ static void load_task(struct loader *ld, const toml_value *tab, size_t idx, swar
     /* The SDK's rule for specified_ids with excepted_ids (swarm-model.md 2.2). */
     size_t nspec = strv_len(t->specified_ids), left = 0;
     size_t nexc = strv_len(t->excepted_ids);
-    cleanup_free struct keyed *exc = keyed_sort((const char *const *)t->excepted_ids, nexc);
+    cleanup_free struct keyed *exc = sf_keyed_sort((const char *const *)t->excepted_ids, nexc);
     for (size_t i = 0; i < nspec; i++)
-        if (!keyed_has(exc, nexc, t->specified_ids[i]))
+        if (!sf_keyed_has(exc, nexc, t->specified_ids[i]))
             left++;
     if (nspec && !left) {
-        problemf(ld, src->ids_line,
-                 "%s: every node in specified_ids is also in excepted_ids, so no node may run "
-                 "the task: remove the shared ids from one of the two lists.",
-                 label);
+        sf_problemf(ld, src->ids_line,
+                    "%s: every node in specified_ids is also in excepted_ids, so no node may run "
+                    "the task: remove the shared ids from one of the two lists.",
+                    label);
     } else if (nspec && !t->max_is_fraction && t->maximum > (int32_t)left) {
         t->maximum = (int32_t)left; /* as the SDK clamps it; -1 stays -1 */
     }
@@ -611,10 +636,10 @@ static bool global_budget(struct loader *ld, int line, const char *tag, size_t l
     ld->global_bytes += len;
     if (ld->global_bytes <= SWARM_MAX_GLOBAL_BYTES)
         return true;
-    problemf(ld, line,
-             "global '%s' brings the globals of this swarm file past %zu MiB in all; pass "
-             "large data to tasks as datasets instead.",
-             tag, SWARM_MAX_GLOBAL_BYTES >> 20);
+    sf_problemf(ld, line,
+                "global '%s' brings the globals of this swarm file past %zu MiB in all; pass "
+                "large data to tasks as datasets instead.",
+                tag, SWARM_MAX_GLOBAL_BYTES >> 20);
     return false;
 }
 
@@ -622,7 +647,8 @@ static bool global_budget(struct loader *ld, int line, const char *tag, size_t l
 static bool tag_ok(struct loader *ld, const toml_kv *kv, const char *table)
 {
     if (kv->keylen == 0 || strlen(kv->key) != kv->keylen) {
-        problemf(ld, kv->line, "[%s]: a tag must be non-empty text without NUL characters.", table);
+        sf_problemf(ld, kv->line, "[%s]: a tag must be non-empty text without NUL characters.",
+                    table);
         return false;
     }
     return true;
@@ -631,8 +657,8 @@ static bool tag_ok(struct loader *ld, const toml_kv *kv, const char *table)
 static void load_globals(struct loader *ld, const toml_kv *sec, swarm_def *def)
 {
     if (sec->val->type != TOML_TABLE) {
-        problemf(ld, sec->line, "'globals' must be a table ([globals]), not %s.",
-                 toml_type_name(sec->val->type));
+        sf_problemf(ld, sec->line, "'globals' must be a table ([globals]), not %s.",
+                    toml_type_name(sec->val->type));
         return;
     }
     for (size_t i = 0; i < sec->val->u.tab.len; i++) {
@@ -644,7 +670,7 @@ static void load_globals(struct loader *ld, const toml_kv *sec, swarm_def *def)
         size_t len = 0;
         uint8_t *data = mp_pack_toml_bytes(kv->val, what, &len, &e);
         if (!data) {
-            problemf(ld, kv->line, "%s", mt_error_msg(e));
+            sf_problemf(ld, kv->line, "%s", mt_error_msg(e));
             mt_error_free(&e);
             continue;
         }
@@ -659,8 +685,8 @@ static void load_globals(struct loader *ld, const toml_kv *sec, swarm_def *def)
 static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *def)
 {
     if (sec->val->type != TOML_TABLE) {
-        problemf(ld, sec->line, "'global_files' must be a table ([global_files]), not %s.",
-                 toml_type_name(sec->val->type));
+        sf_problemf(ld, sec->line, "'global_files' must be a table ([global_files]), not %s.",
+                    toml_type_name(sec->val->type));
         return;
     }
     /* the tags of [globals], sorted once: a file of many globals is checked in O(n log n) */
@@ -668,7 +694,7 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
     cleanup_free const char **tags = xcalloc(ng ? ng : 1, sizeof(char *));
     for (size_t i = 0; i < ng; i++)
         tags[i] = def->globals[i].tag;
-    cleanup_free struct keyed *sorted = keyed_sort(tags, ng);
+    cleanup_free struct keyed *sorted = sf_keyed_sort(tags, ng);
     for (size_t i = 0; i < sec->val->u.tab.len; i++) {
         const toml_kv *kv = &sec->val->u.tab.items[i];
         if (!tag_ok(ld, kv, "global_files"))
@@ -677,11 +703,11 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
         const char *rel = string_value(ld, kv, what, false);
         if (!rel)
             continue;
-        if (keyed_has(sorted, ng, kv->key)) {
-            problemf(ld, kv->line,
-                     "global '%s' is set in both [globals] and [global_files]: keep one of "
-                     "them.",
-                     kv->key);
+        if (sf_keyed_has(sorted, ng, kv->key)) {
+            sf_problemf(ld, kv->line,
+                        "global '%s' is set in both [globals] and [global_files]: keep one of "
+                        "them.",
+                        kv->key);
             continue;
         }
         cleanup_free char *path = rel[0] == '/' ? xstrdup(rel) : fs_join(ld->dir, rel);
@@ -689,9 +715,9 @@ static void load_global_files(struct loader *ld, const toml_kv *sec, swarm_def *
         size_t len = 0;
         char *data = fs_read_file(path, SWARM_MAX_FILE, &len, &e);
         if (!data) {
-            problemf(ld, kv->line,
-                     "global file '%s': %s (paths are relative to the swarm file's folder %s).",
-                     kv->key, mt_error_msg(e), ld->dir);
+            sf_problemf(ld, kv->line,
+                        "global file '%s': %s (paths are relative to the swarm file's folder %s).",
+                        kv->key, mt_error_msg(e), ld->dir);
             mt_error_free(&e);
             continue;
         }
@@ -728,22 +754,19 @@ static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
                        kv->val->u.arr.items[0]->type == TOML_TABLE;
             const char *open = kv->val->type == TOML_TABLE ? "[" : aot ? "[[" : "";
             const char *close = kv->val->type == TOML_TABLE ? "]" : aot ? "]]" : "";
-            bool task_key = false;
-            for (size_t k = 0; k < ARRAY_LEN(task_keys); k++)
-                task_key = task_key || strcmp(kv->key, task_keys[k]) == 0;
-            if (task_key)
-                problemf(ld, kv->line,
-                         "key '%s' belongs in a [[tasks]] table: move it below a [[tasks]] "
-                         "header.",
-                         kv->key);
+            if (is_task_key(kv->key))
+                sf_problemf(ld, kv->line,
+                            "key '%s' belongs in a [[tasks]] table: move it below a [[tasks]] "
+                            "header.",
+                            kv->key);
             else if (best)
-                problemf(ld, kv->line, "unknown %s '%s%s%s'; did you mean '%s%s%s'?",
-                         *open ? "table" : "key", open, kv->key, close, open, best, close);
+                sf_problemf(ld, kv->line, "unknown %s '%s%s%s'; did you mean '%s%s%s'?",
+                            *open ? "table" : "key", open, kv->key, close, open, best, close);
             else
-                problemf(ld, kv->line,
-                         "unknown %s '%s%s%s'; a swarm file has the key 'name' and the tables "
-                         "[globals], [global_files] and [[tasks]].",
-                         *open ? "table" : "key", open, kv->key, close);
+                sf_problemf(ld, kv->line,
+                            "unknown %s '%s%s%s'; a swarm file has the key 'name' and the tables "
+                            "[globals], [global_files] and [[tasks]].",
+                            *open ? "table" : "key", open, kv->key, close);
         }
     }
     const toml_kv *gf = toml_table_get_kv(root, "global_files");
@@ -751,28 +774,28 @@ static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
         load_global_files(ld, gf, def);
 
     if (!tasks_kv) {
-        problemf(ld, 0,
-                 "the swarm has no tasks: add at least one [[tasks]] table with a module and "
-                 "an image.");
+        sf_problemf(ld, 0,
+                    "the swarm has no tasks: add at least one [[tasks]] table with a module and "
+                    "an image.");
         return;
     }
     const toml_value *arr = tasks_kv->val;
     if (arr->type != TOML_ARRAY) {
-        problemf(ld, tasks_kv->line,
-                 "'tasks' must be an array of tables ([[tasks]] sections), not %s.",
-                 toml_type_name(arr->type));
+        sf_problemf(ld, tasks_kv->line,
+                    "'tasks' must be an array of tables ([[tasks]] sections), not %s.",
+                    toml_type_name(arr->type));
         return;
     }
     if (arr->u.arr.len == 0) {
-        problemf(ld, tasks_kv->line,
-                 "the swarm has no tasks: add at least one [[tasks]] table with a module and "
-                 "an image.");
+        sf_problemf(ld, tasks_kv->line,
+                    "the swarm has no tasks: add at least one [[tasks]] table with a module and "
+                    "an image.");
         return;
     }
     if (arr->u.arr.len > SWARM_MAX_TASKS) {
-        problemf(ld, tasks_kv->line,
-                 "the swarm has %zu tasks; a swarm file holds at most %d: split the swarm.",
-                 arr->u.arr.len, SWARM_MAX_TASKS);
+        sf_problemf(ld, tasks_kv->line,
+                    "the swarm has %zu tasks; a swarm file holds at most %d: split the swarm.",
+                    arr->u.arr.len, SWARM_MAX_TASKS);
         return;
     }
     def->tasks = xcalloc(arr->u.arr.len, sizeof(swarm_task_def));
@@ -782,181 +805,13 @@ static void load_tree(struct loader *ld, const toml_value *root, swarm_def *def,
         const toml_value *tab = arr->u.arr.items[i];
         if (tab->type != TOML_TABLE) {
             (*srcs)[i].label = xasprintf("task #%zu", i + 1);
-            problemf(ld, tab->line ? tab->line : tasks_kv->line,
-                     "task #%zu must be a table ([[tasks]] section), not %s.", i + 1,
-                     toml_type_name(tab->type));
+            sf_problemf(ld, tab->line ? tab->line : tasks_kv->line,
+                        "task #%zu must be a table ([[tasks]] section), not %s.", i + 1,
+                        toml_type_name(tab->type));
             continue;
         }
         load_task(ld, tab, i, &def->tasks[i], &(*srcs)[i]);
     }
-}
-
-static void push_index(size_t **v, size_t *n, size_t x)
-{
-    *v = xrealloc(*v, (*n + 1) * sizeof(size_t));
-    (*v)[(*n)++] = x;
-}
-
-/* Tasks sharing a key (alias or module name): one problem per shared key, naming the lines. */
-static void report_shared(struct loader *ld, swarm_def *def, struct task_src *srcs, bool alias)
-{
-    size_t n = def->ntasks;
-    cleanup_free const char **keys = xcalloc(n, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        keys[i] = alias ? def->tasks[i].alias : def->tasks[i].name;
-    cleanup_free struct keyed *k = keyed_sort(keys, n);
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && strcmp(k[j].key, k[i].key) == 0)
-            j++;
-        if (j - i > 1 && problems_room(ld)) {
-            /* reported once, at the second task, in the words used for a pair */
-            int first = srcs[k[i].idx].line;
-            size_t second = k[i + 1].idx;
-            strbuf more = STRBUF_INIT;
-            if (j - i > 2) {
-                sb_printf(&more, " (and by %zu more task%s, at line%s ", j - i - 2,
-                          j - i > 3 ? "s" : "", j - i > 3 ? "s" : "");
-                for (size_t m = i + 2; m < j && m < i + 12; m++)
-                    sb_printf(&more, "%s%d", m > i + 2 ? ", " : "", srcs[k[m].idx].line);
-                sb_puts(&more, j - i > 12 ? ", ...)" : ")");
-            }
-            if (alias)
-                problemf(ld, srcs[second].line,
-                         "the alias '%s' is already used by the task at line %d%s: give %s "
-                         "another alias = \"...\".",
-                         k[i].key, first, sb_str(&more),
-                         j - i > 2 ? "each of these tasks but one" : "one of the two tasks");
-            else
-                problemf(ld, srcs[second].line,
-                         "%s uses module name '%s' like the task at line %d%s; the task id comes "
-                         "from the module name, so the %s would be one graph task: rename %s of "
-                         "the modules (file or folder).",
-                         srcs[second].label, k[i].key, first, sb_str(&more),
-                         j - i > 2 ? "tasks" : "two", j - i > 2 ? "all but one" : "one");
-            sb_free(&more);
-        } else if (j - i > 1) {
-            ld->nproblems++;
-        }
-        i = j;
-    }
-}
-
-/* Stage 2: names, edges, cycles and orders. */
-static void build_graph(struct loader *ld, swarm_def *def, struct task_src *srcs)
-{
-    size_t n = def->ntasks;
-    report_shared(ld, def, srcs, true);
-    report_shared(ld, def, srcs, false);
-    if (ld->nproblems)
-        return;
-
-    const char **aliases = xcalloc(n, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        aliases[i] = def->tasks[i].alias;
-    /* aliases are unique here: a sorted copy answers "which task" in O(log n) */
-    cleanup_free struct keyed *by_alias = keyed_sort(aliases, n);
-    cleanup_free size_t *seen = xcalloc(n, sizeof(size_t)); /* i + 1: already a prev of i */
-    for (size_t i = 0; i < n; i++) {
-        swarm_task_def *t = &def->tasks[i];
-        for (size_t a = 0; srcs[i].after[a]; a++) {
-            const char *name = srcs[i].after[a];
-            ssize_t p = -1;
-            size_t lo = 0, hi = n;
-            while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(by_alias[mid].key, name);
-                if (c == 0) {
-                    p = (ssize_t)by_alias[mid].idx;
-                    break;
-                }
-                if (c < 0)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            if (p < 0) {
-                const char *best = problems_room(ld) ? suggest_closest(name, aliases, n) : NULL;
-                if (best)
-                    problemf(ld, srcs[i].after_line,
-                             "%s: after names '%s', which is not the alias of any task; did "
-                             "you mean '%s'?",
-                             srcs[i].label, name, best);
-                else
-                    problemf(ld, srcs[i].after_line,
-                             "%s: after names '%s', which is not the alias of any task: write "
-                             "the alias of a task of this file (a task's alias defaults to its "
-                             "module name).",
-                             srcs[i].label, name);
-                continue;
-            }
-            if (seen[p] != i + 1) {
-                seen[p] = i + 1;
-                push_index(&t->prev, &t->nprev, (size_t)p);
-            }
-        }
-    }
-    free(aliases);
-    if (ld->nproblems)
-        return;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < def->tasks[i].nprev; k++) {
-            swarm_task_def *p = &def->tasks[def->tasks[i].prev[k]];
-            push_index(&p->next, &p->nnext, i);
-        }
-
-    /* Orders: a start task has order 0, any other task one more than its deepest previous
-     * task. Tasks left with unprocessed previous tasks are on a cycle or after one. */
-    cleanup_free size_t *indeg = xcalloc(n, sizeof(size_t));
-    cleanup_free size_t *queue = xcalloc(n, sizeof(size_t));
-    size_t qh = 0, qt = 0;
-    for (size_t i = 0; i < n; i++) {
-        indeg[i] = def->tasks[i].nprev;
-        def->tasks[i].order = 0;
-        if (!indeg[i])
-            queue[qt++] = i;
-    }
-    while (qh < qt) {
-        swarm_task_def *u = &def->tasks[queue[qh++]];
-        for (size_t k = 0; k < u->nnext; k++) {
-            swarm_task_def *v = &def->tasks[u->next[k]];
-            if (v->order < u->order + 1)
-                v->order = u->order + 1;
-            if (--indeg[u->next[k]] == 0)
-                queue[qt++] = u->next[k];
-        }
-    }
-    if (qt == n)
-        return;
-
-    /* Find one cycle: walk backwards through unprocessed previous tasks until one repeats. */
-    cleanup_free ssize_t *pos = xmalloc(n * sizeof(ssize_t));
-    cleanup_free size_t *walk = xmalloc((n + 1) * sizeof(size_t));
-    for (size_t i = 0; i < n; i++)
-        pos[i] = -1;
-    size_t u = 0, len = 0;
-    while (!indeg[u])
-        u++;
-    while (pos[u] < 0) {
-        pos[u] = (ssize_t)len;
-        walk[len++] = u;
-        const swarm_task_def *t = &def->tasks[u];
-        for (size_t k = 0; k < t->nprev; k++)
-            if (indeg[t->prev[k]]) {
-                u = t->prev[k];
-                break;
-            }
-    }
-    strbuf cyc = STRBUF_INIT;
-    sb_printf(&cyc, "%s", def->tasks[u].alias);
-    for (size_t k = len; k-- > (size_t)pos[u];)
-        sb_printf(&cyc, " -> %s", def->tasks[walk[k]].alias);
-    problemf(ld, srcs[u].line,
-             "the tasks form a cycle through 'after': %s. A swarm graph cannot loop (a task "
-             "starts the next round at run time by calling ScheduleTask): remove one of these "
-             "'after' entries.",
-             sb_str(&cyc));
-    sb_free(&cyc);
 }
 
 static char *swarm_stem(const char *path)
@@ -981,13 +836,13 @@ swarm_def *swarmfile_load(const char *path, mt_error **err)
 
     load_tree(&ld, root, def, &srcs);
     if (!ld.nproblems)
-        build_graph(&ld, def, srcs);
+        sf_build_graph(&ld, def, srcs);
     if (!ld.nproblems) {
         for (size_t i = 0; i < def->ntasks; i++) {
             swarm_task_def *t = &def->tasks[i];
             mt_error *e = NULL;
             if (pyz_pack(t->module_path, &t->pyz, &t->pyz_len, &e)) {
-                problemf(&ld, srcs[i].line, "%s: %s", srcs[i].label, mt_error_msg(e));
+                sf_problemf(&ld, srcs[i].line, "%s: %s", srcs[i].label, mt_error_msg(e));
                 mt_error_free(&e);
                 break;
             }
