@@ -221,13 +221,17 @@ class ChaosRun:
     def plan(self):
         """Faults at random positions over rounds 1..rounds-2 (the last two are left alone so
         that the swarm is still running when the last fault lands: with the last round open,
-        faults drawn late found the swarm ended, and a run injected 5 of 8); every kind at
-        least once when there are enough faults."""
+        faults drawn late found the swarm ended, and a run injected 5 of 8), one in each of
+        `nfaults` equal slots of that span: positions drawn independently bunched up (three
+        faults in one round), and as each fault takes seconds to inject (a restart, its down
+        time), a fast run ended before the bunch was through and a run injected 5 of 8 again.
+        Every kind at least once when there are enough faults."""
         kinds = list(KINDS[:min(len(KINDS), self.nfaults)])
         kinds += [self.rng.choice(KINDS) for _ in range(self.nfaults - len(kinds))]
         self.rng.shuffle(kinds)
-        span = max(0.5, self.rounds - 2.3)
-        ats = sorted(0.3 + self.rng.random() * span for _ in kinds)
+        span = max(0.5, self.rounds - 2.5)
+        slot = span / max(1, len(kinds))
+        ats = [0.3 + (i + 0.1 + 0.8 * self.rng.random()) * slot for i in range(len(kinds))]
         faults = [Fault(k, a) for k, a in zip(kinds, ats)]
         for f in faults:
             f.down = round(self.rng.uniform(0.0, self.max_down), 2)
