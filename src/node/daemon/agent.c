@@ -290,6 +290,11 @@ int agent_init(node *n, node_config *cfg, const char *config_name, const char *a
     mqtt_lib_init();
     n->libs_inited = true;
     n->wq = workers_start(1, MANAGER_CALLS_QUEUED);
+    if (!n->wq)
+        return mt_error_set(err, MT_ERR_RESOURCE,
+                            "Cannot start the thread that makes the node's manager calls (the "
+                            "system refused a new thread); free some resources and start the "
+                            "node again.");
     log_info(n->log, "agent", "Node ID: %s", n->xid);
     log_info(n->log, "agent", "Configuration: %s", n->cfg.metadata.name);
     return 0;
