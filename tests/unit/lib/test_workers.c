@@ -44,9 +44,50 @@ static void discard(void *arg)
     pthread_mutex_unlock(&mu);
 }
 
+/* a job that runs until the test opens the gate: "running" without a timing bet */
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void gated(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    if (++active > max_active)
+        max_active = active;
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &mu);
+    active--;
+    ran++;
+    pthread_mutex_unlock(&mu);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+/* wait (bounded) until *v, read under mu, reaches want */
+static int wait_for(const int *v, int want)
+{
+    int now = 0;
+    for (int i = 0; i < 60000; i++) {
+        pthread_mutex_lock(&mu);
+        now = *v;
+        pthread_mutex_unlock(&mu);
+        if (now >= want)
+            break;
+        sleep_ms(1);
+    }
+    return now;
+}
+
 static void reset(void)
 {
     ran = discarded = active = max_active = 0;
+    gate_open = 0;
 }
 
 static void test_runs_every_job_bounded(void **state)
@@ -56,16 +97,29 @@ static void test_runs_every_job_bounded(void **state)
     workers *w = workers_start(3, 0);
     assert_non_null(w);
     assert_int_equal(workers_threads(w), 3);
-    for (int i = 0; i < 20; i++)
-        assert_true(workers_submit(w, job, discard, (void *)(intptr_t)5));
-    for (int i = 0; i < 400 && workers_pending(w); i++)
-        sleep_ms(5);
+    for (int i = 0; i < 5; i++) /* three run at once (held at the gate), two wait */
+        assert_true(workers_submit(w, gated, discard, NULL));
+    assert_int_equal(wait_for(&active, 3), 3);
+    for (int i = 0; i < 15; i++)
+        assert_true(workers_submit(w, job, discard, (void *)(intptr_t)1));
+    assert_int_equal(workers_pending(w), 20);
+    open_gate();
+    assert_true(workers_drain(w, 60000));
     assert_int_equal(workers_pending(w), 0);
     workers_stop(w);
     assert_int_equal(ran, 20);
     assert_int_equal(discarded, 0);
-    assert_true(max_active <= 3);
-    assert_true(max_active >= 2); /* they did run in parallel */
+    assert_int_equal(max_active, 3); /* in parallel, never more than n */
+}
+
+/* opens the gate once workers_stop has discarded the queued jobs, i.e. while it waits for the
+ * running ones */
+static void *open_after_discard(void *p)
+{
+    (void)p;
+    wait_for(&discarded, 4);
+    open_gate();
+    return NULL;
 }
 
 static void test_stop_joins_running_and_discards_queued(void **state)
@@ -74,10 +128,12 @@ static void test_stop_joins_running_and_discards_queued(void **state)
     reset();
     workers *w = workers_start(2, 0);
     for (int i = 0; i < 6; i++)
-        assert_true(workers_submit(w, job, discard, (void *)(intptr_t)200));
-    for (int i = 0; i < 2000 && active < 2; i++) /* two are running, four wait */
-        sleep_ms(1);
+        assert_true(workers_submit(w, gated, discard, NULL));
+    assert_int_equal(wait_for(&active, 2), 2); /* two are running, four wait */
+    pthread_t opener;
+    assert_int_equal(pthread_create(&opener, NULL, open_after_discard, NULL), 0);
     workers_stop(w); /* returns only once the running two have finished */
+    pthread_join(opener, NULL);
     assert_int_equal(active, 0);
     assert_int_equal(ran, 2);
     assert_int_equal(discarded, 4);
@@ -106,7 +162,7 @@ static void record(void *arg)
     pthread_mutex_lock(&mu);
     order[norder++] = (int)(intptr_t)arg;
     pthread_mutex_unlock(&mu);
-    sleep_ms(20);
+    sleep_ms(5);
 }
 
 static void test_one_thread_bounded_in_order_and_drained(void **state)
@@ -114,24 +170,30 @@ static void test_one_thread_bounded_in_order_and_drained(void **state)
     (void)state;
     reset();
     norder = 0;
-    workers *w = workers_start(1, 3); /* one running, three waiting at most */
-    assert_true(workers_submit(w, record, discard, (void *)(intptr_t)0));
-    for (int i = 0; i < 2000 && workers_pending(w) && !norder; i++) /* the first is running */
-        sleep_ms(1);
-    for (int i = 1; i <= 3; i++)
+    workers *w = workers_start(1, 3);                     /* one running, three waiting at most */
+    assert_true(workers_submit(w, gated, discard, NULL)); /* holds the thread */
+    assert_int_equal(wait_for(&active, 1), 1);
+    for (int i = 0; i < 3; i++)
         assert_true(workers_submit(w, record, discard, (void *)(intptr_t)i));
     /* full: refused, nothing run for it, the caller keeps it */
     assert_false(workers_submit(w, record, discard, (void *)(intptr_t)9));
-    assert_true(workers_drain(w, 30000));
+    open_gate();
+    assert_true(workers_drain(w, 60000));
     assert_int_equal(workers_pending(w), 0);
-    assert_int_equal(norder, 4);
-    for (int i = 0; i < 4; i++)
+    assert_int_equal(norder, 3);
+    for (int i = 0; i < 3; i++)
         assert_int_equal(order[i], i);
     /* drained: room again */
-    assert_true(workers_submit(w, job, discard, (void *)(intptr_t)200));
+    pthread_mutex_lock(&mu);
+    gate_open = 0;
+    pthread_mutex_unlock(&mu);
+    assert_true(workers_submit(w, gated, discard, NULL));
     assert_false(workers_drain(w, 1)); /* still running: times out */
+    open_gate();
+    assert_true(workers_drain(w, 60000));
     workers_stop(w);
     assert_int_equal(discarded, 0);
+    assert_int_equal(ran, 2);
 }
 
 int main(void)
