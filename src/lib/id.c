@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -268,6 +269,19 @@ bool node_id_parse_xid(const char *s, node_id *out)
     }
     *out = v;
     return true;
+}
+
+void node_id_to_hex(node_id id, char out[33])
+{
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)id.head, (unsigned long long)id.tail);
+}
+
+bool node_id_parse_hex(const char *s, node_id *out)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 32 || strspn(s, "0123456789abcdefABCDEF") != n)
+        return false;
+    return node_id_parse_xid(s, out);
 }
 
 bool node_id_equal(node_id a, node_id b)

@@ -40,6 +40,11 @@ void node_id_to_xid(node_id id, char out[NODE_XID_MAX + 1]);
 /* Parse a hex text form (any zero padding, at most 128 bits). Returns false if invalid. */
 bool node_id_parse_xid(const char *s, node_id *out);
 
+/* The form users see (the SDK's): 32 lower-case hex digits, zero-padded. */
+void node_id_to_hex(node_id id, char out[33]);
+/* Parse what a user gives: 1..32 hex digits. False if it is not that. */
+bool node_id_parse_hex(const char *s, node_id *out);
+
 bool node_id_equal(node_id a, node_id b);
 
 /* qsort/bsearch order of node_id values (by head, then tail). */

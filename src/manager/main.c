@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "mem.h"
 #include "mgr.h"
+#include "web.h"
 #include "paths.h"
 #include "runner.h"
 #include "swarmfile.h"
@@ -64,6 +65,8 @@ static const char usage_text[] =
     "      --user-listen HOST:PORT\n"
     "                        address of the user services (overrides `user_listen`; default:\n"
     "                        the node service's)\n"
+    "      --http HOST:PORT  serve the web dashboard there (overrides `http_listen`;\n"
+    "                        docs/dashboard.md)\n"
     "      --broker HOST:PORT   MQTT broker (overrides broker_host/broker_port)\n"
     "      --store FILE      SQLite store (overrides `store`)\n"
     "      --admin PATH      admin socket (overrides `admin_socket`)\n"
@@ -315,6 +318,16 @@ static bool run_over(void *ctx)
     return st != RUN_RUNNING;
 }
 
+/* Where the dashboard is, when there is one: its address with the port actually bound. */
+static void print_dashboard(manager *m)
+{
+    if (!m->web)
+        return;
+    const char *a = m->cfg.http_listen, *colon = strrchr(a, ':');
+    printf("manta_manager: dashboard on %s://%.*s:%d/\n", web_tls(m->web) ? "https" : "http",
+           (int)(colon - a), a, web_port(m->web));
+}
+
 static int cmd_run(opts *o, const char *file)
 {
     mt_error *err = NULL;
@@ -329,6 +342,7 @@ static int cmd_run(opts *o, const char *file)
         return code;
     }
     run_ctx rc = {.m = &m, .t0 = clock_mono_ms()};
+    print_dashboard(&m);
     printf("manta_manager: serving nodes on port %d; waiting for %ld node%s (up to %ld s)\n",
            m.port, o->nodes, o->nodes == 1 ? "" : "s", o->wait_s);
     fflush(stdout);
@@ -407,6 +421,7 @@ static int cmd_serve(opts *o)
     printf("manta_manager: serving nodes on port %d\n", m.port);
     if (m.usrv)
         printf("manta_manager: serving users on port %d\n", m.user_port);
+    print_dashboard(&m);
     fflush(stdout);
     mgr_loop(&m, NULL, NULL, 0);
     mgr_close(&m);
@@ -730,6 +745,9 @@ static int apply_opt(opts *o, int c)
     case 17:
         o->out = optarg;
         break;
+    case 18:
+        o->ov.http_listen = optarg;
+        break;
     case 'h':
         fputs(usage_text, stdout);
         return 0;
@@ -867,6 +885,7 @@ static int manager_main(opts *op, int argc, char **argv)
                                        {"password-file", required_argument, NULL, 15},
                                        {"user-listen", required_argument, NULL, 16},
                                        {"out", required_argument, NULL, 17},
+                                       {"http", required_argument, NULL, 18},
                                        {"help", no_argument, NULL, 'h'},
                                        {"version", no_argument, NULL, 'V'},
                                        {0, 0, 0, 0}};

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "web.h"
 #include "backoff.h"
 #include "clock.h"
 #include "fsutil.h"
@@ -162,6 +163,10 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
             free(m->cfg.user_listen);
             m->cfg.user_listen = xstrdup(ov->user_listen);
         }
+        if (ov->http_listen) {
+            free(m->cfg.http_listen);
+            m->cfg.http_listen = xstrdup(ov->http_listen);
+        }
         if (ov->broker) {
             free(m->cfg.broker_host);
             if (split_hostport(ov->broker, &m->cfg.broker_host, &m->cfg.broker_port, err) < 0)
@@ -240,6 +245,8 @@ int mgr_open(manager *m, const char *config_path, const mgr_overrides *ov, mt_er
         return -1;
     m->admin = admin_start(m, m->cfg.admin_socket, err);
     if (!m->admin)
+        return -1;
+    if (*m->cfg.http_listen && !(m->web = web_start(m, err)))
         return -1;
     log_info(m->log, "manager", "serving nodes on port %d (store %s, admin %s, tokens %s)", m->port,
              m->cfg.store, m->cfg.admin_socket, m->cfg.require_token ? "required" : "NOT required");
@@ -402,6 +409,8 @@ int mgr_loop(manager *m, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms
 
 void mgr_close(manager *m)
 {
+    web_stop(m->web);
+    m->web = NULL;
     admin_stop(m->admin);
     m->admin = NULL;
     node_service_stop(m);

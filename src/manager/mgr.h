@@ -26,6 +26,14 @@
 #include "store.h"
 #include "token.h"
 
+/* A node's load for the dashboard: one sample every MGR_HIST_EVERY_MS, the last MGR_HIST_LEN. */
+#define MGR_HIST_LEN      120
+#define MGR_HIST_EVERY_MS 5000
+typedef struct mgr_sample {
+    int64_t wall_ms;
+    float cpu, mem; /* percent */
+} mgr_sample;
+
 typedef struct mgr_node {
     node_id id;
     char xid[NODE_XID_MAX + 1];
@@ -43,6 +51,8 @@ typedef struct mgr_node {
     ProtobufCBinaryData platform;  /* common.informations.PlatformInfo of the registration */
     ProtobufCBinaryData overviews; /* common.informations.Overviews, latest */
     ProtobufCBinaryData metrics;   /* common.informations.MetricsSnapshot, latest */
+    mgr_sample hist[MGR_HIST_LEN]; /* a ring, oldest at hist_head */
+    unsigned hist_head, hist_n;
 } mgr_node;
 
 typedef struct mgr_msg {
@@ -85,6 +95,7 @@ typedef struct manager {
     mgr_progress_fn progress;
     void *progress_ctx;
     struct admin_server *admin; /* admin.c */
+    struct web_server *web;     /* web.c: the dashboard, or NULL (no http_listen) */
     bool libs_up;               /* mqtt_lib_init and rpc_init were called: mgr_close undoes them */
     int reconnect_attempt;      /* broker connection attempts failed in a row */
 } manager;
@@ -112,6 +123,7 @@ int64_t mgr_will_grace_s(const manager *m);
 typedef struct mgr_overrides {
     const char *listen;
     const char *user_listen;
+    const char *http_listen;
     const char *broker; /* "host:port" */
     const char *store;
     const char *admin_socket;

@@ -26,6 +26,14 @@ static const cfg_key keys[] = {
     {.name = "user_token_ttl", .type = CFG_INT, .offset = F(user_token_ttl),
      .def = "604800", .min = 60, .max = 31622400,
      .doc = "Seconds a user token from SignIn stays valid (default 7 days)."},
+    {.name = "http_listen", .type = CFG_STRING, .offset = F(http_listen), .def = "",
+     .doc = "Address of the web dashboard (`host:port`, e.g. `127.0.0.1:8080`; docs/dashboard.md): "
+            "nodes, swarms, training curves and logs in a browser, for the users of the user "
+            "services. Empty: no dashboard. Served over HTTPS with `tls_cert`/`tls_key` when they "
+            "are set."},
+    {.name = "http_session_ttl", .type = CFG_INT, .offset = F(http_session_ttl),
+     .def = "28800", .min = 60, .max = 2592000,
+     .doc = "Seconds a dashboard sign-in lasts (default 8 hours)."},
     {.name = "broker_host", .type = CFG_STRING, .offset = F(broker_host), .def = "127.0.0.1",
      .doc = "Host of the MQTT broker the manager uses to send commands to nodes."},
     {.name = "broker_port", .type = CFG_INT, .offset = F(broker_port),

@@ -185,3 +185,204 @@ uint8_t *mp_pack_toml_bytes(const toml_value *v, const char *what, size_t *len, 
     *len = sb.len;
     return (uint8_t *)sb_steal(&sb);
 }
+
+/* ---- reading -------------------------------------------------------------------------------- */
+
+typedef struct mp_reader {
+    const uint8_t *p, *end;
+    mp_number_fn fn;
+    void *ctx;
+    int nest; /* containers open now: a bound on the recursion, whatever is reported */
+    char path[MP_PATH_MAX];
+} mp_reader;
+
+#define MP_NEST_MAX 64 /* containers inside containers read at all (deeper: malformed) */
+
+static bool rd_take(mp_reader *r, size_t n, const uint8_t **out)
+{
+    if ((size_t)(r->end - r->p) < n)
+        return false;
+    *out = r->p;
+    r->p += n;
+    return true;
+}
+
+static bool rd_uint(mp_reader *r, size_t n, uint64_t *v)
+{
+    const uint8_t *b;
+    if (!rd_take(r, n, &b))
+        return false;
+    *v = 0;
+    for (size_t i = 0; i < n; i++)
+        *v = *v << 8 | b[i];
+    return true;
+}
+
+static bool rd_value(mp_reader *r, size_t plen, int depth);
+
+/* A map of n pairs: numbers under string keys are reported as path.key. */
+static bool rd_map(mp_reader *r, uint64_t n, size_t plen, int depth)
+{
+    if (++r->nest > MP_NEST_MAX)
+        return false;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *key = NULL;
+        uint64_t klen = 0;
+        uint8_t t;
+        if (r->p >= r->end)
+            return false;
+        t = *r->p;
+        if ((t & 0xe0) == 0xa0 || t == 0xd9 || t == 0xda || t == 0xdb) {
+            r->p++;
+            if ((t & 0xe0) == 0xa0)
+                klen = t & 0x1f;
+            else if (!rd_uint(r, t == 0xd9 ? 1 : t == 0xda ? 2 : 4, &klen))
+                return false;
+            if (!rd_take(r, klen, &key))
+                return false;
+        } else if (!rd_value(r, 0, MP_DEPTH_MAX + 1)) { /* another kind of key: stepped over */
+            return false;
+        }
+        bool follow = key && depth < MP_DEPTH_MAX && plen + 1 + klen < MP_PATH_MAX &&
+                      !memchr(key, '\0', klen);
+        if (follow) {
+            size_t at = plen;
+            if (at)
+                r->path[at++] = '.';
+            memcpy(r->path + at, key, klen);
+            r->path[at + klen] = '\0';
+            if (!rd_value(r, at + klen, depth + 1))
+                return false;
+            r->path[plen] = '\0';
+        } else if (!rd_value(r, 0, MP_DEPTH_MAX + 1)) {
+            return false;
+        }
+    }
+    r->nest--;
+    return true;
+}
+
+/* An array of n values: stepped over. */
+static bool rd_array(mp_reader *r, uint64_t n)
+{
+    if (++r->nest > MP_NEST_MAX)
+        return false;
+    for (uint64_t i = 0; i < n; i++)
+        if (!rd_value(r, 0, MP_DEPTH_MAX + 1))
+            return false;
+    r->nest--;
+    return true;
+}
+
+static void rd_number(mp_reader *r, size_t plen, int depth, double v)
+{
+    if (depth <= MP_DEPTH_MAX && plen)
+        r->fn(r->ctx, r->path, v);
+}
+
+/* One value; depth > MP_DEPTH_MAX: read over without reporting. */
+static bool rd_value(mp_reader *r, size_t plen, int depth)
+{
+    const uint8_t *b;
+    uint64_t v = 0;
+    if (!rd_take(r, 1, &b))
+        return false;
+    uint8_t t = *b;
+    if (t <= 0x7f) {
+        rd_number(r, plen, depth, t);
+        return true;
+    }
+    if (t >= 0xe0) {
+        rd_number(r, plen, depth, (int8_t)t);
+        return true;
+    }
+    if ((t & 0xf0) == 0x80)
+        return rd_map(r, t & 0x0f, plen, depth);
+    if ((t & 0xf0) == 0x90)
+        return rd_array(r, t & 0x0f);
+    if ((t & 0xe0) == 0xa0)
+        return rd_take(r, t & 0x1f, &b);
+    switch (t) {
+    case 0xc0:
+    case 0xc2:
+    case 0xc3: /* nil, false, true */
+        return true;
+    case 0xc4:
+    case 0xd9: /* bin8, str8 */
+        return rd_uint(r, 1, &v) && rd_take(r, v, &b);
+    case 0xc5:
+    case 0xda:
+        return rd_uint(r, 2, &v) && rd_take(r, v, &b);
+    case 0xc6:
+    case 0xdb:
+        return rd_uint(r, 4, &v) && rd_take(r, v, &b);
+    case 0xc7: /* ext8/16/32: length, type, data */
+        return rd_uint(r, 1, &v) && rd_take(r, v + 1, &b);
+    case 0xc8:
+        return rd_uint(r, 2, &v) && rd_take(r, v + 1, &b);
+    case 0xc9:
+        return rd_uint(r, 4, &v) && rd_take(r, v + 1, &b);
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8: /* fixext 1..16 */
+        return rd_take(r, 1 + ((size_t)1 << (t - 0xd4)), &b);
+    case 0xca: { /* float32 */
+        if (!rd_uint(r, 4, &v))
+            return false;
+        uint32_t u = (uint32_t)v;
+        float f;
+        memcpy(&f, &u, 4);
+        rd_number(r, plen, depth, f);
+        return true;
+    }
+    case 0xcb: {
+        if (!rd_uint(r, 8, &v))
+            return false;
+        double d;
+        memcpy(&d, &v, 8);
+        rd_number(r, plen, depth, d);
+        return true;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        if (!rd_uint(r, (size_t)1 << (t - 0xcc), &v))
+            return false;
+        rd_number(r, plen, depth, (double)v);
+        return true;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t n = (size_t)1 << (t - 0xd0);
+        if (!rd_uint(r, n, &v))
+            return false;
+        int64_t sv = n == 8 ? (int64_t)v : (int64_t)(v << (64 - 8 * n)) >> (64 - 8 * n);
+        rd_number(r, plen, depth, (double)sv);
+        return true;
+    }
+    case 0xdc:
+    case 0xdd: /* array16/32 */
+        return rd_uint(r, t == 0xdc ? 2 : 4, &v) && rd_array(r, v);
+    case 0xde:
+    case 0xdf:
+        if (!rd_uint(r, t == 0xde ? 2 : 4, &v))
+            return false;
+        return rd_map(r, v, plen, depth);
+    default: /* 0xc1: never used */
+        return false;
+    }
+}
+
+int mp_numbers(const uint8_t *data, size_t len, const char *prefix, mp_number_fn fn, void *ctx)
+{
+    mp_reader r = {.p = data, .end = data + len, .fn = fn, .ctx = ctx};
+    size_t plen = strlen(prefix);
+    if (plen >= MP_PATH_MAX)
+        return -1;
+    memcpy(r.path, prefix, plen + 1);
+    return rd_value(&r, plen, 0) && r.p == r.end ? 0 : -1;
+}

@@ -46,4 +46,20 @@ int mp_pack_toml(strbuf *sb, const toml_value *v, const char *what, mt_error **e
 /* The same into a new buffer: returns owned bytes (length in *len), or NULL with *err. */
 uint8_t *mp_pack_toml_bytes(const toml_value *v, const char *what, size_t *len, mt_error **err);
 
+/* ---- reading: the numbers in a value (the dashboard's training curves) ---- */
+
+#define MP_PATH_MAX  256 /* bytes of a dotted path */
+#define MP_DEPTH_MAX 16  /* maps inside maps */
+
+/* Called for each number found: path (borrowed for the call) and its value. */
+typedef void (*mp_number_fn)(void *ctx, const char *path, double value);
+
+/* Walk one msgpack value (what the SDK's dict_to_bytes stores): for every integer or float
+ * reached through maps with string keys, call fn with its dotted path — `prefix`, then ".key"
+ * per map level (a number at the top is `prefix` itself). Arrays, strings, binaries,
+ * booleans, nil and extension types are stepped over; paths longer than MP_PATH_MAX and maps
+ * deeper than MP_DEPTH_MAX are not followed. Returns 0, or -1 when data is not one well-formed
+ * value (fn may have been called for the numbers before the fault). */
+int mp_numbers(const uint8_t *data, size_t len, const char *prefix, mp_number_fn fn, void *ctx);
+
 #endif

@@ -110,12 +110,28 @@ static void keep_packed(ProtobufCBinaryData *dst, const ProtobufCMessage *msg)
     dst->len = protobuf_c_message_pack(msg, dst->data);
 }
 
-/* The latest MetricsSnapshot of a node, for the user services (lock held). */
+/* The latest MetricsSnapshot of a node, for the user services, and a sample of its load for the
+ * dashboard (lock held). */
 static void keep_metrics(manager *m, const Common__Informations__SetSystemSummaryRequest *s)
 {
     mgr_node *n = mgr_node_find(m, pid(s->node_id));
-    if (n && s->metrics_snapshot)
-        keep_packed(&n->metrics, &s->metrics_snapshot->base);
+    const Common__Informations__MetricsSnapshot *ms = s->metrics_snapshot;
+    if (!n || !ms)
+        return;
+    keep_packed(&n->metrics, &ms->base);
+    int64_t now = clock_wall_ms();
+    const mgr_sample *last =
+        n->hist_n ? &n->hist[(n->hist_head + n->hist_n - 1) % MGR_HIST_LEN] : NULL;
+    if (last && now - last->wall_ms < MGR_HIST_EVERY_MS && now >= last->wall_ms)
+        return;
+    mgr_sample smp = {now, ms->cpu ? ms->cpu->usage_percent : 0,
+                      ms->memory ? ms->memory->percent_used : 0};
+    if (n->hist_n < MGR_HIST_LEN)
+        n->hist[(n->hist_head + n->hist_n++) % MGR_HIST_LEN] = smp;
+    else {
+        n->hist[n->hist_head] = smp;
+        n->hist_head = (n->hist_head + 1) % MGR_HIST_LEN;
+    }
 }
 
 /* The overview names, cleaned (they are listed as JSON and logged). */

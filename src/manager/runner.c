@@ -45,6 +45,24 @@ swarm_run *run_find(manager *m, node_id swarm)
     return NULL;
 }
 
+int64_t runner_current(manager *m, node_id swarm, runner_inst_fn fn, void *ctx)
+{
+    static const char *const states[] = {"DEPLOYED", "DONE", "FAILED", "DROPPED", "STOPPED"};
+    swarm_run *r = run_find(m, swarm);
+    if (!r)
+        return -1;
+    for (size_t i = 0; i < r->ninsts; i++) {
+        const inst *in = &r->insts[i];
+        if (in->iteration != r->iteration)
+            continue;
+        const char *state = in->state == INST_DEPLOYED && in->running     ? "RUNNING"
+                            : in->state >= 0 && in->state <= INST_STOPPED ? states[in->state]
+                                                                          : "UNKNOWN";
+        fn(ctx, r->def->tasks[in->task].alias, in->xid, state);
+    }
+    return r->iteration;
+}
+
 ssize_t run_find_task(const swarm_run *r, node_id task)
 {
     for (size_t i = 0; i < r->def->ntasks; i++)

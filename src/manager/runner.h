@@ -57,6 +57,13 @@ int runner_cancel(manager *m, const char *xid, const char *why);
 /* Status of a run: returns the status, or -1 if unknown; detail copied (may be NULL). */
 int runner_status(manager *m, const char *xid, uint32_t *iteration, char *detail,
                   size_t detail_size);
+/* Where a run's tasks are in its current iteration (the dashboard): fn is called for each
+ * instance of that iteration with the task's alias, the node's xid and the instance's state
+ * (DEPLOYED, RUNNING, DONE, FAILED, DROPPED, STOPPED; all borrowed for the call). Returns the
+ * iteration, or -1 when the swarm has no run here. Lock held. */
+typedef void (*runner_inst_fn)(void *ctx, const char *task_alias, const char *node_xid,
+                               const char *state);
+int64_t runner_current(manager *m, node_id swarm, runner_inst_fn fn, void *ctx);
 /* Alias of a task of a run (borrowed) or NULL. */
 const char *runner_task_alias(manager *m, node_id swarm, node_id task);
 /* Take up again every run the store shows RUNNING (after a restart of the manager): its

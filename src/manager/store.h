@@ -128,6 +128,17 @@ int store_log_list(store *st, const char *swarm, const char *node, const char *t
 /* The logs of a swarm stored after seq after_seq, in insertion order. */
 int store_log_after(store *st, const char *swarm, int64_t after_seq, store_log **rows, size_t *n,
                     mt_error **err);
+/* The dashboard's log view: the logs of a swarm narrowed by node (NULL = any), iteration (-1 =
+ * any), stored after after_seq, whose text contains `text` (NULL or "" = any; ASCII letters
+ * case-insensitive); the newest `limit` of them (<= 0: all), oldest first. */
+typedef struct store_log_filter {
+    const char *swarm, *node, *text;
+    int64_t iteration, after_seq, limit;
+} store_log_filter;
+int store_log_search(store *st, const store_log_filter *f, store_log **rows, size_t *n,
+                     mt_error **err);
+/* Every log of a swarm without its text (text "", len 0), in insertion order. */
+int store_log_index(store *st, const char *swarm, store_log **rows, size_t *n, mt_error **err);
 void store_logs_free(store_log *rows, size_t n);
 
 typedef struct store_errrow {
@@ -152,6 +163,10 @@ int store_result_delete(store *st, const char *swarm, const char *tag, const cha
 
 /* Results of (swarm, tag) stored after seq after_seq, oldest first, with data. */
 int store_result_after(store *st, const char *swarm, const char *tag, int64_t after_seq,
+                       store_result **rows, size_t *n, mt_error **err);
+/* The results of a swarm (any tag) stored after seq after_seq whose value is at most max_len
+ * bytes (metrics, not model weights), oldest first, with data. */
+int store_result_small(store *st, const char *swarm, int64_t after_seq, size_t max_len,
                        store_result **rows, size_t *n, mt_error **err);
 /* The globals of a swarm: *tags NULL-terminated (owned, free with mem_free_strv), *lens their
  * sizes (owned), by tag. */

@@ -50,6 +50,9 @@ enum {
     S_RESULT_AFTER,
     S_GLOBAL_LIST,
     S_LOG_AFTER,
+    S_LOG_SEARCH,
+    S_LOG_INDEX,
+    S_RESULT_SMALL,
     S_COUNT,
 };
 

@@ -100,6 +100,36 @@ int store_log_after(store *st, const char *swarm, int64_t after_seq, store_log *
     return logs_collect(st, s, rows, n, err);
 }
 
+int store_log_search(store *st, const store_log_filter *f, store_log **rows, size_t *n,
+                     mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_LOG_SEARCH, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, f->swarm ? f->swarm : "");
+    bind_str(s, 2, f->node ? f->node : "");
+    sqlite3_bind_int64(s, 3, f->iteration);
+    sqlite3_bind_int64(s, 4, f->after_seq);
+    bind_str(s, 5, f->text ? f->text : "");
+    sqlite3_bind_int64(s, 6, f->limit > 0 ? f->limit : -1);
+    return logs_collect(st, s, rows, n, err);
+}
+
+int store_log_index(store *st, const char *swarm, store_log **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_LOG_INDEX, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm ? swarm : "");
+    return logs_collect(st, s, rows, n, err);
+}
+
 void store_logs_free(store_log *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

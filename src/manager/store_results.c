@@ -273,6 +273,26 @@ int store_result_after(store *st, const char *swarm, const char *tag, int64_t af
     return 0;
 }
 
+int store_result_small(store *st, const char *swarm, int64_t after_seq, size_t max_len,
+                       store_result **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_read store *txn = db_read_begin(st, err);
+    if (!txn)
+        return -1;
+    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_RESULT_SMALL, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm ? swarm : "");
+    sqlite3_bind_int64(s, 2, after_seq);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)max_len);
+    if (results_collect(st, s, true, rows, n, err) < 0)
+        return mt_error_wrap(err, "listing the results of swarm %s", swarm);
+    return 0;
+}
+
 int store_result_delete(store *st, const char *swarm, const char *tag, const char *node,
                         const char *task, int64_t iteration, mt_error **err)
 {

@@ -10,6 +10,7 @@
 #include "user_service.h"
 
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,15 +93,12 @@ void us_fail(rpc_call *call, int code, const char *fmt, ...)
 
 void us_hex(node_id id, char out[33])
 {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)id.head, (unsigned long long)id.tail);
+    node_id_to_hex(id, out);
 }
 
 bool us_parse_id(const char *s, node_id *out)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 32 || strspn(s, "0123456789abcdefABCDEF") != n)
-        return false;
-    return node_id_parse_xid(s, out);
+    return node_id_parse_hex(s, out);
 }
 
 char *us_shown(char *dst, size_t size, const char *src)
@@ -802,39 +800,64 @@ bool user_service_identify(manager *m, rpc_call *call, user_caller *uc)
         return false;
     }
     mt_error *err = NULL;
-    if (token_verify_user(m->secret, tok, clock_wall_ms() / 1000, uc->name, sizeof(uc->name),
-                          uc->jti, &err) < 0) {
-        if (uc->meth->open && !m->cfg.require_token) {
-            mt_error_free(&err);
-            return true;
-        }
+    int rc = user_token_check(m, tok, uc->name, uc->jti, &err);
+    if (rc < 0 && uc->meth->open && !m->cfg.require_token && err->status != RPC_INTERNAL) {
+        mt_error_free(&err);
+        return true;
+    }
+    if (rc < 0) {
         log_warn(m->log, "users", "%s from %s refused: %s", path + strlen(USER_SVC_PREFIX),
                  rpc_call_peer(call), mt_error_msg(err));
-        us_fail(call, RPC_UNAUTHENTICATED, "The user token was refused: %s", mt_error_msg(err));
+        us_fail(call, err->status, "%s", mt_error_msg(err));
         mt_error_free(&err);
-        return false;
-    }
-    store_object o = {0};
-    int revoked = store_object_get(m->st, "revoked", uc->jti, false, &o, &err);
-    store_object_clear(&o);
-    int known = revoked == 0 ? store_object_get(m->st, "user", uc->name, false, &o, &err) : 0;
-    store_object_clear(&o);
-    if (revoked < 0 || known < 0) {
-        us_fail(call, RPC_INTERNAL, "The user token could not be checked: %s", mt_error_msg(err));
-        mt_error_free(&err);
-        return false;
-    }
-    if (revoked || !known) {
-        char shown[USER_NAME_MAX + 1];
-        us_fail(call, RPC_UNAUTHENTICATED,
-                revoked ? "The user token was refused: it was signed out (Logout). Sign in again."
-                        : "The user token was refused: its user '%s' no longer exists.",
-                us_shown(shown, sizeof(shown), uc->name));
         return false;
     }
     uc->signed_in = true;
     snprintf(uc->who, sizeof(uc->who), "user %s", uc->name);
     return true;
+}
+
+int user_token_check(manager *m, const char *tok, char name[USER_NAME_MAX + 1],
+                     char jti[TOKEN_JTI_LEN + 1], mt_error **err)
+{
+    if (token_verify_user(m->secret, tok, clock_wall_ms() / 1000, name, USER_NAME_MAX + 1, jti,
+                          err) < 0) {
+        (*err)->status = RPC_UNAUTHENTICATED;
+        return mt_error_wrap(err, "The user token was refused");
+    }
+    store_object o = {0};
+    int revoked = store_object_get(m->st, "revoked", jti, false, &o, err);
+    store_object_clear(&o);
+    int known = revoked == 0 ? store_object_get(m->st, "user", name, false, &o, err) : 0;
+    store_object_clear(&o);
+    if (revoked < 0 || known < 0) {
+        (*err)->status = RPC_INTERNAL;
+        return mt_error_wrap(err, "The user token could not be checked");
+    }
+    char shown[USER_NAME_MAX + 1];
+    if (revoked)
+        mt_error_set(err, MT_ERR_INVALID,
+                     "The user token was refused: it was signed out (Logout). Sign in again.");
+    else if (!known)
+        mt_error_set(err, MT_ERR_INVALID,
+                     "The user token was refused: its user '%s' no longer exists.",
+                     us_shown(shown, sizeof(shown), name));
+    else
+        return 0;
+    (*err)->status = RPC_UNAUTHENTICATED;
+    return -1;
+}
+
+uint64_t user_service_wait(manager *m, uint64_t seen, long timeout_ms)
+{
+    struct user_service *us = m->us;
+    struct timespec until = clock_mono_after(timeout_ms);
+    pthread_mutex_lock(&us->mu);
+    while (us->gen == seen && pthread_cond_timedwait(&us->cv, &us->mu, &until) != ETIMEDOUT)
+        ;
+    uint64_t gen = us->gen;
+    pthread_mutex_unlock(&us->mu);
+    return gen;
 }
 
 void user_service_serve(manager *m, rpc_call *call, const user_caller *uc)

@@ -35,9 +35,24 @@ bool user_service_identify(manager *m, rpc_call *call, user_caller *uc);
 /* Serve an identified call to its end. */
 void user_service_serve(manager *m, rpc_call *call, const user_caller *uc);
 
+/* Check a user token: signature, expiry, not signed out, its user still there. 0 with name and
+ * jti filled, or -1 with *err: a sentence for the user, its status RPC_UNAUTHENTICATED (refused)
+ * or RPC_INTERNAL (the store could not be read). */
+int user_token_check(manager *m, const char *tok, char name[USER_NAME_MAX + 1],
+                     char jti[TOKEN_JTI_LEN + 1], mt_error **err);
+/* Wait until the generation of what live streams follow differs from seen, at most timeout_ms
+ * (ms); returns the generation now. Any thread, no lock held. */
+uint64_t user_service_wait(manager *m, uint64_t seen, long timeout_ms);
+
 /* Something a live stream may be waiting for changed (a result, a log, a swarm's status).
  * Any thread, any lock state except the user service's own. */
 void user_service_notify(manager *m);
+
+/* Stop a swarm (xid; status: its status in the store) for user `who`, as StopSwarm does: a
+ * running run is cancelled, a PENDING swarm marked STOPPED. 1 stopped, 0 it had already ended,
+ * -1 with *err (the store failed). Lock not held. */
+int user_swarm_stop(manager *m, const char *xid, const char *status, const char *who,
+                    mt_error **err);
 
 /* Keep the module archives of a swarm file's tasks in the store (kind "run_module"), so that
  * its run can resume after a restart. Lock may be held. */

@@ -451,6 +451,25 @@ static int remove_swarm(manager *m, const char *xid, mt_error **err)
     return r;
 }
 
+int user_swarm_stop(manager *m, const char *xid, const char *status, const char *who,
+                    mt_error **err)
+{
+    cleanup_free char *why = xasprintf("stopped by user %s", who);
+    pthread_mutex_lock(&m->lock);
+    int st = runner_status(m, xid, NULL, NULL, 0);
+    bool stopped = st == RUN_RUNNING && runner_cancel(m, xid, why) == 0;
+    pthread_mutex_unlock(&m->lock);
+    if (stopped)
+        return 1;
+    if (strcmp(status, "PENDING"))
+        return 0;
+    if (store_swarm_update(m->st, xid, "STOPPED", "stopped by its user before it started", 0,
+                           clock_wall_ms(), err) < 0)
+        return -1;
+    user_service_notify(m);
+    return 1;
+}
+
 void us_stop_swarm(manager *m, rpc_call *call, const user_caller *uc)
 {
     Core__UserServices__StopSwarmRequest *q = (Core__UserServices__StopSwarmRequest *)us_recv(
@@ -466,25 +485,15 @@ void us_stop_swarm(manager *m, rpc_call *call, const user_caller *uc)
     if (!found)
         return;
     us_hex(id, hex);
-    cleanup_free char *why = xasprintf("stopped by user %s", *uc->name ? uc->name : "(no token)");
-    pthread_mutex_lock(&m->lock);
-    int st = runner_status(m, xid, NULL, NULL, 0);
-    bool stopped = st == RUN_RUNNING && runner_cancel(m, xid, why) == 0;
-    pthread_mutex_unlock(&m->lock);
     mt_error *err = NULL;
-    const char *was = NULL;
-    if (!stopped && !strcmp(sw.status, "PENDING")) {
-        if (store_swarm_update(m->st, xid, "STOPPED", "stopped by its user before it started", 0,
-                               clock_wall_ms(), &err) < 0) {
-            us_fail(call, RPC_INTERNAL, "%s", mt_error_msg(err));
-            mt_error_free(&err);
-            store_swarm_clear(&sw);
-            return;
-        }
-        user_service_notify(m);
-    } else if (!stopped) {
-        was = sw.status;
+    int rc = user_swarm_stop(m, xid, sw.status, *uc->name ? uc->name : "(no token)", &err);
+    if (rc < 0) {
+        us_fail(call, RPC_INTERNAL, "%s", mt_error_msg(err));
+        mt_error_free(&err);
+        store_swarm_clear(&sw);
+        return;
     }
+    const char *was = rc == 0 ? sw.status : NULL;
     if (remove && remove_swarm(m, xid, &err) < 0) {
         us_fail(call, RPC_INTERNAL, "Swarm %s has stopped, but could not be removed: %s", hex,
                 mt_error_msg(err));

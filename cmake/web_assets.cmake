@@ -1,0 +1,25 @@
+# Writes OUT, a C file with the dashboard's files (DIR/index.html, app.js, app.css) as byte
+# arrays (web_impl.h: web_assets), so manta_manager serves its page with nothing installed
+# beside it. Run by the build whenever one of the files changes:
+#   cmake -DDIR=web -DOUT=web_assets.c -P cmake/web_assets.cmake
+set(files index.html:text/html app.js:text/javascript app.css:text/css)
+set(body "/* Generated from web/ by cmake/web_assets.cmake: do not edit. */\n#include \"web_impl.h\"\n\n")
+set(table "")
+set(i 0)
+foreach(entry ${files})
+  string(REPLACE ":" ";" parts ${entry})
+  list(GET parts 0 name)
+  list(GET parts 1 type)
+  file(READ ${DIR}/${name} hex HEX)
+  string(LENGTH "${hex}" n)
+  math(EXPR len "${n} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "((0x..,){24})" "\\1\n    " bytes "${bytes}")
+  string(APPEND body "static const unsigned char asset${i}[] = {\n    ${bytes}0x00};\n\n")
+  string(APPEND table "    {\"/${name}\", \"${type}; charset=utf-8\", asset${i}, ${len}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "const web_asset web_assets[] = {\n${table}};\n")
+string(APPEND body "const size_t web_assets_count = sizeof(web_assets) / sizeof(web_assets[0]);\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(RENAME ${OUT}.tmp ${OUT})

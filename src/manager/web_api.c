@@ -1,0 +1,731 @@
+/* web_api.c - the dashboard's JSON views (docs/dashboard.md): the nodes with their load, the
+ * swarms with their graph, placement and history, the numeric results as series, the task logs,
+ * and stopping a swarm. Everything is read from the store, and briefly, under m->lock, from the
+ * node registry and the runs. Ids are shown as the SDK shows them (32 hex digits). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/informations.pb-c.h"
+#include "clock.h"
+#include "mem.h"
+#include "msgpack.h"
+#include "runner.h"
+#include "user_service.h"
+#include "utf8.h"
+#include "web_impl.h"
+
+#define RESULT_SMALL_MAX 4096 /* bytes: results read for numbers (metrics, not weights) */
+#define KEYS_MAX         256
+#define LOGS_DEFAULT     200
+#define LOGS_MAX         2000
+#define ERRORS_SHOWN     50
+
+static void hex_of_xid(const char *xid, char out[33])
+{
+    node_id id = {0, 0};
+    node_id_parse_xid(xid, &id);
+    node_id_to_hex(id, out);
+}
+
+static json_t *hex_json(const char *xid)
+{
+    char hex[33];
+    hex_of_xid(xid, hex);
+    return json_string(hex);
+}
+
+/* ---- names: node xid -> alias, task xid -> alias -------------------------------------------- */
+
+typedef struct id_name {
+    char xid[NODE_XID_MAX + 1];
+    char *name;
+} id_name;
+
+typedef struct names {
+    id_name *v;
+    size_t n, cap;
+} names;
+
+static void names_put(names *ns, const char *xid, const char *name)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (!strcmp(ns->v[i].xid, xid)) {
+            free(ns->v[i].name);
+            ns->v[i].name = xstrdup(name);
+            return;
+        }
+    if (ns->n == ns->cap) {
+        ns->cap = ns->cap ? 2 * ns->cap : 32;
+        ns->v = xrealloc(ns->v, ns->cap * sizeof(*ns->v));
+    }
+    snprintf(ns->v[ns->n].xid, sizeof(ns->v[ns->n].xid), "%s", xid);
+    ns->v[ns->n++].name = xstrdup(name);
+}
+
+/* The name of xid, or "" when it has none. */
+static const char *names_get(const names *ns, const char *xid)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (!strcmp(ns->v[i].xid, xid))
+            return ns->v[i].name;
+    return "";
+}
+
+static void names_free(names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->v[i].name);
+    free(ns->v);
+    *ns = (names){0};
+}
+
+/* Every node's alias: its token's subject (bindings), or the alias it registered with now. */
+static void node_names(manager *m, names *ns)
+{
+    store_binding *b = NULL;
+    size_t nb = 0;
+    mt_error *err = NULL;
+    if (store_binding_list(m->st, &b, &nb, &err) == 0)
+        for (size_t i = 0; i < nb; i++)
+            names_put(ns, b[i].node, b[i].subject);
+    mt_error_free(&err);
+    store_bindings_free(b, nb);
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nnodes; i++)
+        if (*m->nodes[i]->alias)
+            names_put(ns, m->nodes[i]->xid, m->nodes[i]->alias);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- nodes ---------------------------------------------------------------------------------- */
+
+static json_t *datasets_json(const char *joined)
+{
+    json_t *a = json_array();
+    const char *p = joined;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        if (n)
+            json_array_append_new(a, json_stringn(p, n));
+        p += n + (p[n] == ',');
+    }
+    return a;
+}
+
+/* The load of an in-memory node: cpu, memory, history (lock held). */
+static void node_load(const mgr_node *n, json_t *o, bool history)
+{
+    Common__Informations__MetricsSnapshot *ms =
+        n->metrics.len
+            ? common__informations__metrics_snapshot__unpack(NULL, n->metrics.len, n->metrics.data)
+            : NULL;
+    json_t *cpu = json_null(), *mem = json_null();
+    if (ms && ms->cpu)
+        cpu = json_pack("{s:f, s:i}", "percent", (double)ms->cpu->usage_percent, "count",
+                        (int)ms->cpu->count);
+    if (ms && ms->memory)
+        mem = json_pack("{s:f, s:I, s:I}", "percent", (double)ms->memory->percent_used, "used",
+                        (json_int_t)ms->memory->used_bytes, "total",
+                        (json_int_t)ms->memory->total_bytes);
+    if (ms)
+        protobuf_c_message_free_unpacked(&ms->base, NULL);
+    json_object_set_new(o, "cpu", cpu);
+    json_object_set_new(o, "memory", mem);
+    if (!history)
+        return;
+    json_t *h = json_array();
+    for (unsigned i = 0; i < n->hist_n; i++) {
+        const mgr_sample *s = &n->hist[(n->hist_head + i) % MGR_HIST_LEN];
+        json_array_append_new(
+            h, json_pack("[I, f, f]", (json_int_t)s->wall_ms, (double)s->cpu, (double)s->mem));
+    }
+    json_object_set_new(o, "history", h);
+}
+
+json_t *api_nodes_json(manager *m, bool history)
+{
+    store_node *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_node_list(m->st, &rows, &n, &err) < 0) {
+        log_warn(m->log, "web", "listing the nodes: %s", mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    names aliases = {0};
+    node_names(m, &aliases);
+    json_t *list = json_array();
+    int64_t wall = clock_wall_ms(), mono = clock_mono_ms();
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < n; i++) {
+        const store_node *sn = &rows[i];
+        node_id id = {0, 0};
+        node_id_parse_xid(sn->id, &id);
+        const mgr_node *mn = mgr_node_find(m, id);
+        const char *status = sn->status;
+        if (mn && mn->connected)
+            status = "CONNECTED";
+        else if (!mn && !strcmp(status, "CONNECTED"))
+            status = "DISCONNECTED"; /* not heard from since this manager started */
+        int64_t seen = mn && mn->last_seen_ms ? wall - (mono - mn->last_seen_ms) : sn->last_seen_ms;
+        json_t *o =
+            json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:i, s:I}", "id", hex_json(sn->id), "alias",
+                      names_get(&aliases, sn->id), "hostname", sn->hostname, "status", status,
+                      "platform", sn->platform, "datasets", datasets_json(sn->datasets), "running",
+                      mn ? (int)mn->running : 0, "last_seen_ms", (json_int_t)seen);
+        if (mn) {
+            node_load(mn, o, history);
+        } else {
+            json_object_set_new(o, "cpu", json_null());
+            json_object_set_new(o, "memory", json_null());
+            if (history)
+                json_object_set_new(o, "history", json_array());
+        }
+        json_array_append_new(list, o);
+    }
+    pthread_mutex_unlock(&m->lock);
+    names_free(&aliases);
+    store_nodes_free(rows, n);
+    return json_pack("{s:I, s:o}", "now_ms", (json_int_t)wall, "nodes", list);
+}
+
+int api_nodes(web_req *rq, json_t **out)
+{
+    const char *h = web_arg(rq, "history");
+    *out = api_nodes_json(rq->m, !h || strcmp(h, "0"));
+    return 200;
+}
+
+/* ---- swarms --------------------------------------------------------------------------------- */
+
+static json_t *swarm_json(const store_swarm *sw)
+{
+    return json_pack("{s:o, s:s, s:s, s:i, s:s, s:I, s:I}", "id", hex_json(sw->id), "name",
+                     sw->name, "status", sw->status, "iteration", (int)sw->iteration, "detail",
+                     sw->detail, "created_ms", (json_int_t)sw->created_ms, "updated_ms",
+                     (json_int_t)sw->updated_ms);
+}
+
+int api_swarms(web_req *rq, json_t **out)
+{
+    store_swarm *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_swarm_list(rq->m->st, &rows, &n, &err) < 0) {
+        int st = web_error(out, 500, "The swarms could not be read: %s", mt_error_msg(err));
+        mt_error_free(&err);
+        return st;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, swarm_json(&rows[i]));
+    store_swarms_free(rows, n);
+    *out = json_pack("{s:o}", "swarms", list);
+    return 200;
+}
+
+/* The swarm of the path: 1 found (sw and xid filled), else the status of the answer in *out. */
+static int find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], json_t **out)
+{
+    node_id id;
+    if (!rq->swarm || !node_id_parse_hex(rq->swarm, &id))
+        return web_error(out, 404, "There is no swarm with that id: ids are 32 hex digits.");
+    node_id_to_xid(id, xid);
+    mt_error *err = NULL;
+    int r = store_swarm_get(rq->m->st, xid, sw, &err);
+    if (r < 0) {
+        int st = web_error(out, 500, "The swarm could not be read: %s", mt_error_msg(err));
+        mt_error_free(&err);
+        return st;
+    }
+    if (r == 0)
+        return web_error(out, 404, "There is no swarm %s on this manager.", rq->swarm);
+    return 1;
+}
+
+/* The tasks of a swarm's graph as JSON, and (task xid -> alias) in *tasks. */
+static json_t *graph_json(manager *m, const store_swarm *sw, names *tasks)
+{
+    char why[256] = "";
+    swarm_def *def = us_load_def(m, sw->id, sw->name, why, sizeof(why));
+    json_t *tl = json_array(), *edges = json_array();
+    for (size_t i = 0; def && i < def->ntasks; i++) {
+        const swarm_task_def *t = &def->tasks[i];
+        char tx[NODE_XID_MAX + 1];
+        node_id_to_xid(t->task_id, tx);
+        names_put(tasks, tx, t->alias);
+        json_t *ds = json_array();
+        for (char **d = t->datasets; d && *d; d++)
+            json_array_append_new(ds, json_string(*d));
+        json_array_append_new(tl, json_pack("{s:s, s:s, s:s, s:o, s:b, s:I}", "alias", t->alias,
+                                            "name", t->name ? t->name : "", "method",
+                                            t->method_all ? "all" : "any", "datasets", ds, "gpu",
+                                            t->gpu, "order", (json_int_t)t->order));
+        for (size_t k = 0; k < t->nnext; k++)
+            json_array_append_new(edges, json_pack("{s:s, s:s}", "from", t->alias, "to",
+                                                   def->tasks[t->next[k]].alias));
+    }
+    json_t *g = json_pack("{s:o, s:o}", "tasks", tl, "edges", edges);
+    if (!def)
+        json_object_set_new(g, "missing", json_string(why));
+    swarm_def_free(def);
+    return g;
+}
+
+typedef struct place_ctx {
+    json_t *list;
+    const names *nodes;
+} place_ctx;
+
+static void place_one(void *ctx, const char *task, const char *node_xid, const char *state)
+{
+    place_ctx *pc = ctx;
+    json_array_append_new(pc->list, json_pack("{s:s, s:o, s:s, s:s}", "alias", task, "node",
+                                              hex_json(node_xid), "node_alias",
+                                              names_get(pc->nodes, node_xid), "state", state));
+}
+
+int api_swarm(web_req *rq, json_t **out)
+{
+    manager *m = rq->m;
+    store_swarm sw = {0};
+    char xid[NODE_XID_MAX + 1];
+    int found = find_swarm(rq, &sw, xid, out);
+    if (found != 1)
+        return found;
+    names tasks = {0}, nodes = {0};
+    node_names(m, &nodes);
+    json_t *o = swarm_json(&sw);
+    json_object_set_new(o, "graph", graph_json(m, &sw, &tasks));
+
+    /* where each task runs now: the run's memory, else the logs of the last iteration */
+    place_ctx pc = {json_array(), &nodes};
+    node_id id = {0, 0};
+    node_id_parse_xid(xid, &id);
+    pthread_mutex_lock(&m->lock);
+    int64_t current = runner_current(m, id, place_one, &pc);
+    pthread_mutex_unlock(&m->lock);
+    store_log *logs = NULL;
+    size_t nlogs = 0;
+    mt_error *err = NULL;
+    if (store_log_index(m->st, xid, &logs, &nlogs, &err) < 0) {
+        log_warn(m->log, "web", "reading the logs of swarm %s: %s", xid, mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    if (current < 0) {
+        for (size_t i = 0; i < nlogs; i++)
+            if ((int64_t)logs[i].iteration > current)
+                current = logs[i].iteration;
+        for (size_t i = 0; i < nlogs; i++)
+            if ((int64_t)logs[i].iteration == current)
+                place_one(&pc, names_get(&tasks, logs[i].task), logs[i].node, "DONE");
+    }
+    json_object_set_new(o, "placement",
+                        json_pack("{s:I, s:o}", "iteration",
+                                  (json_int_t)(current < 0 ? 0 : current), "tasks", pc.list));
+
+    /* history: per iteration, from the task logs and the errors */
+    store_errrow *errs = NULL;
+    size_t nerrs = 0;
+    if (store_error_list(m->st, xid, &errs, &nerrs, &err) < 0) {
+        log_warn(m->log, "web", "reading the errors of swarm %s: %s", xid, mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    uint32_t top = 0;
+    for (size_t i = 0; i < nlogs; i++)
+        top = logs[i].iteration > top ? logs[i].iteration : top;
+    json_t *hist = json_array();
+    for (uint32_t it = 0; nlogs && it <= top; it++) {
+        int64_t start = 0, end = 0;
+        size_t count = 0, nerr = 0;
+        for (size_t i = 0; i < nlogs; i++) {
+            if (logs[i].iteration != it)
+                continue;
+            start = !count || logs[i].ts_ms < start ? logs[i].ts_ms : start;
+            end = logs[i].ts_ms > end ? logs[i].ts_ms : end;
+            count++;
+        }
+        for (size_t i = 0; i < nerrs; i++)
+            nerr += errs[i].iteration == it;
+        if (count)
+            json_array_append_new(hist, json_pack("{s:I, s:I, s:I, s:I, s:I}", "iteration",
+                                                  (json_int_t)it, "start_ms", (json_int_t)start,
+                                                  "end_ms", (json_int_t)end, "instances",
+                                                  (json_int_t)count, "errors", (json_int_t)nerr));
+    }
+    json_object_set_new(o, "history", hist);
+    json_t *el = json_array();
+    for (size_t i = nerrs > ERRORS_SHOWN ? nerrs - ERRORS_SHOWN : 0; i < nerrs; i++)
+        json_array_append_new(
+            el, json_pack("{s:I, s:o, s:s, s:I, s:s}", "ts_ms", (json_int_t)errs[i].ts_ms, "node",
+                          hex_json(errs[i].node), "task", names_get(&tasks, errs[i].task),
+                          "iteration", (json_int_t)errs[i].iteration, "text", errs[i].content));
+    json_object_set_new(o, "errors", el);
+    store_errors_free(errs, nerrs);
+    store_logs_free(logs, nlogs);
+    names_free(&tasks);
+    names_free(&nodes);
+    store_swarm_clear(&sw);
+    *out = o;
+    return 200;
+}
+
+/* ---- numeric results ------------------------------------------------------------------------ */
+
+typedef struct key_set {
+    json_t *keys; /* object used as a set */
+} key_set;
+
+static void key_seen(void *ctx, const char *path, double v)
+{
+    key_set *ks = ctx;
+    if (isfinite(v) && json_object_size(ks->keys) < KEYS_MAX)
+        json_object_set_new(ks->keys, path, json_true());
+}
+
+/* The tag of a result as a path prefix, or NULL when it cannot be one. */
+static bool tag_ok(const char *tag)
+{
+    return *tag && strlen(tag) < MP_PATH_MAX;
+}
+
+static int read_small(web_req *rq, const char *xid, int64_t after, store_result **rows, size_t *n,
+                      json_t **out)
+{
+    mt_error *err = NULL;
+    if (store_result_small(rq->m->st, xid, after, RESULT_SMALL_MAX, rows, n, &err) < 0) {
+        int st = web_error(out, 500, "The results could not be read: %s", mt_error_msg(err));
+        mt_error_free(&err);
+        return st;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int api_keys(web_req *rq, json_t **out)
+{
+    store_swarm sw = {0};
+    char xid[NODE_XID_MAX + 1];
+    int found = find_swarm(rq, &sw, xid, out);
+    store_swarm_clear(&sw);
+    if (found != 1)
+        return found;
+    store_result *rows = NULL;
+    size_t n = 0;
+    int st = read_small(rq, xid, 0, &rows, &n, out);
+    if (st)
+        return st;
+    key_set ks = {json_object()};
+    for (size_t i = 0; i < n; i++)
+        if (tag_ok(rows[i].tag))
+            mp_numbers(rows[i].data, rows[i].len, rows[i].tag, key_seen, &ks);
+    store_results_free(rows, n);
+    size_t nk = json_object_size(ks.keys), k = 0;
+    const char **sorted = xcalloc(nk + 1, sizeof(char *));
+    const char *key;
+    json_t *v;
+    json_object_foreach(ks.keys, key, v) sorted[k++] = key;
+    qsort(sorted, nk, sizeof(char *), cmp_str);
+    json_t *list = json_array();
+    for (size_t i = 0; i < nk; i++)
+        json_array_append_new(list, json_string(sorted[i]));
+    free(sorted);
+    json_decref(ks.keys);
+    *out = json_pack("{s:o}", "keys", list);
+    return 200;
+}
+
+/* One node's value of the key in one iteration. */
+typedef struct point {
+    char node[NODE_XID_MAX + 1];
+    uint32_t iteration;
+    double value;
+    bool fresh; /* from a result after `after` */
+} point;
+
+typedef struct series {
+    const char *key;
+    point *v;
+    size_t n, cap;
+    bool found;
+    double value;
+} series;
+
+static void key_value(void *ctx, const char *path, double v)
+{
+    series *s = ctx;
+    if (!strcmp(path, s->key) && isfinite(v)) {
+        s->found = true;
+        s->value = v;
+    }
+}
+
+/* Fold rows into s: a node's later value for an iteration replaces its earlier one. */
+static void series_fold(series *s, const store_result *rows, size_t n, int64_t after)
+{
+    size_t klen = strlen(s->key);
+    for (size_t i = 0; i < n; i++) {
+        const store_result *r = &rows[i];
+        size_t tl = strlen(r->tag);
+        if (!tag_ok(r->tag) || strncmp(r->tag, s->key, tl) || (s->key[tl] && s->key[tl] != '.') ||
+            tl > klen)
+            continue;
+        s->found = false;
+        mp_numbers(r->data, r->len, r->tag, key_value, s);
+        if (!s->found)
+            continue;
+        point *p = NULL;
+        for (size_t k = 0; k < s->n && !p; k++)
+            if (s->v[k].iteration == r->iteration && !strcmp(s->v[k].node, r->node))
+                p = &s->v[k];
+        if (!p) {
+            if (s->n == s->cap) {
+                s->cap = s->cap ? 2 * s->cap : 256;
+                s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+            }
+            p = &s->v[s->n++];
+            snprintf(p->node, sizeof(p->node), "%s", r->node);
+            p->iteration = r->iteration;
+            p->fresh = false;
+        }
+        p->value = s->value;
+        p->fresh = p->fresh || r->seq > after;
+    }
+}
+
+static int cmp_point(const void *a, const void *b)
+{
+    const point *x = a, *y = b;
+    int c = strcmp(x->node, y->node);
+    if (c)
+        return c;
+    return x->iteration < y->iteration ? -1 : x->iteration > y->iteration;
+}
+
+int api_series(web_req *rq, json_t **out)
+{
+    const char *key = web_arg(rq, "key"), *after_s = web_arg(rq, "after");
+    if (!key || !*key || strlen(key) >= MP_PATH_MAX)
+        return web_error(out, 400,
+                         "Name the result to draw: ?key=TAG.KEY (e.g. metrics.val_acc; "
+                         "GET /api/swarms/ID/keys lists them).");
+    char *end = NULL;
+    long long after = after_s ? strtoll(after_s, &end, 10) : 0;
+    if (after_s && (!*after_s || *end || after < 0))
+        return web_error(out, 400, "after is the seq of an earlier answer (a whole number).");
+    store_swarm sw = {0};
+    char xid[NODE_XID_MAX + 1];
+    int found = find_swarm(rq, &sw, xid, out);
+    store_swarm_clear(&sw);
+    if (found != 1)
+        return found;
+    store_result *rows = NULL;
+    size_t n = 0;
+    int st = read_small(rq, xid, after, &rows, &n, out);
+    if (st)
+        return st;
+    int64_t seq = after;
+    for (size_t i = 0; i < n; i++)
+        seq = rows[i].seq > seq ? rows[i].seq : seq;
+    series s = {.key = key};
+    series_fold(&s, rows, n, after);
+    store_results_free(rows, n);
+    size_t fresh_n = s.n;
+    if (after > 0 && s.n) { /* the iterations touched, with every node's value, for the mean */
+        uint32_t *its = xcalloc(s.n, sizeof(uint32_t));
+        size_t nits = 0;
+        for (size_t i = 0; i < s.n; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < nits; k++)
+                seen = seen || its[k] == s.v[i].iteration;
+            if (!seen)
+                its[nits++] = s.v[i].iteration;
+        }
+        series all = {.key = key};
+        for (size_t k = 0; k < nits; k++) {
+            mt_error *err = NULL;
+            char tag[MP_PATH_MAX];
+            snprintf(tag, sizeof(tag), "%.*s", (int)strcspn(key, "."), key);
+            if (store_result_list(rq->m->st, xid, tag, its[k], true, &rows, &n, &err) == 0) {
+                series_fold(&all, rows, n, INT64_MAX);
+                store_results_free(rows, n);
+            }
+            mt_error_free(&err);
+        }
+        free(its);
+        for (size_t i = 0; i < s.n; i++) /* the fresh points, then the others for the mean */
+            s.v[i].fresh = true;
+        for (size_t i = 0; i < all.n; i++) {
+            bool have = false;
+            for (size_t k = 0; k < fresh_n && !have; k++)
+                have =
+                    all.v[i].iteration == s.v[k].iteration && !strcmp(all.v[i].node, s.v[k].node);
+            if (have)
+                continue;
+            if (s.n == s.cap) {
+                s.cap = s.cap ? 2 * s.cap : 256;
+                s.v = xrealloc(s.v, s.cap * sizeof(*s.v));
+            }
+            s.v[s.n] = all.v[i];
+            s.v[s.n++].fresh = false;
+        }
+        free(all.v);
+    }
+    qsort(s.v, s.n, sizeof(point), cmp_point);
+    names nodes = {0};
+    node_names(rq->m, &nodes);
+    json_t *nl = json_array(), *cur = NULL;
+    const char *cur_node = NULL;
+    uint32_t maxit = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        const point *p = &s.v[i];
+        maxit = p->iteration > maxit ? p->iteration : maxit;
+        if (!p->fresh)
+            continue;
+        if (!cur_node || strcmp(cur_node, p->node)) {
+            cur = json_array();
+            json_array_append_new(nl,
+                                  json_pack("{s:o, s:s, s:o}", "node", hex_json(p->node), "alias",
+                                            names_get(&nodes, p->node), "points", cur));
+            cur_node = p->node;
+        }
+        json_array_append_new(cur, json_pack("[I, f]", (json_int_t)p->iteration, p->value));
+    }
+    /* the mean per iteration, over every node's value of that iteration */
+    json_t *mean = json_array();
+    if (s.n) {
+        double *sum = xcalloc((size_t)maxit + 1, sizeof(double));
+        size_t *cnt = xcalloc((size_t)maxit + 1, sizeof(size_t));
+        for (size_t i = 0; i < s.n; i++) {
+            sum[s.v[i].iteration] += s.v[i].value;
+            cnt[s.v[i].iteration]++;
+        }
+        for (size_t it = 0; it <= maxit; it++)
+            if (cnt[it])
+                json_array_append_new(
+                    mean, json_pack("[I, f]", (json_int_t)it, sum[it] / (double)cnt[it]));
+        free(sum);
+        free(cnt);
+    }
+    names_free(&nodes);
+    free(s.v);
+    *out = json_pack("{s:s, s:I, s:o, s:o}", "key", key, "seq", (json_int_t)seq, "nodes", nl,
+                     "mean", mean);
+    return 200;
+}
+
+/* ---- logs ----------------------------------------------------------------------------------- */
+
+static int int_arg(web_req *rq, const char *name, long long lo, long long hi, long long dflt,
+                   long long *v, json_t **out)
+{
+    const char *s = web_arg(rq, name);
+    *v = dflt;
+    if (!s || !*s)
+        return 0;
+    char *end = NULL;
+    *v = strtoll(s, &end, 10);
+    if (*end || *v < lo || *v > hi)
+        return web_error(out, 400, "%s is a whole number from %lld to %lld.", name, lo, hi);
+    return 0;
+}
+
+int api_logs(web_req *rq, json_t **out)
+{
+    long long it, after, limit;
+    int st;
+    if ((st = int_arg(rq, "iteration", 0, UINT32_MAX, -1, &it, out)) ||
+        (st = int_arg(rq, "after", 0, INT64_MAX, 0, &after, out)) ||
+        (st = int_arg(rq, "limit", 1, LOGS_MAX, LOGS_DEFAULT, &limit, out)))
+        return st;
+    const char *node = web_arg(rq, "node"), *q = web_arg(rq, "q");
+    char nx[NODE_XID_MAX + 1] = "";
+    if (node && *node) {
+        node_id nid;
+        if (!node_id_parse_hex(node, &nid))
+            return web_error(out, 400, "node is a node id (32 hex digits).");
+        node_id_to_xid(nid, nx);
+    }
+    store_swarm sw = {0};
+    char xid[NODE_XID_MAX + 1];
+    int found = find_swarm(rq, &sw, xid, out);
+    if (found != 1)
+        return found;
+    names tasks = {0}, nodes = {0};
+    json_decref(graph_json(rq->m, &sw, &tasks));
+    store_swarm_clear(&sw);
+    node_names(rq->m, &nodes);
+    store_log_filter f = {.swarm = xid,
+                          .node = *nx ? nx : NULL,
+                          .text = q,
+                          .iteration = it,
+                          .after_seq = after,
+                          .limit = limit};
+    store_log *rows = NULL;
+    size_t n = 0;
+    mt_error *err = NULL;
+    if (store_log_search(rq->m->st, &f, &rows, &n, &err) < 0) {
+        st = web_error(out, 500, "The logs could not be read: %s", mt_error_msg(err));
+        mt_error_free(&err);
+        names_free(&tasks);
+        names_free(&nodes);
+        return st;
+    }
+    json_t *list = json_array();
+    int64_t seq = after;
+    for (size_t i = 0; i < n; i++) {
+        const store_log *l = &rows[i];
+        seq = l->seq > seq ? l->seq : seq;
+        json_t *text = json_stringn_nocheck(l->text, l->len);
+        if (!json_string_value(text) || !utf8_valid(l->text, l->len)) {
+            json_decref(text);
+            char *clean = utf8_clean_dup(l->text);
+            text = json_string(clean);
+            free(clean);
+        }
+        const char *alias = names_get(&tasks, l->task);
+        json_array_append_new(
+            list, json_pack("{s:I, s:I, s:o, s:s, s:s, s:I, s:o}", "seq", (json_int_t)l->seq,
+                            "ts_ms", (json_int_t)l->ts_ms, "node", hex_json(l->node), "node_alias",
+                            names_get(&nodes, l->node), "task", *alias ? alias : l->task,
+                            "iteration", (json_int_t)l->iteration, "text", text));
+    }
+    store_logs_free(rows, n);
+    names_free(&tasks);
+    names_free(&nodes);
+    *out = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "logs", list);
+    return 200;
+}
+
+/* ---- the one action ------------------------------------------------------------------------- */
+
+int api_stop(web_req *rq, json_t **out)
+{
+    store_swarm sw = {0};
+    char xid[NODE_XID_MAX + 1], hex[33];
+    int found = find_swarm(rq, &sw, xid, out);
+    if (found != 1)
+        return found;
+    hex_of_xid(xid, hex);
+    mt_error *err = NULL;
+    int rc = user_swarm_stop(rq->m, xid, sw.status, rq->user, &err);
+    int st;
+    if (rc < 0) {
+        st = web_error(out, 500, "Swarm %s could not be stopped: %s", hex, mt_error_msg(err));
+        mt_error_free(&err);
+    } else if (rc == 0) {
+        st = web_error(out, 409, "Swarm %s had already ended (%s).", hex, sw.status);
+    } else {
+        log_info(rq->m->log, "web", "swarm %s stopped by %s (dashboard)", xid, rq->user);
+        cleanup_free char *msg = xasprintf("Swarm %s has stopped.", hex);
+        *out = json_pack("{s:b, s:s}", "ok", 1, "message", msg);
+        st = 200;
+    }
+    store_swarm_clear(&sw);
+    return st;
+}
