@@ -32,7 +32,7 @@ static const cfg_key keys[] = {
             "services. Empty: no dashboard. Served over HTTPS with `tls_cert`/`tls_key` when they "
             "are set."},
     {.name = "http_session_ttl", .type = CFG_INT, .offset = F(http_session_ttl),
-     .def = "28800", .min = 60, .max = 2592000,
+     .def = "28800", .min = 5, .max = 2592000,
      .doc = "Seconds a dashboard sign-in lasts (default 8 hours)."},
     {.name = "broker_host", .type = CFG_STRING, .offset = F(broker_host), .def = "127.0.0.1",
      .doc = "Host of the MQTT broker the manager uses to send commands to nodes."},
