@@ -59,7 +59,8 @@ typedef void (*mp_number_fn)(void *ctx, const char *path, double value);
  * per map level (a number at the top is `prefix` itself). Arrays, strings, binaries,
  * booleans, nil and extension types are stepped over; paths longer than MP_PATH_MAX and maps
  * deeper than MP_DEPTH_MAX are not followed. Returns 0, or -1 when data is not one well-formed
- * value (fn may have been called for the numbers before the fault). */
+ * value (fn may have been called for the numbers before the fault) or prefix is MP_PATH_MAX
+ * bytes or longer. */
 int mp_numbers(const uint8_t *data, size_t len, const char *prefix, mp_number_fn fn, void *ctx);
 
 #endif

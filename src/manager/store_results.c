@@ -287,7 +287,7 @@ int store_result_small(store *st, const char *swarm, int64_t after_seq, size_t m
         return -1;
     bind_str(s, 1, swarm ? swarm : "");
     sqlite3_bind_int64(s, 2, after_seq);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)max_len);
+    sqlite3_bind_int64(s, 3, max_len > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_len);
     if (results_collect(st, s, true, rows, n, err) < 0)
         return mt_error_wrap(err, "listing the results of swarm %s", swarm);
     return 0;

@@ -754,6 +754,378 @@ static void test_errors(void **state)
     store_close(st);
 }
 
+/* ---- the dashboard's reads: log search, log index, small results ---- */
+
+/* The logs of swarm S1 (eight, seqs[0..7] in insertion order, timestamps decreasing so that
+ * order by time and order by insertion differ) and two of swarm S2 in between. */
+#define SEARCH_LOGS 8
+static const struct {
+    const char *node, *task;
+    uint32_t iteration, circular;
+    int64_t ts;
+    const char *text;
+    size_t len;
+} search_logs[SEARCH_LOGS] = {
+    {"nA", "train", 0, 0, 1000, "Epoch 1: LOSS 0.5\n", 18},
+    {"nB", "train", 0, 0, 900, "epoch 1: loss 0.6\n", 18},
+    {"nA", "train", 1, 0, 800, "Epoch 2: loss 0.4\n", 18},
+    {"nB", "train", 1, 1, 700, "warning: 100% done_x\n", 21},
+    {"nA", "test", 2, 0, 600, "ERROR: NaN in caf\xc3\xa9\n", 20},
+    {"nC", "train", 2, 0, 500, "", 0},
+    {"nA", "train", 2, 0, 400, "bin\0ary loss", 12},
+    {"nB", "train", 2, 3, 300, "Epoch 3: Loss 0.3\n", 18},
+};
+
+static void add_search_logs(store *st, int64_t seqs[SEARCH_LOGS])
+{
+    mt_error *e = NULL;
+    for (size_t i = 0; i < SEARCH_LOGS; i++) {
+        MUST(store_log_add(st, "S1", search_logs[i].node, search_logs[i].task,
+                           search_logs[i].iteration, search_logs[i].circular, search_logs[i].ts,
+                           search_logs[i].text, search_logs[i].len, &e));
+        if (i == 0)
+            MUST(store_log_add(st, "S2", "nA", "train", 0, 0, 990,
+                               "epoch 1: loss in another swarm\n", 31, &e));
+        if (i == 3)
+            MUST(store_log_add(st, "S2", "nB", "train", 1, 0, 690, "warning: other swarm\n", 21,
+                               &e));
+    }
+    /* the seqs, from store_log_after (not from the functions under test) */
+    store_log *rows = NULL;
+    size_t n = 0;
+    MUST(store_log_after(st, "S1", 0, &rows, &n, &e));
+    assert_int_equal(n, SEARCH_LOGS);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].len, search_logs[i].len);
+        assert_memory_equal(rows[i].text, search_logs[i].text, search_logs[i].len);
+        seqs[i] = rows[i].seq;
+    }
+    store_logs_free(rows, n);
+}
+
+/* The rows found as the indexes of search_logs ("0 2 4"), checking each row against the log it
+ * is (every field, the text byte-exact and NUL-terminated) and that seqs ascend. */
+static char *search_text(store *st, const store_log_filter *f, const int64_t seqs[SEARCH_LOGS])
+{
+    mt_error *e = NULL;
+    store_log *rows = NULL;
+    size_t n = 99;
+    MUST(store_log_search(st, f, &rows, &n, &e));
+    char *out = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < SEARCH_LOGS && seqs[k] != rows[i].seq)
+            k++;
+        if (k == SEARCH_LOGS)
+            fail_msg("a row of seq %lld, not one of swarm S1's", (long long)rows[i].seq);
+        if (i)
+            assert_true(rows[i].seq > rows[i - 1].seq);
+        assert_string_equal(rows[i].swarm, "S1");
+        assert_string_equal(rows[i].node, search_logs[k].node);
+        assert_string_equal(rows[i].task, search_logs[k].task);
+        assert_int_equal(rows[i].iteration, search_logs[k].iteration);
+        assert_int_equal(rows[i].circular, search_logs[k].circular);
+        assert_int_equal(rows[i].ts_ms, search_logs[k].ts);
+        assert_int_equal(rows[i].len, search_logs[k].len);
+        assert_memory_equal(rows[i].text, search_logs[k].text, search_logs[k].len);
+        assert_int_equal(rows[i].text[rows[i].len], '\0');
+        char *next = xasprintf("%s%s%zu", out, i ? " " : "", k);
+        free(out);
+        out = next;
+    }
+    store_logs_free(rows, n);
+    return out;
+}
+
+/* A filter on swarm S1 that lets everything through, narrowed by the caller. */
+#define ANY_LOG                                                                                    \
+    {                                                                                              \
+        .swarm = "S1", .node = NULL, .text = NULL, .iteration = -1, .after_seq = 0, .limit = 0     \
+    }
+
+#define EXPECT_SEARCH(want, ...)                                                                   \
+    do {                                                                                           \
+        store_log_filter f_ = ANY_LOG;                                                             \
+        __VA_ARGS__;                                                                               \
+        cleanup_free char *got_ = search_text(st, &f_, seqs);                                      \
+        if (strcmp(got_, want) != 0)                                                               \
+            fail_msg("search %s: got \"%s\", want \"%s\"", #__VA_ARGS__, got_, want);              \
+    } while (0)
+
+static void test_log_search_single_filters(void **state)
+{
+    store *st = open_memory();
+    int64_t seqs[SEARCH_LOGS];
+    add_search_logs(st, seqs);
+
+    /* Swarm alone: every log of it, in insertion order (not by time), with text. */
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", (void)0);
+
+    /* Node. */
+    EXPECT_SEARCH("0 2 4 6", f_.node = "nA");
+    EXPECT_SEARCH("1 3 7", f_.node = "nB");
+    EXPECT_SEARCH("5", f_.node = "nC");
+    EXPECT_SEARCH("", f_.node = "nZ");
+    EXPECT_SEARCH("", f_.node = "na"); /* node ids are matched exactly */
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.node = "");
+
+    /* Iteration (-1: any). */
+    EXPECT_SEARCH("0 1", f_.iteration = 0);
+    EXPECT_SEARCH("2 3", f_.iteration = 1);
+    EXPECT_SEARCH("4 5 6 7", f_.iteration = 2);
+    EXPECT_SEARCH("", f_.iteration = 3);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.iteration = -1);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.iteration = -5);
+
+    /* After a seq. */
+    EXPECT_SEARCH("4 5 6 7", f_.after_seq = seqs[3]);
+    EXPECT_SEARCH("1 2 3 4 5 6 7", f_.after_seq = seqs[0]);
+    EXPECT_SEARCH("7", f_.after_seq = seqs[6]);
+    EXPECT_SEARCH("", f_.after_seq = seqs[7]);
+    EXPECT_SEARCH("", f_.after_seq = seqs[7] + 100);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.after_seq = -1);
+    /* S2's rows between S1's: after S2's first row (seqs[0] + 1) the next of S1 is seqs[1] */
+    EXPECT_SEARCH("1 2 3 4 5 6 7", f_.after_seq = seqs[0] + 1);
+
+    /* Text: contained, ASCII letters in any case, the rest exactly. */
+    EXPECT_SEARCH("0 1 2 6 7", f_.text = "loss");
+    EXPECT_SEARCH("0 1 2 6 7", f_.text = "LOSS");
+    EXPECT_SEARCH("0 1 2 6 7", f_.text = "lOsS");
+    EXPECT_SEARCH("0 1", f_.text = "EPOCH 1");
+    EXPECT_SEARCH("0 1 2 7", f_.text = "epoch");
+    EXPECT_SEARCH("1", f_.text = "loss 0.6\n");
+    EXPECT_SEARCH("4", f_.text = "nan");
+    EXPECT_SEARCH("4", f_.text = "CAF\xc3\xa9");
+    EXPECT_SEARCH("6", f_.text = "ary");  /* after a NUL byte in the text */
+    EXPECT_SEARCH("3", f_.text = "100%"); /* % and _ are plain characters, not patterns */
+    EXPECT_SEARCH("3", f_.text = "%");
+    EXPECT_SEARCH("3", f_.text = "_");
+    EXPECT_SEARCH("3", f_.text = "DONE_X");
+    EXPECT_SEARCH("", f_.text = "e%h");
+    EXPECT_SEARCH("", f_.text = "zzz");
+    EXPECT_SEARCH("", f_.text = "loss 0.6\n!");
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.text = "");
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.text = NULL);
+
+    /* Limit: the newest (by seq) N, returned oldest first; <= 0 or more than there are: all. */
+    EXPECT_SEARCH("7", f_.limit = 1);
+    EXPECT_SEARCH("5 6 7", f_.limit = 3);
+    EXPECT_SEARCH("1 2 3 4 5 6 7", f_.limit = 7);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.limit = 8);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.limit = 1000);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.limit = 0);
+    EXPECT_SEARCH("0 1 2 3 4 5 6 7", f_.limit = -1);
+    store_close(st);
+}
+
+static void test_log_search_combined(void **state)
+{
+    store *st = open_memory();
+    int64_t seqs[SEARCH_LOGS];
+    add_search_logs(st, seqs);
+
+    EXPECT_SEARCH("0 2 6", f_.node = "nA", f_.text = "Loss");
+    EXPECT_SEARCH("3", f_.node = "nB", f_.iteration = 1);
+    EXPECT_SEARCH("", f_.node = "nC", f_.iteration = 1);
+    EXPECT_SEARCH("6", f_.node = "nA", f_.iteration = 2, f_.text = "LOSS");
+    EXPECT_SEARCH("5 6 7", f_.iteration = 2, f_.after_seq = seqs[4]);
+    EXPECT_SEARCH("7", f_.node = "nB", f_.text = "epoch", f_.after_seq = seqs[1]);
+    EXPECT_SEARCH("2 7", f_.text = "epoch", f_.after_seq = seqs[1]);
+
+    /* The limit applies to what the other filters let through: the newest matches. */
+    EXPECT_SEARCH("1", f_.text = "epoch 1", f_.limit = 1);
+    EXPECT_SEARCH("6 7", f_.text = "loss", f_.limit = 2);
+    EXPECT_SEARCH("2 6", f_.node = "nA", f_.text = "loss", f_.limit = 2);
+    EXPECT_SEARCH("6 7", f_.iteration = 2, f_.after_seq = seqs[4], f_.limit = 2);
+    EXPECT_SEARCH("4 6", f_.node = "nA", f_.iteration = 2, f_.limit = 5);
+    EXPECT_SEARCH("7", f_.node = "nB", f_.after_seq = seqs[0], f_.text = "EPOCH", f_.limit = 1);
+    EXPECT_SEARCH("3 7", f_.node = "nB", f_.after_seq = seqs[1], f_.iteration = -1, f_.text = "",
+                  f_.limit = 10);
+    EXPECT_SEARCH("", f_.node = "nB", f_.after_seq = seqs[7], f_.text = "epoch", f_.limit = 1);
+
+    /* Other swarms are never included, whatever the filters. */
+    mt_error *e = NULL;
+    store_log *rows = NULL;
+    size_t n = 99;
+    store_log_filter f = {.swarm = "S2", .iteration = -1, .text = "LOSS"};
+    MUST(store_log_search(st, &f, &rows, &n, &e));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].swarm, "S2");
+    assert_string_equal(rows[0].text, "epoch 1: loss in another swarm\n");
+    assert_true(rows[0].seq > seqs[0] && rows[0].seq < seqs[1]);
+    store_logs_free(rows, n);
+    f = (store_log_filter){.swarm = "S2", .iteration = -1};
+    MUST(store_log_search(st, &f, &rows, &n, &e));
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[1].text, "warning: other swarm\n");
+    store_logs_free(rows, n);
+    f = (store_log_filter){.swarm = "S3", .iteration = -1};
+    MUST(store_log_search(st, &f, &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_logs_free(rows, n);
+    f = (store_log_filter){.swarm = NULL, .iteration = -1, .text = "loss"};
+    MUST(store_log_search(st, &f, &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_logs_free(rows, n);
+    store_close(st);
+}
+
+static void test_log_index(void **state)
+{
+    store *st = open_memory();
+    mt_error *e = NULL;
+    int64_t seqs[SEARCH_LOGS];
+    add_search_logs(st, seqs);
+    /* a long text: not carried by the index either */
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    MUST(store_log_add(st, "S1", "nD", "train", 9, 0, 1, big, sizeof(big), &e));
+
+    store_log *rows = NULL;
+    size_t n = 99;
+    MUST(store_log_index(st, "S1", &rows, &n, &e));
+    assert_int_equal(n, SEARCH_LOGS + 1);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].swarm, "S1");
+        assert_non_null(rows[i].text);
+        assert_string_equal(rows[i].text, "");
+        assert_int_equal(rows[i].len, 0);
+        if (i)
+            assert_true(rows[i].seq > rows[i - 1].seq); /* insertion order, not by time */
+        if (i < SEARCH_LOGS) {
+            assert_int_equal(rows[i].seq, seqs[i]);
+            assert_string_equal(rows[i].node, search_logs[i].node);
+            assert_string_equal(rows[i].task, search_logs[i].task);
+            assert_int_equal(rows[i].iteration, search_logs[i].iteration);
+            assert_int_equal(rows[i].circular, search_logs[i].circular);
+            assert_int_equal(rows[i].ts_ms, search_logs[i].ts);
+        }
+    }
+    assert_string_equal(rows[SEARCH_LOGS].node, "nD");
+    assert_int_equal(rows[SEARCH_LOGS].iteration, 9);
+    store_logs_free(rows, n);
+
+    MUST(store_log_index(st, "S2", &rows, &n, &e));
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].node, "nA");
+    assert_string_equal(rows[1].node, "nB");
+    assert_true(rows[0].seq > seqs[0] && rows[0].seq < seqs[1]);
+    assert_true(rows[1].seq > seqs[3] && rows[1].seq < seqs[4]);
+    assert_int_equal(rows[0].len, 0);
+    store_logs_free(rows, n);
+
+    MUST(store_log_index(st, "S3", &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_logs_free(rows, n);
+    MUST(store_log_index(st, NULL, &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_logs_free(rows, n);
+    store_close(st);
+}
+
+/* store_result_small as rows_text, checking the rows are of the swarm, ascending and carry
+ * data of their length. */
+static char *small_text(store *st, const char *swarm, int64_t after_seq, size_t max_len)
+{
+    mt_error *e = NULL;
+    store_result *rows = NULL;
+    size_t n = 99;
+    MUST(store_result_small(st, swarm, after_seq, max_len, &rows, &n, &e));
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].swarm, swarm);
+        assert_true(rows[i].len <= max_len);
+        assert_true(rows[i].seq > after_seq);
+        if (i)
+            assert_true(rows[i].seq > rows[i - 1].seq);
+    }
+    char *out = rows_text(rows, n);
+    store_results_free(rows, n);
+    return out;
+}
+
+#define EXPECT_SMALL(swarm, after, max_len, want)                                                  \
+    do {                                                                                           \
+        cleanup_free char *got_ = small_text(st, swarm, after, max_len);                           \
+        if (strcmp(got_, want) != 0)                                                               \
+            fail_msg("store_result_small(%s, %lld, %zu): got \"%s\", want \"%s\"", swarm,          \
+                     (long long)(after), (size_t)(max_len), got_, want);                           \
+    } while (0)
+
+static void test_result_small(void **state)
+{
+    store *st = open_memory();
+    mt_error *e = NULL;
+    enum { BIG = 5000 };
+    cleanup_free uint8_t *big = pattern(BIG, 7);
+    add_result(st, "S", "train", "nodeA", 0, "metrics", "a", 10);
+    MUST(store_result_add(st, "S", "train", "nodeA", 0, "model_params", NULL, big, BIG, 11, &e));
+    add_result(st, "OTHER", "train", "nodeA", 0, "metrics", "x", 12);
+    add_result(st, "S", "train", "nodeB", 0, "metrics", "bb", 13);
+    add_result(st, "S", "test", "nodeA", 1, "loss", "ccc", 14);
+    add_result(st, "S", "train", "nodeB", 1, "metrics", "dddd", 15);
+    add_result(st, "S", "train", "nodeB", 1, "metrics", "eeeee", 16);
+    add_result(st, "S", "train", "nodeC", 1, "metrics", "", 17);
+
+    /* the seqs of S's rows, from the listing */
+    store_result *rows = NULL;
+    size_t n = 0;
+    int64_t seq[7];
+    MUST(store_result_list(st, "S", NULL, -1, false, &rows, &n, &e));
+    assert_int_equal(n, 7);
+    for (size_t i = 0; i < n; i++)
+        seq[i] = rows[i].seq;
+    store_results_free(rows, n);
+
+    /* Every tag, oldest first; a value longer than max_len is left out (max_len itself is in);
+     * an empty value is in, with data. */
+    EXPECT_SMALL("S", 0, 4, "nodeA=a nodeB=bb nodeA=ccc nodeB=dddd nodeC=");
+    EXPECT_SMALL("S", 0, 3, "nodeA=a nodeB=bb nodeA=ccc nodeC=");
+    EXPECT_SMALL("S", 0, 5, "nodeA=a nodeB=bb nodeA=ccc nodeB=dddd nodeB=eeeee nodeC=");
+    EXPECT_SMALL("S", 0, 0, "nodeC=");
+    EXPECT_SMALL("S", -1, 4, "nodeA=a nodeB=bb nodeA=ccc nodeB=dddd nodeC=");
+    EXPECT_SMALL("S", 0, BIG - 1, "nodeA=a nodeB=bb nodeA=ccc nodeB=dddd nodeB=eeeee nodeC=");
+
+    /* After a seq. */
+    EXPECT_SMALL("S", seq[0], 4, "nodeB=bb nodeA=ccc nodeB=dddd nodeC=");
+    EXPECT_SMALL("S", seq[2], 4, "nodeA=ccc nodeB=dddd nodeC=");
+    EXPECT_SMALL("S", seq[2], 2, "nodeC=");
+    EXPECT_SMALL("S", seq[6] - 1, 4, "nodeC=");
+    EXPECT_SMALL("S", seq[6], 1000000, "");
+
+    /* Other swarms: never in, and their own results only. */
+    EXPECT_SMALL("OTHER", 0, 4, "nodeA=x");
+    EXPECT_SMALL("OTHER", 0, 0, "");
+    EXPECT_SMALL("NOPE", 0, 1000000, "");
+    MUST(store_result_small(st, NULL, 0, 1000000, &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_results_free(rows, n);
+
+    /* Large enough for the big value: it is in, byte-exact, with its other fields. */
+    MUST(store_result_small(st, "S", 0, BIG, &rows, &n, &e));
+    assert_int_equal(n, 7);
+    assert_int_equal(rows[1].seq, seq[1]);
+    assert_string_equal(rows[1].tag, "model_params");
+    assert_string_equal(rows[1].task, "train");
+    assert_string_equal(rows[1].node, "nodeA");
+    assert_int_equal(rows[1].iteration, 0);
+    assert_int_equal(rows[1].created_ms, 11);
+    assert_int_equal(rows[1].len, BIG);
+    assert_non_null(rows[1].data);
+    assert_memory_equal(rows[1].data, big, BIG);
+    assert_string_equal(rows[2].tag, "metrics");
+    assert_string_equal(rows[3].tag, "loss");
+    assert_string_equal(rows[3].task, "test");
+    assert_int_equal(rows[3].iteration, 1);
+    assert_int_equal(rows[3].created_ms, 14);
+    assert_non_null(rows[6].data);
+    assert_int_equal(rows[6].len, 0);
+    store_results_free(rows, n);
+    MUST(store_result_small(st, "S", seq[0], (size_t)1 << 40, &rows, &n, &e));
+    assert_int_equal(n, 6);
+    store_results_free(rows, n);
+    store_close(st);
+}
+
 /* ---- threads ---- */
 
 #define THREADS 4
@@ -882,6 +1254,10 @@ int main(void)
         cmocka_unit_test(test_values_byte_exact),
         cmocka_unit_test(test_logs),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_log_search_single_filters),
+        cmocka_unit_test(test_log_search_combined),
+        cmocka_unit_test(test_log_index),
+        cmocka_unit_test(test_result_small),
         cmocka_unit_test(test_threads_memory),
         cmocka_unit_test_setup_teardown(test_threads_file, setup, teardown),
     };
