@@ -126,10 +126,20 @@ class DashboardSwarm(LocalSwarm):
         return ["--http", f"127.0.0.1:{self.http_port}"] + (
             ["--config", str(self.config)] if self.config else [])
 
-    def start(self):
-        """The swarm, its nodes, and a wait until it has run two rounds (results stored)."""
-        self.start_run(self.swarm_dir / "swarm.toml", "--timeout", "900", *self.http_args())
-        self.start_nodes()
+    def start(self, serve=False):
+        """The swarm, its nodes, and a wait until it has run two rounds (results stored).
+        serve: `manta_manager serve` and `submit` (the manager stays up when the swarm ends),
+        else `manta_manager run` (it ends with the swarm)."""
+        if serve:
+            self.start_serve(*self.http_args())
+            self.start_nodes()
+            wait_for(lambda: len([n for n in self.admin_json("nodes")["nodes"]
+                                  if n.get("connected")]) == len(self.nodes),
+                     timeout=60, interval=0.5, what="the nodes connected")
+            self.admin("submit", str(self.swarm_dir / "swarm.toml"))
+        else:
+            self.start_run(self.swarm_dir / "swarm.toml", "--timeout", "900", *self.http_args())
+            self.start_nodes()
         c = Client(self.base())
         wait_for(lambda: self._up(c), timeout=60, interval=0.2, what="the dashboard")
         c.login()
