@@ -872,7 +872,10 @@ function mergeSeries(s, d) {          // returns whether anything changed
     let line = s.nodes.get(n.node);
     if (!line) { line = { alias: n.alias || shortId(n.node), pts: [] }; s.nodes.set(n.node, line); changed = true; }
     for (const p of n.points || []) {
-      if (typeof p[1] === 'number' && isFinite(p[1])) { upsert(line.pts, p[0], p[1]); changed = true; }
+      if (typeof p[1] !== 'number' || !isFinite(p[1])) continue;
+      const last = line.pts[line.pts.length - 1];
+      if (!last || last[0] < p[0]) line.pts.push(p); else upsert(line.pts, p[0], p[1]);   // appending is the usual case
+      changed = true;
     }
   }
   for (const p of d.mean || []) {
@@ -946,7 +949,7 @@ const charts = {
     const yt = this.ticks(yMin, yMax, 6, false);
     const x0 = xt[0], x1 = xt[xt.length - 1], y0 = yt[0], y1 = yt[yt.length - 1];
     const sx = (W - L - R) / (x1 - x0 || 1), sy = (H - T - B) / (y1 - y0 || 1);
-    const X = (v) => (L + (v - x0) * sx).toFixed(1), Y = (v) => (H - B - (v - y0) * sy).toFixed(1);
+    const X = (v) => Math.round((L + (v - x0) * sx) * 10) / 10, Y = (v) => Math.round((H - B - (v - y0) * sy) * 10) / 10;
     // axes, grid and ticks
     const grid = root.appendChild(svgEl('g', { class: 'grid' }));
     const labels = root.appendChild(svgEl('g', { class: 'tick-labels' }));

@@ -451,6 +451,8 @@ static enum MHD_Result serve_asset(struct MHD_Connection *c, const char *url)
 {
     if (!strcmp(url, "/"))
         url = "/index.html";
+    if (!strcmp(url, "/favicon.ico")) /* none: nothing, rather than a 404 in the console */
+        return send_bytes(c, 204, "image/x-icon", "", 0, false, NULL);
     for (size_t i = 0; i < web_assets_count; i++)
         if (!strcmp(web_assets[i].path, url))
             return send_bytes(c, 200, web_assets[i].type, web_assets[i].data, web_assets[i].len,

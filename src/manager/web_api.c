@@ -576,7 +576,8 @@ int api_series(web_req *rq, json_t **out)
         }
         free(all.v);
     }
-    qsort(s.v, s.n, sizeof(point), cmp_point);
+    if (s.n)
+        qsort(s.v, s.n, sizeof(point), cmp_point);
     names nodes = {0};
     node_names(rq->m, &nodes);
     json_t *nl = json_array(), *cur = NULL;

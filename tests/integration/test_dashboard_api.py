@@ -59,6 +59,7 @@ def test_nothing_but_the_page_without_a_session(dash):
     for asset, kind in (("/app.js", "text/javascript"), ("/app.css", "text/css")):
         st, hdrs, body = c.request("GET", asset)
         assert st == 200 and hdrs["Content-Type"].startswith(kind) and len(body) > 100, asset
+    assert c.request("GET", "/favicon.ico")[0] == 204  # none, and no 404 in the console
     assert c.request("GET", "/nope.html")[0] == 404
     assert c.request("GET", "/../../etc/passwd")[0] == 404
 
