@@ -14,12 +14,12 @@
 #include "err.h"
 
 typedef struct mgr_config {
-    char *listen;           /* gRPC address for nodes, "127.0.0.1:50051" */
-    char *user_listen;      /* gRPC address of the user services ("" = on listen) */
-    int64_t user_token_ttl; /* seconds */
+    char *listen;             /* gRPC address for nodes, "127.0.0.1:50051" */
+    char *user_listen;        /* gRPC address of the user services ("" = on listen) */
+    int64_t user_token_ttl;   /* seconds */
     char *http_listen;        /* the web dashboard's address ("" = none) */
     int64_t http_session_ttl; /* seconds */
-    char *broker_host;      /* the MQTT broker the manager connects to */
+    char *broker_host;        /* the MQTT broker the manager connects to */
     int64_t broker_port;
     char *broker_username; /* "" = anonymous */
     char *broker_password;
