@@ -18,12 +18,14 @@ FROM ${BASE} AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
       --no-install-recommends build-essential cmake pkg-config python3 \
       protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev libmosquitto-dev \
-      libjansson-dev libyaml-dev zlib1g-dev libsqlite3-dev libssl-dev >/dev/null
+      libjansson-dev libyaml-dev zlib1g-dev libsqlite3-dev libssl-dev libmicrohttpd-dev >/dev/null
 COPY CMakeLists.txt /src/
 COPY proto /src/proto
 COPY src /src/src
 COPY tools /src/tools
 COPY contrib /src/contrib
+COPY cmake /src/cmake
+COPY web /src/web
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
       -DCMAKE_INSTALL_PREFIX=/usr/local >/dev/null \
  && cmake --build /build -j"$(nproc)" --target manta_node >/dev/null \
