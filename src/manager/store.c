@@ -74,6 +74,9 @@ static const char *const schema_steps[] = {
     "ALTER TABLE results ADD COLUMN request TEXT;"
     "CREATE UNIQUE INDEX results_by_request ON results (swarm, node, request)"
     " WHERE request IS NOT NULL;",
+    /* 4 -> 5: the dashboard's history and placement read a swarm's logs by iteration without
+     * their text (web_api.c). */
+    "CREATE INDEX task_logs_by_round ON task_logs (swarm, iteration, ts_ms, node, task);",
 };
 #define SCHEMA_VERSION ((int)ARRAY_LEN(schema_steps))
 
@@ -147,8 +150,10 @@ static const char *const fixed_sql[] = {
                         " AND (?5 IS NULL OR iteration = ?5)",
     [S_RESULT_AFTER] = "SELECT " RESULT_COLS " FROM results WHERE swarm = ?1 AND tag = ?2"
                        " AND seq > ?3 ORDER BY seq",
-    [S_RESULT_SMALL] = "SELECT " RESULT_COLS " FROM results WHERE swarm = ?1 AND seq > ?2"
+    [S_RESULT_SMALL] = "SELECT " RESULT_COLS ", data FROM results WHERE swarm = ?1 AND seq > ?2"
                        " AND length(data) <= ?3 ORDER BY seq",
+    [S_RESULT_SMALL_TAG] = "SELECT " RESULT_COLS ", data FROM results WHERE swarm = ?1"
+                           " AND tag = ?4 AND seq > ?2 AND length(data) <= ?3 ORDER BY seq",
     [S_GLOBAL_LIST] = "SELECT tag, length(data) FROM globals WHERE swarm = ?1 ORDER BY tag",
     [S_LOG_AFTER] = "SELECT " LOG_COLS " FROM task_logs WHERE swarm = ?1 AND id > ?2 ORDER BY id",
     [S_LOG_SEARCH] = "SELECT " LOG_COLS " FROM (SELECT * FROM task_logs WHERE swarm = ?1"
@@ -156,7 +161,9 @@ static const char *const fixed_sql[] = {
                      " AND (?5 = '' OR instr(lower(CAST(text AS TEXT)), lower(?5)) > 0)"
                      " ORDER BY id DESC LIMIT ?6) ORDER BY id",
     [S_LOG_INDEX] = "SELECT swarm, node, task, iteration, circular, ts_ms, x'', id FROM task_logs"
-                    " WHERE swarm = ?1 ORDER BY id",
+                    " WHERE swarm = ?1 AND (?2 < 0 OR iteration = ?2) ORDER BY id",
+    [S_LOG_ROUNDS] = "SELECT iteration, min(ts_ms), max(ts_ms), count(*) FROM task_logs"
+                     " WHERE swarm = ?1 GROUP BY iteration ORDER BY iteration",
     [S_ERROR_ADD] = "INSERT INTO task_errors (node, swarm, task, iteration, circular, error_id,"
                     " content, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 };

@@ -137,8 +137,17 @@ typedef struct store_log_filter {
 } store_log_filter;
 int store_log_search(store *st, const store_log_filter *f, store_log **rows, size_t *n,
                      mt_error **err);
-/* Every log of a swarm without its text (text "", len 0), in insertion order. */
-int store_log_index(store *st, const char *swarm, store_log **rows, size_t *n, mt_error **err);
+/* The logs of a swarm (of one iteration; -1 = every one) without their text (text "", len 0),
+ * in insertion order. */
+int store_log_index(store *st, const char *swarm, int64_t iteration, store_log **rows, size_t *n,
+                    mt_error **err);
+/* Per iteration that left logs: when its first and last log came, and how many. */
+typedef struct store_round {
+    uint32_t iteration;
+    int64_t start_ms, end_ms, logs;
+} store_round;
+/* The iterations of a swarm's logs, in order. *rows owned (free()). */
+int store_log_rounds(store *st, const char *swarm, store_round **rows, size_t *n, mt_error **err);
 void store_logs_free(store_log *rows, size_t n);
 
 typedef struct store_errrow {
@@ -164,10 +173,10 @@ int store_result_delete(store *st, const char *swarm, const char *tag, const cha
 /* Results of (swarm, tag) stored after seq after_seq, oldest first, with data. */
 int store_result_after(store *st, const char *swarm, const char *tag, int64_t after_seq,
                        store_result **rows, size_t *n, mt_error **err);
-/* The results of a swarm (any tag) stored after seq after_seq whose value is at most max_len
- * bytes (metrics, not model weights), oldest first, with data. */
-int store_result_small(store *st, const char *swarm, int64_t after_seq, size_t max_len,
-                       store_result **rows, size_t *n, mt_error **err);
+/* The results of a swarm (of one tag; NULL = any) stored after seq after_seq whose value is at
+ * most max_len bytes (metrics, not model weights), oldest first, with data. */
+int store_result_small(store *st, const char *swarm, const char *tag, int64_t after_seq,
+                       size_t max_len, store_result **rows, size_t *n, mt_error **err);
 /* The globals of a swarm: *tags NULL-terminated (owned, free with mem_free_strv), *lens their
  * sizes (owned), by tag. */
 int store_global_list(store *st, const char *swarm, char ***tags, size_t **lens, size_t *n,

@@ -53,6 +53,8 @@ enum {
     S_LOG_SEARCH,
     S_LOG_INDEX,
     S_RESULT_SMALL,
+    S_RESULT_SMALL_TAG,
+    S_LOG_ROUNDS,
     S_COUNT,
 };
 

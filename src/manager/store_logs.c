@@ -118,7 +118,8 @@ int store_log_search(store *st, const store_log_filter *f, store_log **rows, siz
     return logs_collect(st, s, rows, n, err);
 }
 
-int store_log_index(store *st, const char *swarm, store_log **rows, size_t *n, mt_error **err)
+int store_log_index(store *st, const char *swarm, int64_t iteration, store_log **rows, size_t *n,
+                    mt_error **err)
 {
     *rows = NULL;
     *n = 0;
@@ -127,7 +128,36 @@ int store_log_index(store *st, const char *swarm, store_log **rows, size_t *n, m
     if (!s)
         return -1;
     bind_str(s, 1, swarm ? swarm : "");
+    sqlite3_bind_int64(s, 2, iteration);
     return logs_collect(st, s, rows, n, err);
+}
+
+int store_log_rounds(store *st, const char *swarm, store_round **rows, size_t *n, mt_error **err)
+{
+    *rows = NULL;
+    *n = 0;
+    LOCK_STORE(st);
+    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_LOG_ROUNDS, err);
+    if (!s)
+        return -1;
+    bind_str(s, 1, swarm ? swarm : "");
+    store_round *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_round *r = ROWS_PUSH(out, count, cap);
+        r->iteration = (uint32_t)sqlite3_column_int64(s, 0);
+        r->start_ms = sqlite3_column_int64(s, 1);
+        r->end_ms = sqlite3_column_int64(s, 2);
+        r->logs = sqlite3_column_int64(s, 3);
+    }
+    if (rc != SQLITE_DONE) {
+        free(out);
+        return db_fail(st, err, "summarise the task logs");
+    }
+    *rows = out;
+    *n = count;
+    return 0;
 }
 
 void store_logs_free(store_log *rows, size_t n)

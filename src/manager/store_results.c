@@ -273,23 +273,45 @@ int store_result_after(store *st, const char *swarm, const char *tag, int64_t af
     return 0;
 }
 
-int store_result_small(store *st, const char *swarm, int64_t after_seq, size_t max_len,
-                       store_result **rows, size_t *n, mt_error **err)
+int store_result_small(store *st, const char *swarm, const char *tag, int64_t after_seq,
+                       size_t max_len, store_result **rows, size_t *n, mt_error **err)
 {
     *rows = NULL;
     *n = 0;
     LOCK_STORE(st);
-    cleanup_read store *txn = db_read_begin(st, err);
-    if (!txn)
-        return -1;
-    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_RESULT_SMALL, err);
+    cleanup_stmt sqlite3_stmt *s = db_stmt(st, tag ? S_RESULT_SMALL_TAG : S_RESULT_SMALL, err);
     if (!s)
         return -1;
+    if (tag)
+        bind_str(s, 4, tag);
     bind_str(s, 1, swarm ? swarm : "");
     sqlite3_bind_int64(s, 2, after_seq);
     sqlite3_bind_int64(s, 3, max_len > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_len);
-    if (results_collect(st, s, true, rows, n, err) < 0)
-        return mt_error_wrap(err, "listing the results of swarm %s", swarm);
+    /* small values: read with their row (one statement), not as blobs one by one */
+    store_result *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_result *r = ROWS_PUSH(out, count, cap);
+        r->seq = sqlite3_column_int64(s, 0);
+        r->swarm = col_str(s, 1);
+        r->task = col_str(s, 2);
+        r->node = col_str(s, 3);
+        r->tag = col_str(s, 4);
+        r->iteration = (uint32_t)sqlite3_column_int64(s, 5);
+        r->created_ms = sqlite3_column_int64(s, 6);
+        const void *data = sqlite3_column_blob(s, 8);
+        r->len = (size_t)sqlite3_column_bytes(s, 8);
+        r->data = xmalloc(r->len ? r->len : 1);
+        if (r->len)
+            memcpy(r->data, data, r->len);
+    }
+    if (rc != SQLITE_DONE) {
+        store_results_free(out, count);
+        return db_fail(st, err, "list the results of swarm %s", swarm ? swarm : "");
+    }
+    *rows = out;
+    *n = count;
     return 0;
 }
 

@@ -37,6 +37,7 @@
 #define WEB_KEEPALIVE_MS    15000 /* a comment line at least this often */
 #define WEB_REFUSED_DELAY_S 1     /* a refused sign-in is answered this much later */
 #define WEB_COOKIE          "manta_session"
+#define WEB_JSON_FLAGS      (JSON_COMPACT | JSON_REAL_PRECISION(8)) /* 0.81234567, not 17 digits */
 
 typedef struct web_session {
     char id[65], csrf[65];
@@ -51,6 +52,7 @@ struct web_server {
     bool tls;
     char *cert, *key; /* PEM, kept while the daemon runs (libmicrohttpd borrows them) */
     atomic_bool stopping;
+    web_cache *cache;
     pthread_mutex_t mu; /* sessions */
     web_session sessions[WEB_SESSIONS_MAX];
 };
@@ -93,7 +95,7 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const ch
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
                                  const char *cookie)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = json_dumps(body, WEB_JSON_FLAGS);
     json_decref(body);
     if (!text)
         return MHD_NO;
@@ -322,7 +324,7 @@ typedef struct sse_stream {
 
 static void sse_event(sse_stream *st, const char *event, json_t *data)
 {
-    char *text = json_dumps(data, JSON_COMPACT);
+    char *text = json_dumps(data, WEB_JSON_FLAGS);
     json_decref(data);
     sb_printf(&st->out, "event: %s\ndata: %s\n\n", event, text ? text : "{}");
     free(text);
@@ -500,7 +502,7 @@ static enum MHD_Result api(web_server *w, struct MHD_Connection *c, const char *
         known = true;
         if (strcmp(routes[i].method, method))
             continue;
-        web_req rq = {.m = w->m, .conn = c, .user = s.user, .swarm = seg};
+        web_req rq = {.m = w->m, .cache = w->cache, .conn = c, .user = s.user, .swarm = seg};
         json_t *out = NULL;
         int status = routes[i].fn(&rq, &out);
         return send_json(c, status, out ? out : json_object(), NULL);
@@ -599,6 +601,7 @@ web_server *web_start(manager *m, mt_error **err)
         return NULL;
     web_server *w = xcalloc(1, sizeof(*w));
     w->m = m;
+    w->cache = web_cache_new();
     pthread_mutex_init(&w->mu, NULL);
     w->tls = *m->cfg.tls_cert && *m->cfg.tls_key;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -668,6 +671,7 @@ void web_stop(web_server *w)
     if (w->d)
         MHD_stop_daemon(w->d);
     pthread_mutex_destroy(&w->mu);
+    web_cache_free(w->cache);
     if (w->key)
         OPENSSL_cleanse(w->key, strlen(w->key));
     free(w->key);

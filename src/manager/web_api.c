@@ -244,17 +244,81 @@ static int find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], 
     return 1;
 }
 
-/* The tasks of a swarm's graph as JSON, and (task xid -> alias) in *tasks. */
-static json_t *graph_json(manager *m, const store_swarm *sw, names *tasks)
+/* ---- what is kept between requests ---------------------------------------------------------- */
+
+#define CACHE_SWARMS 16
+
+typedef struct cache_entry {
+    char xid[NODE_XID_MAX + 1]; /* "" = free */
+    json_t *graph;              /* tasks and edges, or NULL until read */
+    json_t *tasks;              /* task xid -> alias */
+    json_t *keys;               /* numeric key -> true, of the results up to keys_seq */
+    int64_t keys_seq;
+    uint64_t used;
+} cache_entry;
+
+struct web_cache {
+    pthread_mutex_t mu;
+    uint64_t tick;
+    cache_entry e[CACHE_SWARMS];
+};
+
+web_cache *web_cache_new(void)
+{
+    web_cache *c = xcalloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+static void entry_clear(cache_entry *e)
+{
+    json_decref(e->graph);
+    json_decref(e->tasks);
+    json_decref(e->keys);
+    memset(e, 0, sizeof(*e));
+}
+
+void web_cache_free(web_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_SWARMS; i++)
+        entry_clear(&c->e[i]);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* The entry of a swarm, made (replacing the least recently used) if needed. c->mu held. */
+static cache_entry *cache_get(web_cache *c, const char *xid)
+{
+    cache_entry *lru = &c->e[0];
+    for (size_t i = 0; i < CACHE_SWARMS; i++) {
+        if (!strcmp(c->e[i].xid, xid)) {
+            c->e[i].used = ++c->tick;
+            return &c->e[i];
+        }
+        if (c->e[i].used < lru->used)
+            lru = &c->e[i];
+    }
+    entry_clear(lru);
+    snprintf(lru->xid, sizeof(lru->xid), "%s", xid);
+    lru->keys = json_object();
+    lru->used = ++c->tick;
+    return lru;
+}
+
+/* Read a swarm's graph: JSON (tasks, edges) and task xid -> alias. */
+static void graph_read(manager *m, const store_swarm *sw, json_t **graph, json_t **tasks)
 {
     char why[256] = "";
     swarm_def *def = us_load_def(m, sw->id, sw->name, why, sizeof(why));
     json_t *tl = json_array(), *edges = json_array();
+    *tasks = json_object();
     for (size_t i = 0; def && i < def->ntasks; i++) {
         const swarm_task_def *t = &def->tasks[i];
         char tx[NODE_XID_MAX + 1];
         node_id_to_xid(t->task_id, tx);
-        names_put(tasks, tx, t->alias);
+        json_object_set_new(*tasks, tx, json_string(t->alias));
         json_t *ds = json_array();
         for (char **d = t->datasets; d && *d; d++)
             json_array_append_new(ds, json_string(*d));
@@ -266,10 +330,33 @@ static json_t *graph_json(manager *m, const store_swarm *sw, names *tasks)
             json_array_append_new(edges, json_pack("{s:s, s:s}", "from", t->alias, "to",
                                                    def->tasks[t->next[k]].alias));
     }
-    json_t *g = json_pack("{s:o, s:o}", "tasks", tl, "edges", edges);
+    *graph = json_pack("{s:o, s:o}", "tasks", tl, "edges", edges);
     if (!def)
-        json_object_set_new(g, "missing", json_string(why));
+        json_object_set_new(*graph, "missing", json_string(why));
     swarm_def_free(def);
+}
+
+/* The tasks of a swarm's graph as JSON (owned), and (task xid -> alias) in *tasks. A graph is
+ * read once: it never changes. */
+static json_t *graph_json(web_req *rq, const store_swarm *sw, names *tasks)
+{
+    pthread_mutex_lock(&rq->cache->mu);
+    cache_entry *e = cache_get(rq->cache, sw->id);
+    if (!e->graph) {
+        graph_read(rq->m, sw, &e->graph, &e->tasks);
+        if (json_object_get(e->graph, "missing")) { /* perhaps not yet: read it again next time */
+            json_t *g = e->graph, *t = e->tasks;
+            e->graph = e->tasks = NULL;
+            pthread_mutex_unlock(&rq->cache->mu);
+            json_decref(t);
+            return g;
+        }
+    }
+    const char *tx;
+    json_t *alias;
+    json_object_foreach(e->tasks, tx, alias) names_put(tasks, tx, json_string_value(alias));
+    json_t *g = json_deep_copy(e->graph);
+    pthread_mutex_unlock(&rq->cache->mu);
     return g;
 }
 
@@ -297,7 +384,7 @@ int api_swarm(web_req *rq, json_t **out)
     names tasks = {0}, nodes = {0};
     node_names(m, &nodes);
     json_t *o = swarm_json(&sw);
-    json_object_set_new(o, "graph", graph_json(m, &sw, &tasks));
+    json_object_set_new(o, "graph", graph_json(rq, &sw, &tasks));
 
     /* where each task runs now: the run's memory, else the logs of the last iteration */
     place_ctx pc = {json_array(), &nodes};
@@ -306,20 +393,22 @@ int api_swarm(web_req *rq, json_t **out)
     pthread_mutex_lock(&m->lock);
     int64_t current = runner_current(m, id, place_one, &pc);
     pthread_mutex_unlock(&m->lock);
-    store_log *logs = NULL;
-    size_t nlogs = 0;
+    store_round *rounds = NULL;
+    size_t nrounds = 0;
     mt_error *err = NULL;
-    if (store_log_index(m->st, xid, &logs, &nlogs, &err) < 0) {
+    if (store_log_rounds(m->st, xid, &rounds, &nrounds, &err) < 0) {
         log_warn(m->log, "web", "reading the logs of swarm %s: %s", xid, mt_error_msg(err));
         mt_error_free(&err);
     }
-    if (current < 0) {
-        for (size_t i = 0; i < nlogs; i++)
-            if ((int64_t)logs[i].iteration > current)
-                current = logs[i].iteration;
-        for (size_t i = 0; i < nlogs; i++)
-            if ((int64_t)logs[i].iteration == current)
+    if (current < 0 && nrounds) { /* ended (or not resumed yet): its last iteration's logs */
+        current = rounds[nrounds - 1].iteration;
+        store_log *logs = NULL;
+        size_t nlogs = 0;
+        if (store_log_index(m->st, xid, current, &logs, &nlogs, &err) == 0)
+            for (size_t i = 0; i < nlogs; i++)
                 place_one(&pc, names_get(&tasks, logs[i].task), logs[i].node, "DONE");
+        mt_error_free(&err);
+        store_logs_free(logs, nlogs);
     }
     json_object_set_new(o, "placement",
                         json_pack("{s:I, s:o}", "iteration",
@@ -332,28 +421,18 @@ int api_swarm(web_req *rq, json_t **out)
         log_warn(m->log, "web", "reading the errors of swarm %s: %s", xid, mt_error_msg(err));
         mt_error_free(&err);
     }
-    uint32_t top = 0;
-    for (size_t i = 0; i < nlogs; i++)
-        top = logs[i].iteration > top ? logs[i].iteration : top;
     json_t *hist = json_array();
-    for (uint32_t it = 0; nlogs && it <= top; it++) {
-        int64_t start = 0, end = 0;
-        size_t count = 0, nerr = 0;
-        for (size_t i = 0; i < nlogs; i++) {
-            if (logs[i].iteration != it)
-                continue;
-            start = !count || logs[i].ts_ms < start ? logs[i].ts_ms : start;
-            end = logs[i].ts_ms > end ? logs[i].ts_ms : end;
-            count++;
-        }
+    for (size_t r = 0; r < nrounds; r++) {
+        size_t nerr = 0;
         for (size_t i = 0; i < nerrs; i++)
-            nerr += errs[i].iteration == it;
-        if (count)
-            json_array_append_new(hist, json_pack("{s:I, s:I, s:I, s:I, s:I}", "iteration",
-                                                  (json_int_t)it, "start_ms", (json_int_t)start,
-                                                  "end_ms", (json_int_t)end, "instances",
-                                                  (json_int_t)count, "errors", (json_int_t)nerr));
+            nerr += errs[i].iteration == rounds[r].iteration;
+        json_array_append_new(
+            hist, json_pack("{s:I, s:I, s:I, s:I, s:I}", "iteration",
+                            (json_int_t)rounds[r].iteration, "start_ms",
+                            (json_int_t)rounds[r].start_ms, "end_ms", (json_int_t)rounds[r].end_ms,
+                            "instances", (json_int_t)rounds[r].logs, "errors", (json_int_t)nerr));
     }
+    free(rounds);
     json_object_set_new(o, "history", hist);
     json_t *el = json_array();
     for (size_t i = nerrs > ERRORS_SHOWN ? nerrs - ERRORS_SHOWN : 0; i < nerrs; i++)
@@ -363,7 +442,6 @@ int api_swarm(web_req *rq, json_t **out)
                           "iteration", (json_int_t)errs[i].iteration, "text", errs[i].content));
     json_object_set_new(o, "errors", el);
     store_errors_free(errs, nerrs);
-    store_logs_free(logs, nlogs);
     names_free(&tasks);
     names_free(&nodes);
     store_swarm_clear(&sw);
@@ -390,11 +468,46 @@ static bool tag_ok(const char *tag)
     return *tag && strlen(tag) < MP_PATH_MAX;
 }
 
-static int read_small(web_req *rq, const char *xid, int64_t after, store_result **rows, size_t *n,
-                      json_t **out)
+/* The small results of a swarm after seq `after`: of every tag (key NULL), or of the tags that
+ * may hold key (its dotted prefixes: "a.b.c" is in a result "a", "a.b" or "a.b.c"). */
+static int read_small(web_req *rq, const char *xid, const char *key, int64_t after,
+                      store_result **rows, size_t *n, json_t **out)
 {
     mt_error *err = NULL;
-    if (store_result_small(rq->m->st, xid, after, RESULT_SMALL_MAX, rows, n, &err) < 0) {
+    *rows = NULL;
+    *n = 0;
+    size_t klen = key ? strlen(key) : 0;
+    for (size_t end = 1; key && end <= klen; end++) {
+        if (end < klen && key[end] != '.')
+            continue;
+        char tag[MP_PATH_MAX];
+        snprintf(tag, sizeof(tag), "%.*s", (int)end, key);
+        store_result *part = NULL;
+        size_t np = 0;
+        if (store_result_small(rq->m->st, xid, tag, after, RESULT_SMALL_MAX, &part, &np, &err) <
+            0) {
+            store_results_free(*rows, *n);
+            *rows = NULL;
+            *n = 0;
+            int st = web_error(out, 500, "The results could not be read: %s", mt_error_msg(err));
+            mt_error_free(&err);
+            return st;
+        }
+        if (!*n) {
+            *rows = part;
+            *n = np;
+        } else if (np) {
+            *rows = xrealloc(*rows, (*n + np) * sizeof(**rows));
+            memcpy(*rows + *n, part, np * sizeof(*part));
+            *n += np;
+            free(part);
+        } else {
+            free(part);
+        }
+    }
+    if (key)
+        return 0;
+    if (store_result_small(rq->m->st, xid, NULL, after, RESULT_SMALL_MAX, rows, n, &err) < 0) {
         int st = web_error(out, 500, "The results could not be read: %s", mt_error_msg(err));
         mt_error_free(&err);
         return st;
@@ -415,16 +528,33 @@ int api_keys(web_req *rq, json_t **out)
     store_swarm_clear(&sw);
     if (found != 1)
         return found;
+    /* the keys seen so far, then the results stored since */
+    pthread_mutex_lock(&rq->cache->mu);
+    cache_entry *e = cache_get(rq->cache, xid);
+    int64_t seq = e->keys_seq;
+    key_set ks = {json_deep_copy(e->keys)};
+    pthread_mutex_unlock(&rq->cache->mu);
     store_result *rows = NULL;
     size_t n = 0;
-    int st = read_small(rq, xid, 0, &rows, &n, out);
-    if (st)
+    int st = read_small(rq, xid, NULL, seq, &rows, &n, out);
+    if (st) {
+        json_decref(ks.keys);
         return st;
-    key_set ks = {json_object()};
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
         if (tag_ok(rows[i].tag))
             mp_numbers(rows[i].data, rows[i].len, rows[i].tag, key_seen, &ks);
+        seq = rows[i].seq > seq ? rows[i].seq : seq;
+    }
     store_results_free(rows, n);
+    pthread_mutex_lock(&rq->cache->mu);
+    e = cache_get(rq->cache, xid);
+    if (seq > e->keys_seq) {
+        json_decref(e->keys);
+        e->keys = json_deep_copy(ks.keys);
+        e->keys_seq = seq;
+    }
+    pthread_mutex_unlock(&rq->cache->mu);
     size_t nk = json_object_size(ks.keys), k = 0;
     const char **sorted = xcalloc(nk + 1, sizeof(char *));
     const char *key;
@@ -440,12 +570,12 @@ int api_keys(web_req *rq, json_t **out)
     return 200;
 }
 
-/* One node's value of the key in one iteration. */
+/* One node's value of the key in one iteration, from the result stored at seq. */
 typedef struct point {
-    char node[NODE_XID_MAX + 1];
+    const char *node; /* borrowed from the rows read */
     uint32_t iteration;
     double value;
-    bool fresh; /* from a result after `after` */
+    int64_t seq;
 } point;
 
 typedef struct series {
@@ -465,36 +595,29 @@ static void key_value(void *ctx, const char *path, double v)
     }
 }
 
-/* Fold rows into s: a node's later value for an iteration replaces its earlier one. */
-static void series_fold(series *s, const store_result *rows, size_t n, int64_t after)
+/* Does a result of this tag hold the key (the tag is the key or its first dotted parts)? */
+static bool tag_of_key(const char *tag, const char *key)
 {
-    size_t klen = strlen(s->key);
+    size_t tl = strlen(tag);
+    return tag_ok(tag) && !strncmp(tag, key, tl) && (key[tl] == '\0' || key[tl] == '.');
+}
+
+/* Append the key's value in each row that has it. */
+static void series_add(series *s, const store_result *rows, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         const store_result *r = &rows[i];
-        size_t tl = strlen(r->tag);
-        if (!tag_ok(r->tag) || strncmp(r->tag, s->key, tl) || (s->key[tl] && s->key[tl] != '.') ||
-            tl > klen)
+        if (!tag_of_key(r->tag, s->key))
             continue;
         s->found = false;
         mp_numbers(r->data, r->len, r->tag, key_value, s);
         if (!s->found)
             continue;
-        point *p = NULL;
-        for (size_t k = 0; k < s->n && !p; k++)
-            if (s->v[k].iteration == r->iteration && !strcmp(s->v[k].node, r->node))
-                p = &s->v[k];
-        if (!p) {
-            if (s->n == s->cap) {
-                s->cap = s->cap ? 2 * s->cap : 256;
-                s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
-            }
-            p = &s->v[s->n++];
-            snprintf(p->node, sizeof(p->node), "%s", r->node);
-            p->iteration = r->iteration;
-            p->fresh = false;
+        if (s->n == s->cap) {
+            s->cap = s->cap ? 2 * s->cap : 256;
+            s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
         }
-        p->value = s->value;
-        p->fresh = p->fresh || r->seq > after;
+        s->v[s->n++] = (point){r->node, r->iteration, s->value, r->seq};
     }
 }
 
@@ -504,7 +627,31 @@ static int cmp_point(const void *a, const void *b)
     int c = strcmp(x->node, y->node);
     if (c)
         return c;
+    if (x->iteration != y->iteration)
+        return x->iteration < y->iteration ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_iteration(const void *a, const void *b)
+{
+    const point *x = a, *y = b;
     return x->iteration < y->iteration ? -1 : x->iteration > y->iteration;
+}
+
+/* Sort by node and iteration, keeping each node's newest value of an iteration. */
+static void series_settle(series *s)
+{
+    if (!s->n)
+        return;
+    qsort(s->v, s->n, sizeof(point), cmp_point);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (k && !strcmp(s->v[k - 1].node, s->v[i].node) &&
+            s->v[k - 1].iteration == s->v[i].iteration)
+            k--; /* a later row of the same node and iteration replaces it */
+        s->v[k++] = s->v[i];
+    }
+    s->n = k;
 }
 
 int api_series(web_req *rq, json_t **out)
@@ -526,67 +673,50 @@ int api_series(web_req *rq, json_t **out)
         return found;
     store_result *rows = NULL;
     size_t n = 0;
-    int st = read_small(rq, xid, after, &rows, &n, out);
+    int st = read_small(rq, xid, key, after, &rows, &n, out);
     if (st)
         return st;
     int64_t seq = after;
     for (size_t i = 0; i < n; i++)
         seq = rows[i].seq > seq ? rows[i].seq : seq;
     series s = {.key = key};
-    series_fold(&s, rows, n, after);
-    store_results_free(rows, n);
-    size_t fresh_n = s.n;
-    if (after > 0 && s.n) { /* the iterations touched, with every node's value, for the mean */
-        uint32_t *its = xcalloc(s.n, sizeof(uint32_t));
-        size_t nits = 0;
-        for (size_t i = 0; i < s.n; i++) {
+    series_add(&s, rows, n);
+    /* since `after`: the iterations touched, read whole (every node's value: the mean) */
+    store_result **more = NULL;
+    size_t *nmore = NULL, nreads = 0;
+    if (after > 0 && s.n) {
+        series fresh = s;
+        s = (series){.key = key};
+        more = xcalloc(fresh.n, sizeof(*more));
+        nmore = xcalloc(fresh.n, sizeof(*nmore));
+        for (size_t i = 0; i < fresh.n; i++) {
             bool seen = false;
-            for (size_t k = 0; k < nits; k++)
-                seen = seen || its[k] == s.v[i].iteration;
-            if (!seen)
-                its[nits++] = s.v[i].iteration;
-        }
-        series all = {.key = key};
-        for (size_t k = 0; k < nits; k++) {
+            for (size_t k = 0; k < i && !seen; k++)
+                seen = fresh.v[k].iteration == fresh.v[i].iteration;
+            if (seen)
+                continue;
             mt_error *err = NULL;
-            char tag[MP_PATH_MAX];
-            snprintf(tag, sizeof(tag), "%.*s", (int)strcspn(key, "."), key);
-            if (store_result_list(rq->m->st, xid, tag, its[k], true, &rows, &n, &err) == 0) {
-                series_fold(&all, rows, n, INT64_MAX);
-                store_results_free(rows, n);
+            char tag[MP_PATH_MAX] = ""; /* the tag of the rows that had the key */
+            for (size_t r = 0; r < n; r++)
+                if (rows[r].seq == fresh.v[i].seq)
+                    snprintf(tag, sizeof(tag), "%s", rows[r].tag);
+            if (store_result_list(rq->m->st, xid, tag, fresh.v[i].iteration, true, &more[nreads],
+                                  &nmore[nreads], &err) == 0) {
+                series_add(&s, more[nreads], nmore[nreads]);
+                nreads++;
             }
             mt_error_free(&err);
         }
-        free(its);
-        for (size_t i = 0; i < s.n; i++) /* the fresh points, then the others for the mean */
-            s.v[i].fresh = true;
-        for (size_t i = 0; i < all.n; i++) {
-            bool have = false;
-            for (size_t k = 0; k < fresh_n && !have; k++)
-                have =
-                    all.v[i].iteration == s.v[k].iteration && !strcmp(all.v[i].node, s.v[k].node);
-            if (have)
-                continue;
-            if (s.n == s.cap) {
-                s.cap = s.cap ? 2 * s.cap : 256;
-                s.v = xrealloc(s.v, s.cap * sizeof(*s.v));
-            }
-            s.v[s.n] = all.v[i];
-            s.v[s.n++].fresh = false;
-        }
-        free(all.v);
+        free(fresh.v);
     }
-    if (s.n)
-        qsort(s.v, s.n, sizeof(point), cmp_point);
+    series_settle(&s);
     names nodes = {0};
     node_names(rq->m, &nodes);
     json_t *nl = json_array(), *cur = NULL;
     const char *cur_node = NULL;
-    uint32_t maxit = 0;
     for (size_t i = 0; i < s.n; i++) {
         const point *p = &s.v[i];
-        maxit = p->iteration > maxit ? p->iteration : maxit;
-        if (!p->fresh)
+        if (p->seq <= after) /* the page has it */
             continue;
         if (!cur_node || strcmp(cur_node, p->node)) {
             cur = json_array();
@@ -599,22 +729,28 @@ int api_series(web_req *rq, json_t **out)
     }
     /* the mean per iteration, over every node's value of that iteration */
     json_t *mean = json_array();
-    if (s.n) {
-        double *sum = xcalloc((size_t)maxit + 1, sizeof(double));
-        size_t *cnt = xcalloc((size_t)maxit + 1, sizeof(size_t));
-        for (size_t i = 0; i < s.n; i++) {
-            sum[s.v[i].iteration] += s.v[i].value;
-            cnt[s.v[i].iteration]++;
-        }
-        for (size_t it = 0; it <= maxit; it++)
-            if (cnt[it])
-                json_array_append_new(
-                    mean, json_pack("[I, f]", (json_int_t)it, sum[it] / (double)cnt[it]));
-        free(sum);
-        free(cnt);
+    point *by_it = s.n ? xcalloc(s.n, sizeof(point)) : NULL;
+    if (s.n)
+        memcpy(by_it, s.v, s.n * sizeof(point));
+    if (s.n)
+        qsort(by_it, s.n, sizeof(point), cmp_iteration);
+    for (size_t i = 0; i < s.n;) {
+        size_t k = i;
+        double sum = 0;
+        for (; k < s.n && by_it[k].iteration == by_it[i].iteration; k++)
+            sum += by_it[k].value;
+        json_array_append_new(
+            mean, json_pack("[I, f]", (json_int_t)by_it[i].iteration, sum / (double)(k - i)));
+        i = k;
     }
+    free(by_it);
     names_free(&nodes);
     free(s.v);
+    for (size_t i = 0; i < nreads; i++)
+        store_results_free(more[i], nmore[i]);
+    free(more);
+    free(nmore);
+    store_results_free(rows, n);
     *out = json_pack("{s:s, s:I, s:o, s:o}", "key", key, "seq", (json_int_t)seq, "nodes", nl,
                      "mean", mean);
     return 200;
@@ -658,7 +794,7 @@ int api_logs(web_req *rq, json_t **out)
     if (found != 1)
         return found;
     names tasks = {0}, nodes = {0};
-    json_decref(graph_json(rq->m, &sw, &tasks));
+    json_decref(graph_json(rq, &sw, &tasks));
     store_swarm_clear(&sw);
     node_names(rq->m, &nodes);
     store_log_filter f = {.swarm = xid,

@@ -12,9 +12,16 @@
 #include "mgr.h"
 #include "users.h"
 
+/* What the API keeps of a swarm between requests (web_api.c): its graph, which never changes,
+ * and the numeric keys of its results, read on from where the last request stopped. */
+typedef struct web_cache web_cache;
+web_cache *web_cache_new(void);    /* owned */
+void web_cache_free(web_cache *c); /* NULL is fine */
+
 /* One request to an API handler. */
 typedef struct web_req {
     manager *m;
+    web_cache *cache;
     struct MHD_Connection *conn;
     const char *user;  /* the signed-in user */
     const char *swarm; /* the swarm id of the path (/api/swarms/ID...) as given, or NULL */

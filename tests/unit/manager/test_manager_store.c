@@ -193,7 +193,7 @@ static void test_reopen_keeps_data(void **state)
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 4);
+    assert_int_equal(sqlite3_column_int(s, 0), 5);
     sqlite3_finalize(s);
     sqlite3_close(db);
 
@@ -983,7 +983,7 @@ static void test_log_index(void **state)
 
     store_log *rows = NULL;
     size_t n = 99;
-    MUST(store_log_index(st, "S1", &rows, &n, &e));
+    MUST(store_log_index(st, "S1", -1, &rows, &n, &e));
     assert_int_equal(n, SEARCH_LOGS + 1);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(rows[i].swarm, "S1");
@@ -1005,7 +1005,7 @@ static void test_log_index(void **state)
     assert_int_equal(rows[SEARCH_LOGS].iteration, 9);
     store_logs_free(rows, n);
 
-    MUST(store_log_index(st, "S2", &rows, &n, &e));
+    MUST(store_log_index(st, "S2", -1, &rows, &n, &e));
     assert_int_equal(n, 2);
     assert_string_equal(rows[0].node, "nA");
     assert_string_equal(rows[1].node, "nB");
@@ -1014,10 +1014,10 @@ static void test_log_index(void **state)
     assert_int_equal(rows[0].len, 0);
     store_logs_free(rows, n);
 
-    MUST(store_log_index(st, "S3", &rows, &n, &e));
+    MUST(store_log_index(st, "S3", -1, &rows, &n, &e));
     assert_int_equal(n, 0);
     store_logs_free(rows, n);
-    MUST(store_log_index(st, NULL, &rows, &n, &e));
+    MUST(store_log_index(st, NULL, -1, &rows, &n, &e));
     assert_int_equal(n, 0);
     store_logs_free(rows, n);
     store_close(st);
@@ -1030,7 +1030,7 @@ static char *small_text(store *st, const char *swarm, int64_t after_seq, size_t 
     mt_error *e = NULL;
     store_result *rows = NULL;
     size_t n = 99;
-    MUST(store_result_small(st, swarm, after_seq, max_len, &rows, &n, &e));
+    MUST(store_result_small(st, swarm, NULL, after_seq, max_len, &rows, &n, &e));
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(rows[i].swarm, swarm);
         assert_true(rows[i].len <= max_len);
@@ -1096,12 +1096,12 @@ static void test_result_small(void **state)
     EXPECT_SMALL("OTHER", 0, 4, "nodeA=x");
     EXPECT_SMALL("OTHER", 0, 0, "");
     EXPECT_SMALL("NOPE", 0, 1000000, "");
-    MUST(store_result_small(st, NULL, 0, 1000000, &rows, &n, &e));
+    MUST(store_result_small(st, NULL, NULL, 0, 1000000, &rows, &n, &e));
     assert_int_equal(n, 0);
     store_results_free(rows, n);
 
     /* Large enough for the big value: it is in, byte-exact, with its other fields. */
-    MUST(store_result_small(st, "S", 0, BIG, &rows, &n, &e));
+    MUST(store_result_small(st, "S", NULL, 0, BIG, &rows, &n, &e));
     assert_int_equal(n, 7);
     assert_int_equal(rows[1].seq, seq[1]);
     assert_string_equal(rows[1].tag, "model_params");
@@ -1120,7 +1120,7 @@ static void test_result_small(void **state)
     assert_non_null(rows[6].data);
     assert_int_equal(rows[6].len, 0);
     store_results_free(rows, n);
-    MUST(store_result_small(st, "S", seq[0], (size_t)1 << 40, &rows, &n, &e));
+    MUST(store_result_small(st, "S", NULL, seq[0], (size_t)1 << 40, &rows, &n, &e));
     assert_int_equal(n, 6);
     store_results_free(rows, n);
     store_close(st);
