@@ -1237,6 +1237,68 @@ static void test_threads_file(void **state)
     store_close(st);
 }
 
+/* The dashboard's reads: small results of one tag; the per-iteration summary of the logs; the
+ * index of one iteration. */
+static void test_result_small_tag_and_log_rounds(void **state)
+{
+    (void)state;
+    store *st = open_memory();
+    mt_error *e = NULL;
+    add_result(st, "S", "train", "nodeA", 0, "metrics", "a", 10);
+    add_result(st, "S", "train", "nodeA", 0, "loss", "bb", 11);
+    add_result(st, "S", "train", "nodeB", 1, "metrics", "ccc", 12);
+    add_result(st, "T", "train", "nodeB", 1, "metrics", "dddd", 13);
+    store_result *rows = NULL;
+    size_t n = 0;
+    MUST(store_result_small(st, "S", "metrics", 0, 100, &rows, &n, &e));
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].node, "nodeA");
+    assert_memory_equal(rows[0].data, "a", 1);
+    assert_string_equal(rows[1].node, "nodeB");
+    assert_memory_equal(rows[1].data, "ccc", 3);
+    int64_t first = rows[0].seq;
+    store_results_free(rows, n);
+    MUST(store_result_small(st, "S", "metrics", first, 100, &rows, &n, &e));
+    assert_int_equal(n, 1);
+    store_results_free(rows, n);
+    MUST(store_result_small(st, "S", "nope", 0, 100, &rows, &n, &e));
+    assert_int_equal(n, 0);
+    store_results_free(rows, n);
+
+    MUST(store_log_add(st, "S", "nodeA", "t1", 0, 0, 1000, "x", 1, &e));
+    MUST(store_log_add(st, "S", "nodeB", "t1", 0, 0, 900, "y", 1, &e));
+    MUST(store_log_add(st, "T", "nodeB", "t1", 0, 0, 5, "other", 5, &e));
+    MUST(store_log_add(st, "S", "nodeA", "t2", 2, 0, 3000, "z", 1, &e));
+    MUST(store_log_add(st, "S", "nodeB", "t2", 2, 0, 2500, "w", 1, &e));
+    MUST(store_log_add(st, "S", "nodeC", "t2", 2, 0, 2700, "v", 1, &e));
+    store_round *rounds = NULL;
+    MUST(store_log_rounds(st, "S", &rounds, &n, &e));
+    assert_int_equal(n, 2);
+    assert_int_equal(rounds[0].iteration, 0);
+    assert_int_equal(rounds[0].start_ms, 900);
+    assert_int_equal(rounds[0].end_ms, 1000);
+    assert_int_equal(rounds[0].logs, 2);
+    assert_int_equal(rounds[1].iteration, 2);
+    assert_int_equal(rounds[1].start_ms, 2500);
+    assert_int_equal(rounds[1].end_ms, 3000);
+    assert_int_equal(rounds[1].logs, 3);
+    free(rounds);
+    MUST(store_log_rounds(st, "nobody", &rounds, &n, &e));
+    assert_int_equal(n, 0);
+    free(rounds);
+    store_log *logs = NULL;
+    MUST(store_log_index(st, "S", 2, &logs, &n, &e));
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(logs[i].iteration, 2);
+        assert_int_equal(logs[i].len, 0);
+        assert_string_equal(logs[i].task, "t2");
+    }
+    assert_string_equal(logs[0].node, "nodeA"); /* insertion order, not time */
+    store_logs_free(logs, n);
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1258,6 +1320,7 @@ int main(void)
         cmocka_unit_test(test_log_search_combined),
         cmocka_unit_test(test_log_index),
         cmocka_unit_test(test_result_small),
+        cmocka_unit_test(test_result_small_tag_and_log_rounds),
         cmocka_unit_test(test_threads_memory),
         cmocka_unit_test_setup_teardown(test_threads_file, setup, teardown),
     };
