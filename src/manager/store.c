@@ -162,8 +162,12 @@ static const char *const fixed_sql[] = {
                      " ORDER BY id DESC LIMIT ?6) ORDER BY id",
     [S_LOG_INDEX] = "SELECT swarm, node, task, iteration, circular, ts_ms, x'', id FROM task_logs"
                     " WHERE swarm = ?1 AND (?2 < 0 OR iteration = ?2) ORDER BY id",
-    [S_LOG_ROUNDS] = "SELECT iteration, min(ts_ms), max(ts_ms), count(*) FROM task_logs"
-                     " WHERE swarm = ?1 GROUP BY iteration ORDER BY iteration",
+    [S_LOG_ROUNDS] = "SELECT iteration, min(ts_ms), max(ts_ms), count(*), max(id) FROM task_logs"
+                     " WHERE swarm = ?1 AND ?2 < 0 GROUP BY iteration ORDER BY iteration",
+    /* what came since: the rowid range, not the swarm's whole index ("+swarm") */
+    [S_LOG_ROUNDS_AFTER] = "SELECT iteration, min(ts_ms), max(ts_ms), count(*), max(id)"
+                           " FROM task_logs WHERE id > ?2 AND +swarm = ?1"
+                           " GROUP BY iteration ORDER BY iteration",
     [S_ERROR_ADD] = "INSERT INTO task_errors (node, swarm, task, iteration, circular, error_id,"
                     " content, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 };
@@ -435,10 +439,12 @@ store *store_open(const char *path, mt_error **err)
     sqlite3_busy_timeout(st->db, 10000);
     /* WAL: readers never wait for the writer; NORMAL: a commit is durable after the next
      * checkpoint, the database never corrupt; the WAL shrinks back to 64 MiB after a big value.
-     * journal_mode answers "memory" for ":memory:", which is fine. */
+     * journal_mode answers "memory" for ":memory:", which is fine. A page cache of up to
+     * 16 MiB (grown only as pages are read; the default is 2): the dashboard reads a swarm's
+     * logs and results again and again (its history, its series). */
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                     " PRAGMA journal_size_limit = 67108864;",
+                     " PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384;",
                      NULL, NULL, NULL) != SQLITE_OK ||
         migrate(st, err) < 0) {
         if (err && !*err)

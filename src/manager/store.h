@@ -141,13 +141,15 @@ int store_log_search(store *st, const store_log_filter *f, store_log **rows, siz
  * in insertion order. */
 int store_log_index(store *st, const char *swarm, int64_t iteration, store_log **rows, size_t *n,
                     mt_error **err);
-/* Per iteration that left logs: when its first and last log came, and how many. */
+/* Per iteration that left logs: when its first and last log came, how many, the newest's seq. */
 typedef struct store_round {
     uint32_t iteration;
-    int64_t start_ms, end_ms, logs;
+    int64_t start_ms, end_ms, logs, last_seq;
 } store_round;
-/* The iterations of a swarm's logs, in order. *rows owned (free()). */
-int store_log_rounds(store *st, const char *swarm, store_round **rows, size_t *n, mt_error **err);
+/* The iterations of a swarm's logs stored after seq after_seq (0: all), in order. *rows owned
+ * (free()). */
+int store_log_rounds(store *st, const char *swarm, int64_t after_seq, store_round **rows, size_t *n,
+                     mt_error **err);
 void store_logs_free(store_log *rows, size_t n);
 
 typedef struct store_errrow {

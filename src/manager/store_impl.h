@@ -55,6 +55,7 @@ enum {
     S_RESULT_SMALL,
     S_RESULT_SMALL_TAG,
     S_LOG_ROUNDS,
+    S_LOG_ROUNDS_AFTER,
     S_COUNT,
 };
 

@@ -132,15 +132,18 @@ int store_log_index(store *st, const char *swarm, int64_t iteration, store_log *
     return logs_collect(st, s, rows, n, err);
 }
 
-int store_log_rounds(store *st, const char *swarm, store_round **rows, size_t *n, mt_error **err)
+int store_log_rounds(store *st, const char *swarm, int64_t after_seq, store_round **rows, size_t *n,
+                     mt_error **err)
 {
     *rows = NULL;
     *n = 0;
     LOCK_STORE(st);
-    cleanup_stmt sqlite3_stmt *s = db_stmt(st, S_LOG_ROUNDS, err);
+    cleanup_stmt sqlite3_stmt *s =
+        db_stmt(st, after_seq > 0 ? S_LOG_ROUNDS_AFTER : S_LOG_ROUNDS, err);
     if (!s)
         return -1;
     bind_str(s, 1, swarm ? swarm : "");
+    sqlite3_bind_int64(s, 2, after_seq > 0 ? after_seq : -1);
     store_round *out = NULL;
     size_t count = 0, cap = 0;
     int rc;
@@ -150,6 +153,7 @@ int store_log_rounds(store *st, const char *swarm, store_round **rows, size_t *n
         r->start_ms = sqlite3_column_int64(s, 1);
         r->end_ms = sqlite3_column_int64(s, 2);
         r->logs = sqlite3_column_int64(s, 3);
+        r->last_seq = sqlite3_column_int64(s, 4);
     }
     if (rc != SQLITE_DONE) {
         free(out);

@@ -254,6 +254,9 @@ typedef struct cache_entry {
     json_t *tasks;              /* task xid -> alias */
     json_t *keys;               /* numeric key -> true, of the results up to keys_seq */
     int64_t keys_seq;
+    store_round *rounds; /* the history, of the logs up to rounds_seq */
+    size_t nrounds;
+    int64_t rounds_seq;
     uint64_t used;
 } cache_entry;
 
@@ -272,6 +275,7 @@ web_cache *web_cache_new(void)
 
 static void entry_clear(cache_entry *e)
 {
+    free(e->rounds);
     json_decref(e->graph);
     json_decref(e->tasks);
     json_decref(e->keys);
@@ -360,6 +364,58 @@ static json_t *graph_json(web_req *rq, const store_swarm *sw, names *tasks)
     return g;
 }
 
+/* The history of a swarm (per iteration of its logs): what was read before, and the logs
+ * stored since. *out owned (free()). */
+static void history_read(web_req *rq, const char *xid, store_round **out, size_t *nout)
+{
+    pthread_mutex_lock(&rq->cache->mu);
+    cache_entry *e = cache_get(rq->cache, xid);
+    int64_t seq = e->rounds_seq;
+    size_t n = e->nrounds;
+    store_round *r = n ? xcalloc(n, sizeof(*r)) : NULL;
+    if (n)
+        memcpy(r, e->rounds, n * sizeof(*r));
+    pthread_mutex_unlock(&rq->cache->mu);
+    store_round *add = NULL;
+    size_t nadd = 0;
+    mt_error *err = NULL;
+    if (store_log_rounds(rq->m->st, xid, seq, &add, &nadd, &err) < 0) {
+        log_warn(rq->m->log, "web", "reading the logs of swarm %s: %s", xid, mt_error_msg(err));
+        mt_error_free(&err);
+    }
+    for (size_t i = 0; i < nadd; i++) { /* merge: both are by iteration */
+        const store_round *a = &add[i];
+        size_t k = 0;
+        while (k < n && r[k].iteration < a->iteration)
+            k++;
+        if (k < n && r[k].iteration == a->iteration) {
+            r[k].start_ms = a->start_ms < r[k].start_ms ? a->start_ms : r[k].start_ms;
+            r[k].end_ms = a->end_ms > r[k].end_ms ? a->end_ms : r[k].end_ms;
+            r[k].logs += a->logs;
+        } else {
+            r = xrealloc(r, (n + 1) * sizeof(*r));
+            memmove(r + k + 1, r + k, (n - k) * sizeof(*r));
+            r[k] = *a;
+            n++;
+        }
+        seq = a->last_seq > seq ? a->last_seq : seq;
+    }
+    free(add);
+    pthread_mutex_lock(&rq->cache->mu);
+    e = cache_get(rq->cache, xid);
+    if (seq > e->rounds_seq) {
+        free(e->rounds);
+        e->rounds = n ? xcalloc(n, sizeof(*r)) : NULL;
+        if (n)
+            memcpy(e->rounds, r, n * sizeof(*r));
+        e->nrounds = n;
+        e->rounds_seq = seq;
+    }
+    pthread_mutex_unlock(&rq->cache->mu);
+    *out = r;
+    *nout = n;
+}
+
 typedef struct place_ctx {
     json_t *list;
     const names *nodes;
@@ -396,10 +452,7 @@ int api_swarm(web_req *rq, json_t **out)
     store_round *rounds = NULL;
     size_t nrounds = 0;
     mt_error *err = NULL;
-    if (store_log_rounds(m->st, xid, &rounds, &nrounds, &err) < 0) {
-        log_warn(m->log, "web", "reading the logs of swarm %s: %s", xid, mt_error_msg(err));
-        mt_error_free(&err);
-    }
+    history_read(rq, xid, &rounds, &nrounds);
     if (current < 0 && nrounds) { /* ended (or not resumed yet): its last iteration's logs */
         current = rounds[nrounds - 1].iteration;
         store_log *logs = NULL;

@@ -1272,7 +1272,7 @@ static void test_result_small_tag_and_log_rounds(void **state)
     MUST(store_log_add(st, "S", "nodeB", "t2", 2, 0, 2500, "w", 1, &e));
     MUST(store_log_add(st, "S", "nodeC", "t2", 2, 0, 2700, "v", 1, &e));
     store_round *rounds = NULL;
-    MUST(store_log_rounds(st, "S", &rounds, &n, &e));
+    MUST(store_log_rounds(st, "S", 0, &rounds, &n, &e));
     assert_int_equal(n, 2);
     assert_int_equal(rounds[0].iteration, 0);
     assert_int_equal(rounds[0].start_ms, 900);
@@ -1282,8 +1282,18 @@ static void test_result_small_tag_and_log_rounds(void **state)
     assert_int_equal(rounds[1].start_ms, 2500);
     assert_int_equal(rounds[1].end_ms, 3000);
     assert_int_equal(rounds[1].logs, 3);
+    int64_t last = rounds[1].last_seq;
     free(rounds);
-    MUST(store_log_rounds(st, "nobody", &rounds, &n, &e));
+    /* since a seq: the rows after it only */
+    MUST(store_log_add(st, "S", "nodeA", "t2", 3, 0, 4000, "u", 1, &e));
+    MUST(store_log_add(st, "T", "nodeA", "t2", 3, 0, 4001, "u", 1, &e));
+    MUST(store_log_rounds(st, "S", last, &rounds, &n, &e));
+    assert_int_equal(n, 1);
+    assert_int_equal(rounds[0].iteration, 3);
+    assert_int_equal(rounds[0].logs, 1);
+    assert_true(rounds[0].last_seq > last);
+    free(rounds);
+    MUST(store_log_rounds(st, "nobody", 0, &rounds, &n, &e));
     assert_int_equal(n, 0);
     free(rounds);
     store_log *logs = NULL;
