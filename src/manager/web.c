@@ -35,6 +35,7 @@
 #define WEB_IDLE_TIMEOUT_S  60
 #define WEB_NODES_EVERY_MS  5000  /* the live stream's `nodes` event */
 #define WEB_KEEPALIVE_MS    15000 /* a comment line at least this often */
+#define WEB_CHANGE_EVERY_MS 2000  /* `change` events at most this often (each costs a refetch) */
 #define WEB_REFUSED_DELAY_S 1     /* a refused sign-in is answered this much later */
 #define WEB_COOKIE          "manta_session"
 #define WEB_JSON_FLAGS      (JSON_COMPACT | JSON_REAL_PRECISION(8)) /* 0.81234567, not 17 digits */
@@ -315,8 +316,9 @@ static enum MHD_Result login(web_server *w, struct MHD_Connection *c, const web_
 typedef struct sse_stream {
     web_server *w;
     web_session s;
-    uint64_t gen;
-    int64_t next_nodes_ms, next_keepalive_ms, next_check_ms; /* monotonic */
+    uint64_t gen;  /* the generation the page was told of */
+    uint64_t seen; /* the newest generation seen (told at next_change_ms at the earliest) */
+    int64_t next_nodes_ms, next_keepalive_ms, next_check_ms, next_change_ms; /* monotonic */
     bool hello;
     strbuf out;
     size_t sent;
@@ -364,13 +366,17 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             st->next_keepalive_ms = now + WEB_KEEPALIVE_MS;
             continue;
         }
+        if (st->seen != st->gen && now >= st->next_change_ms) {
+            st->gen = st->seen;
+            st->next_change_ms = now + WEB_CHANGE_EVERY_MS;
+            sse_event(st, "change", json_pack("{s:I}", "gen", (json_int_t)st->gen));
+            continue;
+        }
         int64_t due =
             st->next_nodes_ms < st->next_keepalive_ms ? st->next_nodes_ms : st->next_keepalive_ms;
-        uint64_t gen = user_service_wait(w->m, st->gen, (long)(due - now));
-        if (gen != st->gen) {
-            st->gen = gen;
-            sse_event(st, "change", json_pack("{s:I}", "gen", (json_int_t)gen));
-        }
+        if (st->seen != st->gen && st->next_change_ms < due)
+            due = st->next_change_ms;
+        st->seen = user_service_wait(w->m, st->seen, (long)(due - now));
     }
     size_t n = st->out.len - st->sent;
     if (n > max)
@@ -392,7 +398,7 @@ static enum MHD_Result events(web_server *w, struct MHD_Connection *c, const web
     sse_stream *st = xcalloc(1, sizeof(*st));
     st->w = w;
     st->s = *s;
-    st->gen = user_service_wait(w->m, UINT64_MAX, 0); /* the generation now */
+    st->gen = st->seen = user_service_wait(w->m, UINT64_MAX, 0); /* the generation now */
     int64_t now = clock_mono_ms();
     st->next_nodes_ms = now;
     st->next_keepalive_ms = now + WEB_KEEPALIVE_MS;
