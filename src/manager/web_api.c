@@ -296,6 +296,7 @@ void web_cache_free(web_cache *c)
 static cache_entry *cache_get(web_cache *c, const char *xid)
 {
     cache_entry *lru = &c->e[0];
+    xid = xid ? xid : "";
     for (size_t i = 0; i < CACHE_SWARMS; i++) {
         if (!strcmp(c->e[i].xid, xid)) {
             c->e[i].used = ++c->tick;
