@@ -31,17 +31,23 @@ Measured:
      swarm, keys, series of metrics.val_acc, logs), one keep-alive connection, signed in;
      median and max over --runs; and all of them at once over 6 connections (as a browser).
   2. Load, page (when the built-in page is the real one, app.js > 1 KiB): headless Chromium
-     (selenium), signed in once, then each run a fresh load of `#/swarms/ID`, timed from
-     navigationStart until `#training-chart svg[data-iterations=R]` is drawn and /api/nodes has
-     answered (and `#nodes-table` holds N rows, when the route shows it); also `#/nodes`.
-  3. Live cost: the manager's CPU (utime + stime, /proc/PID/stat) over --window s with no page
-     open, then with --pages live streams open (`GET /api/events` with the session cookie), each
-     refetching on every `change` what the page refetches (series and logs with after=SEQ;
-     variant "+lists": the swarm and the swarm list too); with the real page, also --pages
-     browser windows on `#/swarms/ID`. Per open page: (CPU with K - CPU with 0) / K.
+     (selenium), signed in once through the form, then each run a fresh load of `#/swarms/ID`,
+     timed from navigationStart until `#training-chart svg[data-iterations=R]` is drawn (and
+     /api/nodes has answered and `#nodes-table` holds N rows, if the route asks for or shows
+     them: web/app.js's swarm view does neither); and of `#/nodes` until `#nodes-table` holds N
+     `tr[data-node-id]`.
+  3. Live cost: the manager's CPU (utime + stime of /proc/PID/stat; and the schedstat time of
+     its web threads, `MHD-*`, where every request and stream is served) over --window s with
+     no page open, then with --pages pages open: --pages headless Chromium windows on
+     `#/swarms/ID` (the real page), and --pages Python clients of `GET /api/events` with the
+     session cookie that refetch on each `change` either series and logs with after=SEQ, or
+     what web/app.js does (the swarm, its keys, series and logs since SEQ). Per open page:
+     (CPU with K pages - CPU with 0) / K, each pair of windows --repeat times.
+  4. Last (it ends the swarm): the page's one write, POST /api/swarms/ID/stop with X-Manta-Csrf.
 The nodes' load history (one sample per 5 s for 10 minutes) is full only after 10 minutes of
 heartbeats: the load is measured once --history-wait s of heartbeats have passed (the live
-windows run first).
+windows run first). Everything the answers should hold (200 CONNECTED nodes with load, 100
+iterations, the keys, series and logs after=SEQ...) is checked once; problems are listed.
 """
 import argparse
 import http.client
@@ -206,10 +212,6 @@ class Mqtt:
 
 # ---- the fake nodes ---------------------------------------------------------------------------
 
-def pair(v):
-    return v >> 64, v & ((1 << 64) - 1)
-
-
 class Fleet:
     """N nodes as the manager sees them: registered over gRPC with their own tokens, heartbeats
     on MQTT, and the swarm's task instances run (reported) as the example's tasks would."""
@@ -271,12 +273,14 @@ class Fleet:
         self.load[i] = min(100.0, max(0.5, self.load[i] + random.uniform(-4, 4)))
         total = 16 << 30
         mem = 30 + self.load[i] / 3
-        return info.SetSystemSummaryRequest(node_id=self.pid(i), metrics_snapshot=info.MetricsSnapshot(
+        snap = info.MetricsSnapshot(
             cpu=info.CpuMetrics(usage_percent=self.load[i], count=8, physical_count=4,
                                 per_cpu_percent=[self.load[i]] * 8),
             memory=info.MemoryMetrics(total_bytes=total, used_bytes=int(total * mem / 100),
                                       available_bytes=int(total * (100 - mem) / 100),
-                                      percent_used=mem))).SerializeToString()
+                                      percent_used=mem))
+        return info.SetSystemSummaryRequest(node_id=self.pid(i),
+                                            metrics_snapshot=snap).SerializeToString()
 
     def _beat_all(self):
         for i in range(self.n):
@@ -356,9 +360,10 @@ class Fleet:
         if alias == "worker":
             loss = 0.45 + 1.9 * math.exp(-it / 12) + random.uniform(0, 0.05)
             self._result(i, t, "train_metrics", {"loss": [loss], "n_samples": 3000})
-            self._logs(i, t, f"INFO worker: loaded 3000 training images in 0.0{random.randint(20, 60)} s\n"
+            load_ms, send_ms = random.randint(20, 60), random.randint(10, 19)
+            self._logs(i, t, f"INFO worker: loaded 3000 training images in 0.0{load_ms} s\n"
                              f"INFO worker: round {it + 1}: epoch 1/1 loss {loss:.4f}\n"
-                             f"INFO worker: sent model_params (31400 bytes) in 0.01{random.randint(0, 9)} s\n")
+                             f"INFO worker: sent model_params (31400 bytes) in 0.0{send_ms} s\n")
         elif alias == "aggregator":
             self._logs(i, t, f"INFO aggregator: round {it + 1}: averaged {self.n} models "
                              f"({self.n * 3000} samples)\nINFO aggregator: global_model_params "
@@ -369,7 +374,8 @@ class Fleet:
             self._result(i, t, "metrics", {"val_acc": a, "loss": loss})
             if between:
                 between()
-            self._logs(i, t, f"INFO worker_test: 1000 test images: val_acc {a:.4f} loss {loss:.4f}\n")
+            self._logs(i, t, f"INFO worker_test: 1000 test images: val_acc {a:.4f} "
+                             f"loss {loss:.4f}\n")
         elif alias == "scheduler":
             accs = ", ".join(f"{self.ids[k][0] >> 32:08x} {self.acc(k, it):.3f}"
                              for k in range(self.n))
@@ -545,7 +551,8 @@ def check_answers(port, cookie, sid, nodes, rounds):
                          f"(want {nodes}, {rounds})")
         again = w.json(f"/api/swarms/{sid}/series?key=metrics.val_acc&after={s['seq']}")[0]
         if again["nodes"] or again["seq"] < s["seq"]:
-            probs.append(f"series after=seq returned {len(again['nodes'])} lines, seq {again['seq']}")
+            probs.append(f"series after=seq returned {len(again['nodes'])} lines, "
+                         f"seq {again['seq']}")
         lg = w.json(f"/api/swarms/{sid}/logs")[0]
         total = w.json(f"/api/swarms/{sid}/logs?limit=2000")[0]["logs"]
         if len(lg["logs"]) != min(200, len(total)) or (
@@ -656,7 +663,8 @@ class Stream(threading.Thread):
                             api.json(f"/api/swarms/{sid}")
                             api.json(f"/api/swarms/{sid}/keys")
                             self.counts["requests"] += 2
-                        s = api.json(f"/api/swarms/{sid}/series?key=metrics.val_acc&after={seq_s}")[0]
+                        s = api.json(f"/api/swarms/{sid}/series?key=metrics.val_acc"
+                                     f"&after={seq_s}")[0]
                         seq_s = max(seq_s, s["seq"])
                         lg = api.json(f"/api/swarms/{sid}/logs?after={seq_l}"
                                       + ("&limit=2000" if self.app else ""))[0]
@@ -727,7 +735,8 @@ READY_JS = r"""
 (function () {
   const want = %(iters)d, nodes = %(nodes)d, route = %(route)s;
   function nodesDone() {   // /api/nodes answered, if the page asked for it
-    const e = performance.getEntriesByType('resource').filter(e => /\/api\/nodes(\?|$)/.test(e.name));
+    const e = performance.getEntriesByType('resource')
+                         .filter(e => /\/api\/nodes(\?|$)/.test(e.name));
     return e.every(x => x.responseEnd > 0);
   }
   function check() {
@@ -866,11 +875,13 @@ def stats(v):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_bin = next((d for d in ("build/rel", "build/gcc") if (ROOT / d / "manta_manager").exists()),
-                       "build/rel")
-    ap.add_argument("--bin-dir", default=default_bin, help="where manta_manager is (default %(default)s)")
+    default_bin = next((d for d in ("build/rel", "build/gcc")
+                        if (ROOT / d / "manta_manager").exists()), "build/rel")
+    ap.add_argument("--bin-dir", default=default_bin,
+                    help="where manta_manager is (default %(default)s)")
     ap.add_argument("--runs", type=int, default=10, help="loads measured (default 10)")
-    ap.add_argument("--window", type=float, default=60.0, help="seconds per CPU window (default 60)")
+    ap.add_argument("--window", type=float, default=60.0,
+                    help="seconds per CPU window (default 60)")
     ap.add_argument("--pages", type=int, default=5, help="open pages / live streams (default 5)")
     ap.add_argument("--nodes", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=100)
@@ -913,6 +924,10 @@ def main():
             raise SystemExit(f"manta_manager {' '.join(args)}: {p.returncode}\n{p.stderr}")
         return p.stdout.strip()
 
+    def end(signum, frame):  # SIGTERM/SIGHUP: clean up as for Ctrl-C
+        raise SystemExit(f"signal {signum}: stopping")
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGHUP, end)
     try:
         pbs = PB()
         from sdk_replay import Api, scheduling
@@ -959,7 +974,8 @@ def main():
                                        sysp.StrId(id=cid)).ids) >= a.nodes,
                  timeout=60, what=f"{a.nodes} nodes available")
         ex = ROOT / "examples" / "fedavg"
-        modules = {m: (ex / f"{m}.py", "manta-task:bookworm", ["mnist"] if m.startswith("worker") else [])
+        modules = {m: (ex / f"{m}.py", "manta-task:bookworm",
+                       ["mnist"] if m.startswith("worker") else [])
                    for m in ("worker", "aggregator", "worker_test", "scheduler")}
         tasks = [("worker", "worker", scheduling("all"), [], None),
                  ("aggregator", "aggregator", scheduling("any", True, 1), ["worker"], None),
@@ -1085,7 +1101,8 @@ def main():
             if browser is None:
                 browser = Browser(base)
                 browser.sign_in(USER, PASSWORD)
-            for route, key in ((f"#/swarms/{sid}", "page #/swarms/ID"), ("#/nodes", "page #/nodes")):
+            for route, key in ((f"#/swarms/{sid}", "page #/swarms/ID"),
+                               ("#/nodes", "page #/nodes")):
                 browser.timed_load(route, iters, a.nodes)  # warm: the page's files cached
                 v = []
                 for _ in range(a.runs):
@@ -1160,8 +1177,8 @@ def main():
               "with K pages / K:")
         print()
         print("| variant | 0 pages: all (main loop) | K pages: all (main loop, web) | per page | "
-              "per page, web threads | budget | changes made 0/K | per page: change events, nodes events, "
-              "requests |")
+              "per page, web threads | budget | changes made 0/K | per page: change events, "
+              "nodes events, requests |")
         print("|---|---|---|---|---|---|---|---|")
         per_page = {}
         for label, w0, wk, counts in live:
@@ -1172,7 +1189,8 @@ def main():
                               for k in ("change", "nodes", "requests"))
             print(f"| {label} | {w0['all']:.2f} ({w0['main']:.2f}) | {wk['all']:.2f} "
                   f"({wk['main']:.2f}, {wk['web']:.2f}) | {per:.3f} % | {web_pp:.3f} % | "
-                  f"<= {LIVE_BUDGET_PCT} % {'ok' if max(per, web_pp) <= LIVE_BUDGET_PCT else 'OVER'}"
+                  f"<= {LIVE_BUDGET_PCT} % "
+                  f"{'ok' if max(per, web_pp) <= LIVE_BUDGET_PCT else 'OVER'}"
                   f" | {w0['changes']}/{wk['changes']} | {extra} |")
         print()
         for label, v in per_page.items():
