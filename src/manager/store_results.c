@@ -162,8 +162,9 @@ int store_result_add(store *st, const char *swarm, const char *task, const char 
     return sqlite3_changes(st->db) > 0 ? 0 : 1;
 }
 
-/* Step s (RESULT_COLS) to the end, then read each row's value if with_data. Needs st->mu and
- * a read transaction. *rows owned. */
+/* Step s (RESULT_COLS, and perhaps the data column after them) to the end, then read each
+ * row's value if with_data. A statement that selects the data column gives it with the row
+ * (small values). Needs st->mu and a read transaction. *rows owned. */
 static int results_collect(store *st, sqlite3_stmt *s, bool with_data, store_result **rows,
                            size_t *n, mt_error **err)
 {
@@ -180,6 +181,12 @@ static int results_collect(store *st, sqlite3_stmt *s, bool with_data, store_res
         r->iteration = (uint32_t)sqlite3_column_int64(s, 5);
         r->created_ms = sqlite3_column_int64(s, 6);
         r->len = (size_t)sqlite3_column_int64(s, 7);
+        if (sqlite3_column_count(s) > 8) {
+            const void *data = sqlite3_column_blob(s, 8);
+            r->data = xmalloc(r->len ? r->len : 1);
+            if (r->len)
+                memcpy(r->data, data, r->len);
+        }
     }
     if (rc != SQLITE_DONE) {
         store_results_free(out, count);
@@ -287,31 +294,9 @@ int store_result_small(store *st, const char *swarm, const char *tag, int64_t af
     bind_str(s, 1, swarm ? swarm : "");
     sqlite3_bind_int64(s, 2, after_seq);
     sqlite3_bind_int64(s, 3, max_len > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_len);
-    /* small values: read with their row (one statement), not as blobs one by one */
-    store_result *out = NULL;
-    size_t count = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        store_result *r = ROWS_PUSH(out, count, cap);
-        r->seq = sqlite3_column_int64(s, 0);
-        r->swarm = col_str(s, 1);
-        r->task = col_str(s, 2);
-        r->node = col_str(s, 3);
-        r->tag = col_str(s, 4);
-        r->iteration = (uint32_t)sqlite3_column_int64(s, 5);
-        r->created_ms = sqlite3_column_int64(s, 6);
-        const void *data = sqlite3_column_blob(s, 8);
-        r->len = (size_t)sqlite3_column_bytes(s, 8);
-        r->data = xmalloc(r->len ? r->len : 1);
-        if (r->len)
-            memcpy(r->data, data, r->len);
-    }
-    if (rc != SQLITE_DONE) {
-        store_results_free(out, count);
-        return db_fail(st, err, "list the results of swarm %s", swarm ? swarm : "");
-    }
-    *rows = out;
-    *n = count;
+    /* small values: read with their row (the data column), not as blobs one by one */
+    if (results_collect(st, s, false, rows, n, err) < 0)
+        return mt_error_wrap(err, "listing the results of swarm %s", swarm ? swarm : "");
     return 0;
 }
 
