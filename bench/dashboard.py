@@ -739,8 +739,22 @@ READY_JS = r"""
                          .filter(e => /\/api\/nodes(\?|$)/.test(e.name));
     return e.every(x => x.responseEnd > 0);
   }
+  function painted(name) {   // the time once the frame with what is checked is painted
+    window['__bench_' + name + '_dom'] = performance.now();
+    requestAnimationFrame(() => setTimeout(() => {
+      window['__bench_' + name] = performance.now();
+    }, 0));
+  }
+  function all() {          // everything the route draws: the tables and logs below the chart
+    if (route === '#/nodes') return true;
+    return document.querySelector('#history-table tbody tr') &&
+           document.querySelector('#placement-table tbody tr') &&
+           document.querySelector('#logs-list .log-entry');
+  }
   function check() {
-    if (window.__bench_ready || location.hash !== route) return;
+    if (location.hash !== route) return;
+    if (window.__bench_ready_dom && !window.__bench_all_dom && all()) painted('all');
+    if (window.__bench_ready_dom) return;
     const rows = document.querySelectorAll('#nodes-table tr[data-node-id]').length;
     let ok;
     if (route === '#/nodes') {
@@ -751,11 +765,12 @@ READY_JS = r"""
       const table = document.querySelector('#nodes-table');
       if (ok && table && table.offsetParent !== null) ok = rows >= nodes;  // shown on this route
     }
-    if (ok) window.__bench_ready = performance.now();
+    if (ok) painted('ready');
+    if (ok && all()) painted('all');
   }
   new MutationObserver(check).observe(document, {subtree: true, childList: true,
                                                   attributes: true});
-  (function poll() { check(); if (!window.__bench_ready) requestAnimationFrame(poll); })();
+  (function poll() { check(); if (!window.__bench_all_dom) requestAnimationFrame(poll); })();
 })();
 """
 
@@ -790,8 +805,9 @@ class Browser:
             lambda d: any(c["name"] == "manta_session" for c in d.get_cookies()))
 
     def timed_load(self, route, iters, nodes, timeout=30):
-        """A fresh load of base/route: ms from navigationStart until ready; and the API requests
-        the page made meanwhile."""
+        """A fresh load of base/route: ms from navigationStart until the chart (or the node
+        rows) is in the page, until that frame is painted, and until the frame with everything
+        below it (tables, logs) is painted; and the API requests the page made meanwhile."""
         from selenium.webdriver.support.ui import WebDriverWait
         if self.script_id:
             self.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
@@ -802,8 +818,9 @@ class Browser:
         self.d.get("about:blank")
         self.d.get(f"{self.base}/{route}")
         WebDriverWait(self.d, timeout, poll_frequency=0.05).until(
-            lambda d: d.execute_script("return window.__bench_ready || null"))
-        ms = self.d.execute_script("return window.__bench_ready")
+            lambda d: d.execute_script("return window.__bench_all || null"))
+        ms = self.d.execute_script(
+            "return [window.__bench_ready_dom, window.__bench_ready, window.__bench_all]")
         reqs = self.d.execute_script(
             "return performance.getEntriesByType('resource').map(e => "
             "[e.name.replace(location.origin, ''), Math.round(e.startTime), "
@@ -1153,15 +1170,21 @@ def main():
         print(f"| all 7 at once, 6 connections | {md2:.1f} | {mx2:.1f} | |")
         print()
         if page:
-            print(f"Load, page in headless Chromium, {a.runs} runs (navigationStart -> chart "
-                  f"with data-iterations={iters} and nodes answered):")
+            print(f"Load, page in headless Chromium, {a.runs} runs: navigationStart -> the "
+                  f"chart with data-iterations={iters} (nodes answered) or the node rows in the "
+                  "page; -> that frame painted; -> the frame with the tables and logs below "
+                  "it painted:")
             print()
-            print("| route | median ms | max ms | budget |")
-            print("|---|---|---|---|")
+            print("| route | in page, median | painted, median | max | all painted, median "
+                  "| max | budget (painted) |")
+            print("|---|---|---|---|---|---|---|")
             for key, (v, reqs) in page.items():
-                md, mx = stats(v)
-                print(f"| {key} | {md:.0f} | {mx:.0f} | <= {LOAD_BUDGET_MS:.0f} ms "
-                      f"{'ok' if mx <= LOAD_BUDGET_MS else 'OVER'} |")
+                md0, _ = stats([x[0] for x in v])
+                md, mx = stats([x[1] for x in v])
+                mda, mxa = stats([x[2] for x in v])
+                print(f"| {key} | {md0:.0f} | {md:.0f} | {mx:.0f} | {mda:.0f} | {mxa:.0f} "
+                      f"| <= {LOAD_BUDGET_MS:.0f} ms "
+                      f"{'ok' if md <= LOAD_BUDGET_MS else 'OVER'} (median) |")
             print()
             for key, (v, reqs) in page.items():
                 api_reqs = [f"{n} ({s}-{e} ms)" for n, s, e in reqs if n.startswith("/api/")]

@@ -91,6 +91,11 @@ const pendingDraws = new Map();
 function draw(part, fn) {
   if (document.hidden) pendingDraws.set(part, fn); else { pendingDraws.delete(part); fn(); }
 }
+// Run fn once the next frame is painted: what is below the fold waits for what is above it.
+function afterPaint(fn) {
+  if (document.hidden) setTimeout(fn, 0);     // no frames while hidden
+  else requestAnimationFrame(() => setTimeout(fn, 0));
+}
 function flushDraws() {
   const fns = [...pendingDraws.values()];
   pendingDraws.clear();
@@ -508,8 +513,9 @@ const swarmView = {
     this.gen++;
     this.id = r.id;
     this.reset();
-    // The chart is what takes longest to arrive: the rest of the page is drawn with it, in the
-    // same frame, rather than laid out once before it and again after.
+    // The chart is what takes longest to arrive: the header and graph are drawn with it, in the
+    // same frame, rather than laid out once before it and again after; the tables and logs below
+    // it (hundreds of rows: most of the layout's work) in the frames after it is painted.
     this.firstChart = new Promise((resolve) => { this.chartDrawn = resolve; });
     setTimeout(this.chartDrawn, 1500);  // never hold the rest longer than this
     // Series of the likely key at once, with the key list rather than after it.
@@ -587,9 +593,13 @@ const swarmView = {
     $('stop-swarm').hidden = !(d.status === 'PENDING' || d.status === 'RUNNING');
     const placement = d.placement || { tasks: [] };
     this.once('graph', [d.graph, placement], () => charts.graph($('swarm-graph'), d.graph, placement));
-    this.once('placement', placement, () => this.renderPlacement(placement));
-    this.once('history', d.history, () => this.renderHistory(d.history || []));
-    this.once('errors', d.errors, () => this.renderErrors(d.errors || []));
+    const g = this.gen;
+    afterPaint(() => {
+      if (g !== this.gen || this.data !== d) return;
+      this.once('placement', placement, () => this.renderPlacement(placement));
+      this.once('history', d.history, () => this.renderHistory(d.history || []));
+      this.once('errors', d.errors, () => this.renderErrors(d.errors || []));
+    });
   },
 
   once(part, value, fn) {             // redraw a part only when its data changed
@@ -764,6 +774,7 @@ const swarmView = {
     let d;
     try { d = await api.get(this.url('/logs' + (String(p) ? '?' + p : ''))); } catch (e) { return report(e); }
     await this.firstChart;
+    await new Promise((resolve) => afterPaint(resolve));
     if (g !== this.gen || lg !== this.logGen) return;
     $('logs-list').textContent = '';
     this.logLast = -1;

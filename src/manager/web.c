@@ -54,6 +54,7 @@ struct web_server {
     char *cert, *key; /* PEM, kept while the daemon runs (libmicrohttpd borrows them) */
     atomic_bool stopping;
     web_cache *cache;
+    web_results *results;
     pthread_mutex_t mu; /* sessions */
     web_session sessions[WEB_SESSIONS_MAX];
 };
@@ -508,9 +509,19 @@ static enum MHD_Result api(web_server *w, struct MHD_Connection *c, const char *
         known = true;
         if (strcmp(routes[i].method, method))
             continue;
-        web_req rq = {.m = w->m, .cache = w->cache, .conn = c, .user = s.user, .swarm = seg};
+        web_req rq = {.m = w->m,
+                      .cache = w->cache,
+                      .results = w->results,
+                      .conn = c,
+                      .user = s.user,
+                      .swarm = seg};
         json_t *out = NULL;
         int status = routes[i].fn(&rq, &out);
+        if (rq.body) {
+            json_decref(out);
+            cleanup_free char *body = rq.body;
+            return send_bytes(c, status, "application/json", body, strlen(body), true, NULL);
+        }
         return send_json(c, status, out ? out : json_object(), NULL);
     }
     return known ? send_error(c, 405, "That method is not allowed here.")
@@ -608,6 +619,7 @@ web_server *web_start(manager *m, mt_error **err)
     web_server *w = xcalloc(1, sizeof(*w));
     w->m = m;
     w->cache = web_cache_new();
+    w->results = web_results_new();
     pthread_mutex_init(&w->mu, NULL);
     w->tls = *m->cfg.tls_cert && *m->cfg.tls_key;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -678,6 +690,7 @@ void web_stop(web_server *w)
         MHD_stop_daemon(w->d);
     pthread_mutex_destroy(&w->mu);
     web_cache_free(w->cache);
+    web_results_free(w->results);
     if (w->key)
         OPENSSL_cleanse(w->key, strlen(w->key));
     free(w->key);

@@ -1,7 +1,8 @@
 /* web_api.c - the dashboard's JSON views (docs/dashboard.md): the nodes with their load, the
- * swarms with their graph, placement and history, the numeric results as series, the task logs,
- * and stopping a swarm. Everything is read from the store, and briefly, under m->lock, from the
- * node registry and the runs. Ids are shown as the SDK shows them (32 hex digits). */
+ * swarms with their graph, placement and history, the task logs, and stopping a swarm (the
+ * numeric results are web_results.c's). Everything is read from the store, and briefly, under
+ * m->lock, from the node registry and the runs. Ids are shown as the SDK shows them (32 hex
+ * digits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,19 +11,16 @@
 #include "common/informations.pb-c.h"
 #include "clock.h"
 #include "mem.h"
-#include "msgpack.h"
 #include "runner.h"
 #include "user_service.h"
 #include "utf8.h"
 #include "web_impl.h"
 
-#define RESULT_SMALL_MAX 4096 /* bytes: results read for numbers (metrics, not weights) */
-#define KEYS_MAX         256
-#define LOGS_DEFAULT     200
-#define LOGS_MAX         2000
-#define ERRORS_SHOWN     50
+#define LOGS_DEFAULT 200
+#define LOGS_MAX     2000
+#define ERRORS_SHOWN 50
 
-static void hex_of_xid(const char *xid, char out[33])
+void web_hex_of_xid(const char *xid, char out[33])
 {
     node_id id = {0, 0};
     node_id_parse_xid(xid, &id);
@@ -32,23 +30,13 @@ static void hex_of_xid(const char *xid, char out[33])
 static json_t *hex_json(const char *xid)
 {
     char hex[33];
-    hex_of_xid(xid, hex);
+    web_hex_of_xid(xid, hex);
     return json_string(hex);
 }
 
 /* ---- names: node xid -> alias, task xid -> alias -------------------------------------------- */
 
-typedef struct id_name {
-    char xid[NODE_XID_MAX + 1];
-    char *name;
-} id_name;
-
-typedef struct names {
-    id_name *v;
-    size_t n, cap;
-} names;
-
-static void names_put(names *ns, const char *xid, const char *name)
+void web_names_put(web_names *ns, const char *xid, const char *name)
 {
     for (size_t i = 0; i < ns->n; i++)
         if (!strcmp(ns->v[i].xid, xid)) {
@@ -64,8 +52,7 @@ static void names_put(names *ns, const char *xid, const char *name)
     ns->v[ns->n++].name = xstrdup(name);
 }
 
-/* The name of xid, or "" when it has none. */
-static const char *names_get(const names *ns, const char *xid)
+const char *web_names_get(const web_names *ns, const char *xid)
 {
     for (size_t i = 0; i < ns->n; i++)
         if (!strcmp(ns->v[i].xid, xid))
@@ -73,29 +60,28 @@ static const char *names_get(const names *ns, const char *xid)
     return "";
 }
 
-static void names_free(names *ns)
+void web_names_free(web_names *ns)
 {
     for (size_t i = 0; i < ns->n; i++)
         free(ns->v[i].name);
     free(ns->v);
-    *ns = (names){0};
+    *ns = (web_names){0};
 }
 
-/* Every node's alias: its token's subject (bindings), or the alias it registered with now. */
-static void node_names(manager *m, names *ns)
+void web_node_names(manager *m, web_names *ns)
 {
     store_binding *b = NULL;
     size_t nb = 0;
     mt_error *err = NULL;
     if (store_binding_list(m->st, &b, &nb, &err) == 0)
         for (size_t i = 0; i < nb; i++)
-            names_put(ns, b[i].node, b[i].subject);
+            web_names_put(ns, b[i].node, b[i].subject);
     mt_error_free(&err);
     store_bindings_free(b, nb);
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->nnodes; i++)
         if (*m->nodes[i]->alias)
-            names_put(ns, m->nodes[i]->xid, m->nodes[i]->alias);
+            web_names_put(ns, m->nodes[i]->xid, m->nodes[i]->alias);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -136,10 +122,11 @@ static void node_load(const mgr_node *n, json_t *o, bool history)
     if (!history)
         return;
     json_t *h = json_array();
-    for (unsigned i = 0; i < n->hist_n; i++) {
+    for (unsigned i = 0; i < n->hist_n; i++) { /* a tenth of a percent is all a sparkline shows */
         const mgr_sample *s = &n->hist[(n->hist_head + i) % MGR_HIST_LEN];
-        json_array_append_new(
-            h, json_pack("[I, f, f]", (json_int_t)s->wall_ms, (double)s->cpu, (double)s->mem));
+        json_array_append_new(h,
+                              json_pack("[I, f, f]", (json_int_t)s->wall_ms,
+                                        round(s->cpu * 10.0) / 10.0, round(s->mem * 10.0) / 10.0));
     }
     json_object_set_new(o, "history", h);
 }
@@ -153,8 +140,8 @@ json_t *api_nodes_json(manager *m, bool history)
         log_warn(m->log, "web", "listing the nodes: %s", mt_error_msg(err));
         mt_error_free(&err);
     }
-    names aliases = {0};
-    node_names(m, &aliases);
+    web_names aliases = {0};
+    web_node_names(m, &aliases);
     json_t *list = json_array();
     int64_t wall = clock_wall_ms(), mono = clock_mono_ms();
     pthread_mutex_lock(&m->lock);
@@ -171,7 +158,7 @@ json_t *api_nodes_json(manager *m, bool history)
         int64_t seen = mn && mn->last_seen_ms ? wall - (mono - mn->last_seen_ms) : sn->last_seen_ms;
         json_t *o =
             json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:i, s:I}", "id", hex_json(sn->id), "alias",
-                      names_get(&aliases, sn->id), "hostname", sn->hostname, "status", status,
+                      web_names_get(&aliases, sn->id), "hostname", sn->hostname, "status", status,
                       "platform", sn->platform, "datasets", datasets_json(sn->datasets), "running",
                       mn ? (int)mn->running : 0, "last_seen_ms", (json_int_t)seen);
         if (mn) {
@@ -185,7 +172,7 @@ json_t *api_nodes_json(manager *m, bool history)
         json_array_append_new(list, o);
     }
     pthread_mutex_unlock(&m->lock);
-    names_free(&aliases);
+    web_names_free(&aliases);
     store_nodes_free(rows, n);
     return json_pack("{s:I, s:o}", "now_ms", (json_int_t)wall, "nodes", list);
 }
@@ -225,8 +212,7 @@ int api_swarms(web_req *rq, json_t **out)
     return 200;
 }
 
-/* The swarm of the path: 1 found (sw and xid filled), else the status of the answer in *out. */
-static int find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], json_t **out)
+int web_find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], json_t **out)
 {
     node_id id;
     if (!rq->swarm || !node_id_parse_hex(rq->swarm, &id))
@@ -252,9 +238,7 @@ typedef struct cache_entry {
     char xid[NODE_XID_MAX + 1]; /* "" = free */
     json_t *graph;              /* tasks and edges, or NULL until read */
     json_t *tasks;              /* task xid -> alias */
-    json_t *keys;               /* numeric key -> true, of the results up to keys_seq */
-    int64_t keys_seq;
-    store_round *rounds; /* the history, of the logs up to rounds_seq */
+    store_round *rounds;        /* the history, of the logs up to rounds_seq */
     size_t nrounds;
     int64_t rounds_seq;
     uint64_t used;
@@ -278,7 +262,6 @@ static void entry_clear(cache_entry *e)
     free(e->rounds);
     json_decref(e->graph);
     json_decref(e->tasks);
-    json_decref(e->keys);
     memset(e, 0, sizeof(*e));
 }
 
@@ -307,7 +290,6 @@ static cache_entry *cache_get(web_cache *c, const char *xid)
     }
     entry_clear(lru);
     snprintf(lru->xid, sizeof(lru->xid), "%s", xid);
-    lru->keys = json_object();
     lru->used = ++c->tick;
     return lru;
 }
@@ -343,7 +325,7 @@ static void graph_read(manager *m, const store_swarm *sw, json_t **graph, json_t
 
 /* The tasks of a swarm's graph as JSON (owned), and (task xid -> alias) in *tasks. A graph is
  * read once: it never changes. */
-static json_t *graph_json(web_req *rq, const store_swarm *sw, names *tasks)
+static json_t *graph_json(web_req *rq, const store_swarm *sw, web_names *tasks)
 {
     pthread_mutex_lock(&rq->cache->mu);
     cache_entry *e = cache_get(rq->cache, sw->id);
@@ -359,7 +341,7 @@ static json_t *graph_json(web_req *rq, const store_swarm *sw, names *tasks)
     }
     const char *tx;
     json_t *alias;
-    json_object_foreach(e->tasks, tx, alias) names_put(tasks, tx, json_string_value(alias));
+    json_object_foreach(e->tasks, tx, alias) web_names_put(tasks, tx, json_string_value(alias));
     json_t *g = json_deep_copy(e->graph);
     pthread_mutex_unlock(&rq->cache->mu);
     return g;
@@ -419,7 +401,7 @@ static void history_read(web_req *rq, const char *xid, store_round **out, size_t
 
 typedef struct place_ctx {
     json_t *list;
-    const names *nodes;
+    const web_names *nodes;
 } place_ctx;
 
 static void place_one(void *ctx, const char *task, const char *node_xid, const char *state)
@@ -427,7 +409,7 @@ static void place_one(void *ctx, const char *task, const char *node_xid, const c
     place_ctx *pc = ctx;
     json_array_append_new(pc->list, json_pack("{s:s, s:o, s:s, s:s}", "alias", task, "node",
                                               hex_json(node_xid), "node_alias",
-                                              names_get(pc->nodes, node_xid), "state", state));
+                                              web_names_get(pc->nodes, node_xid), "state", state));
 }
 
 int api_swarm(web_req *rq, json_t **out)
@@ -435,11 +417,11 @@ int api_swarm(web_req *rq, json_t **out)
     manager *m = rq->m;
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1];
-    int found = find_swarm(rq, &sw, xid, out);
+    int found = web_find_swarm(rq, &sw, xid, out);
     if (found != 1)
         return found;
-    names tasks = {0}, nodes = {0};
-    node_names(m, &nodes);
+    web_names tasks = {0}, nodes = {0};
+    web_node_names(m, &nodes);
     json_t *o = swarm_json(&sw);
     json_object_set_new(o, "graph", graph_json(rq, &sw, &tasks));
 
@@ -460,7 +442,7 @@ int api_swarm(web_req *rq, json_t **out)
         size_t nlogs = 0;
         if (store_log_index(m->st, xid, current, &logs, &nlogs, &err) == 0)
             for (size_t i = 0; i < nlogs; i++)
-                place_one(&pc, names_get(&tasks, logs[i].task), logs[i].node, "DONE");
+                place_one(&pc, web_names_get(&tasks, logs[i].task), logs[i].node, "DONE");
         mt_error_free(&err);
         store_logs_free(logs, nlogs);
     }
@@ -492,321 +474,14 @@ int api_swarm(web_req *rq, json_t **out)
     for (size_t i = nerrs > ERRORS_SHOWN ? nerrs - ERRORS_SHOWN : 0; i < nerrs; i++)
         json_array_append_new(
             el, json_pack("{s:I, s:o, s:s, s:I, s:s}", "ts_ms", (json_int_t)errs[i].ts_ms, "node",
-                          hex_json(errs[i].node), "task", names_get(&tasks, errs[i].task),
+                          hex_json(errs[i].node), "task", web_names_get(&tasks, errs[i].task),
                           "iteration", (json_int_t)errs[i].iteration, "text", errs[i].content));
     json_object_set_new(o, "errors", el);
     store_errors_free(errs, nerrs);
-    names_free(&tasks);
-    names_free(&nodes);
+    web_names_free(&tasks);
+    web_names_free(&nodes);
     store_swarm_clear(&sw);
     *out = o;
-    return 200;
-}
-
-/* ---- numeric results ------------------------------------------------------------------------ */
-
-typedef struct key_set {
-    json_t *keys; /* object used as a set */
-} key_set;
-
-static void key_seen(void *ctx, const char *path, double v)
-{
-    key_set *ks = ctx;
-    if (isfinite(v) && json_object_size(ks->keys) < KEYS_MAX)
-        json_object_set_new(ks->keys, path, json_true());
-}
-
-/* The tag of a result as a path prefix, or NULL when it cannot be one. */
-static bool tag_ok(const char *tag)
-{
-    return *tag && strlen(tag) < MP_PATH_MAX;
-}
-
-/* The small results of a swarm after seq `after`: of every tag (key NULL), or of the tags that
- * may hold key (its dotted prefixes: "a.b.c" is in a result "a", "a.b" or "a.b.c"). */
-static int read_small(web_req *rq, const char *xid, const char *key, int64_t after,
-                      store_result **rows, size_t *n, json_t **out)
-{
-    mt_error *err = NULL;
-    *rows = NULL;
-    *n = 0;
-    size_t klen = key ? strlen(key) : 0;
-    for (size_t end = 1; key && end <= klen; end++) {
-        if (end < klen && key[end] != '.')
-            continue;
-        char tag[MP_PATH_MAX];
-        snprintf(tag, sizeof(tag), "%.*s", (int)end, key);
-        store_result *part = NULL;
-        size_t np = 0;
-        if (store_result_small(rq->m->st, xid, tag, after, RESULT_SMALL_MAX, &part, &np, &err) <
-            0) {
-            store_results_free(*rows, *n);
-            *rows = NULL;
-            *n = 0;
-            int st = web_error(out, 500, "The results could not be read: %s", mt_error_msg(err));
-            mt_error_free(&err);
-            return st;
-        }
-        if (!*n) {
-            *rows = part;
-            *n = np;
-        } else if (np) {
-            *rows = xrealloc(*rows, (*n + np) * sizeof(**rows));
-            memcpy(*rows + *n, part, np * sizeof(*part));
-            *n += np;
-            free(part);
-        } else {
-            free(part);
-        }
-    }
-    if (key)
-        return 0;
-    if (store_result_small(rq->m->st, xid, NULL, after, RESULT_SMALL_MAX, rows, n, &err) < 0) {
-        int st = web_error(out, 500, "The results could not be read: %s", mt_error_msg(err));
-        mt_error_free(&err);
-        return st;
-    }
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int api_keys(web_req *rq, json_t **out)
-{
-    store_swarm sw = {0};
-    char xid[NODE_XID_MAX + 1];
-    int found = find_swarm(rq, &sw, xid, out);
-    store_swarm_clear(&sw);
-    if (found != 1)
-        return found;
-    /* the keys seen so far, then the results stored since */
-    pthread_mutex_lock(&rq->cache->mu);
-    cache_entry *e = cache_get(rq->cache, xid);
-    int64_t seq = e->keys_seq;
-    key_set ks = {json_deep_copy(e->keys)};
-    pthread_mutex_unlock(&rq->cache->mu);
-    store_result *rows = NULL;
-    size_t n = 0;
-    int st = read_small(rq, xid, NULL, seq, &rows, &n, out);
-    if (st) {
-        json_decref(ks.keys);
-        return st;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (tag_ok(rows[i].tag))
-            mp_numbers(rows[i].data, rows[i].len, rows[i].tag, key_seen, &ks);
-        seq = rows[i].seq > seq ? rows[i].seq : seq;
-    }
-    store_results_free(rows, n);
-    pthread_mutex_lock(&rq->cache->mu);
-    e = cache_get(rq->cache, xid);
-    if (seq > e->keys_seq) {
-        json_decref(e->keys);
-        e->keys = json_deep_copy(ks.keys);
-        e->keys_seq = seq;
-    }
-    pthread_mutex_unlock(&rq->cache->mu);
-    size_t nk = json_object_size(ks.keys), k = 0;
-    const char **sorted = xcalloc(nk + 1, sizeof(char *));
-    const char *key;
-    json_t *v;
-    json_object_foreach(ks.keys, key, v) sorted[k++] = key;
-    qsort(sorted, nk, sizeof(char *), cmp_str);
-    json_t *list = json_array();
-    for (size_t i = 0; i < nk; i++)
-        json_array_append_new(list, json_string(sorted[i]));
-    free(sorted);
-    json_decref(ks.keys);
-    *out = json_pack("{s:o}", "keys", list);
-    return 200;
-}
-
-/* One node's value of the key in one iteration, from the result stored at seq. */
-typedef struct point {
-    const char *node; /* borrowed from the rows read */
-    uint32_t iteration;
-    double value;
-    int64_t seq;
-} point;
-
-typedef struct series {
-    const char *key;
-    point *v;
-    size_t n, cap;
-    bool found;
-    double value;
-} series;
-
-static void key_value(void *ctx, const char *path, double v)
-{
-    series *s = ctx;
-    if (!strcmp(path, s->key) && isfinite(v)) {
-        s->found = true;
-        s->value = v;
-    }
-}
-
-/* Does a result of this tag hold the key (the tag is the key or its first dotted parts)? */
-static bool tag_of_key(const char *tag, const char *key)
-{
-    size_t tl = strlen(tag);
-    return tag_ok(tag) && !strncmp(tag, key, tl) && (key[tl] == '\0' || key[tl] == '.');
-}
-
-/* Append the key's value in each row that has it. */
-static void series_add(series *s, const store_result *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const store_result *r = &rows[i];
-        if (!tag_of_key(r->tag, s->key))
-            continue;
-        s->found = false;
-        mp_numbers(r->data, r->len, r->tag, key_value, s);
-        if (!s->found)
-            continue;
-        if (s->n == s->cap) {
-            s->cap = s->cap ? 2 * s->cap : 256;
-            s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
-        }
-        s->v[s->n++] = (point){r->node, r->iteration, s->value, r->seq};
-    }
-}
-
-static int cmp_point(const void *a, const void *b)
-{
-    const point *x = a, *y = b;
-    int c = strcmp(x->node, y->node);
-    if (c)
-        return c;
-    if (x->iteration != y->iteration)
-        return x->iteration < y->iteration ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static int cmp_iteration(const void *a, const void *b)
-{
-    const point *x = a, *y = b;
-    return x->iteration < y->iteration ? -1 : x->iteration > y->iteration;
-}
-
-/* Sort by node and iteration, keeping each node's newest value of an iteration. */
-static void series_settle(series *s)
-{
-    if (!s->n)
-        return;
-    qsort(s->v, s->n, sizeof(point), cmp_point);
-    size_t k = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (k && !strcmp(s->v[k - 1].node, s->v[i].node) &&
-            s->v[k - 1].iteration == s->v[i].iteration)
-            k--; /* a later row of the same node and iteration replaces it */
-        s->v[k++] = s->v[i];
-    }
-    s->n = k;
-}
-
-int api_series(web_req *rq, json_t **out)
-{
-    const char *key = web_arg(rq, "key"), *after_s = web_arg(rq, "after");
-    if (!key || !*key || strlen(key) >= MP_PATH_MAX)
-        return web_error(out, 400,
-                         "Name the result to draw: ?key=TAG.KEY (e.g. metrics.val_acc; "
-                         "GET /api/swarms/ID/keys lists them).");
-    char *end = NULL;
-    long long after = after_s ? strtoll(after_s, &end, 10) : 0;
-    if (after_s && (!*after_s || *end || after < 0))
-        return web_error(out, 400, "after is the seq of an earlier answer (a whole number).");
-    store_swarm sw = {0};
-    char xid[NODE_XID_MAX + 1];
-    int found = find_swarm(rq, &sw, xid, out);
-    store_swarm_clear(&sw);
-    if (found != 1)
-        return found;
-    store_result *rows = NULL;
-    size_t n = 0;
-    int st = read_small(rq, xid, key, after, &rows, &n, out);
-    if (st)
-        return st;
-    int64_t seq = after;
-    for (size_t i = 0; i < n; i++)
-        seq = rows[i].seq > seq ? rows[i].seq : seq;
-    series s = {.key = key};
-    series_add(&s, rows, n);
-    /* since `after`: the iterations touched, read whole (every node's value: the mean) */
-    store_result **more = NULL;
-    size_t *nmore = NULL, nreads = 0;
-    if (after > 0 && s.n) {
-        series fresh = s;
-        s = (series){.key = key};
-        more = xcalloc(fresh.n, sizeof(*more));
-        nmore = xcalloc(fresh.n, sizeof(*nmore));
-        for (size_t i = 0; i < fresh.n; i++) {
-            bool seen = false;
-            for (size_t k = 0; k < i && !seen; k++)
-                seen = fresh.v[k].iteration == fresh.v[i].iteration;
-            if (seen)
-                continue;
-            mt_error *err = NULL;
-            char tag[MP_PATH_MAX] = ""; /* the tag of the rows that had the key */
-            for (size_t r = 0; r < n; r++)
-                if (rows[r].seq == fresh.v[i].seq)
-                    snprintf(tag, sizeof(tag), "%s", rows[r].tag);
-            if (store_result_list(rq->m->st, xid, tag, fresh.v[i].iteration, true, &more[nreads],
-                                  &nmore[nreads], &err) == 0) {
-                series_add(&s, more[nreads], nmore[nreads]);
-                nreads++;
-            }
-            mt_error_free(&err);
-        }
-        free(fresh.v);
-    }
-    series_settle(&s);
-    names nodes = {0};
-    node_names(rq->m, &nodes);
-    json_t *nl = json_array(), *cur = NULL;
-    const char *cur_node = NULL;
-    for (size_t i = 0; i < s.n; i++) {
-        const point *p = &s.v[i];
-        if (p->seq <= after) /* the page has it */
-            continue;
-        if (!cur_node || strcmp(cur_node, p->node)) {
-            cur = json_array();
-            json_array_append_new(nl,
-                                  json_pack("{s:o, s:s, s:o}", "node", hex_json(p->node), "alias",
-                                            names_get(&nodes, p->node), "points", cur));
-            cur_node = p->node;
-        }
-        json_array_append_new(cur, json_pack("[I, f]", (json_int_t)p->iteration, p->value));
-    }
-    /* the mean per iteration, over every node's value of that iteration */
-    json_t *mean = json_array();
-    point *by_it = s.n ? xcalloc(s.n, sizeof(point)) : NULL;
-    if (s.n)
-        memcpy(by_it, s.v, s.n * sizeof(point));
-    if (s.n)
-        qsort(by_it, s.n, sizeof(point), cmp_iteration);
-    for (size_t i = 0; i < s.n;) {
-        size_t k = i;
-        double sum = 0;
-        for (; k < s.n && by_it[k].iteration == by_it[i].iteration; k++)
-            sum += by_it[k].value;
-        json_array_append_new(
-            mean, json_pack("[I, f]", (json_int_t)by_it[i].iteration, sum / (double)(k - i)));
-        i = k;
-    }
-    free(by_it);
-    names_free(&nodes);
-    free(s.v);
-    for (size_t i = 0; i < nreads; i++)
-        store_results_free(more[i], nmore[i]);
-    free(more);
-    free(nmore);
-    store_results_free(rows, n);
-    *out = json_pack("{s:s, s:I, s:o, s:o}", "key", key, "seq", (json_int_t)seq, "nodes", nl,
-                     "mean", mean);
     return 200;
 }
 
@@ -844,13 +519,13 @@ int api_logs(web_req *rq, json_t **out)
     }
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1];
-    int found = find_swarm(rq, &sw, xid, out);
+    int found = web_find_swarm(rq, &sw, xid, out);
     if (found != 1)
         return found;
-    names tasks = {0}, nodes = {0};
+    web_names tasks = {0}, nodes = {0};
     json_decref(graph_json(rq, &sw, &tasks));
     store_swarm_clear(&sw);
-    node_names(rq->m, &nodes);
+    web_node_names(rq->m, &nodes);
     store_log_filter f = {.swarm = xid,
                           .node = *nx ? nx : NULL,
                           .text = q,
@@ -863,8 +538,8 @@ int api_logs(web_req *rq, json_t **out)
     if (store_log_search(rq->m->st, &f, &rows, &n, &err) < 0) {
         st = web_error(out, 500, "The logs could not be read: %s", mt_error_msg(err));
         mt_error_free(&err);
-        names_free(&tasks);
-        names_free(&nodes);
+        web_names_free(&tasks);
+        web_names_free(&nodes);
         return st;
     }
     json_t *list = json_array();
@@ -879,16 +554,16 @@ int api_logs(web_req *rq, json_t **out)
             text = json_string(clean);
             free(clean);
         }
-        const char *alias = names_get(&tasks, l->task);
+        const char *alias = web_names_get(&tasks, l->task);
         json_array_append_new(
             list, json_pack("{s:I, s:I, s:o, s:s, s:s, s:I, s:o}", "seq", (json_int_t)l->seq,
                             "ts_ms", (json_int_t)l->ts_ms, "node", hex_json(l->node), "node_alias",
-                            names_get(&nodes, l->node), "task", *alias ? alias : l->task,
+                            web_names_get(&nodes, l->node), "task", *alias ? alias : l->task,
                             "iteration", (json_int_t)l->iteration, "text", text));
     }
     store_logs_free(rows, n);
-    names_free(&tasks);
-    names_free(&nodes);
+    web_names_free(&tasks);
+    web_names_free(&nodes);
     *out = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "logs", list);
     return 200;
 }
@@ -899,10 +574,10 @@ int api_stop(web_req *rq, json_t **out)
 {
     store_swarm sw = {0};
     char xid[NODE_XID_MAX + 1], hex[33];
-    int found = find_swarm(rq, &sw, xid, out);
+    int found = web_find_swarm(rq, &sw, xid, out);
     if (found != 1)
         return found;
-    hex_of_xid(xid, hex);
+    web_hex_of_xid(xid, hex);
     mt_error *err = NULL;
     int rc = user_swarm_stop(rq->m, xid, sw.status, rq->user, &err);
     int st;

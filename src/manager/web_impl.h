@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "mgr.h"
+#include "store.h"
 #include "users.h"
 
 /* What the API keeps of a swarm between requests (web_api.c): its graph, which never changes,
@@ -18,16 +19,25 @@ typedef struct web_cache web_cache;
 web_cache *web_cache_new(void);    /* owned */
 void web_cache_free(web_cache *c); /* NULL is fine */
 
+/* What web_results.c keeps between requests: per swarm, the numeric keys of its results and the
+ * series of the keys last drawn, each read on from the store's seq where the last read stopped. */
+typedef struct web_results web_results;
+web_results *web_results_new(void);    /* owned */
+void web_results_free(web_results *r); /* NULL is fine */
+
 /* One request to an API handler. */
 typedef struct web_req {
     manager *m;
     web_cache *cache;
+    web_results *results;
     struct MHD_Connection *conn;
     const char *user;  /* the signed-in user */
     const char *swarm; /* the swarm id of the path (/api/swarms/ID...) as given, or NULL */
+    char *body;        /* set by a handler that wrote its JSON answer itself (owned; then *out is
+                        * not used) */
 } web_req;
 
-/* An API handler: returns the HTTP status, *out the answer (owned; an object). */
+/* An API handler: returns the HTTP status, *out the answer (owned; an object), or rq->body. */
 typedef int (*web_handler)(web_req *rq, json_t **out);
 
 /* A query argument (URL-decoded, borrowed for the request), or NULL. */
@@ -35,7 +45,27 @@ const char *web_arg(const web_req *rq, const char *name);
 /* An error answer: {"error": sentence}; returns status. */
 int web_error(json_t **out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* web_api.c: the handlers of docs/dashboard.md */
+/* web_api.c: what the handlers share */
+typedef struct web_name {
+    char xid[NODE_XID_MAX + 1];
+    char *name; /* owned */
+} web_name;
+typedef struct web_names { /* xid -> name (a node's or a task's alias); {0} is empty */
+    web_name *v;
+    size_t n, cap;
+} web_names;
+void web_names_put(web_names *ns, const char *xid, const char *name); /* name copied */
+/* The name of xid (borrowed), or "" when it has none. */
+const char *web_names_get(const web_names *ns, const char *xid);
+void web_names_free(web_names *ns);
+/* Every node's alias: its token's subject (bindings), or the alias it registered with now. */
+void web_node_names(manager *m, web_names *ns);
+/* A stored id (xid) as the SDK shows it: 32 hex digits. */
+void web_hex_of_xid(const char *xid, char out[33]);
+/* The swarm of the path: 1 found (sw and xid filled), else the status of the answer in *out. */
+int web_find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], json_t **out);
+
+/* The handlers of docs/dashboard.md (web_api.c; keys and series: web_results.c) */
 int api_nodes(web_req *rq, json_t **out);
 int api_swarms(web_req *rq, json_t **out);
 int api_swarm(web_req *rq, json_t **out);

@@ -181,6 +181,17 @@ def test_keys_and_series(dash, client):
     new_its = {p[0] for n in more["nodes"] for p in n["points"]}
     assert new_its and min(new_its) >= max(mean), (new_its, mean)
     assert {m[0] for m in more["mean"]} == new_its
+    # the whole series again (kept between requests, read on from where it stopped): the first
+    # answer's points and the new ones, each (node, iteration) once
+    st, full, _ = client.get(f"/api/swarms/{dash.swarm}/series?key=metrics.val_acc")
+    assert st == 200 and full["seq"] >= more["seq"]
+    got = {(n["node"], p[0]): p[1] for n in full["nodes"] for p in n["points"]}
+    assert len(got) == sum(len(n["points"]) for n in full["nodes"])
+    for part in (s, more):
+        for n in part["nodes"]:
+            for it, v in n["points"]:
+                assert got[(n["node"], it)] == pytest.approx(v), (n["node"], it)
+    assert [m[0] for m in full["mean"]] == sorted({it for _, it in got})
     st, none, _ = client.get(f"/api/swarms/{dash.swarm}/series?key=metrics.val_acc"
                              f"&after={10**12}")
     assert st == 200 and none["nodes"] == [] and none["mean"] == []
