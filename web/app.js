@@ -1156,6 +1156,14 @@ const live = {
   },
 };
 
+// A page kept in the back/forward cache must not keep its live stream (and a connection) open.
+window.addEventListener('pagehide', (ev) => { if (ev.persisted) live.stop(); });
+window.addEventListener('pageshow', (ev) => {
+  if (!ev.persisted || !auth.signedIn) return;
+  live.start();
+  live.opened = true;                 // so its `open` refreshes what was missed
+});
+
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) return;
   flushDraws();
