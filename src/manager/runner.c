@@ -91,7 +91,17 @@ void run_node_running_dec(manager *m, const inst *in)
         n->running--;
 }
 
-/* Send stop_swarm to every node that ran something of this run; end every live instance. */
+static int cmp_inst_node(const void *a, const void *b)
+{
+    const inst *x = *(const inst *const *)a, *y = *(const inst *const *)b;
+    if (x->node.head != y->node.head)
+        return x->node.head < y->node.head ? -1 : 1;
+    return x->node.tail < y->node.tail ? -1 : x->node.tail > y->node.tail;
+}
+
+/* Send stop_swarm to every node that ran something of this run (once each: a long run has
+ * an instance per node and iteration, so the nodes are sorted, not compared pairwise); end
+ * every live instance. */
 static void stop_everywhere(manager *m, swarm_run *r)
 {
     Common__System__PairId pid = COMMON__SYSTEM__PAIR_ID__INIT;
@@ -100,13 +110,14 @@ static void stop_everywhere(manager *m, swarm_run *r)
     size_t len = common__system__pair_id__get_packed_size(&pid);
     cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
     common__system__pair_id__pack(&pid, buf);
+    cleanup_free const inst **by_node = xcalloc(r->ninsts + 1, sizeof(*by_node));
+    for (size_t i = 0; i < r->ninsts; i++)
+        by_node[i] = &r->insts[i];
+    qsort(by_node, r->ninsts, sizeof(*by_node), cmp_inst_node);
+    for (size_t i = 0; i < r->ninsts; i++)
+        if (i == 0 || !node_id_equal(by_node[i - 1]->node, by_node[i]->node))
+            mgr_publish(m, by_node[i]->xid, "stop_swarm", buf, len);
     for (size_t i = 0; i < r->ninsts; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i; j++)
-            if (node_id_equal(r->insts[j].node, r->insts[i].node))
-                seen = true;
-        if (!seen)
-            mgr_publish(m, r->insts[i].xid, "stop_swarm", buf, len);
         if (r->insts[i].state == INST_DEPLOYED) {
             r->insts[i].state = INST_STOPPED;
             run_node_running_dec(m, &r->insts[i]);
@@ -526,6 +537,7 @@ void runner_free_all(manager *m)
         free(r->fixed);
         free(r->nfixed);
         free(r->insts);
+        free(r->pbuf);
         swarm_def_free(r->def);
         free(r);
     }

@@ -40,7 +40,9 @@ struct swarm_run {
     size_t ninsts, cap;
     node_id **fixed; /* per task: the nodes chosen the first time */
     size_t *nfixed;
-    bool dirty;         /* changed since it was last kept in the store (runner_tick keeps it) */
+    bool dirty;    /* changed since it was last kept in the store (runner_tick keeps it) */
+    uint8_t *pbuf; /* the buffer it is kept from (owned; run_persist) */
+    size_t pbuf_cap;
     int64_t resumed_ms; /* resumed after a restart, and nodes not heard since may be gone */
     bool held;          /* resumed: placing what follows held_ti until its nodes are heard */
     size_t held_ti;
