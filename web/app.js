@@ -169,7 +169,6 @@ const auth = {
     (token ? $('login-token') : $('login-user')).focus();
   },
 
-  // On load: GET /api/session; 401 shows the sign-in form.
   // On load: the view's requests go out at once, beside GET /api/session (a round trip less
   // before anything is drawn; the view draws into the hidden app); a 401 on any of them shows
   // the sign-in form.
