@@ -235,13 +235,12 @@ int web_find_swarm(web_req *rq, store_swarm *sw, char xid[NODE_XID_MAX + 1], jso
 #define CACHE_SWARMS 16
 
 typedef struct cache_entry {
-    char xid[NODE_XID_MAX + 1]; /* "" = free */
-    json_t *graph;              /* tasks and edges, or NULL until read */
-    json_t *tasks;              /* task xid -> alias */
-    store_round *rounds;        /* the history, of the logs up to rounds_seq */
+    web_lru_slot slot;   /* the swarm's xid */
+    json_t *graph;       /* tasks and edges, or NULL until read */
+    json_t *tasks;       /* task xid -> alias */
+    store_round *rounds; /* the history, of the logs up to rounds_seq */
     size_t nrounds;
     int64_t rounds_seq;
-    uint64_t used;
 } cache_entry;
 
 struct web_cache {
@@ -257,8 +256,9 @@ web_cache *web_cache_new(void)
     return c;
 }
 
-static void entry_clear(cache_entry *e)
+static void entry_clear(void *slot)
 {
+    cache_entry *e = slot;
     free(e->rounds);
     json_decref(e->graph);
     json_decref(e->tasks);
@@ -275,23 +275,29 @@ void web_cache_free(web_cache *c)
     free(c);
 }
 
+void *web_lru_get(void *slots, size_t n, size_t size, const char *key, uint64_t *tick,
+                  void (*clear)(void *slot))
+{
+    web_lru_slot *lru = slots;
+    for (size_t i = 0; i < n; i++) {
+        web_lru_slot *s = (web_lru_slot *)((char *)slots + i * size);
+        if (!strcmp(s->key, key)) {
+            s->used = ++*tick;
+            return s;
+        }
+        if (s->used < lru->used)
+            lru = s;
+    }
+    clear(lru);
+    snprintf(lru->key, sizeof(lru->key), "%s", key);
+    lru->used = ++*tick;
+    return lru;
+}
+
 /* The entry of a swarm, made (replacing the least recently used) if needed. c->mu held. */
 static cache_entry *cache_get(web_cache *c, const char *xid)
 {
-    cache_entry *lru = &c->e[0];
-    xid = xid ? xid : "";
-    for (size_t i = 0; i < CACHE_SWARMS; i++) {
-        if (!strcmp(c->e[i].xid, xid)) {
-            c->e[i].used = ++c->tick;
-            return &c->e[i];
-        }
-        if (c->e[i].used < lru->used)
-            lru = &c->e[i];
-    }
-    entry_clear(lru);
-    snprintf(lru->xid, sizeof(lru->xid), "%s", xid);
-    lru->used = ++c->tick;
-    return lru;
+    return web_lru_get(c->e, CACHE_SWARMS, sizeof(c->e[0]), xid ? xid : "", &c->tick, entry_clear);
 }
 
 /* Read a swarm's graph: JSON (tasks, edges) and task xid -> alias. */

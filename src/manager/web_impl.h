@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mgr.h"
 #include "store.h"
@@ -24,6 +25,20 @@ void web_cache_free(web_cache *c); /* NULL is fine */
 typedef struct web_results web_results;
 web_results *web_results_new(void);    /* owned */
 void web_results_free(web_results *r); /* NULL is fine */
+
+/* A slot of a small table kept by least recent use: the key ("" = free) and when it was last
+ * used, first in each slot's struct (web_api.c's per-swarm cache, web_results.c's swarms and
+ * their series). */
+#define WEB_LRU_KEY 256
+typedef struct web_lru_slot {
+    char key[WEB_LRU_KEY];
+    uint64_t used;
+} web_lru_slot;
+/* The slot of key among n slots of `size` bytes each: the one that holds it, or else the least
+ * recently used, emptied by clear(slot) (which may zero it all) and given the key. *tick is the
+ * table's use counter. Lock the table around it. Returns a slot of the table (borrowed). */
+void *web_lru_get(void *slots, size_t n, size_t size, const char *key, uint64_t *tick,
+                  void (*clear)(void *slot));
 
 /* One request to an API handler. */
 typedef struct web_req {

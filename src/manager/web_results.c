@@ -27,6 +27,8 @@
 #define RESULTS_SWARMS   8
 #define SERIES_KEYS      3
 
+_Static_assert(WEB_LRU_KEY >= MP_PATH_MAX, "a series key is a dotted path");
+
 /* One node's value of the key in one iteration, from the result stored at seq. */
 typedef struct point {
     uint32_t iteration;
@@ -41,19 +43,17 @@ typedef struct line { /* one node's points, by iteration */
 } line;
 
 typedef struct series {
-    char key[MP_PATH_MAX]; /* "" = free */
-    line *lines;           /* by node xid */
+    web_lru_slot slot; /* the key (a dotted path, under MP_PATH_MAX bytes) */
+    line *lines;       /* by node xid */
     size_t nlines;
     int64_t seq; /* the results of the key's tags are read up to here */
-    uint64_t used;
 } series;
 
 typedef struct entry {
-    char xid[NODE_XID_MAX + 1]; /* "" = free */
-    json_t *keys;               /* numeric key -> true, of the results up to keys_seq */
+    web_lru_slot slot; /* the swarm's xid */
+    json_t *keys;      /* numeric key -> true, of the results up to keys_seq */
     int64_t keys_seq;
     series s[SERIES_KEYS];
-    uint64_t used;
 } entry;
 
 struct web_results {
@@ -69,16 +69,18 @@ web_results *web_results_new(void)
     return r;
 }
 
-static void series_clear(series *s)
+static void series_clear(void *slot)
 {
+    series *s = slot;
     for (size_t i = 0; i < s->nlines; i++)
         free(s->lines[i].v);
     free(s->lines);
     memset(s, 0, sizeof(*s));
 }
 
-static void entry_clear(entry *e)
+static void entry_clear(void *slot)
 {
+    entry *e = slot;
     json_decref(e->keys);
     for (size_t i = 0; i < SERIES_KEYS; i++)
         series_clear(&e->s[i]);
@@ -98,38 +100,16 @@ void web_results_free(web_results *r)
 /* The entry of a swarm, made (replacing the least recently used) if needed. r->mu held. */
 static entry *entry_get(web_results *r, const char *xid)
 {
-    entry *lru = &r->e[0];
-    for (size_t i = 0; i < RESULTS_SWARMS; i++) {
-        if (!strcmp(r->e[i].xid, xid)) {
-            r->e[i].used = ++r->tick;
-            return &r->e[i];
-        }
-        if (r->e[i].used < lru->used)
-            lru = &r->e[i];
-    }
-    entry_clear(lru);
-    snprintf(lru->xid, sizeof(lru->xid), "%s", xid);
-    lru->keys = json_object();
-    lru->used = ++r->tick;
-    return lru;
+    entry *e = web_lru_get(r->e, RESULTS_SWARMS, sizeof(r->e[0]), xid, &r->tick, entry_clear);
+    if (!e->keys)
+        e->keys = json_object();
+    return e;
 }
 
 /* The series of key in e, made (replacing the least recently used) if needed. r->mu held. */
 static series *series_get(web_results *r, entry *e, const char *key)
 {
-    series *lru = &e->s[0];
-    for (size_t i = 0; i < SERIES_KEYS; i++) {
-        if (!strcmp(e->s[i].key, key)) {
-            e->s[i].used = ++r->tick;
-            return &e->s[i];
-        }
-        if (e->s[i].used < lru->used)
-            lru = &e->s[i];
-    }
-    series_clear(lru);
-    snprintf(lru->key, sizeof(lru->key), "%s", key);
-    lru->used = ++r->tick;
-    return lru;
+    return web_lru_get(e->s, SERIES_KEYS, sizeof(e->s[0]), key, &r->tick, series_clear);
 }
 
 /* ---- reading the store ---------------------------------------------------------------------- */
@@ -323,9 +303,9 @@ static void series_take(series *s, const store_result *rows, size_t n)
         const store_result *r = &rows[i];
         if (r->seq > s->seq)
             s->seq = r->seq;
-        if (!tag_of_key(r->tag, s->key))
+        if (!tag_of_key(r->tag, s->slot.key))
             continue;
-        key_hit f = {.key = s->key};
+        key_hit f = {.key = s->slot.key};
         mp_numbers(r->data, r->len, r->tag, key_value, &f);
         if (f.found)
             line_put(line_of(s, r->node), (point){r->iteration, f.value, r->seq});
@@ -398,7 +378,7 @@ static char *series_text(const series *s, int64_t after, int64_t seq, const web_
 {
     cleanup_strbuf strbuf sb = STRBUF_INIT;
     sb_puts(&sb, "{\"key\":");
-    put_string(&sb, s->key);
+    put_string(&sb, s->slot.key);
     sb_printf(&sb, ",\"seq\":%lld,\"nodes\":[", (long long)seq);
     bool first_line = true;
     for (size_t i = 0; i < s->nlines; i++) {
