@@ -194,11 +194,11 @@ static void resume_one(manager *m, const store_swarm *sw)
         fail_stored(m, sw, "its state was not kept (it ran on a manager older than this one)");
         return;
     }
-    char why[512] = "";
-    swarm_def *def = us_load_def(m, sw->id, sw->name, why, sizeof(why));
+    cleanup_error mt_error *why = NULL;
+    swarm_def *def = us_load_def(m, sw->id, sw->name, &why);
     if (!def) {
         store_object_clear(&o);
-        fail_stored(m, sw, why);
+        fail_stored(m, sw, mt_error_msg(why));
         return;
     }
     swarm_run *r = xcalloc(1, sizeof(*r));

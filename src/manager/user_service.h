@@ -58,7 +58,7 @@ int user_swarm_stop(manager *m, const char *xid, const char *status, const char 
  * its run can resume after a restart. Lock may be held. */
 void us_keep_modules(manager *m, const swarm_def *def);
 /* The swarm_def of a stored swarm (graph, networks and module archives from the store), for
- * resuming its run; NULL with why filled when something is missing. Returns owned. */
-swarm_def *us_load_def(manager *m, const char *xid, const char *name, char *why, size_t why_size);
+ * resuming its run; NULL with *err set (what is missing) otherwise. Returns owned. */
+swarm_def *us_load_def(manager *m, const char *xid, const char *name, mt_error **err);
 
 #endif

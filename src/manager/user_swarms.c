@@ -289,24 +289,20 @@ void us_keep_modules(manager *m, const swarm_def *def)
     }
 }
 
-swarm_def *us_load_def(manager *m, const char *xid, const char *name, char *why, size_t why_size)
+swarm_def *us_load_def(manager *m, const char *xid, const char *name, mt_error **err)
 {
     Common__Swarms__Graph *g = us_load_graph(m, xid, NULL);
     if (!g) {
-        snprintf(why, why_size, "its graph is missing from the store");
+        mt_error_set(err, MT_ERR_GENERIC, "its graph is missing from the store");
         return NULL;
     }
     store_object nets = {0};
-    mt_error *err = NULL;
+    cleanup_error mt_error *nerr = NULL;
     Common__System__Networks *nw = NULL;
-    if (store_object_get(m->st, "networks", xid, true, &nets, &err) == 1)
+    if (store_object_get(m->st, "networks", xid, true, &nets, &nerr) == 1)
         nw = common__system__networks__unpack(NULL, nets.len, nets.data);
-    mt_error_free(&err);
     store_object_clear(&nets);
-    cleanup_error mt_error *problem = NULL;
-    swarm_def *def = graph_to_def(g, name, us_module_lookup, m, nw, false, true, &problem);
-    if (!def)
-        snprintf(why, why_size, "%s", mt_error_msg(problem));
+    swarm_def *def = graph_to_def(g, name, us_module_lookup, m, nw, false, true, err);
     us_free_graph(g);
     if (nw)
         protobuf_c_message_free_unpacked(&nw->base, NULL);

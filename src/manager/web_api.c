@@ -303,8 +303,8 @@ static cache_entry *cache_get(web_cache *c, const char *xid)
 /* Read a swarm's graph: JSON (tasks, edges) and task xid -> alias. */
 static void graph_read(manager *m, const store_swarm *sw, json_t **graph, json_t **tasks)
 {
-    char why[256] = "";
-    swarm_def *def = us_load_def(m, sw->id, sw->name, why, sizeof(why));
+    cleanup_error mt_error *why = NULL;
+    swarm_def *def = us_load_def(m, sw->id, sw->name, &why);
     json_t *tl = json_array(), *edges = json_array();
     *tasks = json_object();
     for (size_t i = 0; def && i < def->ntasks; i++) {
@@ -325,7 +325,7 @@ static void graph_read(manager *m, const store_swarm *sw, json_t **graph, json_t
     }
     *graph = json_pack("{s:o, s:o}", "tasks", tl, "edges", edges);
     if (!def)
-        json_object_set_new(*graph, "missing", json_string(why));
+        json_object_set_new(*graph, "missing", json_string(mt_error_msg(why)));
     swarm_def_free(def);
 }
 
