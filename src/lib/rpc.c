@@ -341,6 +341,11 @@ static grpc_channel *channel_create(const char *target, grpc_channel_credentials
      * ping policing (one ping per 5 minutes without data, 2 strikes) would otherwise close a
      * long quiet stream with GOAWAY "too_many_pings" after about 2 minutes. */
     args[n++] = arg_int(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+    /* No built-in retries: every caller retries what it may (manager_client.c, the relays), and
+     * gRPC 1.51's retry layer can hold a call forever, with no connection and no attempt to make
+     * one, on a channel that went idle on the server's GOAWAY (max connection idle, a graceful
+     * stop) when the server is then down (docs/faults.md). */
+    args[n++] = arg_int(GRPC_ARG_ENABLE_RETRIES, 0);
     if (server_name)
         args[n++] = arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, server_name);
     if (own_connection) {

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -31,8 +32,8 @@ from conftest import SOURCE_DIR, Node
 from pbgen import pb
 from test_node_wire import TOKEN
 from test_tasks_process import NODE, NODE_XID, SWARM, logs_of, mqtt_task, send, sleeper, updates
-from wire_env import (Broker, FakeManager, Observer, RunningNode, node_config, system_pb2, tasks_pb2,
-                      wait_for, xid)
+from wire_env import (Broker, FakeManager, Observer, RunningNode, free_port, node_config,
+                      system_pb2, tasks_pb2, wait_for, xid)
 
 results_pb2 = pb("common.results_pb2")
 RUNTIME = SOURCE_DIR / "python"
@@ -476,6 +477,114 @@ def test_node_not_listening(env, monkeypatch):
     with pytest.raises(MantaConnectionError):
         t.world.globals["hyperparameters"]
     assert 2.0 <= time.monotonic() - start < 10
+
+
+def test_a_call_made_while_the_node_restarts_returns(node_bin, tmp_path):
+    """A task's first World call, made after its Local client's connection was closed as idle
+    (GOAWAY after 1 s) and while the node is away (SIGKILLed, restarting), waits for the node
+    and returns once it is back (it adopts the task and serves it on the same port)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "blob").write_bytes(os.urandom(100_000))
+    node = Node(node_bin, tmp_path / "home")
+    node.home.mkdir()
+    b = Broker(tmp_path / "broker").start()
+    m = Manager(b, token=TOKEN).start()
+    o = Observer(b)
+    node.write_config("default", node_config(
+        TOKEN, m.port, extra=f'[datasets]\nmappings = {{ blob = "{data / "blob"}" }}\n'))
+    rn = RunningNode(node)
+    try:
+        rn.wait_line("✓ Ready to execute tasks")
+        log = node.home / ".manta" / "logs" / "nodes" / "default.log"
+        port = int(wait_for(lambda: re.search(r"Light service listening on 127\.0\.0\.1:([0-9]+)",
+                                              log.read_text()), 10, what="the light port").group(1))
+        send(o, "deploy_task", mqtt_task(SLEEPER, sleeper(600)))
+        wait_for(lambda: tasks_pb2.RUNNING in updates(o, SLEEPER), 20, what="the sleeper running")
+        want = (data / "blob").read_bytes()
+        m.globals["hp"] = pack({"lr": 0.5})
+        for round_ in range(2):
+            # as a task does: its Local client's call, then its World client's first call
+            t = Client(port)
+            assert t.local.get_binary_data("blob").getvalue() == want
+            time.sleep(2)  # the light service closes the idle connection (GOAWAY) after 1 s
+            rn.kill()
+            got = {}
+            th = threading.Thread(target=lambda: got.update(v=t.world.globals["hp"]), daemon=True)
+            th.start()
+            time.sleep(1.5)  # the call is made while nothing listens
+            rn = RunningNode(node)
+            rn.wait_line("✓ Ready to execute tasks", timeout=60)
+            th.join(60)
+            assert not th.is_alive(), f"round {round_}: the call never returned"
+            assert got["v"] == {"lr": 0.5}
+            t.cleanup()
+    finally:
+        rn.signal(signal.SIGTERM)
+        rc = rn.wait(60)
+        o.close()
+        m.stop()
+        b.stop()
+    assert rc == 0
+
+
+GOAWAY_SERVER = """
+import sys
+from concurrent import futures
+import grpc
+def stream(request, context):
+    yield bytes([8, 7])  # a PairId with head 7
+h = grpc.method_handlers_generic_handler(
+    "t.T", {"S": grpc.unary_stream_rpc_method_handler(stream)})
+s = grpc.server(futures.ThreadPoolExecutor(2), handlers=[h],
+                options=[("grpc.max_connection_idle_ms", 1000), ("grpc.so_reuseport", 0)])
+s.add_insecure_port("127.0.0.1:" + sys.argv[1])
+s.start()
+print("up", flush=True)
+s.wait_for_termination()
+"""
+
+
+def test_no_call_held_forever_after_an_idle_close_and_a_restart(tmp_path):
+    """The shape of the chaos test's stalls, reduced: a server that closes idle connections
+    (GOAWAY after 1 s, as the light service does) is killed after it did, a call is made while
+    it is down, the server comes back. With gRPC's own retries on, grpcio 1.51 held such a call
+    forever, with no connection and no attempt to make one (in 3 of 4 tries); the runtime turns
+    them off (_transport.OPTIONS) and retries itself, so the call returns once the server is
+    back. Four rounds on one channel."""
+    script = tmp_path / "server.py"
+    script.write_text(GOAWAY_SERVER)
+    port = free_port()
+
+    def serve():
+        p = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE,
+                             text=True)
+        assert p.stdout.readline().strip() == "up"
+        return p
+
+    PairId = system_pb2.PairId
+    ch = _transport.Channel(_transport.Config("127.0.0.1", port, 1, 2))
+    srv = serve()
+    try:
+        assert [m.head for m in ch.server_stream("/t.T/S", PairId(), PairId)] == [7]
+        for round_ in range(4):
+            time.sleep(2)  # the server closed the idle connection
+            srv.kill()
+            srv.wait()
+            got = {}
+            th = threading.Thread(
+                target=lambda: got.update(v=ch.server_stream("/t.T/S", PairId(), PairId)),
+                daemon=True)
+            th.start()
+            time.sleep(1)  # the call is made while nothing listens
+            srv = serve()
+            th.join(60)
+            assert not th.is_alive(), f"round {round_}: the call never returned"
+            assert [m.head for m in got["v"]] == [7]
+    finally:
+        srv.kill()
+        srv.wait()
+        ch.close()
 
 
 def test_environment(monkeypatch):

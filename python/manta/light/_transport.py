@@ -36,7 +36,12 @@ OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_leng
            # the node is on this host: after a failed connection, try again within a second
            # (gRPC's default back-off grows to 2 minutes), see NODE_AWAY
            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-           ("grpc.max_reconnect_backoff_ms", 1000)]
+           ("grpc.max_reconnect_backoff_ms", 1000),
+           # No retries inside gRPC (this module retries, below): grpcio 1.51's retry layer holds
+           # a call forever, with no connection and no attempt to make one, when the channel went
+           # idle on the node's GOAWAY (the light service closes a connection idle for 1 s) and
+           # the node is then away (a restart): the call never returns (docs/faults.md).
+           ("grpc.enable_retries", 0)]
 # grpc.StatusCode names the SDK retries (task-contract.md 10).
 RETRYABLE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "ABORTED", "DEADLINE_EXCEEDED")
 ATTEMPTS = 3
