@@ -136,10 +136,13 @@ def _manager_lost(e) -> bool:
 
 
 def _not_connected(e) -> bool:
-    """The call failed before it reached the node: no connection could be made."""
+    """The call failed before it reached the node: no connection could be made, or the node
+    had closed the connection (GOAWAY: it closes one idle for 1 s) as the call started on it, so
+    the node never saw the call (gRPC's own retries, which would repeat it, are off)."""
     d = (e.details() or "") if hasattr(e, "details") else ""
     return e.code().name == "UNAVAILABLE" and (
-        "failed to connect to all addresses" in d or "Connection refused" in d)
+        "failed to connect to all addresses" in d or "Connection refused" in d
+        or "GOAWAY received" in d)
 
 
 class Channel:
