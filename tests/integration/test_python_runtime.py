@@ -9,6 +9,7 @@ answers the World relays and keeps what tasks set and add.
   * With root: the same task module without the bundle, in the task image built by
     scripts/build-task-image (chroot), where the runtime is installed.
 """
+import contextlib
 import io
 import json
 import logging
@@ -225,11 +226,41 @@ def module_zip(code: str, with_runtime: bool) -> bytes:
     return buf.getvalue()
 
 
+@contextlib.contextmanager
+def node_with_sleeper(node_bin, base, maps):
+    """A node (datasets `maps`) on a fake manager, running the sleeper task; yields a dict with
+    the node, its RunningNode ("rn": a test that restarts the node puts the new one there), the
+    manager, the observer, the light port and the node's log. Stops everything after."""
+    extra = "[datasets]\nmappings = { " + ", ".join(f'{k} = "{v}"' for k, v in maps.items()) + " }\n"
+    node = Node(node_bin, base / "home")
+    node.home.mkdir()
+    b = Broker(base / "broker").start()
+    m = Manager(b, token=TOKEN).start()
+    o = Observer(b)
+    node.write_config("default", node_config(TOKEN, m.port, extra=extra))
+    env = {"node": node, "rn": RunningNode(node), "manager": m, "observer": o}
+    try:
+        env["rn"].wait_line("✓ Ready to execute tasks")
+        log = node.home / ".manta" / "logs" / "nodes" / "default.log"
+        port = int(wait_for(lambda: re.search(r"Light service listening on 127\.0\.0\.1:([0-9]+)",
+                                              log.read_text()), 10, what="the light port").group(1))
+        send(o, "deploy_task", mqtt_task(SLEEPER, sleeper(600)))
+        wait_for(lambda: tasks_pb2.RUNNING in updates(o, SLEEPER), 20, what="the sleeper running")
+        env.update(port=port, log=log)
+        yield env
+    finally:
+        env["rn"].signal(signal.SIGTERM)
+        rc = env["rn"].wait(60)
+        o.close()
+        m.stop()
+        b.stop()
+        assert rc == 0
+
+
 @pytest.fixture(scope="module")
 def env(node_bin, tmp_path_factory):
     base = tmp_path_factory.mktemp("pyruntime")
-    home, data = base / "home", base / "data"
-    home.mkdir()
+    data = base / "data"
     (data / "imgs" / "sub").mkdir(parents=True)
     buf = io.BytesIO()
     np.savez(buf, x_train=X_TRAIN, y_train=np.array([3, 7]))
@@ -237,29 +268,10 @@ def env(node_bin, tmp_path_factory):
     (data / "notes.txt").write_text(NOTES, encoding="utf-8")
     (data / "imgs" / "a.txt").write_text("alpha\n")
     maps = {"mnist": data / "mnist.npz", "notes": data / "notes.txt", "imgs": data / "imgs"}
-    extra = "[datasets]\nmappings = { " + ", ".join(f'{k} = "{v}"' for k, v in maps.items()) + " }\n"
-    node = Node(node_bin, home)
-    b = Broker(base / "broker").start()
-    m = Manager(b, token=TOKEN).start()
-    m.data_dir = data
-    o = Observer(b)
-    node.write_config("default", node_config(TOKEN, m.port, extra=extra))
-    rn = RunningNode(node)
-    try:
-        rn.wait_line("✓ Ready to execute tasks")
-        log = home / ".manta" / "logs" / "nodes" / "default.log"
-        port = int(wait_for(lambda: re.search(r"Light service listening on 127\.0\.0\.1:([0-9]+)",
-                                              log.read_text()), 10, what="the light port").group(1))
-        send(o, "deploy_task", mqtt_task(SLEEPER, sleeper(600)))
-        wait_for(lambda: tasks_pb2.RUNNING in updates(o, SLEEPER), 20, what="the sleeper running")
-        yield {"node": node, "manager": m, "observer": o, "port": port, "data": data, "log": log}
-    finally:
-        rn.signal(signal.SIGTERM)
-        rc = rn.wait(60)
-        o.close()
-        m.stop()
-        b.stop()
-        assert rc == 0
+    with node_with_sleeper(node_bin, base, maps) as e:
+        e["manager"].data_dir = data
+        e["data"] = data
+        yield e
 
 
 class Client:
@@ -485,47 +497,26 @@ def test_a_call_made_while_the_node_restarts_returns(node_bin, tmp_path):
     and returns once it is back (it adopts the task and serves it on the same port)."""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "blob").write_bytes(os.urandom(100_000))
-    node = Node(node_bin, tmp_path / "home")
-    node.home.mkdir()
-    b = Broker(tmp_path / "broker").start()
-    m = Manager(b, token=TOKEN).start()
-    o = Observer(b)
-    node.write_config("default", node_config(
-        TOKEN, m.port, extra=f'[datasets]\nmappings = {{ blob = "{data / "blob"}" }}\n'))
-    rn = RunningNode(node)
-    try:
-        rn.wait_line("✓ Ready to execute tasks")
-        log = node.home / ".manta" / "logs" / "nodes" / "default.log"
-        port = int(wait_for(lambda: re.search(r"Light service listening on 127\.0\.0\.1:([0-9]+)",
-                                              log.read_text()), 10, what="the light port").group(1))
-        send(o, "deploy_task", mqtt_task(SLEEPER, sleeper(600)))
-        wait_for(lambda: tasks_pb2.RUNNING in updates(o, SLEEPER), 20, what="the sleeper running")
-        want = (data / "blob").read_bytes()
-        m.globals["hp"] = pack({"lr": 0.5})
+    want = os.urandom(100_000)
+    (data / "blob").write_bytes(want)
+    with node_with_sleeper(node_bin, tmp_path, {"blob": data / "blob"}) as e:
+        e["manager"].globals["hp"] = pack({"lr": 0.5})
         for round_ in range(2):
             # as a task does: its Local client's call, then its World client's first call
-            t = Client(port)
+            t = Client(e["port"])
             assert t.local.get_binary_data("blob").getvalue() == want
             time.sleep(2)  # the light service closes the idle connection (GOAWAY) after 1 s
-            rn.kill()
+            e["rn"].kill()
             got = {}
             th = threading.Thread(target=lambda: got.update(v=t.world.globals["hp"]), daemon=True)
             th.start()
             time.sleep(1.5)  # the call is made while nothing listens
-            rn = RunningNode(node)
-            rn.wait_line("✓ Ready to execute tasks", timeout=60)
+            e["rn"] = RunningNode(e["node"])
+            e["rn"].wait_line("✓ Ready to execute tasks", timeout=60)
             th.join(60)
             assert not th.is_alive(), f"round {round_}: the call never returned"
             assert got["v"] == {"lr": 0.5}
             t.cleanup()
-    finally:
-        rn.signal(signal.SIGTERM)
-        rc = rn.wait(60)
-        o.close()
-        m.stop()
-        b.stop()
-    assert rc == 0
 
 
 GOAWAY_SERVER = """
