@@ -28,6 +28,8 @@ struct fake {
     char *slow_image;
     bool released;
     pthread_cond_t cv;
+    bool (*on_remove)(void *ctx, const char *handle);
+    void *on_remove_ctx;
 };
 
 static struct fake *F(runtime *rt)
@@ -172,9 +174,8 @@ static void fake_task_free(struct fake_task *t)
     sb_free(&t->out);
 }
 
-static int fk_remove(runtime *rt, const char *h, mt_error **err)
+static void fk_drop(struct fake *f, const char *h)
 {
-    struct fake *f = F(rt);
     pthread_mutex_lock(&f->mu);
     struct fake_task *t = by(f, h, true);
     if (t) {
@@ -184,6 +185,14 @@ static int fk_remove(runtime *rt, const char *h, mt_error **err)
         f->n--;
     }
     pthread_mutex_unlock(&f->mu);
+}
+
+static int fk_remove(runtime *rt, const char *h, mt_error **err)
+{
+    struct fake *f = F(rt);
+    if (f->on_remove && !f->on_remove(f->on_remove_ctx, h))
+        return mt_error_set(err, MT_ERR_IO, "the removal of %s was cut short", h);
+    fk_drop(f, h);
     return 0;
 }
 
@@ -274,6 +283,22 @@ bool runtime_fake_exit(runtime *rt, const char *name, int code, bool oom)
     return t != NULL;
 }
 
+void runtime_fake_on_remove(runtime *rt, bool (*fn)(void *ctx, const char *handle), void *ctx)
+{
+    struct fake *f = F(rt);
+    f->on_remove = fn;
+    f->on_remove_ctx = ctx;
+}
+
+int runtime_fake_count(runtime *rt)
+{
+    struct fake *f = F(rt);
+    pthread_mutex_lock(&f->mu);
+    int c = (int)f->n;
+    pthread_mutex_unlock(&f->mu);
+    return c;
+}
+
 bool runtime_fake_lose(runtime *rt, const char *name)
 {
     struct fake *f = F(rt);
@@ -281,11 +306,9 @@ bool runtime_fake_lose(runtime *rt, const char *name)
     struct fake_task *t = by(f, name, false);
     char *h = t ? xstrdup(t->handle) : NULL;
     pthread_mutex_unlock(&f->mu);
-    if (h) {
-        mt_error *e = NULL;
-        fk_remove(rt, h, &e);
-        free(h);
-    }
+    if (h)
+        fk_drop(f, h);
+    free(h);
     return t != NULL;
 }
 

@@ -25,6 +25,12 @@ void runtime_fake_fail_next(runtime *rt, const char *msg);
 void runtime_fake_slow_image(runtime *rt, const char *image);
 void runtime_fake_release_pulls(runtime *rt);
 
+/* Called before each removal, outside the fake's lock (ctx: the caller's); returning false
+ * fails that removal, as if the node died just before it. NULL: none. */
+void runtime_fake_on_remove(runtime *rt, bool (*fn)(void *ctx, const char *handle), void *ctx);
+/* Containers the fake holds, in any state. */
+int runtime_fake_count(runtime *rt);
+
 /* Output a task "wrote". */
 void runtime_fake_output(runtime *rt, const char *name, const char *text);
 

@@ -24,8 +24,20 @@ void tt_begin_collect(task_table *tt, task *t)
     j->final_status = t->status == TASK_STOPPED ? 0
                       : t->exit_code == 0       ? TASK_COMPLETED
                                                 : TASK_FAILED;
-    j->remove_after =
-        !(tt->keep) && (t->exit_code == 0 || tt->lim.cleanup_on_failure || tt->shutting_down);
+    j->remove_after = tt_container_goes(tt, t);
+    tt_job_spawn(tt, t, j);
+}
+
+bool tt_container_goes(const task_table *tt, const task *t)
+{
+    return !tt->keep && (t->exit_code == 0 || tt->lim.cleanup_on_failure || tt->shutting_down);
+}
+
+void tt_begin_remove(task_table *tt, task *t)
+{
+    if (!t->handle)
+        return;
+    job *j = tt_job_new(tt, t, JOB_REMOVE);
     tt_job_spawn(tt, t, j);
 }
 

@@ -130,8 +130,6 @@ static void job_run(void *arg)
             mt_error_free(&ke);
         }
         free(blob);
-        if (j->rc == 0 && j->remove_after && j->handle && rt->ops->remove(rt, j->handle, &e) < 0)
-            mt_error_free(&e); /* logged by the caller's next steps; not fatal */
         break;
     }
     case JOB_REMOVE:
@@ -205,10 +203,7 @@ static void job_done(void *arg)
             t->logs_uploaded = true;
             t->phase = PHASE_DONE;
             tt_set_status(tt, t, TASK_STOPPED, false);
-            if (t->handle) {
-                job *r = tt_job_new(tt, t, JOB_REMOVE);
-                tt_job_spawn(tt, t, r);
-            }
+            tt_begin_remove(tt, t);
             break;
         }
         if (j->rc < 0) {
@@ -220,10 +215,7 @@ static void job_done(void *arg)
             tt_set_status(tt, t, TASK_FAILED, false);
             if (tt->h.send_error)
                 tt->h.send_error(tt->h.ctx, j->error_id, t, j->msg);
-            if (t->handle) {
-                job *r = tt_job_new(tt, t, JOB_REMOVE);
-                tt_job_spawn(tt, t, r);
-            }
+            tt_begin_remove(tt, t);
             break;
         }
         t->started_ms = clock_wall_ms();
@@ -267,10 +259,6 @@ static void job_done(void *arg)
         }
         t->logs_uploaded = true;
         t->phase = PHASE_DONE;
-        if (j->remove_after) {
-            free(t->handle);
-            t->handle = NULL;
-        }
         /* The outcome is published by the outbox once the logs are delivered (the reference's
          * only completion signal comes first), so a manager that knows COMPLETED/FAILED can
          * tell success from failure; the reference cannot. */
@@ -279,6 +267,8 @@ static void job_done(void *arg)
         else
             tt_task_save(tt, t);
         TLOG(tt, LOG_INFO, "Task %s: output kept for the manager", t->key);
+        if (j->remove_after)        /* now that the state says so: removed earlier, a node killed */
+            tt_begin_remove(tt, t); /* in between would find its output gone (stored twice) */
         break;
     case JOB_REMOVE:
         if (j->rc < 0)

@@ -152,6 +152,8 @@ void tasks_recover(task_table *tt)
             t->phase = PHASE_RUNNING; /* find out on the next tick */
         if (t->phase == PHASE_RUNNING && t->handle && tt->rt->ops->watch)
             tt->rt->ops->watch(tt->rt, t->handle); /* its exit is an event too */
+        if (t->phase == PHASE_DONE && tt_container_goes(tt, t))
+            tt_begin_remove(tt, t); /* the old process died between keeping and removing */
         TLOG(tt, LOG_INFO, "Adopted task %s (%s)", t->key,
              t->phase == PHASE_RUNNING ? "running"
              : t->phase == PHASE_DONE  ? "done"

@@ -452,8 +452,7 @@ void tasks_stop_swarm(task_table *tt, node_id swarm)
         pending_free(tt->pending[i]);
         tt->pending[i] = NULL;
         if (t->phase == PHASE_DONE && !t->busy && t->handle) {
-            job *j = tt_job_new(tt, t, JOB_REMOVE);
-            tt_job_spawn(tt, t, j);
+            tt_begin_remove(tt, t);
         } else if (t->phase != PHASE_DONE) {
             request_stop(tt, t, "swarm stopped");
         }

@@ -129,6 +129,12 @@ void tt_job_spawn(task_table *tt, task *t, job *j);
 
 /* Read and keep the output of a finished task (JOB_COLLECT). */
 void tt_begin_collect(task_table *tt, task *t);
+/* Whether a collected task's container goes (a successful run, or cleanup_on_failure; never
+ * while the node stops keeping its tasks). */
+bool tt_container_goes(const task_table *tt, const task *t);
+/* Remove t's container (JOB_REMOVE), if it has one. Only once the fact that its output was
+ * kept is on disk: a node killed before that collects the output again from the container. */
+void tt_begin_remove(task_table *tt, task *t);
 /* How t ended (why: the reason, NULL = from st). */
 void tt_record_exit(task_table *tt, task *t, const rt_status *st, const char *why);
 

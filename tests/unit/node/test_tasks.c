@@ -1,6 +1,7 @@
 /* test_tasks.c - the task state machine against the fake runtime driver: deploy, queue and
  * concurrency cap, queue limit, exit and log upload (the blob decoded), timeout, stop_task,
- * stop_swarm, re-deploy, GPU refusal, start failure, upload retry, recovery after a restart. */
+ * stop_swarm, re-deploy, GPU refusal, start failure, upload retry, recovery after a restart,
+ * a kill around a finished task's removal. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -392,6 +393,71 @@ static void test_recovery_reclaims_a_create_cut_short(void **state)
     runtime_free(rt);
 }
 
+/* The node is killed the moment a finished task's container goes: the state it leaves on disk
+ * must already say the output was kept, or the next run collects it again from a container
+ * that is gone ("output not available") and the manager stores the task's logs twice. */
+static bool snapshot_on_remove(void *ctx, const char *handle)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s.snap' && cp -a '%s' '%s.snap'", dir, dir, dir);
+    return system(cmd) == 0;
+}
+
+static bool cut_short(void *ctx, const char *handle)
+{
+    return false;
+}
+
+static void test_a_kill_around_the_removal_keeps_the_output_once(void **state)
+{
+    runtime *rt = runtime_fake_new();
+    task_limits l = limits(4, 4);
+    task_table *tt = table(rt, &l);
+    deploy(tt, 7, 1, 0, "i", false);
+    cleanup_free char *name = xstrdup(find(tt, 7, 1)->name);
+    runtime_fake_output(rt, name, "the only output\n");
+    runtime_fake_on_remove(rt, snapshot_on_remove, NULL);
+    runtime_fake_exit(rt, name, 0, false);
+    tick(tt);
+    assert_int_equal(W.nblobs, 1);
+    assert_int_equal(runtime_fake_count(rt), 0); /* its container went */
+    tasks_free(tt);
+    /* the next run starts from the disk as it was when the container went */
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mv '%s.snap' '%s'", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    runtime_fake_on_remove(rt, NULL, NULL);
+    tt = table(rt, &l);
+    tasks_recover(tt);
+    pump();
+    tick(tt);
+    tick(tt);
+    assert_int_equal(W.nblobs, 1);  /* not collected again */
+    assert_int_equal(W.nerrors, 0); /* nor reported lost */
+    assert_int_equal(find(tt, 7, 1)->phase, PHASE_DONE);
+    assert_int_equal(find(tt, 7, 1)->status, TASK_COMPLETED);
+
+    /* killed after keeping the output, before the removal: the next run removes it */
+    deploy(tt, 7, 2, 0, "i", false);
+    cleanup_free char *name2 = xstrdup(find(tt, 7, 2)->name);
+    runtime_fake_on_remove(rt, cut_short, NULL);
+    runtime_fake_exit(rt, name2, 0, false);
+    tick(tt);
+    assert_int_equal(W.nblobs, 2);
+    assert_int_equal(runtime_fake_count(rt), 1);
+    tasks_free(tt);
+    runtime_fake_on_remove(rt, NULL, NULL);
+    tt = table(rt, &l);
+    tasks_recover(tt);
+    pump();
+    tick(tt);
+    assert_int_equal(runtime_fake_count(rt), 0);
+    assert_int_equal(W.nblobs, 2);
+    assert_int_equal(find(tt, 7, 2)->status, TASK_COMPLETED);
+    tasks_free(tt);
+    runtime_free(rt);
+}
+
 /* ---- with real threads: a slow pull delays only its own task ---- */
 
 static pthread_mutex_t tq_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -570,6 +636,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redeploy_and_stop_swarm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_retry_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_reclaims_a_create_cut_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_kill_around_the_removal_keeps_the_output_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_slow_pull_delays_only_its_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_events_and_stop_while_starting, setup, teardown),
     };
