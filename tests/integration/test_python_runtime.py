@@ -578,6 +578,69 @@ def test_no_call_held_forever_after_an_idle_close_and_a_restart(tmp_path):
         ch.close()
 
 
+def _relay(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+
+def test_a_node_slow_to_answer_a_new_connection_is_reached(monkeypatch):
+    """A node that takes 2 s to answer a new connection's HTTP/2 handshake (a loaded machine;
+    the task's own process busy copying a 300 MiB value while it connects) is reached: the
+    runtime keeps gRPC's 20 s connection deadline. (grpc.min_reconnect_backoff_ms is also
+    gRPC's minimum connection timeout: set to 200 ms for quick reconnects, every attempt timed
+    out "before receiving SETTINGS frame" and test_slow_link's task failed after 30 s.)"""
+    from concurrent import futures
+    monkeypatch.setattr(_transport, "NODE_AWAY", 5.0)
+    h = grpc.method_handlers_generic_handler(
+        "t.T", {"S": grpc.unary_stream_rpc_method_handler(lambda req, ctx: iter([bytes([8, 7])]))})
+    srv = grpc.server(futures.ThreadPoolExecutor(2), handlers=[h])
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(8)
+    lsn.settimeout(0.5)
+    stop = threading.Event()
+
+    def slow(c):
+        with c:
+            time.sleep(2)  # nothing answers for 2 s
+            with socket.create_connection(("127.0.0.1", port)) as u:
+                th = threading.Thread(target=_relay, args=(c, u), daemon=True)
+                th.start()
+                _relay(u, c)
+                th.join(10)
+
+    def accept():
+        while not stop.is_set():
+            with contextlib.suppress(socket.timeout):
+                threading.Thread(target=slow, args=(lsn.accept()[0],), daemon=True).start()
+
+    acc = threading.Thread(target=accept, daemon=True)
+    acc.start()
+    PairId = system_pb2.PairId
+    ch = _transport.Channel(_transport.Config("127.0.0.1", lsn.getsockname()[1], 1, 2))
+    try:
+        start = time.monotonic()
+        assert [m.head for m in ch.server_stream("/t.T/S", PairId(), PairId)] == [7]
+        assert time.monotonic() - start >= 2
+    finally:
+        ch.close()
+        stop.set()
+        acc.join(10)
+        lsn.close()
+        srv.stop(None)
+
+
 def test_environment(monkeypatch):
     for k in ("RPC_HOST", "RPC_PORT", "TASK_ID", "SWARM_ID"):
         monkeypatch.delenv(k, raising=False)

@@ -34,9 +34,11 @@ DEFAULT_HOST = "host.docker.internal"
 DEFAULT_PORT = "50051"
 OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
            # the node is on this host: after a failed connection, try again within a second
-           # (gRPC's default back-off grows to 2 minutes), see NODE_AWAY
-           ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-           ("grpc.max_reconnect_backoff_ms", 1000),
+           # (gRPC's default back-off grows to 2 minutes), see NODE_AWAY. Not
+           # grpc.min_reconnect_backoff_ms: gRPC also takes it as the minimum time a connection
+           # attempt gets (default 20 s); at 200 ms a node slow to answer the handshake (a
+           # loaded machine, this process busy copying a large value) was never reached.
+           ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000),
            # No retries inside gRPC (this module retries, below): grpcio 1.51's retry layer holds
            # a call forever, with no connection and no attempt to make one, when the channel went
            # idle on the node's GOAWAY (the light service closes a connection idle for 1 s) and
