@@ -24,7 +24,6 @@ void tt_begin_collect(task_table *tt, task *t)
     j->final_status = t->status == TASK_STOPPED ? 0
                       : t->exit_code == 0       ? TASK_COMPLETED
                                                 : TASK_FAILED;
-    j->remove_after = tt_container_goes(tt, t);
     tt_job_spawn(tt, t, j);
 }
 

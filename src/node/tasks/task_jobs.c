@@ -267,8 +267,11 @@ static void job_done(void *arg)
         else
             tt_task_save(tt, t);
         TLOG(tt, LOG_INFO, "Task %s: output kept for the manager", t->key);
-        if (j->remove_after)        /* now that the state says so: removed earlier, a node killed */
-            tt_begin_remove(tt, t); /* in between would find its output gone (stored twice) */
+        /* only now that the state says so: removed earlier, a node killed in between would
+         * collect again from a container that is gone (the task's logs stored twice); a
+         * stopped swarm's containers go whatever their outcome, as in tasks_stop_swarm */
+        if (tt_container_goes(tt, t) || t->remove_after)
+            tt_begin_remove(tt, t);
         break;
     case JOB_REMOVE:
         if (j->rc < 0)

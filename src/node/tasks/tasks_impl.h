@@ -80,7 +80,6 @@ typedef struct job {
     int grace_s;
     tasklog_header hdr;
     int final_status; /* the outcome to publish once the logs are delivered (0: none) */
-    bool remove_after;
     /* outputs */
     int rc;
     bool cancelled; /* not run: the table was closing */

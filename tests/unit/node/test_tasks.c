@@ -458,6 +458,30 @@ static void test_a_kill_around_the_removal_keeps_the_output_once(void **state)
     runtime_free(rt);
 }
 
+/* A swarm stopped while a failed task's output is being kept (cleanup_on_failure off): once kept,
+ * its container goes and the task is forgotten, as for one stopped after it was done. */
+static void test_a_swarm_stopped_while_collecting_leaves_nothing(void **state)
+{
+    runtime *rt = runtime_fake_new();
+    task_limits l = limits(4, 4);
+    l.cleanup_on_failure = false;
+    task_table *tt = table(rt, &l);
+    deploy(tt, 8, 1, 0, "i", false);
+    cleanup_free char *name = xstrdup(find(tt, 8, 1)->name);
+    W.fail_uploads = 1;
+    runtime_fake_exit(rt, name, 2, false);
+    tick(tt);
+    assert_int_equal(find(tt, 8, 1)->phase, PHASE_COLLECTING); /* keeping it failed once */
+    tasks_stop_swarm(tt, (node_id){0, 8});
+    pump();
+    tick(tt);
+    assert_int_equal(W.nblobs, 1);
+    assert_null(find(tt, 8, 1));
+    assert_int_equal(runtime_fake_count(rt), 0);
+    tasks_free(tt);
+    runtime_free(rt);
+}
+
 /* ---- with real threads: a slow pull delays only its own task ---- */
 
 static pthread_mutex_t tq_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -637,6 +661,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_retry_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_reclaims_a_create_cut_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_kill_around_the_removal_keeps_the_output_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_swarm_stopped_while_collecting_leaves_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_pull_delays_only_its_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_events_and_stop_while_starting, setup, teardown),
