@@ -502,6 +502,50 @@ def test_refusals_and_manager_errors(env):
     w.StopSwarm(system_pb2.EnvId(swarm_id=SW, task_id=TK), timeout=20)
 
 
+def test_a_call_the_manager_cancels_is_read_as_the_manager_away(env):
+    """A manager that stops cancels the calls it received and had not started (gRPC's server
+    shutdown) and those still running when its grace ends: the task sees CANCELLED, which
+    neither the SDK nor this runtime repeats, and a scheduler failed in a chaos run (a GetGlobal
+    at the moment of the manager's SIGTERM). The node reads CANCELLED it did not ask for as the
+    manager being away: UNAVAILABLE, tried again like a call that found no manager (3 attempts
+    here, then the task's own retries); after data was relayed, the status the runtime repeats a
+    repeatable call on (INTERNAL, "manager failed after data was relayed")."""
+    rn, m, w = env
+
+    def code_of(fn, req):
+        with pytest.raises(grpc.RpcError) as e:
+            r = fn(req, timeout=20)
+            if hasattr(r, "__iter__") and not isinstance(r, system_pb2.Ok):
+                list(r)
+        return e.value.code(), e.value.details()
+
+    m.fail = (grpc.StatusCode.CANCELLED, "Server shutting down")
+    for name, fn, req in [
+        ("GetGlobal", w.GetGlobal, lpb.GetGlobalRequest(swarm_id=SW, task_id=TK, tag="t")),
+        ("GetTaskResult", w.GetTaskResult,
+         lpb.LightResultQuery(task_id=TK, swarm_id=SW, tag="t", size=-1)),
+        ("ScheduleTask", w.ScheduleTask, tasks_pb2.TaskScheduling(task_id=TK, swarm_id=SW)),
+        ("StopSwarm", w.StopSwarm, system_pb2.EnvId(swarm_id=SW, task_id=TK)),
+    ]:
+        n0 = n_calls(m, name)
+        code, details = code_of(fn, req)
+        assert code == grpc.StatusCode.UNAVAILABLE, (name, code, details)
+        assert "the manager cancelled the call" in details, (name, details)
+        assert n_calls(m, name) == n0 + 3, name  # the node tried it again itself
+    for name, fn, req in [
+        ("SetGlobal", w.SetGlobal,
+         iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="t", data=b"x")])),
+        ("AddTaskResult", w.AddTaskResult,
+         iter([lpb.LightResult(task_id=TK, swarm_id=SW, tag="t", data=b"x")])),
+    ]:
+        code, details = code_of(fn, req)
+        assert code == grpc.StatusCode.INTERNAL, (name, code, details)
+        assert "manager failed after data was relayed: UNAVAILABLE: the manager cancelled" in \
+            details, (name, details)
+    m.fail = None
+    w.StopSwarm(system_pb2.EnvId(swarm_id=SW, task_id=TK), timeout=20)
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

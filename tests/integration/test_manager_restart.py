@@ -3,6 +3,8 @@ known again from their next heartbeat, without restarting them; a swarm in progr
 where it was; a task that finished while the manager was away is accounted for once (its node
 keeps its logs and delivers them when the manager is back); FedAvg on real data runs to its
 normal end through two SIGKILLs of its manager, with every round's results stored once."""
+import random
+import signal
 import sqlite3
 import subprocess
 import time
@@ -303,3 +305,93 @@ def test_a_repeated_result_is_stored_once(tmp_path, node_bin):
         if channel is not None:
             channel.close()
         sw.close()
+
+
+LOOP = {
+    # fedavg's shape without the learning: every node adds a result, one node reads them all
+    # and opens the next round on those nodes, or stops the swarm after ROUNDS rounds
+    "work.py": (
+        "from manta.light.task import Task\n"
+        "class Work(Task):\n"
+        "    def run(self):\n"
+        "        r = int(self.world.globals.get('round', 0) or 0)\n"
+        "        self.world.results.add('metrics', {'round': r, 'val_acc': 0.5})\n"
+        "def main():\n    Work().run()\n"),
+    "sched.py": (
+        "import os\n"
+        "from manta.light.task import Task\n"
+        "class Sched(Task):\n"
+        "    def run(self):\n"
+        "        limit = self.world.globals['hp']['rounds']\n"
+        "        rnd = int(self.world.globals.get('round', 0) or 0) + 1\n"
+        "        self.world.globals['round'] = rnd\n"
+        "        got = self.world.results.select('metrics')\n"
+        "        self.logger.info('round %d: %d results', rnd, len(got))\n"
+        "        if rnd >= limit:\n"
+        "            self.world.stop_swarm()\n"
+        "        else:\n"
+        "            self.world.schedule_next_iter(node_ids=sorted(got),\n"
+        "                                          task_to_schedule_alias='work')\n"
+        "def main():\n    Sched().run()\n"),
+}
+
+
+def test_world_calls_through_repeated_manager_stops(tmp_path, node_bin):
+    """Tasks' World calls go on through a manager stopped every 0.5-3 s (SIGTERM, some SIGKILL)
+    and served again: no task fails, every round's results and logs are stored once. A stopping
+    manager cancels the calls it had received and not yet started (gRPC's server shutdown); the
+    task got that CANCELLED and failed with its swarm (3 runs in 10 of this loop, before the node
+    read a CANCELLED it did not ask for as the manager being away)."""
+    rounds = 20
+    seed = random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    d = module_dir(tmp_path, LOOP)
+    (d / "swarm.toml").write_text(
+        f'name = "loop"\n[globals]\nhp = {{ rounds = {rounds} }}\nround = 0\n'
+        '[[tasks]]\nmodule = "work.py"\nalias = "work"\nimage = "none"\nmethod = "all"\n'
+        '[[tasks]]\nmodule = "sched.py"\nalias = "sched"\nimage = "none"\nmethod = "any"\n'
+        'fixed = true\nmaximum = 1\nafter = ["work"]\n')
+    sw = LocalSwarm(tmp_path, node_bin, nodes=2)
+    log = open(tmp_path / "manager.log", "ab")   # read by nobody while it runs: not a pipe
+
+    def serve():
+        sw.proc = subprocess.Popen([sw.mgr, "serve", *sw.common_args()], env=sw.env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        sw.wait_listening()
+    try:
+        serve()
+        sw.start_nodes()
+        wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 2, timeout=30)
+        time.sleep(1.5)  # heard on MQTT
+        sid = sw.admin("submit", str(d / "swarm.toml")).stdout.strip()
+        stops = []
+        for _ in range(200):   # bounded; the swarm ends long before
+            if sw.admin_json("status", sid)["status"] != "RUNNING":
+                break
+            time.sleep(rng.uniform(0.5, 3.0))
+            kill = rng.random() < 0.2
+            sw.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            rc = sw.proc.wait(30)
+            assert kill or rc == 0, f"the manager exited with {rc} on SIGTERM"
+            stops.append("KILL" if kill else "TERM")
+            time.sleep(rng.uniform(0.0, 1.0))
+            serve()
+        st = sw.admin_json("status", sid)
+        why = f"seed {seed}, {len(stops)} stops: {st}"
+        if st["status"] != "STOPPED":
+            why += "\n" + sw.admin("logs", sid, "--task", "sched", check=False).stdout[-3000:]
+            why += "\n" + sw.admin("logs", sid, "--task", "work", check=False).stdout[-3000:]
+        assert st["status"] == "STOPPED" and "stopped by task 'sched'" in st["detail"], why
+        assert len(stops) >= 3, why
+        db = sqlite3.connect(str(sw.store))
+        rows = db.execute("SELECT iteration, node, count(*) FROM results WHERE swarm = ? AND "
+                          "tag = 'metrics' GROUP BY iteration, node", (sid,)).fetchall()
+        assert sorted({r[0] for r in rows}) == list(range(rounds)), (why, rows)
+        assert len(rows) == 2 * rounds and all(r[2] == 1 for r in rows), (why, rows)
+        logs = db.execute("SELECT iteration, count(*) FROM task_logs WHERE swarm = ? "
+                          "GROUP BY iteration, task, node", (sid,)).fetchall()
+        assert len(logs) == 3 * rounds and all(r[1] == 1 for r in logs), (why, logs)
+        print(why)
+    finally:
+        sw.close()
+        log.close()
