@@ -18,6 +18,7 @@
 #include "rpc.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -433,6 +434,7 @@ typedef struct ccall {
     grpc_slice details;
     grpc_byte_buffer *send_bb; /* payload of a send batch still pending */
     bool pending[TAG_COUNT];   /* batches started and not yet plucked */
+    atomic_bool cancelled;     /* this client cancelled it (rpc_*stream_cancel, any thread) */
 } ccall;
 
 static void md_free(grpc_metadata *md, size_t n)
@@ -448,6 +450,7 @@ static void ccall_open(ccall *cc, rpc_channel *ch, const char *method, const rpc
                        size_t nmd, int64_t deadline_ms)
 {
     memset(cc, 0, sizeof(*cc));
+    atomic_init(&cc->cancelled, false);
     cc->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_slice m = grpc_slice_from_copied_string(method ? method : "");
     cc->call = grpc_channel_create_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cc->cq, m, NULL,
@@ -492,11 +495,23 @@ static grpc_event ccall_pluck(ccall *cc, int tag)
     return ev;
 }
 
-/* The call's final status (the status batch has been plucked). */
-static void ccall_status(const ccall *cc, rpc_status *st)
+/* The call's final status (the status batch has been plucked). CANCELLED that this client did
+ * not ask for comes from the server, which cancels calls as it stops (gRPC's server shutdown
+ * cancels those it had not handed to a handler and those arriving meanwhile, grpc/grpc#41785,
+ * and those still running when its grace ends): that is the server going away, UNAVAILABLE,
+ * which callers retry; CANCELLED is no client's to retry. */
+static void ccall_status(ccall *cc, rpc_status *st)
 {
-    status_set_bytes(st, (int)cc->status, (const char *)GRPC_SLICE_START_PTR(cc->details),
-                     GRPC_SLICE_LENGTH(cc->details));
+    const char *details = (const char *)GRPC_SLICE_START_PTR(cc->details);
+    size_t len = GRPC_SLICE_LENGTH(cc->details);
+    if (cc->status != GRPC_STATUS_CANCELLED || atomic_load(&cc->cancelled)) {
+        status_set_bytes(st, (int)cc->status, details, len);
+        return;
+    }
+    char msg[sizeof(st->message)];
+    snprintf(msg, sizeof(msg), "the server cancelled the call (it is stopping): %.*s",
+             (int)(len < 200 ? len : 200), details);
+    status_set(st, RPC_UNAVAILABLE, msg);
 }
 
 /* Cancel if unfinished, pluck what is pending, release everything. */
@@ -562,7 +577,7 @@ static void op_recv_status(grpc_op *op, ccall *cc)
 }
 
 /* The single response of a unary or client-streaming call, once the status is known. */
-static int take_response(const ccall *cc, grpc_byte_buffer *bb, rpc_bytes *resp, rpc_status *st)
+static int take_response(ccall *cc, grpc_byte_buffer *bb, rpc_bytes *resp, rpc_status *st)
 {
     ccall_status(cc, st);
     if (cc->status != GRPC_STATUS_OK)
@@ -710,8 +725,10 @@ int rpc_cstream_finish(rpc_cstream *s, rpc_bytes *resp, rpc_status *st)
 
 void rpc_cstream_cancel(rpc_cstream *s)
 {
-    if (s)
-        grpc_call_cancel(s->cc.call, NULL);
+    if (!s)
+        return;
+    atomic_store(&s->cc.cancelled, true);
+    grpc_call_cancel(s->cc.call, NULL);
 }
 
 void rpc_cstream_free(rpc_cstream *s)
@@ -848,8 +865,10 @@ int rpc_sstream_next_msg(rpc_sstream *s, rpc_msg **msg, rpc_status *st)
 
 void rpc_sstream_cancel(rpc_sstream *s)
 {
-    if (s)
-        grpc_call_cancel(s->cc.call, NULL);
+    if (!s)
+        return;
+    atomic_store(&s->cc.cancelled, true);
+    grpc_call_cancel(s->cc.call, NULL);
 }
 
 void rpc_sstream_free(rpc_sstream *s)

@@ -43,7 +43,9 @@ enum rpc_code {
 /* Name of a code ("UNAVAILABLE"). */
 const char *rpc_code_name(int code);
 
-/* A call's outcome. */
+/* A call's outcome. A client call reports CANCELLED only when this side cancelled it
+ * (rpc_cstream_cancel, rpc_sstream_cancel); a server's cancel (a server stopping cancels calls,
+ * grpc/grpc#41785) reads as UNAVAILABLE, "the server cancelled the call ...". */
 typedef struct rpc_status {
     int code;          /* enum rpc_code */
     char message[512]; /* grpc-message (truncated), "" if none */

@@ -134,9 +134,7 @@ class ChaosRun:
         sw = self.sw
         self.mgr_log.write(f"==== serve at t={self.elapsed():.1f}s\n".encode())
         self.mgr_log.flush()
-        sw.proc = subprocess.Popen([sw.mgr, "serve", *sw.common_args()], env=sw.env,
-                                   stdout=self.mgr_log, stderr=subprocess.STDOUT)
-        sw.wait_listening()
+        sw.start_serve(log=self.mgr_log)
 
     def stop_manager(self, sig):
         p = self.sw.proc

@@ -109,10 +109,12 @@ class LocalSwarm:
                 return False
         wait_for(up, timeout=30, what="manta_manager listening")
 
-    def start_serve(self, *extra):
+    def start_serve(self, *extra, log=None):
+        """`log`: a binary file for the manager's output (for a manager started many times, or
+        whose output nobody reads while it runs: a pipe left unread fills and blocks it)."""
         self.proc = subprocess.Popen([self.mgr, "serve", *self.common_args(), *extra],
-                                     env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     env=self.env, stdout=log or subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=log is None)
         self.wait_listening()
         return self
 

@@ -530,7 +530,7 @@ def test_a_call_the_manager_cancels_is_read_as_the_manager_away(env):
         n0 = n_calls(m, name)
         code, details = code_of(fn, req)
         assert code == grpc.StatusCode.UNAVAILABLE, (name, code, details)
-        assert "the manager cancelled the call" in details, (name, details)
+        assert "the server cancelled the call" in details, (name, details)
         assert n_calls(m, name) == n0 + 3, name  # the node tried it again itself
     for name, fn, req in [
         ("SetGlobal", w.SetGlobal,
@@ -540,7 +540,7 @@ def test_a_call_the_manager_cancels_is_read_as_the_manager_away(env):
     ]:
         code, details = code_of(fn, req)
         assert code == grpc.StatusCode.INTERNAL, (name, code, details)
-        assert "manager failed after data was relayed: UNAVAILABLE: the manager cancelled" in \
+        assert "manager failed after data was relayed: UNAVAILABLE: the server cancelled" in \
             details, (name, details)
     m.fail = None
     w.StopSwarm(system_pb2.EnvId(swarm_id=SW, task_id=TK), timeout=20)

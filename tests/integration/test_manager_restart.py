@@ -352,14 +352,9 @@ def test_world_calls_through_repeated_manager_stops(tmp_path, node_bin):
         '[[tasks]]\nmodule = "sched.py"\nalias = "sched"\nimage = "none"\nmethod = "any"\n'
         'fixed = true\nmaximum = 1\nafter = ["work"]\n')
     sw = LocalSwarm(tmp_path, node_bin, nodes=2)
-    log = open(tmp_path / "manager.log", "ab")   # read by nobody while it runs: not a pipe
-
-    def serve():
-        sw.proc = subprocess.Popen([sw.mgr, "serve", *sw.common_args()], env=sw.env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        sw.wait_listening()
+    log = open(tmp_path / "manager.log", "ab")
     try:
-        serve()
+        sw.start_serve(log=log)
         sw.start_nodes()
         wait_for(lambda: len(sw.admin_json("nodes")["nodes"]) == 2, timeout=30)
         time.sleep(1.5)  # heard on MQTT
@@ -375,7 +370,7 @@ def test_world_calls_through_repeated_manager_stops(tmp_path, node_bin):
             assert kill or rc == 0, f"the manager exited with {rc} on SIGTERM"
             stops.append("KILL" if kill else "TERM")
             time.sleep(rng.uniform(0.0, 1.0))
-            serve()
+            sw.start_serve(log=log)
         st = sw.admin_json("status", sid)
         why = f"seed {seed}, {len(stops)} stops: {st}"
         if st["status"] != "STOPPED":

@@ -120,17 +120,6 @@ bool mc_idle_close(manager_client *mc, int64_t now_ms, int64_t idle_ms)
     return idle != NULL;
 }
 
-void mc_status_from_manager(rpc_status *st)
-{
-    if (st->code != RPC_CANCELLED)
-        return;
-    char was[sizeof(st->message)];
-    snprintf(was, sizeof(was), "%s", st->message);
-    st->code = RPC_UNAVAILABLE;
-    snprintf(st->message, sizeof(st->message),
-             "the manager cancelled the call (it is stopping or restarting): %.200s", was);
-}
-
 bool mc_retryable(int code)
 {
     return code == RPC_UNAVAILABLE || code == RPC_RESOURCE_EXHAUSTED || code == RPC_ABORTED ||
@@ -158,8 +147,6 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
     for (int a = 1;; a++) {
         rpc_bytes out = {0};
         int rc = rpc_unary(ch, method, md, 1, req, len, deadline_ms, &out, st);
-        if (rc < 0)
-            mc_status_from_manager(st); /* this node never cancels a unary call */
         if (rc == 0) {
             mc_channel_release(mc);
             if (resp)

@@ -65,14 +65,6 @@ int mc_call_raw(manager_client *mc, const char *rpc, const void *req, size_t len
 int mc_call(manager_client *mc, const char *rpc, const ProtobufCMessage *req,
             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, rpc_status *st);
 
-/* A failed call's status as this node reads it: CANCELLED on a call the node did not cancel
- * was cancelled by the manager's side, which a manager does as it stops (gRPC's server shutdown
- * cancels the calls it received and had not handed to a handler yet, those arriving as it stops,
- * grpc/grpc#41785, and those still running when its grace ends): it becomes UNAVAILABLE, the
- * manager being away, so that the call is tried again like one that found no manager. Call it
- * only where the node did not cancel the call. */
-void mc_status_from_manager(rpc_status *st);
-
 /* True for statuses worth retrying. */
 bool mc_retryable(int code);
 

@@ -131,8 +131,6 @@ static int upload(node *n, const outbox_item *it, rpc_status *st)
         rpc_bytes resp = {0};
         rc = rpc_cstream_send(s, msg, mlen);
         rc = rpc_cstream_finish(s, &resp, st) < 0 ? -1 : rc;
-        if (rc < 0)
-            mc_status_from_manager(st); /* this node never cancels the upload */
         rpc_bytes_free(&resp);
         rpc_cstream_free(s);
     }

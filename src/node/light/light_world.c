@@ -376,8 +376,6 @@ static enum sstream_outcome sstream_attempt(struct light_service *ls, rpc_call *
         snprintf(st->message, sizeof(st->message),
                  "nothing moved from the manager for %lld ms (network.rpc_timeout)",
                  (long long)w.deadline_ms);
-    } else if (out == SS_FAILED) {
-        mc_status_from_manager(st); /* only the watchdog cancels this stream */
     }
     if (out == SS_FAILED && st->code == RPC_OK) {
         st->code = RPC_INTERNAL;
@@ -840,8 +838,6 @@ static void cstream_relay(struct light_service *ls, rpc_call *call, const cs_met
         snprintf(st.message, sizeof(st.message),
                  "nothing moved to or from the manager for %lld ms (network.rpc_timeout)",
                  (long long)w.deadline_ms);
-    } else {
-        mc_status_from_manager(&st); /* only the watchdog cancels this stream here */
     }
     /* Data left the node: the SDK's retry would send an empty stream; never retryable. Unless
      * no connection to the manager could be made (it is restarting): then nothing reached it,

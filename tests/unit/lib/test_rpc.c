@@ -170,6 +170,8 @@ static void handler(void *ctx, rpc_call *call)
         }
         rpc_call_send_msg(call, "HD", 2, msg, 3);
         rpc_call_finish(call, RPC_OK, NULL);
+    } else if (strcmp(m, "/test.Svc/ServerCancels") == 0) {
+        rpc_call_finish(call, RPC_CANCELLED, "Server shutting down");
     } else if (strcmp(m, "/test.Svc/Fail") == 0) {
         rpc_call_finish(call, RPC_UNAUTHENTICATED, "bad token");
     } else if (strcmp(m, "/test.Svc/LongStatus") == 0) {
@@ -336,6 +338,36 @@ static void test_status_codes(void **state)
     rpc_metadata bad[] = {{"bad key", "v"}};
     assert_int_equal(rpc_unary(fx->ch, "/test.Svc/Echo", bad, 1, "x", 1, 5000, &resp, &st), -1);
     assert_int_equal(st.code, RPC_INTERNAL);
+}
+
+/* A server's CANCELLED (a stopping server cancels calls) is the server going away for the
+ * client: UNAVAILABLE, which callers retry. Its own cancel stays CANCELLED
+ * (test_cancel_from_other_thread). */
+static void test_a_server_cancel_reads_as_unavailable(void **state)
+{
+    fixture *fx = *state;
+    rpc_bytes resp = {0};
+    rpc_status st;
+    assert_int_equal(
+        rpc_unary(fx->ch, "/test.Svc/ServerCancels", NULL, 0, "x", 1, 5000, &resp, &st), -1);
+    assert_int_equal(st.code, RPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "the server cancelled the call"));
+    assert_non_null(strstr(st.message, "Server shutting down"));
+
+    rpc_sstream *s =
+        rpc_sstream_start(fx->ch, "/test.Svc/ServerCancels", NULL, 0, "x", 1, 5000, &st);
+    assert_non_null(s);
+    rpc_bytes m;
+    assert_int_equal(rpc_sstream_next(s, &m, &st), -1);
+    assert_int_equal(st.code, RPC_UNAVAILABLE);
+    rpc_sstream_free(s);
+
+    rpc_cstream *c = rpc_cstream_start(fx->ch, "/test.Svc/ServerCancels", NULL, 0, 5000, &st);
+    assert_non_null(c);
+    rpc_cstream_send(c, "x", 1);
+    assert_int_equal(rpc_cstream_finish(c, &resp, &st), -1);
+    assert_int_equal(st.code, RPC_UNAVAILABLE);
+    rpc_cstream_free(c);
 }
 
 static void test_unknown_method(void **state)
@@ -901,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_unary_echo_metadata),
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_unknown_method),
+        cmocka_unit_test(test_a_server_cancel_reads_as_unavailable),
         cmocka_unit_test(test_client_streaming),
         cmocka_unit_test(test_server_streaming),
         cmocka_unit_test(test_large_message),
