@@ -1483,18 +1483,17 @@ rpc_server *rpc_server_start_opts(const char *addr, const rpc_server_tls *tls, i
     pthread_cond_init(&srv->cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    grpc_arg args[6];
+    grpc_arg args[5];
     size_t n = 0;
     args[n++] = arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1);
     args[n++] = arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1);
     /* accept the keepalive pings of our clients (the default allows one per 5 minutes) */
     args[n++] =
         arg_int(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, KEEPALIVE_TIME_MS / 2);
-    if (opts && opts->idle_close_ms > 0)
-        args[n++] = arg_int(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                            opts->idle_close_ms > INT32_MAX ? INT32_MAX : (int)opts->idle_close_ms);
-    if (opts && opts->window_bytes > 0)
+    if (opts && opts->window_bytes > 0) {
         args[n++] = arg_int(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, opts->window_bytes);
+        args[n++] = arg_int(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    }
     grpc_channel_args cargs = {.num_args = n, .args = args};
     srv->server = grpc_server_create(&cargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);

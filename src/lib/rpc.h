@@ -167,15 +167,17 @@ typedef struct rpc_server_tls {
  * plaintext. Unknown methods reach the handler too (it answers UNIMPLEMENTED). */
 rpc_server *rpc_server_start(const char *addr, const rpc_server_tls *tls, int max_calls,
                              rpc_handler handler, void *ctx, int *bound_port, mt_error **err);
-/* Options of a server that receives large messages (the node's light service). */
+/* Options of a server that receives large messages (the node's light service).
+ * A server never closes a client's idle connection: a close (GOAWAY) races the client's next
+ * call, and a call whose message is larger than gRPC's retry buffer (256 KiB) cannot be tried
+ * again transparently, so it would fail with UNAVAILABLE "GOAWAY received". */
 typedef struct rpc_server_opts {
-    /* > 0: close every connection that has had no call for this long (a GOAWAY; the client
-     * connects again for its next call): a connection keeps spare read buffers after a large
-     * message (rpc_channel_new_own) until it is closed. */
-    int64_t idle_close_ms;
-    /* > 0: the initial HTTP/2 stream window (bytes) offered to clients instead of 64 KiB, so a
-     * fresh connection moves a large message at once instead of while BDP probing grows the
-     * window; also what a client may send on a stream before the handler reads it. */
+    /* > 0: the HTTP/2 stream window (bytes) offered to clients instead of 64 KiB, fixed (BDP
+     * probing, which grows it, off), so a fresh connection moves a large message at full speed
+     * at once; also what a client may send on a stream before the handler reads it. Fixed
+     * because gRPC keeps read buffers of its estimate of the next read (up to twice the largest
+     * recent one, which the window bounds) on every open connection, allocated while it waits
+     * for data: with a growing window an idle connection kept 5-10 MiB after large messages. */
     int window_bytes;
 } rpc_server_opts;
 rpc_server *rpc_server_start_opts(const char *addr, const rpc_server_tls *tls, int max_calls,

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -297,6 +298,7 @@ def env(node, tmp_path, request):
         grpc.channel_ready_future(ch).result(timeout=10)
         w = pbgen.client(ch, "node.light_service.World")
         w.channel = ch
+        w.port = lport
         yield rn, m, w
     finally:
         stop_all(ch, rn, o, m, b)
@@ -640,8 +642,8 @@ def test_large_values(env):
     down_peak = s.peak
     # Far below the 256 MiB value, so one whole copy of it fails the test. What the node holds
     # meanwhile is a chunk or two in the relay and gRPC's buffering on both legs, up to the
-    # HTTP/2 flow-control windows (4 MiB to start with, which BDP probing may grow) and the TCP
-    # read buffers that follow them.
+    # HTTP/2 flow-control windows (512 KiB fixed toward the task, 4 MiB toward the manager,
+    # which BDP probing may grow) and the TCP read buffers that follow them.
     limit = base + (160 if sanitized else 96) * 1024
     after = settled_rss(rn.proc.pid, idle)
     print(f"node RSS KiB: idle {idle}, base {base}, SetGlobal peak {up_peak}, GetGlobal peak "
@@ -650,6 +652,57 @@ def test_large_values(env):
     if not sanitized:
         # Nothing of the values stays: back within SETTLED_KIB of idle.
         assert after < idle + SETTLED_KIB, (idle, after)
+
+
+def test_an_idle_task_connection_is_kept(env):
+    """The light service never closes a task's idle connection. It did (a GOAWAY after 1 s
+    without calls, to give gRPC's buffers back), and that raced the task's next call: a call
+    started as the GOAWAY came, with a message too large for gRPC's transparent retry (a model's
+    SetGlobal), failed with UNAVAILABLE "GOAWAY received". A raw HTTP/2 client connects, does
+    nothing for 4 s, and must see no GOAWAY; then a SetGlobal on a grpcio channel idle as long
+    is relayed."""
+    rn, m, w = env
+    frames = []
+    with socket.create_connection(("127.0.0.1", w.port), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b""))
+        buf = b""
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            s.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                frames.append("EOF")
+                break
+            buf += chunk
+            while len(buf) >= 9:
+                length = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + length:
+                    break
+                ftype, flags = buf[3], buf[4]
+                frames.append(ftype)
+                if ftype == 4 and not flags & 1:  # SETTINGS: acknowledge
+                    s.sendall(h2_frame(4, 1, 0, b""))
+                elif ftype == 6 and not flags & 1:  # PING: answer
+                    s.sendall(h2_frame(6, 1, 0, buf[9:9 + length]))
+                buf = buf[9 + length:]
+    assert 7 not in frames and "EOF" not in frames, f"frames from the node: {frames}"
+    assert 4 in frames  # it spoke HTTP/2 (its SETTINGS)
+
+    # A grpcio channel idle as long, then a value above gRPC's 256 KiB retry buffer.
+    grpc.channel_ready_future(w.channel).result(timeout=10)
+    time.sleep(2.5)
+    value = os.urandom(MIB)
+    w.SetGlobal(iter([lpb.SetGlobalRequest(swarm_id=SW, task_id=TK, tag="idle", data=value)]),
+                timeout=60)
+    assert m.received["idle"] == (1, MIB, hashlib.sha256(value).hexdigest())
+
+
+def h2_frame(ftype, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+        stream.to_bytes(4, "big") + payload
 
 
 def test_c_client_sets_and_gets_a_global(env):

@@ -492,8 +492,8 @@ def test_node_not_listening(env, monkeypatch):
 
 
 def test_a_call_made_while_the_node_restarts_returns(node_bin, tmp_path):
-    """A task's first World call, made after its Local client's connection was closed as idle
-    (GOAWAY after 1 s) and while the node is away (SIGKILLed, restarting), waits for the node
+    """A task's first World call, made after its Local client's call and while the node is away
+    (SIGKILLed, restarting: the connection the Local call used is broken), waits for the node
     and returns once it is back (it adopts the task and serves it on the same port)."""
     data = tmp_path / "data"
     data.mkdir()
@@ -505,7 +505,7 @@ def test_a_call_made_while_the_node_restarts_returns(node_bin, tmp_path):
             # as a task does: its Local client's call, then its World client's first call
             t = Client(e["port"])
             assert t.local.get_binary_data("blob").getvalue() == want
-            time.sleep(2)  # the light service closes the idle connection (GOAWAY) after 1 s
+            time.sleep(2)  # the task computes; its connection sits idle
             e["rn"].kill()
             got = {}
             th = threading.Thread(target=lambda: got.update(v=t.world.globals["hp"]), daemon=True)
@@ -538,7 +538,7 @@ s.wait_for_termination()
 
 def test_no_call_held_forever_after_an_idle_close_and_a_restart(tmp_path):
     """The shape of the chaos test's stalls, reduced: a server that closes idle connections
-    (GOAWAY after 1 s, as the light service does) is killed after it did, a call is made while
+    (GOAWAY after 1 s, as the light service did before 2026-12-07) is killed after it did, a call is made while
     it is down, the server comes back. With gRPC's own retries on, grpcio 1.51 held such a call
     forever, with no connection and no attempt to make one (in 3 of 4 tries); the runtime turns
     them off (_transport.OPTIONS) and retries itself, so the call returns once the server is

@@ -181,9 +181,10 @@ void light_busy_text(char *buf, size_t len, bool consumed)
  *
  * light_trim(ls) only notes the time; the service's trimmer thread acts once LIGHT_TRIM_DELAY_MS
  * passed without another: it closes the relays' connection to the manager if no relay uses it
- * (gRPC keeps spare read buffers about the size of the largest recent transfer on a connection
- * for as long as it is open; the tasks' connections to the light service are closed by the
- * server after LIGHT_IDLE_CLOSE_MS without calls for the same reason), then malloc_trim(0).
+ * (gRPC keeps read buffers of its estimate of the next read, up to twice the largest recent one,
+ * allocated on an open connection), then malloc_trim(0). The tasks' connections to the light
+ * service stay open: closing them when idle raced the task's next call (rpc.h,
+ * rpc_server_opts); what one keeps is bounded by the fixed window (LIGHT_WINDOW).
  * The trim walks the heap and madvises every free page: milliseconds to tens of milliseconds
  * after a 16 MiB value; and every page given back costs a page fault when the next value uses
  * it (tens of microseconds each under a hypervisor: 100-300 ms per 16 MiB measured here,
@@ -459,7 +460,7 @@ static struct light_service *light_start_on(const light_host *h, int port_want, 
      * two finishing or adopted), so a greedy task never keeps another waiting for a thread. */
     int64_t calls = LIGHT_TASK_CALLS * ((int64_t)h->max_tasks + 2) + SPARE_CALLS;
     calls = calls < MIN_CALLS ? MIN_CALLS : calls > MAX_CALLS ? MAX_CALLS : calls;
-    rpc_server_opts opts = {.idle_close_ms = LIGHT_IDLE_CLOSE_MS, .window_bytes = RPC_BULK_WINDOW};
+    rpc_server_opts opts = {.window_bytes = LIGHT_WINDOW};
     ls->srv = rpc_server_start_opts(addr, NULL, (int)calls, &opts, handle, ls, port, err);
     if (ls->srv)
         trimmer_start(ls);

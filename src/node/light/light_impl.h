@@ -50,6 +50,11 @@ void light_slot_release(light_slot *slot);
  * `consumed`: part of the call's stream was read, so the task must not retry it blindly. */
 void light_busy_text(char *buf, size_t len, bool consumed);
 
+/* The HTTP/2 window the light service offers tasks (rpc_server_opts.window_bytes, fixed): what
+ * a task's idle connection keeps allocated follows it, and values move over loopback as fast as
+ * with 4 MiB (bench/README.md). */
+#define LIGHT_WINDOW (512 << 10)
+
 /* After a call that moved a large message (>= LIGHT_TRIM_BYTES): give the memory gRPC and the
  * relay freed back to the system (malloc keeps freed buffers otherwise) - not at once but once
  * no large call has ended for LIGHT_TRIM_DELAY_MS, on the light service's own thread: the calls
@@ -58,12 +63,6 @@ void light_busy_text(char *buf, size_t len, bool consumed);
 #define LIGHT_TRIM_BYTES    (16u << 20)
 #define LIGHT_TRIM_DELAY_MS 1500
 void light_trim(struct light_service *ls);
-/* The light service's server closes a task's connection after this long without calls (the
- * task connects again for its next call): a connection keeps spare read buffers after a large
- * message until it is closed (rpc.h, rpc_channel_new_own). Below LIGHT_TRIM_DELAY_MS, so the trim
- * after a large call comes once the connection that brought it is closed. */
-#define LIGHT_IDLE_CLOSE_MS 1000
-
 /* The channel World's streams relay over (borrowed): a connection to the manager of their own,
  * closed once idle (by the trimmer), so the spare read buffers of a large value go with it. NULL
  * with *st (UNAVAILABLE) if gRPC cannot make it. Release with light_relay_release after the
