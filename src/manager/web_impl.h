@@ -14,14 +14,17 @@
 #include "store.h"
 #include "users.h"
 
-/* What the API keeps of a swarm between requests (web_api.c): its graph, which never changes,
- * and the numeric keys of its results, read on from where the last request stopped. */
+/* What the API keeps of a swarm between requests (web_api.c): its graph, which never changes (read
+ * once), and its history (per iteration of its logs), read on from where the last request
+ * stopped without the mutex held. */
 typedef struct web_cache web_cache;
 web_cache *web_cache_new(void);    /* owned */
 void web_cache_free(web_cache *c); /* NULL is fine */
 
 /* What web_results.c keeps between requests: per swarm, the numeric keys of its results and the
- * series of the keys last drawn, each read on from the store's seq where the last read stopped. */
+ * series of the keys last drawn, each read on from the store's seq where the last read stopped.
+ * Apart from web_cache because its mutex is held while the store is read (two requests never
+ * read the same results twice), which graph and history requests need not wait for. */
 typedef struct web_results web_results;
 web_results *web_results_new(void);    /* owned */
 void web_results_free(web_results *r); /* NULL is fine */
