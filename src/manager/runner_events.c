@@ -79,8 +79,14 @@ void runner_task_error(manager *m, node_id swarm, node_id node, node_id task, ui
     if (!r)
         return;
     inst *in = find_inst(r, node, task, iteration);
-    if (in && in->resent && content && strstr(content, "is already running for iteration")) {
-        in->resent = false; /* the node had it before the restart: it carries on */
+    if (in && content && strstr(content, "is already running for iteration")) {
+        /* The node refused a deploy of this very instance because it has it: the deploy reached
+         * it twice. MQTT delivers at least once (a broker restart between the delivery and its
+         * acknowledgement sends it again), and a resumed run sends again the deploys that may
+         * not have left. The instance carries on (reference-node.md 10.5). */
+        log_msg(m->log, LOG_INFO, "runner",
+                "swarm %s: iteration %u: %s's deploy reached node %.12s twice; it runs once",
+                r->xid, iteration, r->def->tasks[in->task].alias, in->xid);
         return;
     }
     if (in && in->state == INST_DEPLOYED && in->redeploys < 3 && content &&

@@ -25,7 +25,6 @@ typedef struct inst {
     int64_t started_ms;
     int64_t logs_ms;    /* when its logs arrived (0: not yet); the outcome may follow on MQTT */
     uint64_t opened;    /* what it last opened with ScheduleTask (key of alias and nodes), or 0 */
-    bool resent;        /* its deploy was sent again on resuming: "already running" is no error */
     unsigned redeploys; /* deploys sent again because its node restarted before starting it */
 } inst;
 

@@ -229,9 +229,8 @@ static void resume_one(manager *m, const store_swarm *sw)
         if (in->logs_ms || in->running)
             continue;
         /* Its deploy may not have left before the manager stopped: send it again. A node that
-         * has it answers "already running", which resume_one's instances ignore. */
+         * has it answers "already running", which runner_task_error ignores. */
         run_publish_deploy(m, r, in->task, in->iteration, in->xid);
-        in->resent = true;
         resent++;
     }
     r->resumed_ms = clock_mono_ms();

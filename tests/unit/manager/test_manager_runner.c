@@ -839,6 +839,40 @@ static void test_task_error(void **state)
     expect_nothing();
 }
 
+/* A deploy that reached its node twice (MQTT delivers at least once: a broker restart between
+ * the delivery and its acknowledgement sends it again): the node refuses the second with
+ * "already running", which is no failure, while the instance runs and after it finished. */
+static void test_deploy_delivered_twice(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        add_node(i, MNIST, false);
+    start("chain.toml");
+    expect_deploys("worker", 0, 0x7);
+    char dup[160];
+    snprintf(dup, sizeof(dup), "Task %s is already running for iteration 0 and circular 0",
+             "0123456789abcdef0123456789abcdef");
+    pthread_mutex_lock(&M.lock);
+    runner_task_error(&M, SID, nid(1), task_id("worker"), 0, dup);
+    pthread_mutex_unlock(&M.lock);
+    expect_nothing();
+    expect_status(RUN_RUNNING, 0, NULL);
+    for (int i = 0; i < 3; i++)
+        finish(i, "worker", 0);
+    int agg = expect_one_deploy("aggregator", 0);
+    pthread_mutex_lock(&M.lock);
+    runner_task_error(&M, SID, nid(2), task_id("worker"), 0, dup); /* late: it had finished */
+    pthread_mutex_unlock(&M.lock);
+    expect_nothing();
+    expect_status(RUN_RUNNING, 0, NULL);
+    /* any other error still fails the swarm */
+    pthread_mutex_lock(&M.lock);
+    runner_task_error(&M, SID, nid(agg), task_id("aggregator"), 0, "Traceback: boom");
+    pthread_mutex_unlock(&M.lock);
+    expect_status(RUN_FAILED, 0, "'aggregator'", "boom", NULL);
+    expect_stops(0x7, false);
+}
+
 /* Logs arrive: a node that never reports outcomes counts as finished 2 s later (runner_tick);
  * one that does waits for its COMPLETED. */
 static void test_logs_grace(void **state)
@@ -1140,6 +1174,7 @@ int main(void)
         T(test_schedule_errors),
         T(test_failed_instance),
         T(test_task_error),
+        T(test_deploy_delivered_twice),
         T(test_logs_grace),
         T(test_node_lost_all),
         T(test_node_lost_any),
