@@ -536,6 +536,8 @@ static const char *describe(parser *p, size_t pos)
     } else {
         uint32_t cp;
         size_t l = utf8_seq((const unsigned char *)p->s + pos, p->len - pos, &cp);
+        if (l && cp == 0xFEFF) /* a character like any other in strings and comments */
+            return "a byte order mark (U+FEFF), allowed only at the start of the document";
         if (l)
             snprintf(p->dbuf, sizeof(p->dbuf), "'%.*s' (U+%04X)", (int)l, p->s + pos, cp);
         else
@@ -746,8 +748,6 @@ static int check_utf8(parser *p)
         size_t l = utf8_seq(s + i, p->len - i, &cp);
         if (!l)
             return perr(p, i, "invalid UTF-8 byte sequence (byte 0x%02X)", s[i]);
-        if (cp == 0xFEFF)
-            return perr(p, i, "byte order mark is only allowed at the start of the document");
         i += l;
     }
     return 0;

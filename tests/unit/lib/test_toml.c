@@ -311,6 +311,9 @@ static void test_error_messages(void **state)
     expect_error("x = {a = 1}\nx.b = 2\n", TOML_1_1, 2, 1, "inline table");
     expect_error("[a]\nb.c = 1\n[a.b]\n", TOML_1_1, 3, 4, "dotted keys");
     expect_error("a = 1\r\rb = 2\n", TOML_1_1, 1, 6, "carriage return");
+    /* U+FEFF outside a string or comment is a byte order mark out of place */
+    expect_error("a = \xEF\xBB\xBF" "1\n", TOML_1_1, 1, 5, "byte order mark (U+FEFF)");
+    expect_error("\xEF\xBB\xBF\xEF\xBB\xBF" "a = 1\n", TOML_1_0, 1, 1, "byte order mark");
 
     /* name defaults to <input> */
     mt_error *err = NULL;
@@ -459,6 +462,18 @@ static void test_strings(void **state)
     assert_non_null(strstr(out, "\"k\\u0000ey\" = 1\n"));
     assert_non_null(strstr(out, "esc = \"\\u001B[0mA\"\n"));
     free(out);
+    toml_free(root);
+
+    /* U+FEFF is a character like any other inside strings and comments, written as is or
+     * escaped (the fuzzer found the writer's raw U+FEFF refused by the parser) */
+    root = parse_ok("# a comment with \xEF\xBB\xBF in it\n"
+                    "bom = \"\\uFEFF\"\n"
+                    "raw = 'x\xEF\xBB\xBFy'\n"
+                    "\"\xEF\xBB\xBF\" = 1\n");
+    assert_string_equal(toml_table_get(root, "bom")->u.s.ptr, "\xEF\xBB\xBF");
+    assert_string_equal(toml_table_get(root, "raw")->u.s.ptr, "x\xEF\xBB\xBFy");
+    assert_non_null(toml_table_get(root, "\xEF\xBB\xBF"));
+    expect_round_trip(root);
     toml_free(root);
 
     /* builders with NUL */
