@@ -478,6 +478,23 @@ static void finish(int node_i, const char *alias, uint32_t it)
     finished(node_i, alias, it, false, NULL);
 }
 
+/* The common start: three nodes with mnist, chain.toml started, its workers deployed on all. */
+static void start_chain_on_three(void)
+{
+    for (int i = 0; i < 3; i++)
+        add_node(i, MNIST, false);
+    start("chain.toml");
+    expect_deploys("worker", 0, 0x7);
+}
+
+/* SendError from node i about its instance of alias at iteration it. */
+static void task_error(int node_i, const char *alias, uint32_t it, const char *content)
+{
+    pthread_mutex_lock(&M.lock);
+    runner_task_error(&M, SID, nid(node_i), task_id(alias), it, content);
+    pthread_mutex_unlock(&M.lock);
+}
+
 /* The runner's answer as the node service gives it: the rpc code, the message into msg. */
 static int answer(int rc, mt_error **err, char *msg, size_t msg_size)
 {
@@ -724,10 +741,7 @@ static void test_stop(void **state)
 static void test_stop_mid_task(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     char msg[256] = "";
     pthread_mutex_lock(&M.lock);
     int rc = stop_as(SID, nid(1), task_id("worker"), 0, msg, sizeof(msg));
@@ -798,10 +812,7 @@ static void test_schedule_errors(void **state)
 static void test_failed_instance(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     finish(0, "worker", 0);
     finished(1, "worker", 0, true, "exit code 3");
     expect_status(RUN_FAILED, 0, "'worker'", nxid(1), "exit code 3", NULL);
@@ -817,22 +828,15 @@ static void test_failed_instance(void **state)
 static void test_task_error(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     for (int i = 0; i < 3; i++)
         finish(i, "worker", 0);
     int agg = expect_one_deploy("aggregator", 0);
-    pthread_mutex_lock(&M.lock);
     /* an error about an instance that does not exist changes nothing */
-    runner_task_error(&M, SID, nid(agg), task_id("tester"), 0, "unrelated");
-    pthread_mutex_unlock(&M.lock);
+    task_error(agg, "tester", 0, "unrelated");
     expect_nothing();
     expect_status(RUN_RUNNING, 0, NULL);
-    pthread_mutex_lock(&M.lock);
-    runner_task_error(&M, SID, nid(agg), task_id("aggregator"), 0, "Traceback: boom");
-    pthread_mutex_unlock(&M.lock);
+    task_error(agg, "aggregator", 0, "Traceback: boom");
     expect_status(RUN_FAILED, 0, "'aggregator'", nxid(agg), "boom", NULL);
     expect_stops(0x7, false);
     finish(agg, "aggregator", 0);
@@ -845,30 +849,21 @@ static void test_task_error(void **state)
 static void test_deploy_delivered_twice(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     char dup[160];
     snprintf(dup, sizeof(dup), "Task %s is already running for iteration 0 and circular 0",
              "0123456789abcdef0123456789abcdef");
-    pthread_mutex_lock(&M.lock);
-    runner_task_error(&M, SID, nid(1), task_id("worker"), 0, dup);
-    pthread_mutex_unlock(&M.lock);
+    task_error(1, "worker", 0, dup);
     expect_nothing();
     expect_status(RUN_RUNNING, 0, NULL);
     for (int i = 0; i < 3; i++)
         finish(i, "worker", 0);
     int agg = expect_one_deploy("aggregator", 0);
-    pthread_mutex_lock(&M.lock);
-    runner_task_error(&M, SID, nid(2), task_id("worker"), 0, dup); /* late: it had finished */
-    pthread_mutex_unlock(&M.lock);
+    task_error(2, "worker", 0, dup); /* late: it had finished */
     expect_nothing();
     expect_status(RUN_RUNNING, 0, NULL);
     /* any other error still fails the swarm */
-    pthread_mutex_lock(&M.lock);
-    runner_task_error(&M, SID, nid(agg), task_id("aggregator"), 0, "Traceback: boom");
-    pthread_mutex_unlock(&M.lock);
+    task_error(agg, "aggregator", 0, "Traceback: boom");
     expect_status(RUN_FAILED, 0, "'aggregator'", "boom", NULL);
     expect_stops(0x7, false);
 }
@@ -920,10 +915,7 @@ static void test_logs_grace(void **state)
 static void test_node_lost_all(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     lose(2);
     expect_nothing();
     expect_status(RUN_RUNNING, 0, NULL);
@@ -954,10 +946,7 @@ static void test_node_lost_all(void **state)
 static void test_node_lost_any(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     for (int i = 0; i < 3; i++)
         finish(i, "worker", 0);
     int agg = expect_one_deploy("aggregator", 0);
@@ -995,10 +984,7 @@ static void test_node_lost_any(void **state)
 static void test_node_lost_after_logs(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        add_node(i, MNIST, false);
-    start("chain.toml");
-    expect_deploys("worker", 0, 0x7);
+    start_chain_on_three();
     for (int i = 0; i < 3; i++)
         finish(i, "worker", 0);
     int agg = expect_one_deploy("aggregator", 0);
