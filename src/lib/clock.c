@@ -51,6 +51,15 @@ struct timespec clock_mono_after(int64_t ms)
     return clock_ts_add_ms(now, ms);
 }
 
+void clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 char *clock_iso_local(void)
 {
     time_t t = time(NULL);

@@ -8,6 +8,7 @@
 #ifndef MANTA_CLOCK_H
 #define MANTA_CLOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -33,6 +34,9 @@ bool clock_ts_before(struct timespec a, struct timespec b);
 /* Now + ms on CLOCK_MONOTONIC: the deadline for pthread_cond_timedwait on a condition variable
  * set to CLOCK_MONOTONIC (pthread_condattr_setclock). */
 struct timespec clock_mono_after(int64_t ms);
+/* Initialise *cv to time its waits on CLOCK_MONOTONIC (deadlines from clock_mono_after);
+ * destroy with pthread_cond_destroy. */
+void clock_cond_init(pthread_cond_t *cv);
 
 /* The time of day as "YYYY-MM-DDTHH:MM:SS", local time, no zone (the instance and config
  * files' start and creation times). Returns owned. */

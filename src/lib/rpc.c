@@ -1477,11 +1477,7 @@ rpc_server *rpc_server_start_opts(const char *addr, const rpc_server_tls *tls, i
     srv->ctx = ctx;
     srv->max_calls = max_calls;
     pthread_mutex_init(&srv->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&srv->cv);
 
     grpc_arg args[5];
     size_t n = 0;

@@ -61,11 +61,7 @@ workers *workers_start(int n, size_t capacity)
     w->capacity = capacity;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->idle_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&w->idle_cv);
     w->threads = xcalloc((size_t)n, sizeof(pthread_t));
     for (int i = 0; i < n; i++) {
         if (pthread_create(&w->threads[w->n], NULL, worker_main, w) != 0)

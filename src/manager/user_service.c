@@ -869,11 +869,7 @@ int user_service_init(manager *m, mt_error **err)
 {
     struct user_service *us = xcalloc(1, sizeof(*us));
     pthread_mutex_init(&us->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&us->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&us->cv);
     m->us = us;
     store_object o = {0};
     int r = store_object_get(m->st, "meta", "cluster_id", false, &o, err);

@@ -114,11 +114,7 @@ static void watchdog_start(watchdog *w, int64_t deadline_ms, int port, rpc_cstre
 {
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&w->cv);
     w->deadline_ms = deadline_ms > 0 ? deadline_ms : 30000;
     w->port = port;
     w->cs = cs;
