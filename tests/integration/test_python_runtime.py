@@ -519,6 +519,61 @@ def test_a_call_made_while_the_node_restarts_returns(node_bin, tmp_path):
             t.cleanup()
 
 
+
+def test_calls_across_restarts_are_never_refused(node_bin, tmp_path):
+    """A restarted node serves its light service before it has read its task table: a task's
+    call arriving in between must wait for the adoption, not be refused as a stranger's
+    (FAILED_PRECONDITION, which a task does not retry: a CI run of the chaos test saw a task fail
+    so). Six clients call ListDir as fast as they can, reconnecting within milliseconds, while
+    the node is SIGKILLed and restarted five times: every answer is Ok, or UNAVAILABLE while
+    nothing listens. (test_light.c holds the waiting itself to account; this holds the node to
+    setting it up around its adoption.)"""
+    from manta._proto.node import light_service_pb2 as lpb
+    data = tmp_path / "data"
+    (data / "d").mkdir(parents=True)
+    (data / "d" / "a").write_text("a")
+    codes, lock, stop = {}, threading.Lock(), threading.Event()
+    with node_with_sleeper(node_bin, tmp_path, {"d": data / "d"}) as e:
+        req = lpb.DirRequest(data_request=lpb.DataRequest(
+            task_id=system_pb2.PairId(head=0, tail=SLEEPER), swarm_id=pair(SWARM), name="d"),
+            path="")
+
+        def hammer():
+            ch = grpc.insecure_channel(f"127.0.0.1:{e['port']}", options=[
+                ("grpc.initial_reconnect_backoff_ms", 5), ("grpc.max_reconnect_backoff_ms", 10),
+                ("grpc.enable_retries", 0)])
+            call = ch.unary_unary("/node.light_service.Local/ListDir",
+                                  request_serializer=lpb.DirRequest.SerializeToString,
+                                  response_deserializer=lpb.ListDirResponse.FromString)
+            deadline = time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    got = [p.value for p in call(req, timeout=30, wait_for_ready=True).paths]
+                    code = "OK" if got == ["a"] else f"answered {got}"
+                except grpc.RpcError as ex:
+                    code = ex.code().name
+                    if code != "UNAVAILABLE":
+                        code += ": " + (ex.details() or "")
+                with lock:
+                    codes[code] = codes.get(code, 0) + 1
+            ch.close()
+
+        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(6)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(5):
+                time.sleep(0.5)
+                e["rn"].kill()
+                e["rn"] = RunningNode(e["node"])
+                e["rn"].wait_line("✓ Ready to execute tasks", timeout=60)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+    assert codes.get("OK", 0) > 0 and set(codes) <= {"OK", "UNAVAILABLE"}, codes
+
 GOAWAY_SERVER = """
 import sys
 from concurrent import futures

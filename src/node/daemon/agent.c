@@ -217,6 +217,7 @@ static int tasks_setup(node *n, mt_error **err)
              n->runtime_name, (long long)l.max_concurrent,
              (unsigned long long)(l.memory_bytes >> 20), l.cpus, (long long)l.timeout_s);
     tasks_recover(n->tasks);
+    light_tasks_known(n->light);
     return 0;
 }
 
@@ -486,6 +487,7 @@ int agent_start(node *n, mt_error **err)
     fflush(n->out);
 
     light_host lh = light_host_of(n);
+    lh.adopting = true; /* until tasks_setup adopted the last run's tasks */
     n->light = light_start(&lh, &n->light_port, err);
     if (!n->light) {
         return at_stage(err, AGENT_STAGE_LIGHT);

@@ -2,6 +2,7 @@
  * datasets, and dispatch to light_local.c / light_world.c. */
 #include "light.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,6 +48,8 @@ struct light_service {
     struct task_calls *busy;
     size_t nbusy;
     dataset_set datasets;
+    bool adopting;          /* light_host.adopting until light_tasks_known (under mu) */
+    pthread_cond_t adopted; /* CLOCK_MONOTONIC; broadcast when adopting ends */
     /* giving memory back (below) */
     pthread_mutex_t tmu;
     pthread_cond_t tcv; /* CLOCK_MONOTONIC */
@@ -88,22 +91,43 @@ void light_task_clear(struct light_service *ls, node_id swarm, node_id task)
     pthread_mutex_unlock(&ls->mu);
 }
 
+static struct known_task *known(struct light_service *ls, node_id swarm, node_id task)
+{
+    for (size_t i = 0; i < ls->ntasks; i++)
+        if (node_id_equal(ls->tasks[i].swarm, swarm) && node_id_equal(ls->tasks[i].task, task))
+            return &ls->tasks[i];
+    return NULL;
+}
+
 bool light_task_lookup(struct light_service *ls, node_id swarm, node_id task, uint32_t *iteration,
                        uint32_t *circular)
 {
-    bool found = false;
     pthread_mutex_lock(&ls->mu);
-    for (size_t i = 0; i < ls->ntasks && !found; i++) {
-        if (node_id_equal(ls->tasks[i].swarm, swarm) && node_id_equal(ls->tasks[i].task, task)) {
-            found = true;
-            if (iteration)
-                *iteration = ls->tasks[i].iteration;
-            if (circular)
-                *circular = ls->tasks[i].circular;
+    struct known_task *k = known(ls, swarm, task);
+    if (!k && ls->adopting) {
+        /* The node restarted and has not adopted its running tasks yet: a task retrying across
+         * the restart reached it first. Not a stranger until the adoption says so. */
+        struct timespec due = clock_mono_after(LIGHT_ADOPT_WAIT_MS);
+        int rc = 0;
+        while (!k && ls->adopting && rc != ETIMEDOUT) {
+            rc = pthread_cond_timedwait(&ls->adopted, &ls->mu, &due);
+            k = known(ls, swarm, task);
         }
     }
+    if (k && iteration)
+        *iteration = k->iteration;
+    if (k && circular)
+        *circular = k->circular;
     pthread_mutex_unlock(&ls->mu);
-    return found;
+    return k != NULL;
+}
+
+void light_tasks_known(struct light_service *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    ls->adopting = false;
+    pthread_cond_broadcast(&ls->adopted);
+    pthread_mutex_unlock(&ls->mu);
 }
 
 int light_task_status(struct light_service *ls, node_id swarm, node_id task)
@@ -232,11 +256,7 @@ static void *trimmer_main(void *arg)
 static void trimmer_start(struct light_service *ls)
 {
     pthread_mutex_init(&ls->tmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ls->tcv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&ls->tcv);
     ls->trunning = pthread_create(&ls->tth, NULL, trimmer_main, ls) == 0;
 }
 
@@ -451,6 +471,8 @@ static struct light_service *light_start_on(const light_host *h, int port_want, 
     struct light_service *ls = xcalloc(1, sizeof(*ls));
     ls->h = *h;
     pthread_mutex_init(&ls->mu, NULL);
+    ls->adopting = h->adopting;
+    clock_cond_init(&ls->adopted);
     copy_datasets(&ls->datasets, h->datasets);
     const char *host = h->host;
     cleanup_free char *addr = strchr(host, ':') ? xasprintf("[%s]:%d", host, port_want)
@@ -466,6 +488,7 @@ static struct light_service *light_start_on(const light_host *h, int port_want, 
         trimmer_start(ls);
     if (!ls->srv) {
         datasets_release(&ls->datasets);
+        pthread_cond_destroy(&ls->adopted);
         pthread_mutex_destroy(&ls->mu);
         free(ls);
         mt_error_wrap(err, "cannot start the light service on %s", addr);
@@ -478,12 +501,14 @@ void light_stop(struct light_service *ls)
 {
     if (!ls)
         return;
+    light_tasks_known(ls); /* no call waits for an adoption that will not come */
     rpc_server_stop(ls->srv, 1000);
     trimmer_stop(ls);
     malloc_trim(0); /* what the last calls left */
     datasets_release(&ls->datasets);
     free(ls->tasks);
     free(ls->busy);
+    pthread_cond_destroy(&ls->adopted);
     pthread_mutex_destroy(&ls->mu);
     free(ls);
 }

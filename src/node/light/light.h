@@ -7,6 +7,7 @@
 #ifndef MANTA_LIGHT_H
 #define MANTA_LIGHT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "datasets.h"
@@ -28,6 +29,10 @@ typedef struct light_host {
     int port;              /* network.light_service_port; 0: the last run's if free, else any */
     int max_tasks;         /* resources.max_concurrent_tasks: sizes the server's call threads */
     const dataset_set *datasets; /* served from the start (copied) */
+    /* The node is about to adopt the tasks of its last run (it restarted): until
+     * light_tasks_known(), a call from a task the service does not know waits for the adoption
+     * (at most LIGHT_ADOPT_WAIT_MS) instead of being refused as a stranger's. */
+    bool adopting;
 } light_host;
 
 /* malloc set up so memory the light service's large values used can be given back: one arena
@@ -48,6 +53,9 @@ void light_stop(struct light_service *ls);
 void light_task_set(struct light_service *ls, node_id swarm, node_id task, uint32_t iteration,
                     uint32_t circular, int status);
 void light_task_clear(struct light_service *ls, node_id swarm, node_id task);
+/* Every task the node runs is now set: calls waiting for the adoption (light_host.adopting) are
+ * answered, and from now on a call from an unknown task is refused at once. Thread-safe. */
+void light_tasks_known(struct light_service *ls);
 
 /* The datasets served (copied; replaced on SIGHUP). Thread-safe. */
 void light_set_datasets(struct light_service *ls, const dataset_set *ds);

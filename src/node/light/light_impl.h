@@ -16,9 +16,14 @@
 
 struct light_service;
 
-/* Is (swarm, task) a task of this node? Fills its iteration/circular (may be NULL). */
+/* Is (swarm, task) a task of this node? Fills its iteration/circular (may be NULL). While the
+ * node is adopting its tasks (light_host.adopting), an unknown one is waited for. */
 bool light_task_lookup(struct light_service *ls, node_id swarm, node_id task, uint32_t *iteration,
                        uint32_t *circular);
+
+/* The longest a call from an unknown task waits for the node to adopt the tasks of its last run
+ * (light_host.adopting): the start of a node is seconds at most; past this it is refused. */
+#define LIGHT_ADOPT_WAIT_MS 30000
 
 /* The status the node last reported for the task (common.tasks.TaskStatus), 0 if unknown. */
 int light_task_status(struct light_service *ls, node_id swarm, node_id task);
