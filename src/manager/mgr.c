@@ -33,6 +33,18 @@ void mgr_wake(manager *m)
         loop_wake(m->loop);
 }
 
+static void msgs_free(mgr_msg **head, mgr_msg **tail)
+{
+    while (*head) {
+        mgr_msg *next = (*head)->next;
+        free((*head)->topic);
+        free((*head)->payload);
+        free(*head);
+        *head = next;
+    }
+    *tail = NULL;
+}
+
 void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,
                  size_t len)
 {
@@ -41,12 +53,49 @@ void mgr_publish(manager *m, const char *node_xid, const char *command, const vo
     msg->payload = xmalloc(len ? len : 1);
     memcpy(msg->payload, payload, len);
     msg->len = len;
-    if (m->out_tail)
-        m->out_tail->next = msg;
+    mgr_msg **head = &m->out_head, **tail = &m->out_tail;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        mgr_node *n = m->nodes[i];
+        if (n->connected && !n->ready && strcmp(n->xid, node_xid) == 0) {
+            head = &n->held_head;
+            tail = &n->held_tail;
+        }
+    }
+    if (*tail)
+        (*tail)->next = msg;
     else
-        m->out_head = msg;
-    m->out_tail = msg;
+        *head = msg;
+    *tail = msg;
+    if (head == &m->out_head)
+        mgr_wake(m);
+}
+
+void mgr_node_heard(manager *m, mgr_node *n)
+{
+    if (n->ready)
+        return;
+    n->ready = true; /* subscribed by now: commands reach it */
+    if (n->held_head) {
+        if (m->out_tail)
+            m->out_tail->next = n->held_head;
+        else
+            m->out_head = n->held_head;
+        m->out_tail = n->held_tail;
+        n->held_head = n->held_tail = NULL;
+    }
     mgr_wake(m);
+}
+
+void mgr_node_free(mgr_node *n)
+{
+    if (!n)
+        return;
+    mem_free_strv(&n->datasets);
+    free(n->platform.data);
+    free(n->overviews.data);
+    free(n->metrics.data);
+    msgs_free(&n->held_head, &n->held_tail);
+    free(n);
 }
 
 mgr_node *mgr_node_find(manager *m, node_id id)
@@ -69,6 +118,10 @@ void mgr_node_lost(manager *m, mgr_node *n, const char *why)
     n->connected = false;
     n->will_ms = 0;
     log_msg(m->log, LOG_WARNING, "nodes", "node %s (%s) is lost: %s", n->xid, n->alias, why);
+    if (n->held_head)
+        log_info(m->log, "nodes",
+                 "the commands held for node %s until it was heard on MQTT are not sent", n->xid);
+    msgs_free(&n->held_head, &n->held_tail);
     mt_error *err = NULL;
     store_node_set_status(m->st, n->xid, "LOST", clock_wall_ms(), &err);
     mt_error_free(&err);
@@ -428,23 +481,12 @@ void mgr_close(manager *m)
     }
     pthread_mutex_lock(&m->lock);
     runner_free_all(m);
-    for (size_t i = 0; i < m->nnodes; i++) {
-        mem_free_strv(&m->nodes[i]->datasets);
-        free(m->nodes[i]->platform.data);
-        free(m->nodes[i]->overviews.data);
-        free(m->nodes[i]->metrics.data);
-        free(m->nodes[i]);
-    }
+    for (size_t i = 0; i < m->nnodes; i++)
+        mgr_node_free(m->nodes[i]);
     free(m->nodes);
     m->nodes = NULL;
     m->nnodes = 0;
-    while (m->out_head) {
-        mgr_msg *n = m->out_head->next;
-        free(m->out_head->topic);
-        free(m->out_head->payload);
-        free(m->out_head);
-        m->out_head = n;
-    }
+    msgs_free(&m->out_head, &m->out_tail);
     pthread_mutex_unlock(&m->lock);
     store_close(m->st);
     m->st = NULL;

@@ -47,6 +47,11 @@ typedef struct mgr_node {
                            * it was heard from since (see sweep in mgr.c) */
     char **datasets;      /* NULL-terminated overview names, owned */
     unsigned running;     /* task instances deployed and not finished */
+    /* Commands for it while it is registered but not heard on MQTT (ready false: it may not be
+     * subscribed yet, and a node with a clean session, as the reference's, loses what is
+     * published before it is): published when it is heard (mgr_node_heard), dropped if it is
+     * lost first (the runner places its instances again). */
+    struct mgr_msg *held_head, *held_tail;
     /* for the user services (packed messages, owned, len 0 = none yet) */
     ProtobufCBinaryData platform;  /* common.informations.PlatformInfo of the registration */
     ProtobufCBinaryData overviews; /* common.informations.Overviews, latest */
@@ -101,7 +106,7 @@ typedef struct manager {
 } manager;
 
 /* Queue an MQTT command for a node: topic "manta/nodes/<xid>/<command>". Lock held. Copies
- * the payload. */
+ * the payload. Held on the node while it is registered but not heard on MQTT (mgr_node). */
 void mgr_publish(manager *m, const char *node_xid, const char *command, const void *payload,
                  size_t len);
 /* Wake the main loop (outbox or run state changed). Any thread. */
@@ -114,6 +119,10 @@ void mgr_resume(manager *m);
 mgr_node *mgr_node_find(manager *m, node_id id);
 /* Mark a node lost (will, DISCONNECTED, or silence) and tell the runner. Lock held. */
 void mgr_node_lost(manager *m, mgr_node *n, const char *why);
+/* The node was heard on MQTT (ready): the commands held for it leave. Lock held. */
+void mgr_node_heard(manager *m, mgr_node *n);
+/* Free a node of the registry (its commands held too). */
+void mgr_node_free(mgr_node *n);
 /* Seconds a node whose last will arrived has to be heard from again before it is lost:
  * min(node_timeout, MGR_WILL_GRACE_S). */
 #define MGR_WILL_GRACE_S 10

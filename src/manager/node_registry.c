@@ -78,10 +78,8 @@ void ns_touch_from(manager *m, node_id id, bool mqtt)
     if (n) {
         n->last_seen_ms = clock_mono_ms();
         n->will_ms = 0;
-        if (mqtt && !n->ready) {
-            n->ready = true; /* subscribed by now: commands reach it */
-            mgr_wake(m);
-        }
+        if (mqtt)
+            mgr_node_heard(m, n);
         if (!n->connected) {
             n->connected = true;
             log_info(m->log, "nodes", "node %s is back", n->xid);

@@ -219,7 +219,9 @@ int run_place_and_deploy(manager *m, swarm_run *r, size_t ti, uint32_t iteration
             continue;
         pn[n].id = nd->id;
         memcpy(pn[n].xid, nd->xid, sizeof(pn[n].xid));
-        pn[n].connected = nd->connected && nd->ready;
+        /* registered but not heard on MQTT yet (starting, or restarting: a node killed and
+         * started again): placed all the same, its commands held until it is (mgr_publish) */
+        pn[n].connected = nd->connected;
         pn[n].has_gpu = false;
         static const char *const none[] = {NULL};
         pn[n].datasets = nd->datasets ? (const char *const *)nd->datasets : none;

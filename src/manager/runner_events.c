@@ -215,8 +215,8 @@ int runner_schedule(manager *m, node_id swarm, node_id caller_task, const char *
         return 0;
     for (size_t i = 0; i < nuniq; i++) {
         mgr_node *n = mgr_node_find(m, ids[i]);
-        if (n && n->connected && n->ready)
-            continue;
+        if (n && n->connected)
+            continue; /* not heard on MQTT yet (starting or restarting): its deploy is held */
         /* Just resumed: a node of this run not heard from yet (it is at its next heartbeat)
          * still gets the deploy on its persistent session; if it is gone, the settling after
          * node_timeout treats it as lost. */
