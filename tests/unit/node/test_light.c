@@ -142,12 +142,34 @@ static void call_join(call *c)
     pthread_join(c->th, NULL);
 }
 
+/* One call made and waited for: its status code (*entries: what ListDir listed). */
+static int call_code(const fixture *f, node_id task, size_t *entries)
+{
+    call c;
+    call_start(&c, f->port, task);
+    call_join(&c);
+    if (entries)
+        *entries = c.entries;
+    return c.st.code;
+}
+
 /* The call is still waiting after `ms` (it cannot have an answer: nothing it waits for happened).
  */
 static void assert_waiting(call *c, int ms)
 {
     usleep((useconds_t)ms * 1000);
     assert_int_equal(__atomic_load_n(&c->done, __ATOMIC_ACQUIRE), 0);
+}
+
+/* A service adopting (tasks set: `adopted`) and a call of `task` to it, shown to be waiting. */
+static void start_with_a_waiting_call(fixture *f, const node_id *adopted, size_t n, call *c,
+                                      node_id task)
+{
+    start(f, true);
+    for (size_t i = 0; i < n; i++)
+        light_task_set(f->ls, SWARM, adopted[i], 1, 0, 0);
+    call_start(c, f->port, task);
+    assert_waiting(c, 300);
 }
 
 static void test_known_task_answered_unknown_refused(void **state)
@@ -161,14 +183,11 @@ static void test_known_task_answered_unknown_refused(void **state)
     assert_int_equal(c.st.code, RPC_FAILED_PRECONDITION);
     assert_non_null(strstr(c.st.message, "not a task of this node"));
     light_task_set(f.ls, SWARM, TASK, 3, 0, 0);
-    call_start(&c, f.port, TASK);
-    call_join(&c);
-    assert_int_equal(c.st.code, RPC_OK);
-    assert_int_equal(c.entries, 1);
+    size_t entries = 0;
+    assert_int_equal(call_code(&f, TASK, &entries), RPC_OK);
+    assert_int_equal(entries, 1);
     light_task_clear(f.ls, SWARM, TASK);
-    call_start(&c, f.port, TASK);
-    call_join(&c);
-    assert_int_equal(c.st.code, RPC_FAILED_PRECONDITION);
+    assert_int_equal(call_code(&f, TASK, NULL), RPC_FAILED_PRECONDITION);
     light_stop(f.ls);
 }
 
@@ -176,10 +195,8 @@ static void test_call_waits_for_the_adoption(void **state)
 {
     (void)state;
     fixture f;
-    start(&f, true);
     call c;
-    call_start(&c, f.port, TASK);
-    assert_waiting(&c, 300);
+    start_with_a_waiting_call(&f, NULL, 0, &c, TASK);
     /* what tasks_recover does for a task still running, then the agent says it is done */
     light_task_set(f.ls, SWARM, TASK, 1, 0, 0);
     light_tasks_known(f.ls);
@@ -193,22 +210,14 @@ static void test_a_stranger_is_refused_once_the_adoption_ends(void **state)
 {
     (void)state;
     fixture f;
-    start(&f, true);
-    light_task_set(f.ls, SWARM, TASK, 1, 0, 0);
-    call c, stranger;
-    call_start(&c, f.port, TASK); /* adopted already: answered at once */
-    call_join(&c);
-    assert_int_equal(c.st.code, RPC_OK);
     node_id other = {0x7777, 0x8888};
-    call_start(&stranger, f.port, other);
-    assert_waiting(&stranger, 300);
+    call stranger;
+    start_with_a_waiting_call(&f, &TASK, 1, &stranger, other);
+    assert_int_equal(call_code(&f, TASK, NULL), RPC_OK); /* adopted already: at once */
     light_tasks_known(f.ls);
     call_join(&stranger);
     assert_int_equal(stranger.st.code, RPC_FAILED_PRECONDITION);
-    /* from now on, at once */
-    call_start(&stranger, f.port, other);
-    call_join(&stranger);
-    assert_int_equal(stranger.st.code, RPC_FAILED_PRECONDITION);
+    assert_int_equal(call_code(&f, other, NULL), RPC_FAILED_PRECONDITION); /* now at once */
     light_stop(f.ls);
 }
 
@@ -216,10 +225,8 @@ static void test_stop_ends_a_wait(void **state)
 {
     (void)state;
     fixture f;
-    start(&f, true);
     call c;
-    call_start(&c, f.port, TASK);
-    assert_waiting(&c, 300);
+    start_with_a_waiting_call(&f, NULL, 0, &c, TASK);
     light_stop(f.ls); /* the node failed to start: no adoption will come */
     call_join(&c);
     assert_int_not_equal(c.st.code, RPC_OK);
